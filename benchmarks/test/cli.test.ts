@@ -33,7 +33,7 @@ describe('pnpm bench', () => {
     const result = BenchResultSchema.parse(json);
     expect(result.quick).toBe(true);
     expect(result.metrics.sqlite_full_commits?.value).toBeGreaterThan(0);
-  });
+  }, 60_000);
 
   it('exits 2 with the list of benchmarks for an unknown name', () => {
     const run = bench('no-such-bench', '--out', outDir);
