@@ -1,10 +1,12 @@
-import { defaultServerConditions } from 'vite';
+import { defaultServerConditions, type UserConfig } from 'vite';
+
+const conditions = ['@unrdf/source', ...defaultServerConditions];
 
 /**
  * Resolve workspace packages to their TypeScript source (the `@unrdf/source` export
  * condition), so tests never need a prior build. Spread into each project's config.
  */
-export const sourceConditions = {
-  resolve: { conditions: ['@unrdf/source', ...defaultServerConditions] },
-  ssr: { resolve: { conditions: ['@unrdf/source', ...defaultServerConditions] } },
-} as const;
+export const sourceConditions: Pick<UserConfig, 'resolve' | 'ssr'> = {
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
+};

@@ -1,6 +1,8 @@
 import { defineProject } from 'vitest/config';
+import { sourceConditions } from '../vitest.shared.js';
 
 export default defineProject({
+  ...sourceConditions,
   test: {
     name: 'benchmarks',
     include: ['test/**/*.test.ts'],

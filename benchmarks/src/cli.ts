@@ -4,9 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderResult, writeResult } from './harness/report.js';
 import { runBenchmark } from './harness/run-benchmark.js';
-import { benchmarks } from './registry.js';
+import { loadBenchmarks } from './registry.js';
 
 const DEFAULT_RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
+
+const benchmarks = await loadBenchmarks();
 
 const usage = `usage: pnpm bench <name>|all [--quick]
 

@@ -8,7 +8,7 @@ import { LatencyHistogram } from '../harness/histogram.js';
  * What this machine can do at all: raw hashing, an fsynced commit, an event-loop
  * turn. Every other benchmark's figures are read against these.
  */
-export const machineBaseline: Benchmark = {
+export const benchmark: Benchmark = {
   name: 'machine-baseline',
   description: 'raw SHA-256 rate (node:crypto, @noble/hashes), fsynced SQLite commit latency, event-loop turn',
   async run({ quick, progress, scratchDir }) {
