@@ -1,0 +1,294 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Logger, pino } from 'pino';
+import { z } from 'zod';
+import { createHlc, encodeHlc, type Hlc } from './hlc.js';
+import { flushOnExit } from './internal/exit-flush.js';
+import { parseOptions } from './internal/parse.js';
+
+/** One structured log record as written: pino's fields plus node id, per-node seq and HLC. */
+export const LogRecordSchema = z.looseObject({
+  node: z.string().min(1),
+  seq: z.number().int().positive(),
+  hlc: z.string().regex(/^\d{15}\.\d{10}$/),
+  time: z.number(),
+  level: z.number().int(),
+  msg: z.string().optional(),
+});
+export type LogRecord = z.infer<typeof LogRecordSchema>;
+
+const NodeLoggerOptionsSchema = z.object({
+  nodeId: z.string().min(1).max(128),
+  /** The node's clock; one is created (Date.now) when omitted. Share it with the transport so messages merge. */
+  hlc: z.custom<Hlc>((v) => typeof v === 'object' && v !== null && 'now' in v).optional(),
+  /** Wall clock for segment rotation and retention (ms since the epoch). */
+  clock: z.custom<() => number>((v) => typeof v === 'function').optional(),
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+  /** Records kept in memory. */
+  ringSize: z.number().int().positive().max(10_000_000).optional(),
+  /** Directory of on-disk segments; none when omitted (memory only). */
+  segmentDir: z.string().min(1).optional(),
+  /** How long one segment file covers. */
+  segmentSpanMs: z.number().int().positive().optional(),
+  /** Segments entirely older than this are deleted. */
+  retentionMs: z.number().int().positive().optional(),
+  /** Buffered records reach the segment at least this often (and always on exit). */
+  flushIntervalMs: z.number().int().positive().optional(),
+  /** fsync each flush (durable against power loss, slower). */
+  fsync: z.boolean().optional(),
+});
+export type NodeLoggerOptions = z.input<typeof NodeLoggerOptionsSchema>;
+
+export const DEFAULT_RING_SIZE = 10_000;
+export const DEFAULT_SEGMENT_SPAN_MS = 60_000;
+export const DEFAULT_RETENTION_MS = 10 * 60_000;
+export const DEFAULT_FLUSH_INTERVAL_MS = 100;
+const FLUSH_BYTES = 64 * 1024;
+
+/** Which records to read: after a seq (a cursor), since a wall time, at most `limit` (the newest). */
+export interface LogQuery {
+  readonly afterSeq?: number;
+  readonly sinceWallMs?: number;
+  readonly limit?: number;
+}
+
+/** A node's answer to a log query. `lastSeq` is the newest seq written, so a reader can see what it is missing. */
+export interface LogPage {
+  readonly node: string;
+  readonly records: LogRecord[];
+  /** Newest seq this node has written (0 if none). */
+  readonly lastSeq: number;
+  /** Oldest seq still available in memory or on disk (0 if none). */
+  readonly oldestAvailableSeq: number;
+  /** True when `limit` cut records off (the oldest matching ones were dropped). */
+  readonly truncated: boolean;
+}
+
+/** A pino logger stamping node id, seq and HLC, with its bounded ring and on-disk segments. */
+export interface NodeLogger extends AsyncDisposable {
+  readonly nodeId: string;
+  readonly logger: Logger;
+  readonly hlc: Hlc;
+  /** Newest seq written so far. */
+  lastSeq(): number;
+  /** Records matching the query, oldest first; reads disk segments when memory does not reach back far enough. */
+  read(query?: LogQuery): Promise<LogPage>;
+  /** Writes buffered records to the segment now. */
+  flushSync(): void;
+  close(): Promise<void>;
+}
+
+interface RingEntry {
+  readonly seq: number;
+  readonly wallMs: number;
+  readonly line: string;
+}
+
+const SEGMENT = /^seg-(\d{15})-(\d{12})\.ndjson$/;
+const segmentName = (startMs: number, firstSeq: number) =>
+  `seg-${String(startMs).padStart(15, '0')}-${String(firstSeq).padStart(12, '0')}.ndjson`;
+
+/** Segment files of `dir`, oldest first. */
+function listSegments(dir: string): { name: string; startMs: number; firstSeq: number }[] {
+  return readdirSync(dir)
+    .map((name) => ({ name, match: SEGMENT.exec(name) }))
+    .filter((s) => s.match !== null)
+    .map((s) => ({ name: s.name, startMs: Number(s.match?.[1]), firstSeq: Number(s.match?.[2]) }))
+    .sort((a, b) => a.firstSeq - b.firstSeq);
+}
+
+/** Parses NDJSON lines, skipping a torn last line (a crash mid-write) and anything that is not a record. */
+function parseLines(text: string): LogRecord[] {
+  const records: LogRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      const parsed = LogRecordSchema.safeParse(JSON.parse(line));
+      if (parsed.success) records.push(parsed.data);
+    } catch {
+      // torn write at the tail of a segment after a crash
+    }
+  }
+  return records;
+}
+
+/** Reads every record from a segment directory (for a node that is down, or after a restart), oldest first. */
+export async function readLogSegments(dir: string): Promise<LogRecord[]> {
+  const out: LogRecord[] = [];
+  for (const segment of listSegments(dir)) out.push(...parseLines(await readFile(join(dir, segment.name), 'utf8')));
+  return out;
+}
+
+/**
+ * Creates a node's structured logger: pino, every record stamped with the node id,
+ * a per-node sequence number (continuing after a restart from the segments on
+ * disk) and an HLC timestamp; kept in a bounded ring and appended to time-rotated
+ * segment files covering the last `retentionMs`. Buffered records are written
+ * synchronously on `process.exit`.
+ * @throws InvalidOptionsError on bad options.
+ * @example
+ * await using log = createNodeLogger({ nodeId: 'n1', segmentDir: '/var/lib/unrdf/logs' });
+ * log.logger.info({ op: 'op-1' }, 'operation completed');
+ * const page = await log.read({ sinceWallMs: Date.now() - 300_000 });
+ */
+export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
+  const opts = parseOptions(NodeLoggerOptionsSchema, options, 'node logger options');
+  const clock = opts.clock ?? Date.now;
+  const hlc = opts.hlc ?? createHlc({ clock });
+  const ringSize = opts.ringSize ?? DEFAULT_RING_SIZE;
+  const segmentSpanMs = opts.segmentSpanMs ?? DEFAULT_SEGMENT_SPAN_MS;
+  const retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
+  const flushIntervalMs = opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
+  const dir = opts.segmentDir;
+
+  // Ring buffer of the newest `ringSize` records.
+  const ring: (RingEntry | undefined)[] = new Array(ringSize);
+  let ringCount = 0;
+  let ringHead = 0; // index of the next write
+
+  let seq = 0;
+  let oldestOnDisk = 0;
+  if (dir !== undefined) {
+    mkdirSync(dir, { recursive: true });
+    const segments = listSegments(dir);
+    const last = segments.at(-1);
+    if (last) {
+      const records = parseLines(readFileSync(join(dir, last.name), 'utf8'));
+      seq = Math.max(last.firstSeq - 1, records.at(-1)?.seq ?? 0);
+      oldestOnDisk = segments[0]?.firstSeq ?? 0;
+    }
+  }
+
+  let fd: number | undefined;
+  let segmentStartedAt = 0;
+  let buffer: string[] = [];
+  let bufferedBytes = 0;
+  let closed = false;
+
+  const flushSync = () => {
+    if (dir === undefined || buffer.length === 0) return;
+    if (fd === undefined) return;
+    writeSync(fd, buffer.join(''));
+    if (opts.fsync) fsyncSync(fd);
+    buffer = [];
+    bufferedBytes = 0;
+  };
+
+  const rotateIfDue = (now: number, firstSeq: number) => {
+    if (dir === undefined) return;
+    if (fd !== undefined && now - segmentStartedAt < segmentSpanMs) return;
+    flushSync();
+    if (fd !== undefined) closeSync(fd);
+    segmentStartedAt = now;
+    fd = openSync(join(dir, segmentName(now, firstSeq)), 'a');
+    // Retention: a segment is entirely older than the horizon when the *next* one started before it.
+    const segments = listSegments(dir);
+    for (let i = 0; i + 1 < segments.length; i++) {
+      const next = segments[i + 1];
+      const segment = segments[i];
+      if (next && segment && next.startMs < now - retentionMs) unlinkSync(join(dir, segment.name));
+    }
+    oldestOnDisk = listSegments(dir)[0]?.firstSeq ?? firstSeq;
+  };
+
+  let pendingSeq = 0;
+  let pendingWall = 0;
+  const sink = {
+    write(line: string) {
+      const entry: RingEntry = { seq: pendingSeq, wallMs: pendingWall, line };
+      ring[ringHead] = entry;
+      ringHead = (ringHead + 1) % ringSize;
+      if (ringCount < ringSize) ringCount++;
+      if (dir !== undefined && !closed) {
+        rotateIfDue(clock(), entry.seq);
+        buffer.push(line);
+        bufferedBytes += line.length;
+        if (bufferedBytes >= FLUSH_BYTES) flushSync();
+      }
+    },
+  };
+
+  const logger = pino(
+    {
+      level: opts.level ?? 'info',
+      base: { node: opts.nodeId },
+      timestamp: () => `,"time":${Math.floor(clock())}`,
+      // pino calls the mixin once per record that passes the level filter, synchronously
+      // before writing it, so seq has no holes from filtered records.
+      mixin() {
+        const stamp = hlc.now();
+        pendingSeq = ++seq;
+        pendingWall = stamp.wallMs;
+        return { seq: pendingSeq, hlc: encodeHlc(stamp) };
+      },
+    },
+    sink,
+  );
+
+  const unregister = flushOnExit({ flushSync });
+  const timer = dir === undefined ? undefined : setInterval(flushSync, flushIntervalMs);
+  timer?.unref();
+
+  const ringEntries = (): RingEntry[] => {
+    const out: RingEntry[] = [];
+    for (let i = 0; i < ringCount; i++) {
+      const entry = ring[(ringHead - ringCount + i + ringSize) % ringSize];
+      if (entry) out.push(entry);
+    }
+    return out;
+  };
+
+  const read = async (query: LogQuery = {}): Promise<LogPage> => {
+    const afterSeq = query.afterSeq ?? 0;
+    const since = query.sinceWallMs ?? Number.NEGATIVE_INFINITY;
+    const entries = ringEntries();
+    const oldestInRing = entries[0]?.seq ?? seq + 1;
+    let records: LogRecord[] = [];
+    // Reach back to disk only when memory does not cover what was asked.
+    if (dir !== undefined && oldestInRing > afterSeq + 1 && oldestOnDisk > 0) {
+      flushSync();
+      for (const record of await readLogSegments(dir)) {
+        if (record.seq > afterSeq && record.seq < oldestInRing && decodeWall(record.hlc) >= since) records.push(record);
+      }
+    }
+    for (const entry of entries) {
+      if (entry.seq > afterSeq && entry.wallMs >= since) records.push(JSON.parse(entry.line) as LogRecord);
+    }
+    const limit = query.limit ?? Number.POSITIVE_INFINITY;
+    const truncated = records.length > limit;
+    if (truncated) records = records.slice(records.length - limit);
+    const oldestAvailableSeq =
+      dir !== undefined && oldestOnDisk > 0 ? Math.min(oldestOnDisk, oldestInRing) : oldestInRing;
+    return {
+      node: opts.nodeId,
+      records,
+      lastSeq: seq,
+      oldestAvailableSeq: seq === 0 ? 0 : oldestAvailableSeq,
+      truncated,
+    };
+  };
+
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    if (timer) clearInterval(timer);
+    flushSync();
+    if (fd !== undefined) closeSync(fd);
+    fd = undefined;
+    unregister();
+  };
+
+  return {
+    nodeId: opts.nodeId,
+    logger,
+    hlc,
+    lastSeq: () => seq,
+    read,
+    flushSync,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+const decodeWall = (encoded: string) => Number(encoded.slice(0, 15));

@@ -1,0 +1,90 @@
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { spawnNode, tempDir } from '@unrdf/test-utils';
+import { describe, expect, it } from 'vitest';
+import { createHlc, createNodeLogger, decodeHlc, readLogSegments } from '../src/index.js';
+
+describe('createNodeLogger', () => {
+  it('stamps every record with node id, a gapless seq and an increasing HLC', async () => {
+    await using log = createNodeLogger({ nodeId: 'n1', level: 'info' });
+    log.logger.info('one');
+    log.logger.debug('filtered out: takes no seq');
+    log.logger.child({ component: 'queue' }).warn({ op: 'op-1' }, 'two');
+    log.logger.error(new Error('boom'), 'three');
+    const page = await log.read();
+    expect(page.records.map((r) => [r.node, r.seq, r.msg])).toEqual([
+      ['n1', 1, 'one'],
+      ['n1', 2, 'two'],
+      ['n1', 3, 'three'],
+    ]);
+    expect(page.records[1]).toMatchObject({ component: 'queue', op: 'op-1', level: 40 });
+    const stamps = page.records.map((r) => r.hlc);
+    expect([...stamps].sort()).toEqual(stamps);
+    expect(new Set(stamps).size).toBe(3);
+    expect(decodeHlc(stamps[0] ?? '')).toBeDefined();
+    expect(page.lastSeq).toBe(3);
+  });
+
+  it('keeps memory bounded and reads older records back from disk', async () => {
+    await using dir = await tempDir('diag-log');
+    await using log = createNodeLogger({ nodeId: 'n1', ringSize: 50, segmentDir: dir.path });
+    for (let i = 0; i < 500; i++) log.logger.info({ i }, 'r');
+    const cursorPage = await log.read({ afterSeq: 100, limit: 1000 });
+    expect(cursorPage.records.map((r) => r.seq)).toEqual(Array.from({ length: 400 }, (_, i) => i + 101));
+    const tail = await log.read({ limit: 10 });
+    expect(tail.records.map((r) => r.seq)).toEqual([491, 492, 493, 494, 495, 496, 497, 498, 499, 500]);
+    expect(tail.truncated).toBe(true);
+    expect(tail.oldestAvailableSeq).toBe(1);
+  });
+
+  it('filters by wall time and drops segments past retention', async () => {
+    await using dir = await tempDir('diag-log');
+    let now = 1_700_000_000_000;
+    const clock = () => now;
+    await using log = createNodeLogger({
+      nodeId: 'n1',
+      clock,
+      hlc: createHlc({ clock }),
+      ringSize: 10,
+      segmentDir: dir.path,
+      segmentSpanMs: 60_000,
+      retentionMs: 5 * 60_000,
+    });
+    for (let minute = 0; minute < 12; minute++) {
+      for (let i = 0; i < 5; i++) log.logger.info({ minute }, 'tick');
+      now += 60_000;
+    }
+    log.flushSync();
+    const segments = readdirSync(dir.path);
+    expect(segments.length).toBeLessThanOrEqual(7); // ~5 minutes of 1-minute segments, plus the open one
+    const recent = await log.read({ sinceWallMs: now - 3 * 60_000 });
+    expect(new Set(recent.records.map((r) => r.minute))).toEqual(new Set([9, 10, 11]));
+    expect(recent.records).toHaveLength(15);
+    const onDisk = await readLogSegments(dir.path);
+    expect(onDisk.at(-1)?.seq).toBe(60);
+    expect(onDisk[0]?.minute).toBeGreaterThanOrEqual(5);
+  });
+
+  it('continues the seq after a restart on the same segments', async () => {
+    await using dir = await tempDir('diag-log');
+    const first = createNodeLogger({ nodeId: 'n1', segmentDir: dir.path });
+    for (let i = 0; i < 7; i++) first.logger.info('before');
+    await first.close();
+    await using second = createNodeLogger({ nodeId: 'n1', segmentDir: dir.path });
+    second.logger.info('after');
+    expect(second.lastSeq()).toBe(8);
+    second.flushSync();
+    expect((await readLogSegments(dir.path)).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it('loses nothing when the process calls process.exit right after logging', async () => {
+    await using dir = await tempDir('diag-log');
+    const script = fileURLToPath(new URL('./fixtures/log-then-exit.ts', import.meta.url));
+    await using child = spawnNode(script, { args: [dir.path, '2000'] });
+    const { code } = await child.exited;
+    expect(code).toBe(0);
+    const records = await readLogSegments(dir.path);
+    expect(records).toHaveLength(2000);
+    expect(records.at(-1)).toMatchObject({ node: 'exit-node', seq: 2000, i: 1999 });
+  });
+});
