@@ -10,3 +10,23 @@ export {
   verifyConsistency,
   verifyInclusion,
 } from './merkle.js';
+export {
+  batchMemberProof,
+  buildBatchBody,
+  buildReceipt,
+  createOperationId,
+  encodeReceipt,
+  type LedgerPosition,
+  MAX_RECEIPT_JSON_BYTES,
+  type OperationType,
+  parseReceipt,
+  parseReceiptBody,
+  RECEIPT_FORMAT,
+  type Receipt,
+  type ReceiptBody,
+  ReceiptSchema,
+  receiptHash,
+  receiptLeafHash,
+  type SingleReceiptBody,
+  verifyBatchMember,
+} from './receipt.js';

@@ -1,0 +1,263 @@
+/**
+ * The receipt: what one operation did, bound to its place in one ledger. Encoded as
+ * RFC 8785 (JCS) canonical JSON so an auditor in any language reproduces the bytes;
+ * hashed with a domain tag so a receipt hash can never be confused with any other
+ * SHA-256 in the system (a Merkle node, a member hash, a checkpoint).
+ */
+import canonicalize from 'canonicalize';
+import { nanoid } from 'nanoid';
+import { z } from 'zod';
+import { InvalidInputError } from './errors.js';
+import { concatBytes, fromHex, toHex, utf8 } from './internal/bytes.js';
+import { nobleSha256 } from './internal/sha256.js';
+import { hashLeaf, inclusionProof, merkleRoot, verifyInclusion } from './merkle.js';
+
+/** The `format` field of every version-1 receipt. */
+export const RECEIPT_FORMAT = 'unrdf-receipt/v1';
+
+/** Domain tags, NUL-terminated (canonical JSON never contains a raw NUL). */
+const RECEIPT_TAG = utf8('unrdf-receipt/v1\0');
+const MEMBER_TAG = utf8('unrdf-receipt-member/v1\0');
+
+/** Bound on receipt JSON accepted from outside, far above any honest receipt. */
+export const MAX_RECEIPT_JSON_BYTES = 64 * 1024;
+
+const Hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (a SHA-256)');
+const Millis = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** nanoid's URL-safe alphabet; 21 characters by default, up to 64 accepted. */
+const OperationId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a nanoid (URL-safe, 1-64 chars)');
+const Label = z.string().min(1).max(1024);
+
+const Outcome = z.discriminatedUnion('status', [
+  z.strictObject({ status: z.literal('succeeded') }),
+  z.strictObject({
+    status: z.literal('failed'),
+    errorCode: z.string().regex(/^[A-Z0-9_]{1,128}$/, 'expected an upper-case error code'),
+  }),
+]);
+
+const BodyShape = {
+  operationId: OperationId,
+  subject: Label,
+  inputDigest: Hex32,
+  /** The digest of what the operation produced; null when it produced nothing (a failure, a delete). */
+  outputDigest: Hex32.nullable(),
+  outcome: Outcome,
+  attempt: z.number().int().min(1).max(1_000_000),
+  submittedAt: Millis,
+  startedAt: Millis,
+  finishedAt: Millis,
+  nodeId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected a node id (A-Z a-z 0-9 . _ : -, 1-128 chars)'),
+};
+
+const BatchMembers = z.strictObject({
+  count: z.number().int().min(1).max(1_000_000),
+  /** RFC 9162 root over hashLeaf(memberHash) of each member, in order. */
+  root: Hex32,
+});
+
+const timesInOrder = (b: { submittedAt: number; startedAt: number; finishedAt: number }) =>
+  b.submittedAt <= b.startedAt && b.startedAt <= b.finishedAt;
+const TIMES_MESSAGE = { message: 'timestamps must satisfy submittedAt <= startedAt <= finishedAt' };
+
+/** A create, update or delete: also the shape of a batch's members. */
+export const SingleBodySchema = z
+  .strictObject({ ...BodyShape, type: z.enum(['create', 'update', 'delete']) })
+  .refine(timesInOrder, TIMES_MESSAGE);
+
+const BatchBodySchema = z
+  .strictObject({ ...BodyShape, type: z.literal('batch'), members: BatchMembers })
+  .refine(timesInOrder, TIMES_MESSAGE);
+
+/** What the caller states about an operation: every field comes in, nothing is read from a clock. */
+export const ReceiptBodySchema = z.union([SingleBodySchema, BatchBodySchema]);
+export type ReceiptBody = z.infer<typeof ReceiptBodySchema>;
+export type SingleReceiptBody = z.infer<typeof SingleBodySchema>;
+export type OperationType = ReceiptBody['type'];
+
+const Origin = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[^\s+][^\n+]*$/u, 'an origin is one line, without "+" and not starting with a space');
+
+const PositionShape = {
+  format: z.literal(RECEIPT_FORMAT),
+  /** The ledger's C2SP checkpoint origin: binds the receipt to one ledger. */
+  origin: Origin,
+  leafIndex: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /** receiptHash of leaf leafIndex-1 in the same ledger; null for leaf 0. */
+  previousReceiptHash: Hex32.nullable(),
+};
+
+const chainShape = (r: { leafIndex: number; previousReceiptHash: string | null }) =>
+  (r.leafIndex === 0) === (r.previousReceiptHash === null);
+const CHAIN_MESSAGE = { message: 'previousReceiptHash is null exactly for leafIndex 0' };
+
+/** A receipt as it appears in the ledger (validate anything from outside with {@link parseReceipt}). */
+export const ReceiptSchema = z.union([
+  z
+    .strictObject({ ...PositionShape, ...BodyShape, type: z.enum(['create', 'update', 'delete']) })
+    .refine(timesInOrder, TIMES_MESSAGE)
+    .refine(chainShape, CHAIN_MESSAGE),
+  z
+    .strictObject({ ...PositionShape, ...BodyShape, type: z.literal('batch'), members: BatchMembers })
+    .refine(timesInOrder, TIMES_MESSAGE)
+    .refine(chainShape, CHAIN_MESSAGE),
+]);
+export type Receipt = z.infer<typeof ReceiptSchema>;
+
+/** Where a receipt sits: assigned by the ledger. */
+export interface LedgerPosition {
+  readonly origin: string;
+  readonly leafIndex: number;
+  readonly previousReceiptHash: string | null;
+}
+
+function zodIssues(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`);
+}
+
+/**
+ * Parses and validates a receipt from outside (a JSON string or an already-parsed value).
+ * @throws {InvalidInputError} with `path: message` issues for anything malformed,
+ *   oversized or not valid JSON; never anything else.
+ */
+export function parseReceipt(input: unknown): Receipt {
+  let value = input;
+  if (typeof input === 'string') {
+    if (input.length > MAX_RECEIPT_JSON_BYTES) {
+      throw new InvalidInputError('receipt', [`(root): longer than ${MAX_RECEIPT_JSON_BYTES} characters`]);
+    }
+    try {
+      value = JSON.parse(input);
+    } catch (cause) {
+      throw new InvalidInputError('receipt', ['(root): not valid JSON'], { cause });
+    }
+  }
+  const parsed = ReceiptSchema.safeParse(value);
+  if (!parsed.success) throw new InvalidInputError('receipt', zodIssues(parsed.error), { cause: parsed.error });
+  return parsed.data;
+}
+
+/**
+ * Validates a receipt body (the operation's facts) supplied by a caller.
+ * @throws {InvalidInputError} with `path: message` issues.
+ */
+export function parseReceiptBody(input: unknown): ReceiptBody {
+  const parsed = ReceiptBodySchema.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError('receipt body', zodIssues(parsed.error), { cause: parsed.error });
+  return parsed.data;
+}
+
+/** RFC 8785 canonical JSON, UTF-8. */
+function jcs(value: unknown): Uint8Array {
+  const text = canonicalize(value);
+  if (text === undefined) throw new InvalidInputError('receipt', ['(root): cannot be canonicalized']);
+  return utf8(text);
+}
+
+/** The canonical bytes of a receipt: RFC 8785 (JCS) JSON in UTF-8. */
+export function encodeReceipt(receipt: Receipt): Uint8Array {
+  return jcs(receipt);
+}
+
+/**
+ * The receipt hash: `SHA-256("unrdf-receipt/v1" || 0x00 || JCS(receipt))`, hex. This is
+ * what the next receipt's `previousReceiptHash` holds and what the ledger leaf commits
+ * to: the Merkle leaf hash is `hashLeaf(receiptHash bytes)`.
+ */
+export function receiptHash(receipt: Receipt): string {
+  return toHex(nobleSha256(concatBytes(RECEIPT_TAG, jcs(receipt))));
+}
+
+/** The RFC 9162 leaf hash of a receipt: `SHA-256(0x00 || receiptHash)`. */
+export function receiptLeafHash(receipt: Receipt): Uint8Array {
+  return hashLeaf(fromHex(receiptHash(receipt)) as Uint8Array);
+}
+
+/**
+ * Builds a receipt from an operation's facts and its ledger position. Pure and
+ * deterministic: the same inputs give the same bytes on every replica.
+ * @throws {InvalidInputError} when the body or position is invalid.
+ * @example
+ * const receipt = buildReceipt(body, { origin: 'example.com/ledger', leafIndex: 0, previousReceiptHash: null });
+ */
+export function buildReceipt(body: ReceiptBody, position: LedgerPosition): Receipt {
+  const draft = {
+    format: RECEIPT_FORMAT,
+    origin: position.origin,
+    leafIndex: position.leafIndex,
+    previousReceiptHash: position.previousReceiptHash,
+    ...body,
+  };
+  const parsed = ReceiptSchema.safeParse(draft);
+  if (!parsed.success) throw new InvalidInputError('receipt', zodIssues(parsed.error), { cause: parsed.error });
+  return parsed.data;
+}
+
+/** `SHA-256("unrdf-receipt-member/v1" || 0x00 || JCS(member))`: a batch member's hash. */
+export function memberHash(member: SingleReceiptBody): Uint8Array {
+  return nobleSha256(concatBytes(MEMBER_TAG, jcs(member)));
+}
+
+/**
+ * The body of a batch receipt: commits to its member operations, in order, through the
+ * RFC 9162 root over `hashLeaf(memberHash(m))`. The batch's own facts (subject, digests,
+ * times, outcome) come from the caller like any other body.
+ * @throws {InvalidInputError} when a member is invalid or there are none.
+ */
+export function buildBatchBody(
+  batch: Omit<Extract<ReceiptBody, { type: 'batch' }>, 'members' | 'type'>,
+  members: readonly SingleReceiptBody[],
+): Extract<ReceiptBody, { type: 'batch' }> {
+  if (members.length === 0) throw new InvalidInputError('batch', ['members: a batch has at least one member']);
+  members.forEach((m, i) => {
+    const parsed = SingleBodySchema.safeParse(m);
+    if (!parsed.success)
+      throw new InvalidInputError(
+        'batch',
+        zodIssues(parsed.error).map((s) => `members.${i}.${s}`),
+      );
+  });
+  const root = merkleRoot(members.map((m) => hashLeaf(memberHash(m))));
+  const body = { ...batch, type: 'batch' as const, members: { count: members.length, root: toHex(root) } };
+  const parsed = BatchBodySchema.safeParse(body);
+  if (!parsed.success) throw new InvalidInputError('batch', zodIssues(parsed.error), { cause: parsed.error });
+  return parsed.data;
+}
+
+/** The proof that `members[index]` is committed to by the batch receipt built from `members`. */
+export function batchMemberProof(members: readonly SingleReceiptBody[], index: number): Uint8Array[] {
+  return inclusionProof(
+    members.map((m) => hashLeaf(memberHash(m))),
+    index,
+  );
+}
+
+/**
+ * Checks that `member` is member `index` of a batch receipt. Total: false for anything
+ * malformed, never throws. (Verify the batch receipt itself with `verifyReceipt`.)
+ */
+export function verifyBatchMember(
+  member: unknown,
+  index: number,
+  proof: readonly Uint8Array[],
+  batchReceipt: Receipt,
+): boolean {
+  try {
+    if (batchReceipt.type !== 'batch') return false;
+    const parsed = SingleBodySchema.safeParse(member);
+    if (!parsed.success) return false;
+    const root = fromHex(batchReceipt.members.root);
+    if (!root) return false;
+    return verifyInclusion(hashLeaf(memberHash(parsed.data)), index, batchReceipt.members.count, proof, root);
+  } catch {
+    return false;
+  }
+}
+
+/** A fresh operation id (nanoid, 21 URL-safe characters, 126 random bits). Call it outside the deterministic path. */
+export function createOperationId(): string {
+  return nanoid();
+}

@@ -1,0 +1,148 @@
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  batchMemberProof,
+  buildBatchBody,
+  buildReceipt,
+  createOperationId,
+  encodeReceipt,
+  hashLeaf,
+  InvalidInputError,
+  parseReceipt,
+  type Receipt,
+  receiptHash,
+  receiptLeafHash,
+  verifyBatchMember,
+} from '../src/index.js';
+import { bodyFor } from './fixtures.js';
+
+const origin = 'example.com/ledger';
+const first = buildReceipt(bodyFor(1), { origin, leafIndex: 0, previousReceiptHash: null });
+
+describe('buildReceipt', () => {
+  it('is deterministic: the same inputs give the same bytes and hash', () => {
+    const again = buildReceipt(bodyFor(1), { origin, leafIndex: 0, previousReceiptHash: null });
+    expect(encodeReceipt(again)).toEqual(encodeReceipt(first));
+    expect(receiptHash(again)).toBe(receiptHash(first));
+  });
+
+  it('rejects a chain position that does not match the leaf index', () => {
+    expect(() => buildReceipt(bodyFor(2), { origin, leafIndex: 1, previousReceiptHash: null })).toThrow(
+      InvalidInputError,
+    );
+    expect(() => buildReceipt(bodyFor(2), { origin, leafIndex: 0, previousReceiptHash: receiptHash(first) })).toThrow(
+      /previousReceiptHash/,
+    );
+  });
+
+  it('rejects timestamps out of order', () => {
+    const body = { ...bodyFor(3), startedAt: bodyFor(3).submittedAt - 1 };
+    expect(() => buildReceipt(body, { origin, leafIndex: 0, previousReceiptHash: null })).toThrow(/submittedAt/);
+  });
+});
+
+describe('receiptHash', () => {
+  it('is SHA-256 over the domain tag, a NUL and the RFC 8785 bytes (what an auditor recomputes)', () => {
+    const jcs = canonicalize(first) as string;
+    expect(new TextDecoder().decode(encodeReceipt(first))).toBe(jcs);
+    const expected = createHash('sha256').update('unrdf-receipt/v1\0').update(jcs).digest('hex');
+    expect(receiptHash(first)).toBe(expected);
+    expect(receiptLeafHash(first)).toEqual(hashLeaf(Buffer.from(expected, 'hex')));
+  });
+
+  it('ignores key order (canonical) but changes with any field', () => {
+    const reordered = Object.fromEntries(Object.entries(first).reverse()) as Receipt;
+    expect(receiptHash(reordered)).toBe(receiptHash(first));
+    expect(receiptHash({ ...first, attempt: first.attempt + 1 })).not.toBe(receiptHash(first));
+  });
+});
+
+describe('parseReceipt', () => {
+  it('round-trips a receipt through JSON', () => {
+    expect(parseReceipt(JSON.stringify(first))).toEqual(first);
+  });
+
+  it('throws InvalidInputError with path: message issues for malformed input', () => {
+    const cases: unknown[] = [
+      '{',
+      '',
+      'null',
+      '[]',
+      JSON.stringify({ ...first, leafIndex: -1 }),
+      JSON.stringify({ ...first, leafIndex: 1.5 }),
+      JSON.stringify({ ...first, inputDigest: 'ABC' }),
+      JSON.stringify({ ...first, extra: 1 }),
+      JSON.stringify({ ...first, type: 'upsert' }),
+      JSON.stringify({ ...first, format: 'unrdf-receipt/v2' }),
+      JSON.stringify({ ...first, outcome: { status: 'failed' } }),
+      'x'.repeat(70_000),
+      `[${'['.repeat(5000)}${']'.repeat(5000)}]`,
+      { ...first, attempt: '1' },
+      42,
+    ];
+    for (const input of cases) {
+      let error: unknown;
+      try {
+        parseReceipt(input);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, String(input).slice(0, 40)).toBeInstanceOf(InvalidInputError);
+      expect((error as InvalidInputError).code).toBe('UNRDF_RECEIPTS_INVALID_INPUT');
+      expect((error as InvalidInputError).issues.length).toBeGreaterThan(0);
+    }
+    expect(() => parseReceipt(JSON.stringify({ ...first, leafIndex: -1 }))).toThrow(/leafIndex: /);
+  });
+
+  it('never throws anything but InvalidInputError on arbitrary JSON', () => {
+    fc.assert(
+      fc.property(fc.json(), (text) => {
+        try {
+          parseReceipt(text);
+        } catch (e) {
+          expect(e).toBeInstanceOf(InvalidInputError);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('batch receipts', () => {
+  const members = Array.from({ length: 12 }, (_, i) =>
+    bodyFor(100 + i, (['create', 'update', 'delete'] as const)[i % 3]),
+  );
+  const facts = { ...bodyFor(99), operationId: 'batch_1' };
+  const { type: _type, ...batchFacts } = facts;
+  const batch = buildReceipt(buildBatchBody(batchFacts, members), { origin, leafIndex: 0, previousReceiptHash: null });
+
+  it('commits to every member through a Merkle root', () => {
+    expect(batch.type).toBe('batch');
+    members.forEach((m, i) => {
+      expect(verifyBatchMember(m, i, batchMemberProof(members, i), batch)).toBe(true);
+    });
+  });
+
+  it('rejects a changed, moved or foreign member', () => {
+    const proof = batchMemberProof(members, 4);
+    expect(verifyBatchMember({ ...members[4], attempt: 9 }, 4, proof, batch)).toBe(false);
+    expect(verifyBatchMember(members[4], 5, proof, batch)).toBe(false);
+    expect(verifyBatchMember(bodyFor(500), 4, proof, batch)).toBe(false);
+    expect(verifyBatchMember(members[4], 4, proof, first)).toBe(false);
+    expect(verifyBatchMember('junk', 4, proof, batch)).toBe(false);
+  });
+
+  it('refuses an empty batch', () => {
+    expect(() => buildBatchBody(batchFacts, [])).toThrow(InvalidInputError);
+  });
+});
+
+describe('createOperationId', () => {
+  it('returns distinct URL-safe nanoids', () => {
+    const ids = new Set(Array.from({ length: 1000 }, createOperationId));
+    expect(ids.size).toBe(1000);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{21}$/);
+  });
+});
