@@ -1,4 +1,22 @@
 export { ClockDriftError, DiagnosticsError, InvalidOptionsError, NodeQueryError } from './errors.js';
+export {
+  type CheckResult,
+  type ConsensusStatus,
+  createHealth,
+  eventLoopCheck,
+  type Health,
+  type HealthCheck,
+  type HealthEndpoint,
+  type HealthOptions,
+  type HealthQuery,
+  type HealthResponse,
+  type LivenessCheck,
+  pingCheck,
+  queueAcceptingCheck,
+  type ReadinessCheck,
+  raftLeaderCheck,
+  storageWritableCheck,
+} from './health.js';
 export { compareHlc, createHlc, decodeHlc, encodeHlc, type Hlc, type HlcOptions, type HlcTimestamp } from './hlc.js';
 export {
   createNodeLogger,
