@@ -1,5 +1,15 @@
 // The browser-safe core: nothing here imports a node: module. The SQLite ledger and
 // key files live behind the `@unrdf/receipts/ledger` subpath.
+
+export {
+  type Checkpoint,
+  formatCheckpoint,
+  type OpenedCheckpoint,
+  openCheckpoint,
+  parseCheckpoint,
+  signCheckpoint,
+  type TrustedKey,
+} from './checkpoint.js';
 export { InvalidInputError, KeyError, LedgerError, MerkleRangeError, ReceiptsError } from './errors.js';
 export {
   consistencyProof,
@@ -10,6 +20,19 @@ export {
   verifyConsistency,
   verifyInclusion,
 } from './merkle.js';
+export {
+  encodeSignerKey,
+  encodeVerifierKey,
+  generateNoteKey,
+  keyIdOf,
+  type NoteSigner,
+  type NoteVerifier,
+  type OpenedNote,
+  openNote,
+  parseSignerKey,
+  parseVerifierKey,
+  signNote,
+} from './note.js';
 export {
   batchMemberProof,
   buildBatchBody,
@@ -30,3 +53,12 @@ export {
   type SingleReceiptBody,
   verifyBatchMember,
 } from './receipt.js';
+export {
+  type ConsistencyProofJson,
+  ConsistencyProofSchema,
+  type InclusionProofJson,
+  InclusionProofSchema,
+  type Verdict,
+  verifyCheckpointConsistency,
+  verifyReceipt,
+} from './verify.js';
