@@ -19,6 +19,15 @@ export {
 } from './health.js';
 export { compareHlc, createHlc, decodeHlc, encodeHlc, type Hlc, type HlcOptions, type HlcTimestamp } from './hlc.js';
 export {
+  counterName,
+  histogramName,
+  INDICATORS,
+  type IndicatorName,
+  SLI_WINDOWS,
+  type SliWindow,
+} from './indicators.js';
+export { LatencyHistogram, type LatencyPercentiles } from './latency-histogram.js';
+export {
   createNodeLogger,
   type LogPage,
   type LogQuery,
@@ -28,3 +37,13 @@ export {
   type NodeLoggerOptions,
   readLogSegments,
 } from './logger.js';
+export {
+  createMetrics,
+  type Metrics,
+  type MetricsOptions,
+  type MetricsSnapshot,
+  MetricsSnapshotSchema,
+  type Observation,
+  type OperationRecord,
+} from './metrics.js';
+export { parseSloDefinitions, type SloDefinition, SloDefinitionSchema, SPEC_SLOS } from './slo.js';

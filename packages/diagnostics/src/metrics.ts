@@ -1,0 +1,298 @@
+import { type Attributes, type Counter, type Histogram, type Meter, metrics as otelMetrics } from '@opentelemetry/api';
+import { z } from 'zod';
+import {
+  counterName,
+  histogramName,
+  INDICATOR_NAMES,
+  INDICATORS,
+  type IndicatorName,
+  SLI_WINDOW_NAMES,
+  SLI_WINDOWS,
+  type SliWindow,
+} from './indicators.js';
+import { parseOptions } from './internal/parse.js';
+import { LatencyHistogram } from './latency-histogram.js';
+import { type SloDefinition, SPEC_SLOS } from './slo.js';
+
+/** One completed (or failed) operation, as kept for "last 100 operations and failures". */
+export const OperationRecordSchema = z.object({
+  id: z.string().max(256),
+  type: z.string().max(128),
+  ok: z.boolean(),
+  durationMs: z.number().nonnegative(),
+  finishedAt: z.number(),
+  errorType: z.string().max(128).optional(),
+  errorMessage: z.string().max(1024).optional(),
+});
+export type OperationRecord = z.infer<typeof OperationRecordSchema>;
+
+/** Counts of one SLI over one window; `good[i]` counts events at or under `thresholdsMs[i]`. */
+export const SliCountsSchema = z.object({
+  total: z.number().int().nonnegative(),
+  failures: z.number().int().nonnegative(),
+  good: z.array(z.number().int().nonnegative()),
+});
+export type SliCounts = z.infer<typeof SliCountsSchema>;
+
+/** What a node's metrics contribute to a report: mergeable counts and HDR histograms. */
+export const MetricsSnapshotSchema = z.object({
+  takenAt: z.number(),
+  indicators: z.record(
+    z.string(),
+    z.object({
+      success: z.number().int().nonnegative(),
+      failure: z.number().int().nonnegative(),
+      /** HDR histogram since start, compressed base64 (mergeable). */
+      lifetime: z.string().max(1_000_000),
+      /** HDR histogram of the last 5 minutes. */
+      recent: z.string().max(1_000_000),
+      thresholdsMs: z.array(z.number().positive()),
+      windows: z.record(z.string(), SliCountsSchema),
+    }),
+  ),
+  recentOperations: z.array(OperationRecordSchema).max(1000),
+  recentFailures: z.array(OperationRecordSchema).max(1000),
+  errorTypes: z
+    .array(
+      z.object({
+        type: z.string(),
+        count: z.number().int().nonnegative(),
+        lastAt: z.number(),
+        lastMessage: z.string(),
+      }),
+    )
+    .max(1000),
+});
+export type MetricsSnapshot = z.infer<typeof MetricsSnapshotSchema>;
+
+const MetricsOptionsSchema = z.object({
+  /** An OTel meter (the app wires the SDK); defaults to the global API's, a no-op until an SDK is registered. */
+  meter: z.custom<Meter>((v) => typeof v === 'object' && v !== null && 'createHistogram' in v).optional(),
+  clock: z.custom<() => number>((v) => typeof v === 'function').optional(),
+  /** SLOs whose latency thresholds are counted exactly per minute. */
+  slos: z.array(z.custom<SloDefinition>()).optional(),
+  /** Operation types allowed as a label value; anything else is `other` (bounded cardinality). */
+  operationTypes: z
+    .array(z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/))
+    .max(100)
+    .optional(),
+  /** Distinct error types tracked; later ones count as `other`. */
+  maxErrorTypes: z.number().int().positive().max(1000).optional(),
+  /** How many recent operations and failures are kept. */
+  recentLimit: z.number().int().positive().max(1000).optional(),
+});
+export type MetricsOptions = z.input<typeof MetricsOptionsSchema>;
+
+export const DEFAULT_OPERATION_TYPES = ['create', 'update', 'delete', 'batch', 'sleep'];
+export const DEFAULT_MAX_ERROR_TYPES = 50;
+export const DEFAULT_RECENT_LIMIT = 100;
+const RECENT_MINUTES = 5;
+const MINUTE_MS = 60_000;
+
+/** Observing one event of an indicator. */
+export interface Observation {
+  readonly durationMs: number;
+  readonly ok: boolean;
+  /** Extra low-cardinality labels (only `type` and `endpoint` are kept). */
+  readonly type?: string;
+  readonly endpoint?: 'livez' | 'readyz';
+}
+
+/** A node's metrics: OTel instruments for Prometheus plus HDR histograms and SLI counts for SLOs. */
+export interface Metrics {
+  /** Records one event of `indicator`. */
+  observe(indicator: IndicatorName, observation: Observation): void;
+  /** Records an operation: the `operation` indicator, the recent lists and the error summary. */
+  recordOperation(operation: Omit<OperationRecord, 'finishedAt'> & { queueWaitMs?: number }): void;
+  /** Mergeable snapshot for the cluster report. */
+  snapshot(): MetricsSnapshot;
+}
+
+interface MinuteBucket {
+  total: number;
+  failures: number;
+  good: number[];
+}
+
+interface IndicatorState {
+  readonly histogram: Histogram;
+  readonly counter: Counter;
+  readonly thresholdsMs: number[];
+  readonly lifetime: LatencyHistogram;
+  /** Per-minute HDR histograms of the last RECENT_MINUTES minutes, and their running sum. */
+  readonly recentByMinute: Map<number, LatencyHistogram>;
+  readonly recent: LatencyHistogram;
+  /** Per-minute SLI counts over the longest window. */
+  readonly minutes: Map<number, MinuteBucket>;
+  success: number;
+  failure: number;
+}
+
+const LONGEST_WINDOW_MIN = Math.max(...Object.values(SLI_WINDOWS));
+
+/**
+ * Creates a node's metrics. Every indicator of INDICATORS becomes an OTel histogram
+ * in seconds with boundaries sized for its range (passed as the instrument's advice,
+ * so the SDK needs no view) and a `_total` counter; label values are bounded.
+ * Alongside, HDR histograms give exact-to-0.1% percentiles and per-minute counts give
+ * SLIs over every SLO window, both mergeable across nodes.
+ * @throws InvalidOptionsError on bad options.
+ * @example
+ * const metrics = createMetrics({ meter: meterProvider.getMeter('unrdf') });
+ * metrics.observe('receipt', { durationMs: 3.2, ok: true });
+ */
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const opts = parseOptions(MetricsOptionsSchema, options, 'metrics options');
+  const meter = opts.meter ?? otelMetrics.getMeter('@unrdf/diagnostics');
+  const clock = opts.clock ?? Date.now;
+  const slos = opts.slos ?? SPEC_SLOS;
+  const operationTypes = new Set(opts.operationTypes ?? DEFAULT_OPERATION_TYPES);
+  const maxErrorTypes = opts.maxErrorTypes ?? DEFAULT_MAX_ERROR_TYPES;
+  const recentLimit = opts.recentLimit ?? DEFAULT_RECENT_LIMIT;
+
+  const states = new Map<IndicatorName, IndicatorState>();
+  for (const name of INDICATOR_NAMES) {
+    const spec = INDICATORS[name];
+    const thresholdsMs = [
+      ...new Set(slos.flatMap((s) => (s.indicator === name && s.sli.kind === 'latency' ? [s.sli.thresholdMs] : []))),
+    ].sort((a, b) => a - b);
+    states.set(name, {
+      histogram: meter.createHistogram(histogramName(name), {
+        description: spec.description,
+        unit: 's',
+        advice: { explicitBucketBoundaries: [...spec.bucketsSeconds] },
+      }),
+      counter: meter.createCounter(counterName(name), { description: `${spec.description}: events by outcome` }),
+      thresholdsMs,
+      lifetime: new LatencyHistogram(),
+      recentByMinute: new Map(),
+      recent: new LatencyHistogram(),
+      minutes: new Map(),
+      success: 0,
+      failure: 0,
+    });
+  }
+
+  // The running 5-minute sum loses each minute once, when it falls out: cheaper than
+  // merging five histograms on every snapshot.
+  const expireRecent = (state: IndicatorState, minute: number) => {
+    for (const [m, h] of state.recentByMinute) {
+      if (m > minute - RECENT_MINUTES) continue;
+      state.recent.subtract(h);
+      state.recentByMinute.delete(m);
+    }
+  };
+
+  const recentOperations: OperationRecord[] = [];
+  const recentFailures: OperationRecord[] = [];
+  const errorTypes = new Map<string, { count: number; lastAt: number; lastMessage: string }>();
+
+  const observe = (indicator: IndicatorName, o: Observation) => {
+    const state = states.get(indicator);
+    if (!state) throw new RangeError(`unknown indicator ${indicator}`);
+    const attributes: Attributes = { outcome: o.ok ? 'success' : 'failure' };
+    if (o.type !== undefined) attributes.type = operationTypes.has(o.type) ? o.type : 'other';
+    if (o.endpoint !== undefined) attributes.endpoint = o.endpoint;
+    state.histogram.record(o.durationMs / 1000, attributes);
+    state.counter.add(1, attributes);
+    if (o.ok) state.success++;
+    else state.failure++;
+    state.lifetime.record(o.durationMs);
+
+    const minute = Math.floor(clock() / MINUTE_MS);
+    let recent = state.recentByMinute.get(minute);
+    if (!recent) {
+      recent = new LatencyHistogram();
+      state.recentByMinute.set(minute, recent);
+      expireRecent(state, minute);
+    }
+    recent.record(o.durationMs);
+    state.recent.record(o.durationMs);
+
+    let bucket = state.minutes.get(minute);
+    if (!bucket) {
+      bucket = { total: 0, failures: 0, good: state.thresholdsMs.map(() => 0) };
+      state.minutes.set(minute, bucket);
+      // Maps iterate in insertion order, i.e. oldest minute first.
+      for (const m of state.minutes.keys()) {
+        if (m > minute - LONGEST_WINDOW_MIN) break;
+        state.minutes.delete(m);
+      }
+    }
+    bucket.total++;
+    if (!o.ok) bucket.failures++;
+    // A failed event is never "good" for a latency SLO, however fast it failed.
+    if (o.ok) {
+      for (let i = 0; i < state.thresholdsMs.length; i++) {
+        if (o.durationMs <= (state.thresholdsMs[i] ?? 0)) bucket.good[i] = (bucket.good[i] ?? 0) + 1;
+      }
+    }
+  };
+
+  const pushBounded = (list: OperationRecord[], record: OperationRecord) => {
+    list.push(record);
+    if (list.length > recentLimit) list.shift();
+  };
+
+  const errorKey = (type: string) => {
+    const clean = type.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 64) || 'unknown';
+    return errorTypes.has(clean) || errorTypes.size < maxErrorTypes ? clean : 'other';
+  };
+
+  return {
+    observe,
+    recordOperation(operation) {
+      const { queueWaitMs, ...rest } = operation;
+      observe('operation', { durationMs: rest.durationMs, ok: rest.ok, type: rest.type });
+      if (queueWaitMs !== undefined) observe('queue_wait', { durationMs: queueWaitMs, ok: true });
+      const record: OperationRecord = { ...rest, finishedAt: clock() };
+      pushBounded(recentOperations, record);
+      if (!record.ok) {
+        pushBounded(recentFailures, record);
+        const key = errorKey(record.errorType ?? 'unknown');
+        const entry = errorTypes.get(key) ?? { count: 0, lastAt: 0, lastMessage: '' };
+        entry.count++;
+        entry.lastAt = record.finishedAt;
+        entry.lastMessage = (record.errorMessage ?? '').slice(0, 1024);
+        errorTypes.set(key, entry);
+      }
+    },
+    snapshot() {
+      const now = clock();
+      const currentMinute = Math.floor(now / MINUTE_MS);
+      const indicators: MetricsSnapshot['indicators'] = {};
+      for (const [name, state] of states) {
+        if (state.success + state.failure === 0) continue;
+        expireRecent(state, currentMinute);
+        const windows: Record<string, SliCounts> = {};
+        for (const w of SLI_WINDOW_NAMES) windows[w] = { total: 0, failures: 0, good: state.thresholdsMs.map(() => 0) };
+        for (const [minute, bucket] of state.minutes) {
+          const age = currentMinute - minute; // 0 = the current, partial minute
+          for (const w of SLI_WINDOW_NAMES) {
+            if (age >= SLI_WINDOWS[w as SliWindow]) continue;
+            const counts = windows[w];
+            if (!counts) continue;
+            counts.total += bucket.total;
+            counts.failures += bucket.failures;
+            for (let i = 0; i < bucket.good.length; i++) counts.good[i] = (counts.good[i] ?? 0) + (bucket.good[i] ?? 0);
+          }
+        }
+        indicators[name] = {
+          success: state.success,
+          failure: state.failure,
+          lifetime: state.lifetime.encode(),
+          recent: state.recent.encode(),
+          thresholdsMs: state.thresholdsMs,
+          windows,
+        };
+      }
+      return {
+        takenAt: now,
+        indicators,
+        recentOperations: [...recentOperations],
+        recentFailures: [...recentFailures],
+        errorTypes: [...errorTypes].map(([type, e]) => ({ type, ...e })).sort((a, b) => b.count - a.count),
+      };
+    },
+  };
+}

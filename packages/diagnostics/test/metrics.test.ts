@@ -1,0 +1,139 @@
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics, LatencyHistogram, SPEC_SLOS } from '../src/index.js';
+import { ensurePromtool, promtool } from './support/promtool.js';
+
+/** The SDK wiring the app does: a MeterProvider with a pull-mode Prometheus reader. */
+function sdk() {
+  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  const provider = new MeterProvider({
+    resource: resourceFromAttributes({ 'service.name': 'unrdf-daemon' }),
+    readers: [exporter],
+  });
+  const exposition = async () => {
+    const { resourceMetrics } = await exporter.collect();
+    return new PrometheusSerializer(undefined, false, undefined, true, true).serialize(resourceMetrics);
+  };
+  return { meter: provider.getMeter('unrdf'), exposition, close: () => provider.shutdown() };
+}
+
+beforeAll(() => ensurePromtool(), 300_000);
+
+describe('createMetrics', () => {
+  describe('Prometheus exposition', () => {
+    it('uses base units, _seconds/_total names and second-sized buckets, and passes promtool check metrics', async () => {
+      const otel = sdk();
+      const metrics = createMetrics({ meter: otel.meter });
+      metrics.observe('receipt', { durationMs: 4, ok: true });
+      metrics.observe('receipt', { durationMs: 50, ok: false });
+      metrics.recordOperation({ id: 'op-1', type: 'create', ok: true, durationMs: 12, queueWaitMs: 3 });
+      metrics.observe('health_check', { durationMs: 0.3, ok: true, endpoint: 'readyz' });
+      const text = await otel.exposition();
+      await otel.close();
+      expect(text).toContain('# TYPE unrdf_receipt_duration_seconds histogram');
+      expect(text).toMatch(/unrdf_receipt_duration_seconds_bucket\{outcome="success",le="0.045"\} 1/);
+      expect(text).toMatch(/unrdf_receipt_duration_seconds_sum\{outcome="success"\} 0.004/);
+      expect(text).toMatch(/unrdf_receipts_total\{outcome="failure"\} 1/);
+      expect(text).toMatch(/unrdf_operations_total\{outcome="success",type="create"\} 1/);
+      expect(text).not.toMatch(/_total_total|_seconds_seconds|milliseconds/);
+      const check = promtool(['check', 'metrics'], text);
+      expect(check.output).toBe('');
+      expect(check.status).toBe(0);
+    });
+
+    it('bounds label cardinality: unknown operation types collapse to "other"', async () => {
+      const otel = sdk();
+      const metrics = createMetrics({ meter: otel.meter, operationTypes: ['create'] });
+      for (let i = 0; i < 500; i++) metrics.recordOperation({ id: `op-${i}`, type: `t${i}`, ok: true, durationMs: 1 });
+      const text = await otel.exposition();
+      await otel.close();
+      const series = text.split('\n').filter((l) => l.startsWith('unrdf_operations_total{'));
+      expect(series).toEqual(['unrdf_operations_total{outcome="success",type="other"} 500']);
+    });
+  });
+
+  describe('snapshot', () => {
+    it('counts SLI events per window from an injected clock; failures are never good', () => {
+      let now = Date.UTC(2026, 0, 1);
+      const metrics = createMetrics({ clock: () => now });
+      metrics.observe('receipt', { durationMs: 10, ok: true }); // good for 15 and 45 ms
+      metrics.observe('receipt', { durationMs: 20, ok: true }); // good for 45 ms only
+      metrics.observe('receipt', { durationMs: 1, ok: false }); // bad for both
+      now += 2 * 60 * 60_000; // 2 hours later
+      metrics.observe('receipt', { durationMs: 100, ok: true });
+      const receipt = metrics.snapshot().indicators.receipt;
+      expect(receipt?.thresholdsMs).toEqual([15, 45]);
+      expect(receipt?.windows['5m']).toEqual({ total: 1, failures: 0, good: [0, 0] });
+      expect(receipt?.windows['6h']).toEqual({ total: 4, failures: 1, good: [1, 2] });
+      expect(receipt?.windows['30d']).toEqual({ total: 4, failures: 1, good: [1, 2] });
+      expect(LatencyHistogram.decode(receipt?.recent ?? '').count).toBe(1);
+      expect(LatencyHistogram.decode(receipt?.lifetime ?? '').count).toBe(4);
+    });
+
+    it('keeps the last 100 operations and failures and a bounded error-type summary', () => {
+      const metrics = createMetrics({ maxErrorTypes: 3 });
+      for (let i = 0; i < 250; i++) {
+        const ok = i % 2 === 0;
+        metrics.recordOperation({
+          id: `op-${i}`,
+          type: 'update',
+          ok,
+          durationMs: i,
+          ...(ok ? {} : { errorType: `E${i % 10}`, errorMessage: `failure ${i}` }),
+        });
+      }
+      const snap = metrics.snapshot();
+      expect(snap.recentOperations).toHaveLength(100);
+      expect(snap.recentOperations.at(-1)?.id).toBe('op-249');
+      expect(snap.recentFailures).toHaveLength(100);
+      expect(snap.recentFailures.every((f) => !f.ok)).toBe(true);
+      expect(snap.errorTypes.map((e) => e.type).sort()).toEqual(['E1', 'E3', 'E5', 'other']);
+      expect(snap.errorTypes.reduce((n, e) => n + e.count, 0)).toBe(125);
+    });
+  });
+});
+
+describe('LatencyHistogram', () => {
+  it('merges nodes so cluster percentiles are within 0.1% of the exact ones over the union', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(fc.double({ min: 0.01, max: 60_000, noNaN: true }), { minLength: 1, maxLength: 300 }), {
+          minLength: 1,
+          maxLength: 3,
+        }),
+        fc.constantFrom(50, 90, 99, 99.9),
+        (perNode, p) => {
+          const encoded = perNode.map((values) => {
+            const h = new LatencyHistogram();
+            for (const v of values) h.record(v);
+            return h.encode();
+          });
+          const merged = LatencyHistogram.mergeEncoded(encoded);
+          const all = perNode.flat().sort((a, b) => a - b);
+          // HdrHistogram's percentile: the value at rank ceil(p/100 * n).
+          const exact = all[Math.max(0, Math.ceil((p / 100) * all.length) - 1)] ?? 0;
+          expect(merged.count).toBe(all.length);
+          expect(Math.abs(merged.percentile(p) - exact)).toBeLessThanOrEqual(exact * 0.001 + 0.001);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('rejects an encoding that is not a histogram', () => {
+    expect(() => LatencyHistogram.decode('garbage!')).toThrow();
+  });
+});
+
+describe('SPEC_SLOS', () => {
+  it('holds the spec targets, e.g. JTBD 1 P99 <= 45 ms with a 60 ms critical alert', () => {
+    expect(SPEC_SLOS.find((s) => s.id === 'receipt-latency-p99')).toMatchObject({
+      sli: { kind: 'latency', percentile: 99, thresholdMs: 45 },
+      objective: 0.99,
+      alert: { severity: 'critical', threshold: 60 },
+    });
+  });
+});
