@@ -1,0 +1,106 @@
+import type { z } from 'zod';
+
+/** The base class of every error this package throws; `code` is stable across versions. */
+export class QueueError extends Error {
+  override readonly name: string = 'QueueError';
+  readonly code: string = 'UNRDF_QUEUE';
+}
+
+/** Formats zod issues as `path: message` lines, the way a CLI or HTTP 4xx shows them. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`)
+    .join('\n');
+}
+
+/** Options, a payload or a command failed validation; nothing was written. */
+export class InvalidInputError extends QueueError {
+  override readonly name = 'InvalidInputError';
+  override readonly code = 'UNRDF_QUEUE_INVALID_INPUT';
+  constructor(
+    readonly what: string,
+    readonly issues: readonly z.core.$ZodIssue[],
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`Invalid ${what}; nothing was written. Fix these and retry:\n${message}`, options);
+  }
+
+  static fromZod(what: string, error: z.ZodError): InvalidInputError {
+    return new InvalidInputError(what, error.issues, formatIssues(error), { cause: error });
+  }
+}
+
+/** An operation type that has no handler registered on this queue. */
+export class UnknownTypeError extends QueueError {
+  override readonly name = 'UnknownTypeError';
+  override readonly code = 'UNRDF_QUEUE_UNKNOWN_TYPE';
+  constructor(readonly type: string) {
+    super(`No operation type '${type}' is registered; add it to the \`types\` option of openQueue.`);
+  }
+}
+
+/** The queue is closing or closed and accepts no more work. */
+export class QueueClosedError extends QueueError {
+  override readonly name = 'QueueClosedError';
+  override readonly code = 'UNRDF_QUEUE_CLOSED';
+  constructor() {
+    super('The queue is closed; open a new one to submit work.');
+  }
+}
+
+/** No operation (or schedule) with that id exists, or it was removed by retention. */
+export class NotFoundError extends QueueError {
+  override readonly name = 'NotFoundError';
+  override readonly code = 'UNRDF_QUEUE_NOT_FOUND';
+  constructor(
+    readonly kind: 'operation' | 'schedule',
+    readonly id: string,
+  ) {
+    super(`No ${kind} '${id}' exists (it may have been removed by the retention period).`);
+  }
+}
+
+/** The operation is not in a state that allows the request (e.g. redrive of a completed one). */
+export class InvalidStateError extends QueueError {
+  override readonly name = 'InvalidStateError';
+  override readonly code = 'UNRDF_QUEUE_INVALID_STATE';
+  constructor(
+    readonly id: string,
+    readonly state: string,
+    readonly wanted: string,
+  ) {
+    super(`Operation '${id}' is ${state}; only ${wanted} operations allow this.`);
+  }
+}
+
+/**
+ * Thrown by a handler to say retrying cannot help (bad input, a permanent refusal):
+ * the operation goes straight to the dead-letter state, whatever attempts remain.
+ */
+export class UnrecoverableError extends QueueError {
+  override readonly name = 'UnrecoverableError';
+  override readonly code = 'UNRDF_QUEUE_UNRECOVERABLE';
+}
+
+/** The reason a handler's `signal` aborts when it ran past its type's `timeoutMs`. */
+export class OperationTimeoutError extends QueueError {
+  override readonly name = 'OperationTimeoutError';
+  override readonly code = 'UNRDF_QUEUE_TIMEOUT';
+  constructor(readonly timeoutMs: number) {
+    super(`The handler ran longer than its timeout of ${timeoutMs} ms and was aborted.`);
+  }
+}
+
+/** The reason a handler's `signal` aborts when its operation was cancelled or the queue closed. */
+export class OperationAbortedError extends QueueError {
+  override readonly name = 'OperationAbortedError';
+  override readonly code = 'UNRDF_QUEUE_ABORTED';
+  constructor(readonly reason: 'cancelled' | 'shutdown') {
+    super(
+      reason === 'cancelled'
+        ? 'The operation was cancelled while its handler ran.'
+        : 'The queue is closing and its drain period is over.',
+    );
+  }
+}

@@ -1,0 +1,265 @@
+/** What the in-memory index keeps of a pending operation (the payload stays in the store). */
+export interface ReadyEntry {
+  readonly id: string;
+  readonly type: string;
+  readonly priority: number;
+  /** '' for operations without a group key. */
+  readonly group: string;
+  readonly runAt: number;
+  /** Set when cancelled or replaced; the entry is skipped when it surfaces. */
+  removed: boolean;
+  /** In a ready lane (true) or still in the delay heap (false). */
+  ready: boolean;
+}
+
+/** A FIFO on an array with a moving head (amortised O(1) shift). */
+class Fifo<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  peek(): T | undefined {
+    return this.#items[this.#head];
+  }
+
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+}
+
+/** One priority level of one type: a FIFO per group, served round-robin. */
+class Level {
+  readonly groups = new Map<string, Fifo<ReadyEntry>>();
+  readonly ring: string[] = [];
+  cursor = 0;
+}
+
+class Lane {
+  readonly levels = new Map<number, Level>();
+  /** Priorities with entries, highest first. */
+  priorities: number[] = [];
+  size = 0;
+}
+
+/** A binary min-heap of entries by runAt. */
+class DelayHeap {
+  readonly #heap: ReadyEntry[] = [];
+
+  get size(): number {
+    return this.#heap.length;
+  }
+
+  peek(): ReadyEntry | undefined {
+    return this.#heap[0];
+  }
+
+  push(entry: ReadyEntry): void {
+    const heap = this.#heap;
+    heap.push(entry);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if ((heap[parent] as ReadyEntry).runAt <= entry.runAt) break;
+      heap[i] = heap[parent] as ReadyEntry;
+      i = parent;
+    }
+    heap[i] = entry;
+  }
+
+  pop(): ReadyEntry | undefined {
+    const heap = this.#heap;
+    const top = heap[0];
+    const last = heap.pop();
+    if (top === undefined || last === undefined || heap.length === 0) return top;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.length) break;
+      const right = left + 1;
+      const child =
+        right < heap.length && (heap[right] as ReadyEntry).runAt < (heap[left] as ReadyEntry).runAt ? right : left;
+      if ((heap[child] as ReadyEntry).runAt >= last.runAt) break;
+      heap[i] = heap[child] as ReadyEntry;
+      i = child;
+    }
+    heap[i] = last;
+    return top;
+  }
+}
+
+/**
+ * The executor's view of pending work, kept in memory so dispatch never polls the
+ * store: due operations per type, by priority (highest first), round-robin between
+ * group keys within a priority (fairness between tenants), FIFO within a group;
+ * operations not yet due wait in a heap by runAt. Rebuilt from the store at boot.
+ */
+export class ReadyIndex {
+  readonly #lanes = new Map<string, Lane>();
+  readonly #byId = new Map<string, ReadyEntry>();
+  readonly #delayed = new DelayHeap();
+  #delayedCount = 0;
+
+  /** Due entries (all types). */
+  get readyCount(): number {
+    let n = 0;
+    for (const lane of this.#lanes.values()) n += lane.size;
+    return n;
+  }
+
+  get delayedCount(): number {
+    return this.#delayedCount;
+  }
+
+  readyOf(type: string): number {
+    return this.#lanes.get(type)?.size ?? 0;
+  }
+
+  has(id: string): boolean {
+    return this.#byId.has(id);
+  }
+
+  /** Adds a pending operation (replacing an older entry for the same id). */
+  add(entry: ReadyEntry, now: number): void {
+    this.remove(entry.id);
+    this.#byId.set(entry.id, entry);
+    if (entry.runAt > now) {
+      this.#delayed.push(entry);
+      this.#delayedCount++;
+    } else {
+      this.#enqueueReady(entry);
+    }
+  }
+
+  /** Forgets an operation (cancelled, or claimed elsewhere). */
+  remove(id: string): void {
+    const entry = this.#byId.get(id);
+    if (entry === undefined) return;
+    this.#byId.delete(id);
+    entry.removed = true;
+    // Removed entries stay where they are and are dropped when they surface.
+    if (entry.ready) {
+      const lane = this.#lanes.get(entry.type);
+      if (lane) lane.size--;
+    } else {
+      this.#delayedCount--;
+    }
+  }
+
+  /** Moves every delayed entry due by `now` to the ready lanes. */
+  promoteDue(now: number): void {
+    for (;;) {
+      const top = this.#delayed.peek();
+      if (top === undefined || top.runAt > now) return;
+      this.#delayed.pop();
+      if (top.removed) continue;
+      this.#delayedCount--;
+      this.#enqueueReady(top);
+    }
+  }
+
+  /** When the earliest delayed entry is due, if any. */
+  nextDueAt(): number | undefined {
+    for (;;) {
+      const top = this.#delayed.peek();
+      if (top === undefined) return undefined;
+      if (!top.removed) return top.runAt;
+      this.#delayed.pop();
+    }
+  }
+
+  /** Types that have due entries. */
+  readyTypes(): IterableIterator<string> {
+    return this.#lanes.keys();
+  }
+
+  /**
+   * Takes the next due entry of `type` whose group may run another operation, or
+   * undefined. Highest priority first; a group at its limit is skipped (its entries
+   * keep their place), so lower-priority or other-tenant work proceeds meanwhile.
+   */
+  take(type: string, groupAvailable: (group: string) => boolean): ReadyEntry | undefined {
+    const lane = this.#lanes.get(type);
+    if (lane === undefined) return undefined;
+    for (let p = 0; p < lane.priorities.length; p++) {
+      const priority = lane.priorities[p] as number;
+      const level = lane.levels.get(priority) as Level;
+      let scanned = 0;
+      while (scanned < level.ring.length) {
+        if (level.cursor >= level.ring.length) level.cursor = 0;
+        const group = level.ring[level.cursor] as string;
+        const fifo = level.groups.get(group) as Fifo<ReadyEntry>;
+        while (fifo.length > 0 && (fifo.peek() as ReadyEntry).removed) fifo.shift();
+        if (fifo.length === 0) {
+          level.groups.delete(group);
+          level.ring.splice(level.cursor, 1);
+          continue;
+        }
+        if (group !== '' && !groupAvailable(group)) {
+          level.cursor++;
+          scanned++;
+          continue;
+        }
+        const entry = fifo.shift() as ReadyEntry;
+        level.cursor++;
+        lane.size--;
+        this.#byId.delete(entry.id);
+        if (fifo.length === 0) {
+          level.groups.delete(group);
+          level.ring.splice(level.cursor - 1, 1);
+          level.cursor--;
+        }
+        this.#dropEmpty(type, lane, priority, level, p);
+        return entry;
+      }
+      if (this.#dropEmpty(type, lane, priority, level, p)) p--;
+    }
+    return undefined;
+  }
+
+  #dropEmpty(type: string, lane: Lane, priority: number, level: Level, index: number): boolean {
+    if (level.ring.length > 0) return false;
+    lane.levels.delete(priority);
+    lane.priorities.splice(index, 1);
+    if (lane.priorities.length === 0) this.#lanes.delete(type);
+    return true;
+  }
+
+  #enqueueReady(entry: ReadyEntry): void {
+    entry.ready = true;
+    let lane = this.#lanes.get(entry.type);
+    if (lane === undefined) {
+      lane = new Lane();
+      this.#lanes.set(entry.type, lane);
+    }
+    let level = lane.levels.get(entry.priority);
+    if (level === undefined) {
+      level = new Level();
+      lane.levels.set(entry.priority, level);
+      const at = lane.priorities.findIndex((p) => p < entry.priority);
+      if (at === -1) lane.priorities.push(entry.priority);
+      else lane.priorities.splice(at, 0, entry.priority);
+    }
+    let fifo = level.groups.get(entry.group);
+    if (fifo === undefined) {
+      fifo = new Fifo();
+      level.groups.set(entry.group, fifo);
+      level.ring.push(entry.group);
+    }
+    fifo.push(entry);
+    lane.size++;
+  }
+}

@@ -1,0 +1,1064 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import {
+  type Attributes,
+  type Counter,
+  type Histogram,
+  metrics,
+  type ObservableGauge,
+  type ObservableResult,
+} from '@opentelemetry/api';
+import { Cron } from 'croner';
+import type { z } from 'zod';
+import type { CommandKind, CommandOf, OperationRow, OperationState, ResultOf, Transition } from './commands.js';
+import { type CommitPath, createGroupCommitPath } from './commit-path.js';
+import {
+  InvalidInputError,
+  InvalidStateError,
+  NotFoundError,
+  OperationAbortedError,
+  OperationTimeoutError,
+  QueueClosedError,
+  UnknownTypeError,
+  UnrecoverableError,
+} from './errors.js';
+import { type Backoff, backoffDelay } from './internal/backoff.js';
+import { type ReadyEntry, ReadyIndex } from './internal/ready-index.js';
+import { uuidV7 } from './internal/uuid-v7.js';
+import {
+  type Clock,
+  type CloseOptions,
+  CloseOptionsSchema,
+  type EnqueueOptions,
+  EnqueueOptionsSchema,
+  type Handler,
+  type QueueOptions,
+  QueueOptionsSchema,
+  type ReconcileDecision,
+  type ReconcileHook,
+  type ScheduleOptions,
+  ScheduleOptionsSchema,
+} from './options.js';
+import { createStateMachine, type StateMachine } from './state-machine.js';
+
+/** An operation as the public API shows it (JSON fields parsed). */
+export interface Operation {
+  readonly id: string;
+  readonly type: string;
+  readonly state: OperationState;
+  readonly payload: unknown;
+  readonly priority: number;
+  readonly groupKey: string | null;
+  readonly idempotencyKey: string | null;
+  /** When it is (or was) due, epoch ms. */
+  readonly runAt: number;
+  readonly createdAt: number;
+  readonly maxAttempts: number;
+  readonly attempts: number;
+  /** Fencing token of the latest claim; for a completed operation, the attempt that won. */
+  readonly token: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  readonly result: unknown;
+  readonly error: { readonly name: string; readonly message: string; readonly code?: string } | null;
+  /** The schedule that enqueued it, if any. */
+  readonly schedule: string | null;
+}
+
+/** Every committed transition, as emitted to listeners (after the commit). */
+export type QueueEvent = Transition;
+
+/** A point-in-time view for diagnostics and benchmarks. */
+export interface QueueStats {
+  readonly epoch: number;
+  /** Due and waiting for a slot. */
+  readonly ready: number;
+  /** Not yet due (delays, retry backoff). */
+  readonly delayed: number;
+  /** Slots taken: claims in flight plus handlers that have not settled. */
+  readonly inFlight: number;
+  /** Transitions since open, by kind. */
+  readonly totals: Readonly<
+    Record<'enqueued' | 'completed' | 'retried' | 'dead' | 'cancelled' | 'staleOutcomes', number>
+  >;
+  /** Event-loop delay P99 since open, ms. */
+  readonly eventLoopDelayP99Ms: number;
+}
+
+export interface ScheduleInfo {
+  readonly name: string;
+  readonly type: string;
+  readonly cron: string;
+  readonly nextRunAt: number | null;
+}
+
+/** A durable embedded operation queue. See `openQueue`. */
+export interface Queue extends AsyncDisposable {
+  /** The boot epoch of this instance (leases of older epochs were recovered at open). */
+  readonly epoch: number;
+  /**
+   * Adds an operation; resolves once it is durable. With an `idempotencyKey` already
+   * used for this type, resolves with the original operation instead.
+   * @throws InvalidInputError (bad options or payload; nothing written), UnknownTypeError, QueueClosedError
+   */
+  enqueue(type: string, payload?: unknown, options?: EnqueueOptions): Promise<Operation>;
+  /** Reads an operation from the store. */
+  get(id: string): Operation | undefined;
+  /** Cancels a pending or running operation (a running handler's signal aborts). Resolves false if already final. @throws NotFoundError */
+  cancel(id: string): Promise<boolean>;
+  /** Moves a dead operation back to pending with fresh attempts. @throws NotFoundError, InvalidStateError */
+  redrive(id: string, options?: { readonly delayMs?: number }): Promise<void>;
+  /** Stops claiming operations of `type` (running ones finish); persisted. */
+  pause(type: string): Promise<void>;
+  resume(type: string): Promise<void>;
+  /** Creates or replaces a recurring schedule. @throws InvalidInputError (bad cron), UnknownTypeError */
+  schedule(name: string, options: ScheduleOptions): Promise<ScheduleInfo>;
+  unschedule(name: string): Promise<boolean>;
+  /** Hears every committed transition. Returns the unsubscribe. */
+  onEvent(listener: (event: QueueEvent) => void): () => void;
+  stats(): QueueStats;
+  /**
+   * Stops claiming, lets running handlers finish for `drainMs`, aborts the rest and
+   * gives their leases back (they run again later), commits everything, closes the store.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+interface ResolvedType {
+  readonly name: string;
+  readonly handler: Handler;
+  readonly concurrency: number;
+  readonly groupConcurrency: number;
+  readonly timeoutMs: number;
+  readonly maxAttempts: number;
+  readonly backoff: Backoff;
+  readonly crashPolicy: 'retry' | 'reconcile' | 'fail';
+  readonly reconcile: ReconcileHook | undefined;
+  readonly payloadSchema: z.ZodType | undefined;
+  readonly priority: number;
+}
+
+interface ResolvedQueueOptions {
+  readonly path: string;
+  readonly types: ReadonlyMap<string, ResolvedType>;
+  readonly concurrency: number;
+  readonly retentionMs: number;
+  readonly maintenanceIntervalMs: number;
+  readonly groupCommitWindowMs: number;
+  readonly abortGraceMs: number;
+  readonly durable: boolean;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly generateId: (() => string) | undefined;
+}
+
+interface RunningOperation {
+  readonly token: number;
+  readonly controller: AbortController;
+  /** The queue gave the lease back during close; the handler's outcome no longer counts. */
+  abandoned: boolean;
+  readonly settled: Promise<void>;
+}
+
+export const DEFAULT_CONCURRENCY = 1000;
+export const DEFAULT_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_ATTEMPTS = 5;
+export const DEFAULT_BACKOFF: Backoff = { baseMs: 1000, maxMs: 300_000 };
+const DEFAULT_RETENTION_MS = 7 * 86_400_000;
+const DEFAULT_MAINTENANCE_MS = 60_000;
+const DEFAULT_DRAIN_MS = 10_000;
+const DEFAULT_ABORT_GRACE_MS = 1000;
+const PURGE_BATCH = 1000;
+const MAX_PURGE_BATCHES = 20;
+const MAX_TIMER_MS = 2_147_483_647;
+const MAX_ERROR_MESSAGE = 4096;
+
+function resolveOptions(input: QueueOptions): ResolvedQueueOptions {
+  const parsed = QueueOptionsSchema.safeParse(input);
+  if (!parsed.success) throw InvalidInputError.fromZod('queue options', parsed.error);
+  const o = parsed.data;
+  const concurrency = o.concurrency ?? DEFAULT_CONCURRENCY;
+  const types = new Map<string, ResolvedType>();
+  for (const [name, t] of Object.entries(o.types)) {
+    types.set(
+      name,
+      Object.freeze({
+        name,
+        handler: t.handler,
+        concurrency: Math.min(t.concurrency ?? concurrency, concurrency),
+        groupConcurrency: t.groupConcurrency ?? Number.POSITIVE_INFINITY,
+        timeoutMs: t.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        maxAttempts: t.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+        backoff: Object.freeze({
+          baseMs: t.backoff?.baseMs ?? DEFAULT_BACKOFF.baseMs,
+          maxMs: t.backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs,
+        }),
+        crashPolicy: t.crashPolicy ?? 'retry',
+        reconcile: t.reconcile,
+        payloadSchema: t.payloadSchema,
+        priority: t.priority ?? 0,
+      }),
+    );
+  }
+  return Object.freeze({
+    path: o.path,
+    types,
+    concurrency,
+    retentionMs: o.retentionMs ?? DEFAULT_RETENTION_MS,
+    maintenanceIntervalMs: o.maintenanceIntervalMs ?? DEFAULT_MAINTENANCE_MS,
+    groupCommitWindowMs: o.groupCommitWindowMs ?? 0,
+    abortGraceMs: o.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS,
+    durable: o.durable ?? true,
+    clock: o.clock ?? { now: Date.now },
+    random: o.random ?? Math.random,
+    generateId: o.generateId,
+  });
+}
+
+/** Serialises what a handler threw (anything, not only Errors) into the stored error JSON. */
+function errorJson(error: unknown): string {
+  let name = 'NonError';
+  let message: string;
+  let code: string | undefined;
+  if (error instanceof Error) {
+    name = error.name;
+    message = error.message;
+    const c = (error as { code?: unknown }).code;
+    if (typeof c === 'string') code = c;
+  } else {
+    try {
+      message = typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
+    } catch {
+      message = Object.prototype.toString.call(error);
+    }
+  }
+  if (message.length > MAX_ERROR_MESSAGE) message = `${message.slice(0, MAX_ERROR_MESSAGE)}…`;
+  return JSON.stringify(code === undefined ? { name, message } : { name, message, code });
+}
+
+function parseJson(text: string | null): unknown {
+  return text === null ? null : JSON.parse(text);
+}
+
+function toOperation(row: OperationRow, payload?: { value: unknown }): Operation {
+  return {
+    id: row.id,
+    type: row.type,
+    state: row.state,
+    payload: payload ? payload.value : parseJson(row.payload),
+    priority: row.priority,
+    groupKey: row.groupKey,
+    idempotencyKey: row.idempotencyKey,
+    runAt: row.runAt,
+    createdAt: row.createdAt,
+    maxAttempts: row.maxAttempts,
+    attempts: row.attempts,
+    token: row.token,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    result: parseJson(row.result),
+    error: parseJson(row.error) as Operation['error'],
+    schedule: row.schedule,
+  };
+}
+
+const customIssue = (message: string, path: PropertyKey[] = []) => ({
+  code: 'custom' as const,
+  path,
+  message,
+  input: undefined,
+});
+
+/**
+ * Opens a durable operation queue on a SQLite file: recovers what a previous
+ * process left running (by each type's crash policy), rebuilds the in-memory ready
+ * index, and starts running handlers.
+ * @throws InvalidInputError when the options are invalid (zod issues as `path: message` lines)
+ * @example
+ * await using queue = await openQueue({
+ *   path: './data/queue.db',
+ *   types: { 'send-email': { handler: async (payload, { signal }) => send(payload, { signal }), timeoutMs: 10_000 } },
+ * });
+ * const op = await queue.enqueue('send-email', { to: 'a@example.org' }, { idempotencyKey: 'welcome:42' });
+ */
+export async function openQueue(options: QueueOptions): Promise<Queue> {
+  const resolved = resolveOptions(options);
+  const extensions = options.extensions ?? [];
+  const stateMachine = createStateMachine({ path: resolved.path, durable: resolved.durable, extensions });
+  let commitPath: CommitPath;
+  try {
+    commitPath = options.commitPath
+      ? options.commitPath(stateMachine)
+      : createGroupCommitPath(stateMachine, { windowMs: resolved.groupCommitWindowMs });
+  } catch (error) {
+    stateMachine.close();
+    throw error;
+  }
+  const queue = new DurableQueue(resolved, stateMachine, commitPath, options.meter);
+  try {
+    await queue.boot();
+  } catch (error) {
+    await queue.close({ drainMs: 0 }).catch(() => undefined);
+    throw error;
+  }
+  return queue;
+}
+
+class DurableQueue implements Queue {
+  readonly #o: ResolvedQueueOptions;
+  readonly #sm: StateMachine;
+  readonly #commit: CommitPath;
+  readonly #index = new ReadyIndex();
+  readonly #listeners = new Set<(event: QueueEvent) => void>();
+  readonly #running = new Map<string, RunningOperation>();
+  readonly #typeInFlight = new Map<string, number>();
+  readonly #groupInFlight = new Map<string, number>();
+  readonly #paused = new Set<string>();
+  readonly #outstanding = new Set<Promise<unknown>>();
+  readonly #schedules = new Map<string, { info: ScheduleInfo; cron: Cron }>();
+  readonly #typeNames: string[];
+  readonly #eventLoop: ReturnType<typeof monitorEventLoopDelay>;
+  readonly #unsubscribe: () => void;
+  readonly #metrics: QueueMetrics;
+  readonly #totals = { enqueued: 0, completed: 0, retried: 0, dead: 0, cancelled: 0, staleOutcomes: 0 };
+  #epoch = 0;
+  #inFlight = 0;
+  #typeCursor = 0;
+  #started = false;
+  #closing = false;
+  #dispatching = false;
+  #closePromise: Promise<void> | undefined;
+  #idleWaiters: (() => void)[] = [];
+  #delayTimer: NodeJS.Timeout | undefined;
+  #delayTimerAt = Number.POSITIVE_INFINITY;
+  #scheduleTimer: NodeJS.Timeout | undefined;
+  #maintenanceTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    options: ResolvedQueueOptions,
+    stateMachine: StateMachine,
+    commitPath: CommitPath,
+    meter: QueueOptions['meter'],
+  ) {
+    this.#o = options;
+    this.#sm = stateMachine;
+    this.#commit = commitPath;
+    this.#typeNames = [...options.types.keys()];
+    this.#eventLoop = monitorEventLoopDelay({ resolution: 10 });
+    this.#eventLoop.enable();
+    this.#metrics = new QueueMetrics(meter ?? metrics.getMeter('@unrdf/queue'), () => ({
+      ready: this.#index.readyCount,
+      delayed: this.#index.delayedCount,
+      inFlight: this.#inFlight,
+      eventLoopP99: this.#eventLoop.percentile(99) / 1e6,
+    }));
+    this.#unsubscribe = stateMachine.subscribe((transitions) => this.#onCommitted(transitions));
+  }
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  #now(): number {
+    return this.#o.clock.now();
+  }
+
+  #newId(): string {
+    return this.#o.generateId ? this.#o.generateId() : uuidV7(this.#now());
+  }
+
+  #submit<K extends CommandKind>(command: CommandOf<K>): Promise<ResultOf<K>> {
+    return this.#commit.submit(command);
+  }
+
+  /** Tracks a promise close() must wait for. */
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#outstanding.add(promise);
+    const forget = () => this.#outstanding.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  // ---- boot and crash recovery --------------------------------------------------
+
+  async boot(): Promise<void> {
+    const { epoch } = await this.#submit({ kind: 'boot', at: this.#now() });
+    this.#epoch = epoch;
+    for (const type of this.#sm.pausedTypes()) this.#paused.add(type);
+    const now = this.#now();
+    for (const row of this.#sm.pending()) {
+      if (this.#o.types.has(row.type)) this.#index.add(entryOf(row), now);
+    }
+    // Leases of older epochs belong to a process that is gone: apply each type's policy.
+    const stale = this.#sm.running().filter((row) => row.epoch !== epoch && this.#o.types.has(row.type));
+    await Promise.all(stale.map((row) => this.#recover(row)));
+    for (const row of this.#sm.schedules())
+      this.#trackSchedule(row.name, row.type, row.cron, row.timezone, row.nextRunAt);
+    this.#armScheduleTimer();
+    this.#maintenanceTimer = setInterval(() => void this.#maintain(), this.#o.maintenanceIntervalMs);
+    this.#maintenanceTimer.unref();
+    this.#started = true;
+    this.#armDelayTimer();
+    this.#dispatch();
+  }
+
+  async #recover(row: OperationRow): Promise<void> {
+    const type = this.#o.types.get(row.type) as ResolvedType;
+    const crashed = JSON.stringify({
+      name: 'CrashedError',
+      message: `The process running attempt ${row.attempts} (token ${row.token}) died.`,
+    });
+    let decision: ReconcileDecision = { outcome: type.crashPolicy === 'fail' ? 'failed' : 'retry' };
+    if (type.crashPolicy === 'reconcile' && type.reconcile) {
+      try {
+        decision = await type.reconcile({
+          id: row.id,
+          type: row.type,
+          payload: parseJson(row.payload),
+          token: row.token,
+          attempt: row.attempts,
+          idempotencyKey: row.idempotencyKey ?? row.id,
+        });
+      } catch {
+        decision = { outcome: 'retry' };
+      }
+    }
+    const at = this.#now();
+    if (decision.outcome === 'completed') {
+      await this.#submit({
+        kind: 'complete',
+        at,
+        id: row.id,
+        token: row.token,
+        result: JSON.stringify(decision.result ?? null),
+      });
+    } else if (decision.outcome === 'failed') {
+      const error = decision.message ? JSON.stringify({ name: 'CrashedError', message: decision.message }) : crashed;
+      await this.#submit({ kind: 'fail', at, id: row.id, token: row.token, error, retryAt: null });
+    } else {
+      await this.#submit({ kind: 'fail', at, id: row.id, token: row.token, error: crashed, retryAt: at });
+    }
+  }
+
+  // ---- committed transitions ----------------------------------------------------
+
+  #onCommitted(transitions: readonly Transition[]): void {
+    const now = this.#now();
+    let wake = false;
+    for (const t of transitions) {
+      switch (t.kind) {
+        case 'enqueued':
+        case 'retry-scheduled':
+        case 'redriven':
+        case 'released':
+          if (t.kind === 'enqueued') this.#totals.enqueued++;
+          else if (t.kind === 'retry-scheduled') this.#totals.retried++;
+          if (this.#o.types.has(t.type)) {
+            this.#index.add(
+              {
+                id: t.id,
+                type: t.type,
+                priority: t.priority,
+                group: t.groupKey ?? '',
+                runAt: t.runAt,
+                removed: false,
+                ready: false,
+              },
+              now,
+            );
+            if (t.runAt > now) {
+              if (t.runAt < this.#delayTimerAt) this.#armDelayTimer();
+            } else wake = true;
+          }
+          break;
+        case 'claimed':
+          this.#index.remove(t.id);
+          this.#metrics.wait.record(Math.max(0, t.at - t.runAt), this.#metrics.attrs(t.type, 'claimed'));
+          break;
+        case 'completed':
+        case 'dead':
+        case 'cancelled':
+          if (t.kind === 'completed') this.#totals.completed++;
+          else if (t.kind === 'dead') this.#totals.dead++;
+          else {
+            this.#totals.cancelled++;
+            this.#index.remove(t.id);
+            this.#running.get(t.id)?.controller.abort(new OperationAbortedError('cancelled'));
+          }
+          break;
+        case 'paused':
+          this.#paused.add(t.type);
+          break;
+        case 'resumed':
+          this.#paused.delete(t.type);
+          wake = true;
+          break;
+      }
+      this.#metrics.transitions.add(1, this.#metrics.attrs(t.type, t.kind));
+      for (const listener of this.#listeners) {
+        try {
+          listener(t);
+        } catch (error) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      }
+    }
+    if (wake) this.#dispatch();
+  }
+
+  // ---- dispatch -----------------------------------------------------------------
+
+  #groupKey(type: string, group: string): string {
+    return `${type}\u0000${group}`;
+  }
+
+  /** Claims due operations while slots are free: global, per type, per group. */
+  #dispatch(): void {
+    if (!this.#started || this.#closing || this.#dispatching) return;
+    this.#dispatching = true;
+    try {
+      const types = this.#typeNames;
+      while (this.#inFlight < this.#o.concurrency && this.#index.readyCount > 0) {
+        let taken: ReadyEntry | undefined;
+        // Round-robin between types so one busy type cannot starve the others.
+        for (let k = 0; k < types.length && taken === undefined; k++) {
+          const name = types[(this.#typeCursor + k) % types.length] as string;
+          if (this.#paused.has(name)) continue;
+          const type = this.#o.types.get(name) as ResolvedType;
+          if ((this.#typeInFlight.get(name) ?? 0) >= type.concurrency) continue;
+          taken = this.#index.take(
+            name,
+            (group) => (this.#groupInFlight.get(this.#groupKey(name, group)) ?? 0) < type.groupConcurrency,
+          );
+          if (taken !== undefined) this.#typeCursor = (this.#typeCursor + k + 1) % types.length;
+        }
+        if (taken === undefined) break;
+        this.#claim(taken);
+      }
+    } finally {
+      this.#dispatching = false;
+    }
+  }
+
+  #takeSlot(type: string, group: string): void {
+    this.#inFlight++;
+    this.#typeInFlight.set(type, (this.#typeInFlight.get(type) ?? 0) + 1);
+    if (group !== '') {
+      const key = this.#groupKey(type, group);
+      this.#groupInFlight.set(key, (this.#groupInFlight.get(key) ?? 0) + 1);
+    }
+  }
+
+  #releaseSlot(type: string, group: string): void {
+    this.#inFlight--;
+    this.#typeInFlight.set(type, (this.#typeInFlight.get(type) ?? 1) - 1);
+    if (group !== '') {
+      const key = this.#groupKey(type, group);
+      const n = (this.#groupInFlight.get(key) ?? 1) - 1;
+      if (n === 0) this.#groupInFlight.delete(key);
+      else this.#groupInFlight.set(key, n);
+    }
+    if (this.#inFlight === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+    this.#dispatch();
+  }
+
+  #claim(entry: ReadyEntry): void {
+    this.#takeSlot(entry.type, entry.group);
+    const claim = this.#submit({ kind: 'claim', at: this.#now(), id: entry.id, epoch: this.#epoch }).then(
+      (result) => {
+        if (!result.claimed) {
+          this.#releaseSlot(entry.type, entry.group);
+          return;
+        }
+        if (this.#closing) {
+          // Claimed while close() began: give the lease straight back.
+          return this.#submit({
+            kind: 'release',
+            at: this.#now(),
+            id: entry.id,
+            token: result.operation.token,
+          }).finally(() => this.#releaseSlot(entry.type, entry.group));
+        }
+        this.#run(result.operation, entry.group);
+      },
+      () => {
+        // The store refused the claim (I/O error): the operation is still pending there.
+        this.#releaseSlot(entry.type, entry.group);
+        if (!this.#closing)
+          this.#index.add({ ...entry, removed: false, ready: false, runAt: this.#now() + 1000 }, this.#now());
+        this.#armDelayTimer();
+      },
+    );
+    this.#track(claim);
+  }
+
+  #run(row: OperationRow, group: string): void {
+    const type = this.#o.types.get(row.type) as ResolvedType;
+    const controller = new AbortController();
+    let settle!: () => void;
+    const running: RunningOperation = {
+      token: row.token,
+      controller,
+      abandoned: false,
+      settled: new Promise<void>((resolve) => {
+        settle = resolve;
+      }),
+    };
+    this.#running.set(row.id, running);
+    const timer = setTimeout(() => controller.abort(new OperationTimeoutError(type.timeoutMs)), type.timeoutMs);
+    const started = performance.now();
+    let payload: unknown;
+    try {
+      payload = JSON.parse(row.payload);
+    } catch {
+      payload = null;
+    }
+    const context = {
+      id: row.id,
+      type: row.type,
+      attempt: row.attempts,
+      maxAttempts: row.maxAttempts,
+      token: row.token,
+      idempotencyKey: row.idempotencyKey ?? row.id,
+      groupKey: row.groupKey,
+      signal: controller.signal,
+    };
+    const invoke = async (): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> => {
+      try {
+        return { ok: true, value: await type.handler(payload, context) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    };
+    const done = invoke().then((outcome) => {
+      clearTimeout(timer);
+      // The slot is held until the handler settled, even past its timeout: no zombie overlaps a retry.
+      this.#running.delete(row.id);
+      this.#releaseSlot(row.type, group);
+      settle();
+      this.#metrics.run.record(
+        performance.now() - started,
+        this.#metrics.attrs(row.type, outcome.ok ? 'completed' : 'failed'),
+      );
+      if (running.abandoned) return;
+      return this.#finish(row, type, controller.signal, outcome);
+    });
+    this.#track(done);
+  }
+
+  async #finish(
+    row: OperationRow,
+    type: ResolvedType,
+    signal: AbortSignal,
+    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
+  ): Promise<void> {
+    const at = this.#now();
+    let failure: unknown;
+    if (signal.aborted) {
+      const reason: unknown = signal.reason;
+      if (reason instanceof OperationAbortedError) {
+        // Cancelled: the state is final already. Shutdown: the lease goes back unspent.
+        if (reason.reason === 'shutdown')
+          await this.#settleCommand({ kind: 'release', at, id: row.id, token: row.token });
+        return;
+      }
+      failure = reason;
+    } else if (outcome.ok) {
+      let result: string | undefined;
+      try {
+        result = JSON.stringify(outcome.value ?? null);
+      } catch (error) {
+        failure = new UnrecoverableError(`The handler's result is not JSON-serialisable: ${String(error)}`);
+      }
+      if (result !== undefined) {
+        await this.#settleCommand({ kind: 'complete', at, id: row.id, token: row.token, result });
+        return;
+      }
+    } else {
+      failure = outcome.error;
+    }
+    const unrecoverable = failure instanceof UnrecoverableError;
+    const retryAt =
+      unrecoverable || row.attempts >= row.maxAttempts
+        ? null
+        : at + backoffDelay(row.attempts, type.backoff, this.#o.random);
+    await this.#settleCommand({ kind: 'fail', at, id: row.id, token: row.token, error: errorJson(failure), retryAt });
+  }
+
+  /** Commits an outcome; a stale one (the fencing token moved on) is counted, not applied. */
+  async #settleCommand(command: CommandOf<'complete'> | CommandOf<'fail'> | CommandOf<'release'>): Promise<void> {
+    try {
+      const result = await this.#commit.submit(command);
+      if (!result.applied) this.#totals.staleOutcomes++;
+    } catch {
+      // The store refused (I/O error, or closed): the lease stays in the store and is
+      // recovered at the next boot by the type's crash policy.
+      this.#totals.staleOutcomes++;
+    }
+  }
+
+  // ---- timers -------------------------------------------------------------------
+
+  #armDelayTimer(): void {
+    if (this.#delayTimer !== undefined) clearTimeout(this.#delayTimer);
+    this.#delayTimer = undefined;
+    this.#delayTimerAt = Number.POSITIVE_INFINITY;
+    if (this.#closing) return;
+    const next = this.#index.nextDueAt();
+    if (next === undefined) return;
+    this.#delayTimerAt = next;
+    const wait = Math.min(Math.max(0, next - this.#now()), MAX_TIMER_MS);
+    this.#delayTimer = setTimeout(() => {
+      this.#delayTimer = undefined;
+      this.#delayTimerAt = Number.POSITIVE_INFINITY;
+      this.#index.promoteDue(this.#now());
+      this.#dispatch();
+      this.#armDelayTimer();
+    }, wait);
+  }
+
+  #trackSchedule(name: string, type: string, pattern: string, timezone: string | null, nextRunAt: number | null): void {
+    const cron = new Cron(pattern, { paused: true, ...(timezone === null ? {} : { timezone }) });
+    this.#schedules.set(name, { info: { name, type, cron: pattern, nextRunAt }, cron });
+  }
+
+  #armScheduleTimer(): void {
+    if (this.#scheduleTimer !== undefined) clearTimeout(this.#scheduleTimer);
+    this.#scheduleTimer = undefined;
+    if (this.#closing) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const { info } of this.#schedules.values()) if (info.nextRunAt !== null) next = Math.min(next, info.nextRunAt);
+    if (next === Number.POSITIVE_INFINITY) return;
+    const wait = Math.min(Math.max(0, next - this.#now()), MAX_TIMER_MS);
+    this.#scheduleTimer = setTimeout(() => void this.#fireSchedules(), wait);
+  }
+
+  async #fireSchedules(): Promise<void> {
+    this.#scheduleTimer = undefined;
+    const now = this.#now();
+    const fires: Promise<unknown>[] = [];
+    for (const [name, entry] of this.#schedules) {
+      const due = entry.info.nextRunAt;
+      if (due === null || due > now) continue;
+      // Missed runs (the process was down) collapse into one: the next run is after now.
+      const nextRunAt = entry.cron.nextRun(new Date(Math.max(now, due)))?.getTime() ?? null;
+      const fire = this.#submit({
+        kind: 'fire-schedule',
+        at: now,
+        name,
+        id: this.#newId(),
+        runAt: due,
+        nextRunAt,
+      }).then(
+        (result) => {
+          const current = this.#schedules.get(name);
+          if (current === entry)
+            entry.info = {
+              ...entry.info,
+              nextRunAt: result.applied ? nextRunAt : (this.#sm.schedule(name)?.nextRunAt ?? null),
+            };
+        },
+        () => undefined,
+      );
+      fires.push(this.#track(fire));
+    }
+    await Promise.all(fires);
+    this.#armScheduleTimer();
+  }
+
+  async #maintain(): Promise<void> {
+    if (this.#closing) return;
+    try {
+      const finishedBefore = this.#now() - this.#o.retentionMs;
+      for (let i = 0; i < MAX_PURGE_BATCHES && !this.#closing; i++) {
+        const { deleted } = await this.#track(
+          this.#submit({
+            kind: 'purge',
+            at: this.#now(),
+            finishedBefore: Math.max(0, finishedBefore),
+            limit: PURGE_BATCH,
+          }),
+        );
+        if (deleted < PURGE_BATCH) break;
+      }
+      if (!this.#closing) this.#sm.checkpoint();
+    } catch {
+      // Maintenance retries on its next tick; a failing store shows up in the callers' commands.
+    }
+  }
+
+  // ---- public API ----------------------------------------------------------------
+
+  async enqueue(typeName: string, payload?: unknown, options?: EnqueueOptions): Promise<Operation> {
+    if (this.#closing) throw new QueueClosedError();
+    const type = this.#o.types.get(typeName);
+    if (type === undefined) throw new UnknownTypeError(typeName);
+    let opts: z.output<typeof EnqueueOptionsSchema> = {};
+    if (options !== undefined) {
+      const parsed = EnqueueOptionsSchema.safeParse(options);
+      if (!parsed.success) throw InvalidInputError.fromZod('enqueue options', parsed.error);
+      opts = parsed.data;
+    }
+    let value: unknown = payload ?? null;
+    if (type.payloadSchema) {
+      const parsed = type.payloadSchema.safeParse(value);
+      if (!parsed.success) throw InvalidInputError.fromZod(`payload of '${typeName}'`, parsed.error);
+      value = parsed.data;
+    }
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value);
+    } catch (error) {
+      const issue = customIssue(`not JSON-serialisable: ${String(error)}`);
+      throw new InvalidInputError('payload', [issue], `(root): ${issue.message}`, { cause: error });
+    }
+    if (text === undefined) {
+      const issue = customIssue('not JSON-serialisable (a function, symbol or undefined)');
+      throw new InvalidInputError('payload', [issue], `(root): ${issue.message}`);
+    }
+    const now = this.#now();
+    const runAt = opts.runAt instanceof Date ? opts.runAt.getTime() : (opts.runAt ?? now + (opts.delayMs ?? 0));
+    const result = await this.#submit({
+      kind: 'enqueue',
+      at: now,
+      id: this.#newId(),
+      type: typeName,
+      payload: text,
+      priority: opts.priority ?? type.priority,
+      runAt,
+      groupKey: opts.groupKey ?? null,
+      idempotencyKey: opts.idempotencyKey ?? null,
+      maxAttempts: opts.maxAttempts ?? type.maxAttempts,
+    });
+    return result.created ? toOperation(result.operation, { value }) : toOperation(result.operation);
+  }
+
+  get(id: string): Operation | undefined {
+    const row = this.#sm.get(id);
+    return row === undefined ? undefined : toOperation(row);
+  }
+
+  async cancel(id: string): Promise<boolean> {
+    if (this.#closing) throw new QueueClosedError();
+    const result = await this.#submit({ kind: 'cancel', at: this.#now(), id });
+    if (result.rejection === 'not-found') throw new NotFoundError('operation', id);
+    return result.applied;
+  }
+
+  async redrive(id: string, options: { readonly delayMs?: number } = {}): Promise<void> {
+    if (this.#closing) throw new QueueClosedError();
+    const delayMs = options.delayMs ?? 0;
+    if (!Number.isInteger(delayMs) || delayMs < 0) {
+      const issue = customIssue('must be a non-negative integer', ['delayMs']);
+      throw new InvalidInputError('redrive options', [issue], `delayMs: ${issue.message}`);
+    }
+    const now = this.#now();
+    const result = await this.#submit({ kind: 'redrive', at: now, id, runAt: now + delayMs });
+    if (result.rejection === 'not-found') throw new NotFoundError('operation', id);
+    if (result.rejection === 'not-dead') throw new InvalidStateError(id, this.#sm.get(id)?.state ?? 'unknown', 'dead');
+  }
+
+  async pause(type: string): Promise<void> {
+    if (!this.#o.types.has(type)) throw new UnknownTypeError(type);
+    await this.#submit({ kind: 'pause', at: this.#now(), type });
+  }
+
+  async resume(type: string): Promise<void> {
+    if (!this.#o.types.has(type)) throw new UnknownTypeError(type);
+    await this.#submit({ kind: 'resume', at: this.#now(), type });
+  }
+
+  async schedule(name: string, options: ScheduleOptions): Promise<ScheduleInfo> {
+    if (this.#closing) throw new QueueClosedError();
+    const parsed = ScheduleOptionsSchema.safeParse(options);
+    if (!parsed.success) throw InvalidInputError.fromZod('schedule options', parsed.error);
+    const o = parsed.data;
+    const type = this.#o.types.get(o.type);
+    if (type === undefined) throw new UnknownTypeError(o.type);
+    if (name.length === 0 || name.length > 200) {
+      const issue = customIssue('must be 1-200 characters', ['name']);
+      throw new InvalidInputError('schedule name', [issue], `name: ${issue.message}`);
+    }
+    let cron: Cron;
+    try {
+      cron = new Cron(o.cron, { paused: true, ...(o.timezone === undefined ? {} : { timezone: o.timezone }) });
+    } catch (error) {
+      const issue = customIssue(error instanceof Error ? error.message : String(error), ['cron']);
+      throw new InvalidInputError('schedule options', [issue], `cron: ${issue.message}`, { cause: error });
+    }
+    const now = this.#now();
+    const nextRunAt = cron.nextRun(new Date(now))?.getTime() ?? null;
+    await this.#submit({
+      kind: 'upsert-schedule',
+      at: now,
+      name,
+      type: o.type,
+      cron: o.cron,
+      timezone: o.timezone ?? null,
+      payload: JSON.stringify(o.payload ?? null),
+      priority: o.priority ?? type.priority,
+      maxAttempts: o.maxAttempts ?? type.maxAttempts,
+      nextRunAt,
+    });
+    const info: ScheduleInfo = { name, type: o.type, cron: o.cron, nextRunAt };
+    this.#schedules.set(name, { info, cron });
+    this.#armScheduleTimer();
+    return info;
+  }
+
+  async unschedule(name: string): Promise<boolean> {
+    const { applied } = await this.#submit({ kind: 'remove-schedule', at: this.#now(), name });
+    this.#schedules.delete(name);
+    this.#armScheduleTimer();
+    return applied;
+  }
+
+  onEvent(listener: (event: QueueEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  stats(): QueueStats {
+    return {
+      epoch: this.#epoch,
+      ready: this.#index.readyCount,
+      delayed: this.#index.delayedCount,
+      inFlight: this.#inFlight,
+      totals: { ...this.#totals },
+      eventLoopDelayP99Ms: this.#eventLoop.percentile(99) / 1e6,
+    };
+  }
+
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closePromise ??= this.#close(options);
+    return this.#closePromise;
+  }
+
+  async #close(options: CloseOptions): Promise<void> {
+    const parsed = CloseOptionsSchema.safeParse(options);
+    const drainMs = parsed.success ? (parsed.data.drainMs ?? DEFAULT_DRAIN_MS) : DEFAULT_DRAIN_MS;
+    this.#closing = true;
+    for (const timer of [this.#delayTimer, this.#scheduleTimer]) if (timer !== undefined) clearTimeout(timer);
+    if (this.#maintenanceTimer !== undefined) clearInterval(this.#maintenanceTimer);
+    // 1. Drain: running handlers get drainMs to finish on their own.
+    await this.#waitIdle(drainMs);
+    // 2. Abort the rest; give them abortGraceMs to settle (their leases go back unspent).
+    const left = [...this.#running.entries()];
+    for (const [, running] of left) running.controller.abort(new OperationAbortedError('shutdown'));
+    if (left.length > 0) await this.#waitIdle(this.#o.abortGraceMs);
+    // 3. Handlers that ignore their signal: give their leases back now; the token fences
+    //    whatever they do later, and their outcome is dropped.
+    for (const [id, running] of this.#running) {
+      running.abandoned = true;
+      this.#track(this.#settleCommand({ kind: 'release', at: this.#now(), id, token: running.token }));
+    }
+    // 4. Every outcome, claim and release in flight is committed before the store closes.
+    while (this.#outstanding.size > 0) await Promise.allSettled([...this.#outstanding]);
+    await this.#commit.close();
+    this.#unsubscribe();
+    this.#metrics.close();
+    this.#eventLoop.disable();
+    this.#sm.close();
+  }
+
+  /** Resolves when no slot is taken, or after `ms`. */
+  #waitIdle(ms: number): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#idleWaiters.push(done);
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function entryOf(row: OperationRow): ReadyEntry {
+  return {
+    id: row.id,
+    type: row.type,
+    priority: row.priority,
+    group: row.groupKey ?? '',
+    runAt: row.runAt,
+    removed: false,
+    ready: false,
+  };
+}
+
+/** OpenTelemetry instruments (API only: the app wires an SDK and exporter). */
+class QueueMetrics {
+  readonly transitions: Counter;
+  readonly wait: Histogram;
+  readonly run: Histogram;
+  readonly #gauges: ObservableGauge[];
+  readonly #observe: (result: ObservableResult, which: 'depth' | 'inFlight' | 'eventLoop') => void;
+  readonly #callbacks: ((result: ObservableResult) => void)[];
+  readonly #attrs = new Map<string, Attributes>();
+
+  constructor(
+    meter: NonNullable<QueueOptions['meter']>,
+    snapshot: () => { ready: number; delayed: number; inFlight: number; eventLoopP99: number },
+  ) {
+    this.transitions = meter.createCounter('unrdf.queue.transitions', {
+      description: 'Committed operation transitions, by operation type and transition kind',
+    });
+    this.wait = meter.createHistogram('unrdf.queue.wait.duration', {
+      unit: 'ms',
+      description: 'From when an operation was due to when it was claimed',
+    });
+    this.run = meter.createHistogram('unrdf.queue.run.duration', { unit: 'ms', description: 'Handler run time' });
+    const depth = meter.createObservableGauge('unrdf.queue.depth', {
+      description: 'Pending operations (ready or delayed)',
+    });
+    const inFlight = meter.createObservableGauge('unrdf.queue.in_flight', { description: 'Slots taken' });
+    const eventLoop = meter.createObservableGauge('unrdf.queue.event_loop.delay', {
+      unit: 'ms',
+      description: 'Event-loop delay P99 since open',
+    });
+    this.#gauges = [depth, inFlight, eventLoop];
+    this.#observe = (result, which) => {
+      const s = snapshot();
+      if (which === 'depth') {
+        result.observe(s.ready, { state: 'ready' });
+        result.observe(s.delayed, { state: 'delayed' });
+      } else if (which === 'inFlight') result.observe(s.inFlight);
+      else result.observe(s.eventLoopP99);
+    };
+    this.#callbacks = [
+      (r) => this.#observe(r, 'depth'),
+      (r) => this.#observe(r, 'inFlight'),
+      (r) => this.#observe(r, 'eventLoop'),
+    ];
+    this.#gauges.forEach((gauge, i) => {
+      gauge.addCallback(this.#callbacks[i] as (r: ObservableResult) => void);
+    });
+  }
+
+  /** Cached attribute objects, so the hot path allocates none. */
+  attrs(type: string, kind: string): Attributes {
+    const key = `${type}\u0000${kind}`;
+    let attrs = this.#attrs.get(key);
+    if (attrs === undefined) {
+      attrs = Object.freeze({ 'operation.type': type, transition: kind });
+      this.#attrs.set(key, attrs);
+    }
+    return attrs;
+  }
+
+  close(): void {
+    this.#gauges.forEach((gauge, i) => {
+      gauge.removeCallback(this.#callbacks[i] as (r: ObservableResult) => void);
+    });
+  }
+}

@@ -1,0 +1,574 @@
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type {
+  Command,
+  CommandKind,
+  CommandOf,
+  CommandResult,
+  OperationRow,
+  OperationState,
+  Rejection,
+  ResultOf,
+  Transition,
+} from './commands.js';
+import { initialiseStore, OPERATION_COLUMNS } from './internal/schema.js';
+
+/** What an extension sees of one applied command, inside its transaction. */
+export interface ApplyContext {
+  /** The store's connection, inside the open transaction: write your own tables here. */
+  readonly db: DatabaseSync;
+  readonly command: Command;
+  readonly result: CommandResult;
+  /** What the command changed (empty if it was rejected). */
+  readonly transitions: readonly Transition[];
+}
+
+/**
+ * Code that runs inside the same transaction as each command (the daemon appends a
+ * receipt per final state to its ledger here). It must be deterministic like `apply`;
+ * a throw rolls back the command, which then fails alone.
+ */
+export interface ApplyExtension {
+  readonly name: string;
+  /** Called once, at open, to create the extension's own tables. */
+  init?(db: DatabaseSync): void;
+  afterApply(context: ApplyContext): void;
+}
+
+/** The outcome of one command of a batch. */
+export type ApplyOutcome =
+  | { readonly ok: true; readonly result: CommandResult }
+  | { readonly ok: false; readonly error: unknown };
+
+/** A persisted recurring schedule. */
+export interface ScheduleRow {
+  readonly name: string;
+  readonly type: string;
+  readonly cron: string;
+  readonly timezone: string | null;
+  readonly payload: string;
+  readonly priority: number;
+  readonly maxAttempts: number;
+  readonly nextRunAt: number | null;
+}
+
+export interface StateMachineOptions {
+  /** SQLite file (created if missing); `:memory:` for a throwaway store. */
+  readonly path: string;
+  /** synchronous=FULL (default true). Off only for stores whose durability comes from elsewhere. */
+  readonly durable?: boolean;
+  readonly extensions?: readonly ApplyExtension[];
+}
+
+/**
+ * The queue's deterministic state machine over SQLite. `apply` reads no clock, draws
+ * no randomness and does no I/O besides the store: two instances fed the same
+ * commands end in the same state, which is what replication through a log needs.
+ */
+export interface StateMachine {
+  readonly db: DatabaseSync;
+  /** Applies one command in its own transaction. @throws what apply or an extension threw */
+  apply<K extends CommandKind>(command: CommandOf<K>): ResultOf<K>;
+  /**
+   * Applies commands in one transaction (`BEGIN IMMEDIATE` … `COMMIT`); if one throws,
+   * the batch is rolled back and replayed one command per transaction, so only the
+   * culprit fails. Listeners hear the transitions after the commit.
+   */
+  applyBatch(commands: readonly Command[]): ApplyOutcome[];
+  /** Hears every committed batch's transitions, in order. Returns the unsubscribe. */
+  subscribe(listener: (transitions: readonly Transition[]) => void): () => void;
+  get(id: string): OperationRow | undefined;
+  /** Every pending operation in enqueue order (to rebuild an in-memory ready index). */
+  pending(): OperationRow[];
+  /** Every running operation (to recover leases of dead epochs). */
+  running(): OperationRow[];
+  pausedTypes(): string[];
+  schedules(): ScheduleRow[];
+  schedule(name: string): ScheduleRow | undefined;
+  /** Operations per state (cheap enough for diagnostics, not for a hot path). */
+  countByState(): Record<OperationState, number>;
+  /** The current boot epoch (0 before the first boot command). */
+  epoch(): number;
+  /** Moves the WAL into the database and truncates it (bounded disk use). */
+  checkpoint(): void;
+  close(): void;
+}
+
+const SCHEDULE_COLUMNS = `name, type, cron, timezone, payload, priority, max_attempts AS maxAttempts, next_run_at AS nextRunAt`;
+
+/** Opens (creating if needed) the queue store and its state machine. */
+export function createStateMachine(options: StateMachineOptions): StateMachine {
+  const db = new DatabaseSync(options.path);
+  try {
+    initialiseStore(db, options.durable ?? true);
+    for (const extension of options.extensions ?? []) extension.init?.(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return new SqliteStateMachine(db, options.extensions ?? []);
+}
+
+class SqliteStateMachine implements StateMachine {
+  readonly db: DatabaseSync;
+  readonly #extensions: readonly ApplyExtension[];
+  readonly #listeners = new Set<(transitions: readonly Transition[]) => void>();
+  readonly #s: Record<string, StatementSync>;
+  // Transitions of the command being applied; reset per command.
+  #pending: Transition[] = [];
+
+  constructor(db: DatabaseSync, extensions: readonly ApplyExtension[]) {
+    this.db = db;
+    this.#extensions = extensions;
+    const p = (sql: string) => db.prepare(sql);
+    this.#s = {
+      insert: p(`INSERT INTO operations (id, type, state, payload, priority, group_key, idempotency_key, run_at,
+          created_at, max_attempts, schedule) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT DO NOTHING RETURNING seq`),
+      byId: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE id = ?`),
+      byIdempotency: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE type = ? AND idempotency_key = ?`),
+      status: p(
+        'SELECT seq, type, state, token, attempts, max_attempts AS maxAttempts, priority, group_key AS groupKey, created_at AS createdAt, run_at AS runAt FROM operations WHERE id = ?',
+      ),
+      claim: p(`UPDATE operations SET state = 'running', attempts = attempts + 1, token = token + 1, epoch = ?,
+          started_at = ? WHERE id = ? AND state = 'pending' AND run_at <= ? RETURNING ${OPERATION_COLUMNS}`),
+      complete: p(`UPDATE operations SET state = 'completed', result = ?, finished_at = ?, epoch = NULL
+          WHERE id = ? AND state = 'running' AND token = ? RETURNING type`),
+      retry: p(`UPDATE operations SET state = 'pending', run_at = ?, error = ?, epoch = NULL WHERE id = ?`),
+      dead: p(`UPDATE operations SET state = 'dead', error = ?, finished_at = ?, epoch = NULL WHERE id = ?`),
+      release: p(`UPDATE operations SET state = 'pending', attempts = attempts - 1, epoch = NULL WHERE id = ?`),
+      cancel: p(`UPDATE operations SET state = 'cancelled', finished_at = ?, epoch = NULL WHERE id = ?`),
+      redrive: p(`UPDATE operations SET state = 'pending', attempts = 0, run_at = ?, finished_at = NULL, result = NULL
+          WHERE id = ?`),
+      pause: p('INSERT INTO paused_types (type) VALUES (?) ON CONFLICT DO NOTHING'),
+      resume: p('DELETE FROM paused_types WHERE type = ?'),
+      boot: p("UPDATE meta SET value = value + 1 WHERE key = 'epoch' RETURNING value"),
+      epoch: p("SELECT value FROM meta WHERE key = 'epoch'"),
+      scheduleByName: p(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE name = ?`),
+      upsertSchedule:
+        p(`INSERT INTO schedules (name, type, cron, timezone, payload, priority, max_attempts, next_run_at,
+          created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (name) DO UPDATE SET type = excluded.type, cron = excluded.cron, timezone = excluded.timezone,
+          payload = excluded.payload, priority = excluded.priority, max_attempts = excluded.max_attempts,
+          next_run_at = excluded.next_run_at, updated_at = excluded.updated_at`),
+      removeSchedule: p('DELETE FROM schedules WHERE name = ?'),
+      advanceSchedule: p('UPDATE schedules SET next_run_at = ?, updated_at = ? WHERE name = ?'),
+      purge: p(`DELETE FROM operations WHERE seq IN (SELECT seq FROM operations WHERE finished_at IS NOT NULL
+          AND finished_at < ? ORDER BY finished_at, seq LIMIT ?)`),
+      pending: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE state = 'pending' ORDER BY seq`),
+      running: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE state = 'running' ORDER BY seq`),
+      paused: p('SELECT type FROM paused_types ORDER BY type'),
+      schedules: p(`SELECT ${SCHEDULE_COLUMNS} FROM schedules ORDER BY name`),
+      counts: p('SELECT state, count(*) AS n FROM operations GROUP BY state'),
+    };
+  }
+
+  #stmt(name: string): StatementSync {
+    const statement = this.#s[name];
+    if (statement === undefined) throw new Error(`no statement ${name}`);
+    return statement;
+  }
+
+  apply<K extends CommandKind>(command: CommandOf<K>): ResultOf<K> {
+    const [outcome] = this.applyBatch([command]);
+    if (outcome === undefined) throw new Error('applyBatch returned nothing');
+    if (!outcome.ok) throw outcome.error;
+    return outcome.result as ResultOf<K>;
+  }
+
+  applyBatch(commands: readonly Command[]): ApplyOutcome[] {
+    if (commands.length === 0) return [];
+    const transitions: Transition[] = [];
+    const outcomes: ApplyOutcome[] = [];
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      for (const command of commands) {
+        const result = this.#applyOne(command);
+        transitions.push(...this.#pending);
+        outcomes.push({ ok: true, result });
+      }
+      this.db.exec('COMMIT');
+    } catch (error) {
+      this.#rollback();
+      if (commands.length === 1) return [{ ok: false, error }];
+      // Replay one per transaction so only the failing command fails: the same
+      // outcome as applying them one by one, which is what a replica would do.
+      const single: ApplyOutcome[] = [];
+      for (const command of commands) single.push(...this.applyBatch([command]));
+      return single;
+    }
+    this.#emit(transitions);
+    return outcomes;
+  }
+
+  #rollback(): void {
+    if (this.db.isTransaction) this.db.exec('ROLLBACK');
+  }
+
+  #emit(transitions: readonly Transition[]): void {
+    if (transitions.length === 0) return;
+    for (const listener of this.#listeners) {
+      try {
+        listener(transitions);
+      } catch (error) {
+        // A listener's bug must not make a committed batch look failed.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+
+  #applyOne(command: Command): CommandResult {
+    this.#pending = [];
+    const result = this.#dispatch(command);
+    for (const extension of this.#extensions) {
+      extension.afterApply({ db: this.db, command, result, transitions: this.#pending });
+    }
+    return result;
+  }
+
+  #dispatch(command: Command): CommandResult {
+    switch (command.kind) {
+      case 'enqueue':
+        return this.#enqueue(command, null);
+      case 'claim':
+        return this.#claim(command);
+      case 'complete':
+        return this.#complete(command);
+      case 'fail':
+        return this.#fail(command);
+      case 'release':
+        return this.#release(command);
+      case 'cancel':
+        return this.#cancel(command);
+      case 'redrive':
+        return this.#redrive(command);
+      case 'pause': {
+        const applied = Number(this.#stmt('pause').run(command.type).changes) > 0;
+        if (applied) this.#pending.push({ kind: 'paused', at: command.at, type: command.type });
+        return { applied };
+      }
+      case 'resume': {
+        const applied = Number(this.#stmt('resume').run(command.type).changes) > 0;
+        if (applied) this.#pending.push({ kind: 'resumed', at: command.at, type: command.type });
+        return { applied };
+      }
+      case 'boot': {
+        const row = this.#stmt('boot').get() as { value: number };
+        return { epoch: row.value };
+      }
+      case 'upsert-schedule': {
+        const existed = this.#stmt('scheduleByName').get(command.name) !== undefined;
+        this.#stmt('upsertSchedule').run(
+          command.name,
+          command.type,
+          command.cron,
+          command.timezone,
+          command.payload,
+          command.priority,
+          command.maxAttempts,
+          command.nextRunAt,
+          command.at,
+          command.at,
+        );
+        return { created: !existed };
+      }
+      case 'remove-schedule':
+        return { applied: Number(this.#stmt('removeSchedule').run(command.name).changes) > 0 };
+      case 'fire-schedule':
+        return this.#fireSchedule(command);
+      case 'purge':
+        return { deleted: Number(this.#stmt('purge').run(command.finishedBefore, command.limit).changes) };
+    }
+  }
+
+  #enqueue(command: CommandOf<'enqueue'>, schedule: string | null): ResultOf<'enqueue'> {
+    const inserted = this.#stmt('insert').get(
+      command.id,
+      command.type,
+      command.payload,
+      command.priority,
+      command.groupKey,
+      command.idempotencyKey,
+      command.runAt,
+      command.at,
+      command.maxAttempts,
+      schedule,
+    ) as { seq: number } | undefined;
+    if (inserted === undefined) {
+      // A uniqueness conflict: the same idempotency key (per type) or the same id.
+      const existing = (
+        command.idempotencyKey === null
+          ? undefined
+          : this.#stmt('byIdempotency').get(command.type, command.idempotencyKey)
+      ) as OperationRow | undefined;
+      const original = existing ?? (this.#stmt('byId').get(command.id) as OperationRow | undefined);
+      if (original === undefined) throw new Error(`enqueue of ${command.id} conflicted with nothing`);
+      return { created: false, operation: original };
+    }
+    const operation: OperationRow = {
+      seq: inserted.seq,
+      id: command.id,
+      type: command.type,
+      state: 'pending',
+      payload: command.payload,
+      priority: command.priority,
+      groupKey: command.groupKey,
+      idempotencyKey: command.idempotencyKey,
+      runAt: command.runAt,
+      createdAt: command.at,
+      maxAttempts: command.maxAttempts,
+      attempts: 0,
+      token: 0,
+      epoch: null,
+      startedAt: null,
+      finishedAt: null,
+      result: null,
+      error: null,
+      schedule,
+    };
+    this.#pending.push({
+      kind: 'enqueued',
+      at: command.at,
+      id: command.id,
+      type: command.type,
+      seq: inserted.seq,
+      priority: command.priority,
+      groupKey: command.groupKey,
+      runAt: command.runAt,
+      createdAt: command.at,
+      attempts: 0,
+    });
+    return { created: true, operation };
+  }
+
+  #status(id: string): StatusRow | undefined {
+    return this.#stmt('status').get(id) as StatusRow | undefined;
+  }
+
+  #claim(command: CommandOf<'claim'>): ResultOf<'claim'> {
+    const row = this.#stmt('claim').get(command.epoch, command.at, command.id, command.at) as OperationRow | undefined;
+    if (row === undefined) {
+      const status = this.#status(command.id);
+      const rejection: Rejection =
+        status === undefined ? 'not-found' : status.state !== 'pending' ? 'not-pending' : 'not-due';
+      return { claimed: false, rejection };
+    }
+    this.#pending.push({
+      kind: 'claimed',
+      at: command.at,
+      id: row.id,
+      type: row.type,
+      token: row.token,
+      attempt: row.attempts,
+      runAt: row.runAt,
+      groupKey: row.groupKey,
+    });
+    return { claimed: true, operation: row };
+  }
+
+  /** Why a command holding `token` may not act on a running operation, or undefined if it may. */
+  #fence(status: StatusRow | undefined, token: number): Rejection | undefined {
+    if (status === undefined) return 'not-found';
+    if (status.state !== 'running') return 'not-running';
+    // The fencing token: only the holder of the latest lease may finish the attempt.
+    if (status.token !== token) return 'stale-token';
+    return undefined;
+  }
+
+  #complete(command: CommandOf<'complete'>): ResultOf<'complete'> {
+    const row = this.#stmt('complete').get(command.result, command.at, command.id, command.token) as
+      | { type: string }
+      | undefined;
+    if (row === undefined) {
+      return { applied: false, rejection: this.#fence(this.#status(command.id), command.token) ?? 'not-running' };
+    }
+    this.#pending.push({
+      kind: 'completed',
+      at: command.at,
+      id: command.id,
+      type: row.type,
+      token: command.token,
+      previous: 'running',
+    });
+    return { applied: true };
+  }
+
+  #fail(command: CommandOf<'fail'>): ResultOf<'fail'> {
+    const status = this.#status(command.id);
+    const rejection = this.#fence(status, command.token);
+    if (rejection !== undefined || status === undefined) return { applied: false, rejection: rejection ?? 'not-found' };
+    if (command.retryAt !== null && status.attempts < status.maxAttempts) {
+      this.#stmt('retry').run(command.retryAt, command.error, command.id);
+      this.#pending.push({
+        kind: 'retry-scheduled',
+        at: command.at,
+        id: command.id,
+        type: status.type,
+        seq: status.seq,
+        priority: status.priority,
+        groupKey: status.groupKey,
+        runAt: command.retryAt,
+        createdAt: status.createdAt,
+        attempts: status.attempts,
+        error: command.error,
+      });
+      return { applied: true, state: 'pending' };
+    }
+    this.#stmt('dead').run(command.error, command.at, command.id);
+    this.#pending.push({
+      kind: 'dead',
+      at: command.at,
+      id: command.id,
+      type: status.type,
+      token: command.token,
+      previous: 'running',
+      error: command.error,
+    });
+    return { applied: true, state: 'dead' };
+  }
+
+  #release(command: CommandOf<'release'>): ResultOf<'release'> {
+    const status = this.#status(command.id);
+    const rejection = this.#fence(status, command.token);
+    if (rejection !== undefined || status === undefined) return { applied: false, rejection: rejection ?? 'not-found' };
+    this.#stmt('release').run(command.id);
+    this.#pending.push({
+      kind: 'released',
+      at: command.at,
+      id: command.id,
+      type: status.type,
+      seq: status.seq,
+      priority: status.priority,
+      groupKey: status.groupKey,
+      runAt: status.runAt,
+      createdAt: status.createdAt,
+      attempts: status.attempts - 1,
+    });
+    return { applied: true };
+  }
+
+  #cancel(command: CommandOf<'cancel'>): ResultOf<'cancel'> {
+    const status = this.#status(command.id);
+    if (status === undefined) return { applied: false, rejection: 'not-found' };
+    if (status.state !== 'pending' && status.state !== 'running') return { applied: false, rejection: 'already-final' };
+    this.#stmt('cancel').run(command.at, command.id);
+    this.#pending.push({
+      kind: 'cancelled',
+      at: command.at,
+      id: command.id,
+      type: status.type,
+      token: status.token,
+      previous: status.state,
+    });
+    return { applied: true, previous: status.state };
+  }
+
+  #redrive(command: CommandOf<'redrive'>): ResultOf<'redrive'> {
+    const status = this.#status(command.id);
+    if (status === undefined) return { applied: false, rejection: 'not-found' };
+    if (status.state !== 'dead') return { applied: false, rejection: 'not-dead' };
+    this.#stmt('redrive').run(command.runAt, command.id);
+    this.#pending.push({
+      kind: 'redriven',
+      at: command.at,
+      id: command.id,
+      type: status.type,
+      seq: status.seq,
+      priority: status.priority,
+      groupKey: status.groupKey,
+      runAt: command.runAt,
+      createdAt: status.createdAt,
+      attempts: 0,
+    });
+    return { applied: true };
+  }
+
+  #fireSchedule(command: CommandOf<'fire-schedule'>): ResultOf<'fire-schedule'> {
+    const schedule = this.#stmt('scheduleByName').get(command.name) as ScheduleRow | undefined;
+    // Only the fire for the due time on record counts: a duplicate or late fire is a no-op.
+    if (schedule === undefined || schedule.nextRunAt !== command.runAt) {
+      return { applied: false, created: false, operationId: null };
+    }
+    const { created, operation } = this.#enqueue(
+      {
+        kind: 'enqueue',
+        at: command.at,
+        id: command.id,
+        type: schedule.type,
+        payload: schedule.payload,
+        priority: schedule.priority,
+        runAt: command.runAt,
+        groupKey: null,
+        idempotencyKey: `schedule:${command.name}:${command.runAt}`,
+        maxAttempts: schedule.maxAttempts,
+      },
+      command.name,
+    );
+    this.#stmt('advanceSchedule').run(command.nextRunAt, command.at, command.name);
+    return { applied: true, created, operationId: operation.id };
+  }
+
+  subscribe(listener: (transitions: readonly Transition[]) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  get(id: string): OperationRow | undefined {
+    return this.#stmt('byId').get(id) as OperationRow | undefined;
+  }
+
+  pending(): OperationRow[] {
+    return this.#stmt('pending').all() as unknown as OperationRow[];
+  }
+
+  running(): OperationRow[] {
+    return this.#stmt('running').all() as unknown as OperationRow[];
+  }
+
+  pausedTypes(): string[] {
+    return (this.#stmt('paused').all() as { type: string }[]).map((r) => r.type);
+  }
+
+  schedules(): ScheduleRow[] {
+    return this.#stmt('schedules').all() as unknown as ScheduleRow[];
+  }
+
+  schedule(name: string): ScheduleRow | undefined {
+    return this.#stmt('scheduleByName').get(name) as ScheduleRow | undefined;
+  }
+
+  countByState(): Record<OperationState, number> {
+    const counts: Record<OperationState, number> = { pending: 0, running: 0, completed: 0, dead: 0, cancelled: 0 };
+    for (const row of this.#stmt('counts').all() as { state: OperationState; n: number }[]) counts[row.state] = row.n;
+    return counts;
+  }
+
+  epoch(): number {
+    return (this.#stmt('epoch').get() as { value: number }).value;
+  }
+
+  checkpoint(): void {
+    // TRUNCATE: copy every WAL frame into the database, then cut the WAL to zero bytes
+    // (https://sqlite.org/pragma.html#pragma_wal_checkpoint).
+    this.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  }
+
+  close(): void {
+    this.#listeners.clear();
+    if (this.db.isOpen) this.db.close();
+  }
+}
+
+interface StatusRow {
+  readonly seq: number;
+  readonly type: string;
+  readonly state: OperationState;
+  readonly token: number;
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly priority: number;
+  readonly groupKey: string | null;
+  readonly createdAt: number;
+  readonly runAt: number;
+}
