@@ -157,6 +157,21 @@ function jcs(value: unknown): Uint8Array {
   return utf8(text);
 }
 
+/**
+ * Internal: the receipt hash of already-canonical bytes with a given SHA-256 backend
+ * (the ledger passes node:crypto's). Not exported from the package index.
+ */
+export function receiptDigest(canonicalBytes: Uint8Array, sha256: (data: Uint8Array) => Uint8Array): Uint8Array {
+  return sha256(concatBytes(RECEIPT_TAG, canonicalBytes));
+}
+
+/** Internal: the JCS text of a receipt. */
+export function canonicalText(receipt: Receipt): string {
+  const text = canonicalize(receipt);
+  if (text === undefined) throw new InvalidInputError('receipt', ['(root): cannot be canonicalized']);
+  return text;
+}
+
 /** The canonical bytes of a receipt: RFC 8785 (JCS) JSON in UTF-8. */
 export function encodeReceipt(receipt: Receipt): Uint8Array {
   return jcs(receipt);

@@ -1,0 +1,468 @@
+/**
+ * The ledger: an append-only RFC 9162 Merkle log of receipts on SQLite (node:sqlite,
+ * WAL, synchronous=FULL), with every complete subtree hash stored so any proof at any
+ * size is O(log n) point reads, group commit, and one signed C2SP checkpoint per batch.
+ *
+ * Two ways to write:
+ * - `append(body)`: the ledger owns the transaction; concurrent calls are grouped into
+ *   one transaction, and each promise resolves only after that transaction's COMMIT
+ *   (fsynced) with the receipt, its leaf index and the checkpoint that covers it.
+ * - `appendInTransaction(bodies)`: inside a transaction the caller already holds on the
+ *   same DatabaseSync handle, so the caller's state change, the receipts, their leaves
+ *   and the checkpoint commit or roll back together. Nothing is durable until the caller
+ *   commits; after a rollback the ledger re-reads its state, nothing is cached across calls.
+ */
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { z } from 'zod';
+import { type Checkpoint, signCheckpoint, type TrustedKey } from '../checkpoint.js';
+import { InvalidInputError, LedgerError } from '../errors.js';
+import { toHex, utf8 } from '../internal/bytes.js';
+import { consistencyPath, inclusionPath, type SubtreeHash, splitPoint } from '../internal/tree.js';
+import { encodeVerifierKey, type NoteSigner, parseSignerKey } from '../note.js';
+import {
+  buildReceipt,
+  canonicalText,
+  parseReceiptBody,
+  type Receipt,
+  type ReceiptBody,
+  receiptDigest,
+} from '../receipt.js';
+import type { ConsistencyProofJson, InclusionProofJson } from '../verify.js';
+import { nodeSha256, nodeTree } from './node-crypto.js';
+
+const DEFAULT_MAX_BATCH = 4096;
+
+const SignerSchema = z.strictObject({
+  /** `PRIVATE+KEY+…` text, or a signer (e.g. from `loadSignerKeyFile`). */
+  signer: z.union([z.string(), z.custom<NoteSigner>((v) => typeof v === 'object' && v !== null && 'sign' in v)]),
+  /** First tree size this key signs; the key signs until the next key's fromSize. */
+  fromSize: z.number().int().min(0).default(0),
+});
+
+/** Options of {@link openLedger}: exactly one of `path` and `database`. */
+export const OpenLedgerOptionsSchema = z
+  .strictObject({
+    /** A SQLite file the ledger opens and owns (WAL, synchronous=FULL). */
+    path: z.string().min(1).optional(),
+    /** A handle the caller owns (and closes), e.g. the daemon's, to share its transactions. */
+    database: z.custom<DatabaseSync>((v) => v instanceof DatabaseSync).optional(),
+    /** The ledger's C2SP origin line, also written into every receipt. */
+    origin: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[^\s+][^\n+]*$/u, 'one line, without "+", not starting with a space'),
+    /** Signing keys with the tree size each takes over at (rotation by tree size). */
+    signers: z.array(SignerSchema).min(1),
+    /** Most receipts in one group commit. */
+    maxBatch: z.number().int().min(1).max(1_000_000).optional(),
+  })
+  .refine((o) => (o.path === undefined) !== (o.database === undefined), {
+    message: 'give exactly one of path and database',
+  });
+export type OpenLedgerOptions = z.input<typeof OpenLedgerOptionsSchema>;
+
+/** A receipt the ledger has appended. */
+export interface AppendedReceipt {
+  readonly receipt: Receipt;
+  /** Hex receipt hash (the next receipt's previousReceiptHash). */
+  readonly receiptHash: string;
+  readonly leafIndex: number;
+  /** The signed checkpoint of the batch that included it (tree size > leafIndex). */
+  readonly checkpoint: string;
+  readonly treeSize: number;
+}
+
+/** An open ledger. Disposable: `await using ledger = await openLedger(…)`. */
+export interface Ledger extends AsyncDisposable {
+  readonly origin: string;
+  /** The verifier keys with the tree-size windows they sign: what verifiers should trust. */
+  readonly trustedKeys: readonly TrustedKey[];
+  /** Appends one receipt through group commit; resolves once its batch is durable. */
+  append(body: ReceiptBody): Promise<AppendedReceipt>;
+  /** Appends inside the caller's open transaction on the shared handle (see module doc). */
+  appendInTransaction(bodies: readonly ReceiptBody[]): AppendedReceipt[];
+  /** Leaves committed (or written in the caller's open transaction). */
+  size(): number;
+  /** RFC 9162 root of the first `treeSize` leaves (default all). */
+  root(treeSize?: number): Uint8Array;
+  receipt(leafIndex: number): Receipt | undefined;
+  receiptByOperationId(operationId: string): Receipt | undefined;
+  /** The latest signed checkpoint, or undefined for an empty ledger. */
+  latestCheckpoint(): string | undefined;
+  /** The signed checkpoint of exactly `treeSize`, if one was signed. */
+  checkpointAt(treeSize: number): string | undefined;
+  /** Inclusion proof of a leaf in the tree of `treeSize` leaves (default: the latest checkpoint's). */
+  inclusionProof(leafIndex: number, treeSize?: number): InclusionProofJson;
+  /** Consistency proof between two tree sizes (newSize default: the latest checkpoint's). */
+  consistencyProof(oldSize: number, newSize?: number): ConsistencyProofJson;
+  /** Resolves when every append issued so far is durable (or has failed). */
+  flush(): Promise<void>;
+  /** Flushes, then closes the database if the ledger opened it. */
+  close(): Promise<void>;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS receipts_ledger_meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS receipts_leaves (
+  leaf_index INTEGER PRIMARY KEY,
+  leaf_hash BLOB NOT NULL,
+  receipt_hash BLOB NOT NULL,
+  operation_id TEXT NOT NULL UNIQUE,
+  receipt TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS receipts_nodes (
+  level INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  hash BLOB NOT NULL,
+  PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS receipts_checkpoints (
+  tree_size INTEGER PRIMARY KEY,
+  note TEXT NOT NULL
+) STRICT;
+`;
+
+interface Statements {
+  size: StatementSync;
+  leafHash: StatementSync;
+  node: StatementSync;
+  lastReceiptHash: StatementSync;
+  insertLeaf: StatementSync;
+  insertNode: StatementSync;
+  insertCheckpoint: StatementSync;
+  receipt: StatementSync;
+  receiptByOp: StatementSync;
+  latestCheckpoint: StatementSync;
+  checkpointAt: StatementSync;
+}
+
+interface Pending {
+  readonly body: ReceiptBody;
+  readonly resolve: (r: AppendedReceipt) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/** log2(width) when width is a power of two, else -1 (no 32-bit bit tricks: sizes reach 2^53). */
+function exactLog2(width: number): number {
+  let level = 0;
+  let w = 1;
+  while (w < width) {
+    w *= 2;
+    level++;
+  }
+  return w === width ? level : -1;
+}
+
+const asBytes = (v: unknown): Uint8Array => {
+  if (!(v instanceof Uint8Array)) throw new LedgerError('Corrupt ledger: a stored hash is not a blob.');
+  return v;
+};
+
+/**
+ * Opens (creating if needed) a ledger on a SQLite file or on a handle the caller holds.
+ * @throws {InvalidInputError} for bad options; {@link LedgerError} when the database
+ *   belongs to another origin.
+ * @example
+ * await using ledger = await openLedger({ path: 'ledger.db', origin: 'example.com/ledger', signers: [{ signer: skey }] });
+ * const { receipt, checkpoint } = await ledger.append(body);
+ */
+export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
+  const parsed = OpenLedgerOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new InvalidInputError(
+      'ledger options',
+      parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+    );
+  }
+  const resolved = parsed.data;
+  const origin = resolved.origin;
+  const maxBatch = resolved.maxBatch ?? DEFAULT_MAX_BATCH;
+  const schedule = resolved.signers
+    .map((s) => ({ signer: typeof s.signer === 'string' ? parseSignerKey(s.signer) : s.signer, fromSize: s.fromSize }))
+    .sort((a, b) => a.fromSize - b.fromSize);
+  if (schedule[0]?.fromSize !== 0) throw new InvalidInputError('ledger options', ['signers: one key must start at 0']);
+  if (new Set(schedule.map((s) => s.fromSize)).size !== schedule.length) {
+    throw new InvalidInputError('ledger options', ['signers: two keys take over at the same tree size']);
+  }
+  const trustedKeys: TrustedKey[] = schedule.map((s, i) => {
+    const next = schedule[i + 1];
+    const verifierKey = encodeVerifierKey(s.signer.name, s.signer.publicKey);
+    return next
+      ? { verifierKey, fromSize: s.fromSize, untilSize: next.fromSize }
+      : { verifierKey, fromSize: s.fromSize };
+  });
+  const signerFor = (treeSize: number): NoteSigner => {
+    let chosen = schedule[0]?.signer as NoteSigner;
+    for (const s of schedule) if (s.fromSize <= treeSize) chosen = s.signer;
+    return chosen;
+  };
+
+  const ownsDatabase = resolved.path !== undefined;
+  const db = resolved.database ?? new DatabaseSync(resolved.path as string);
+  if (ownsDatabase) {
+    db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;');
+  }
+  if (!db.isTransaction) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(SCHEMA);
+      const row = db.prepare("SELECT value FROM receipts_ledger_meta WHERE key = 'origin'").get();
+      if (row === undefined) {
+        db.prepare("INSERT INTO receipts_ledger_meta (key, value) VALUES ('origin', ?)").run(origin);
+      } else if (row.value !== origin) {
+        throw new LedgerError(`This database holds the ledger "${String(row.value)}", not "${origin}".`);
+      }
+      db.exec('COMMIT');
+    } catch (error) {
+      db.exec('ROLLBACK');
+      if (ownsDatabase) db.close();
+      throw error;
+    }
+  } else {
+    db.exec(SCHEMA); // inside the caller's transaction: it commits the schema with its work
+  }
+
+  const st: Statements = {
+    size: db.prepare('SELECT coalesce(max(leaf_index) + 1, 0) AS n FROM receipts_leaves'),
+    leafHash: db.prepare('SELECT leaf_hash AS h FROM receipts_leaves WHERE leaf_index = ?'),
+    node: db.prepare('SELECT hash AS h FROM receipts_nodes WHERE level = ? AND idx = ?'),
+    lastReceiptHash: db.prepare('SELECT receipt_hash AS h FROM receipts_leaves WHERE leaf_index = ?'),
+    insertLeaf: db.prepare(
+      'INSERT INTO receipts_leaves (leaf_index, leaf_hash, receipt_hash, operation_id, receipt) VALUES (?, ?, ?, ?, ?)',
+    ),
+    insertNode: db.prepare('INSERT INTO receipts_nodes (level, idx, hash) VALUES (?, ?, ?)'),
+    insertCheckpoint: db.prepare('INSERT OR REPLACE INTO receipts_checkpoints (tree_size, note) VALUES (?, ?)'),
+    receipt: db.prepare('SELECT receipt FROM receipts_leaves WHERE leaf_index = ?'),
+    receiptByOp: db.prepare('SELECT receipt FROM receipts_leaves WHERE operation_id = ?'),
+    latestCheckpoint: db.prepare('SELECT tree_size, note FROM receipts_checkpoints ORDER BY tree_size DESC LIMIT 1'),
+    checkpointAt: db.prepare('SELECT note FROM receipts_checkpoints WHERE tree_size = ?'),
+  };
+
+  const currentSize = (): number => Number(st.size.get()?.n ?? 0);
+
+  /** The stored hash of the complete subtree at (level, idx); level 0 is the leaf hash. */
+  const completeNode = (level: number, idx: number): Uint8Array => {
+    const row = level === 0 ? st.leafHash.get(idx) : st.node.get(level, idx);
+    if (row === undefined) throw new LedgerError(`Corrupt ledger: missing subtree (${level}, ${idx}).`);
+    return asBytes(row.h);
+  };
+
+  /** MTH(D[start:end]) from stored complete subtrees: O(log n) reads (RFC 9162 §2.1.1). */
+  const storedMth: SubtreeHash = (start, end) => {
+    const width = end - start;
+    const level = exactLog2(width);
+    if (level >= 0 && start % width === 0) return completeNode(level, start / width);
+    const k = splitPoint(width);
+    return nodeTree.children(storedMth(start, start + k), storedMth(start + k, end));
+  };
+
+  /** The right edge of the tree: the complete subtree for each set bit of `size`, low level first. */
+  const readFrontier = (size: number): (Uint8Array | undefined)[] => {
+    const frontier: (Uint8Array | undefined)[] = [];
+    for (let level = 0, rest = size; rest > 0; level++, rest = Math.floor(rest / 2)) {
+      frontier[level] = rest % 2 === 1 ? completeNode(level, rest - 1) : undefined;
+    }
+    return frontier;
+  };
+
+  const rootOf = (size: number): Uint8Array => {
+    if (size === 0) return nodeTree.emptyRoot;
+    return storedMth(0, size);
+  };
+
+  /**
+   * Writes receipts for `bodies` at the end of the log and a signed checkpoint of the
+   * new size. Runs inside a transaction someone else opened and will commit.
+   */
+  const writeBatch = (bodies: readonly ReceiptBody[]): AppendedReceipt[] => {
+    let size = currentSize();
+    const frontier = readFrontier(size);
+    let previous: string | null = size === 0 ? null : toHex(asBytes(st.lastReceiptHash.get(size - 1)?.h));
+    const written: Omit<AppendedReceipt, 'checkpoint' | 'treeSize'>[] = [];
+    for (const body of bodies) {
+      const leafIndex = size;
+      const receipt = buildReceipt(body, { origin, leafIndex, previousReceiptHash: previous });
+      const text = canonicalText(receipt);
+      const digest = receiptDigest(utf8(text), nodeSha256);
+      const leafHash = nodeTree.leaf(digest);
+      st.insertLeaf.run(leafIndex, leafHash, digest, receipt.operationId, text);
+      // Carry up the tree: every odd index completes a subtree with its left sibling.
+      let hash = leafHash;
+      let idx = leafIndex;
+      let level = 0;
+      while (idx % 2 === 1) {
+        const left = frontier[level];
+        if (!left) throw new LedgerError('Corrupt ledger: frontier out of step with size.');
+        frontier[level] = undefined;
+        hash = nodeTree.children(left, hash);
+        level++;
+        idx = (idx - 1) / 2;
+        st.insertNode.run(level, idx, hash);
+      }
+      frontier[level] = hash;
+      size++;
+      previous = toHex(digest);
+      written.push({ receipt, receiptHash: previous, leafIndex });
+    }
+    // Root from the frontier: fold the complete subtrees from the right edge leftwards.
+    let root: Uint8Array | undefined;
+    for (const node of frontier) if (node) root = root ? nodeTree.children(node, root) : node;
+    const checkpoint: Checkpoint = { origin, size, root: root ?? nodeTree.emptyRoot };
+    const note = signCheckpoint(checkpoint, [signerFor(size)]);
+    st.insertCheckpoint.run(size, note);
+    return written.map((w) => ({ ...w, checkpoint: note, treeSize: size }));
+  };
+
+  let closed = false;
+  let queue: Pending[] = [];
+  let scheduled: Promise<void> | undefined;
+
+  /** Commits one batch in its own transaction; resolves its promises only after COMMIT. */
+  const commitBatch = (batch: readonly Pending[]): void => {
+    if (db.isTransaction) {
+      const error = new LedgerError(
+        'The shared database handle is inside a transaction; use appendInTransaction() within it.',
+      );
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    let results: AppendedReceipt[];
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      results = writeBatch(batch.map((p) => p.body));
+      db.exec('COMMIT'); // synchronous=FULL: durable when this returns
+    } catch (error) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      // One bad receipt (say a duplicate operation id) must not sink its batch-mates:
+      // retry each alone so only the culprit fails.
+      if (batch.length > 1) {
+        for (const p of batch) commitBatch([p]);
+      } else {
+        for (const p of batch) p.reject(error);
+      }
+      return;
+    }
+    batch.forEach((p, i) => {
+      p.resolve(results[i] as AppendedReceipt);
+    });
+  };
+
+  const scheduleFlush = (): Promise<void> => {
+    scheduled ??= new Promise<void>((resolve) => {
+      // Everything appended during this event-loop turn joins one transaction (group
+      // commit); a backlog larger than maxBatch drains one batch per turn, so the event
+      // loop keeps turning under load.
+      setImmediate(() => {
+        scheduled = undefined;
+        const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
+        queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
+        commitBatch(batch);
+        if (queue.length > 0) void scheduleFlush();
+        resolve();
+      });
+    });
+    return scheduled;
+  };
+
+  const ensureOpen = () => {
+    if (closed) throw new LedgerError('The ledger is closed.');
+  };
+
+  const checkSize = (name: string, value: number, min: number, max: number) => {
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      throw new InvalidInputError('ledger query', [`${name}: an integer in [${min}, ${max}], got ${value}`]);
+    }
+  };
+
+  const latestCheckpointSize = (): number => Number(st.latestCheckpoint.get()?.tree_size ?? 0);
+
+  const ledger: Ledger = {
+    origin,
+    trustedKeys,
+    append(body) {
+      ensureOpen();
+      let valid: ReceiptBody;
+      try {
+        valid = parseReceiptBody(body);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return new Promise<AppendedReceipt>((resolve, reject) => {
+        queue.push({ body: valid, resolve, reject });
+        void scheduleFlush();
+      });
+    },
+    appendInTransaction(bodies) {
+      ensureOpen();
+      if (!db.isTransaction) {
+        throw new LedgerError('appendInTransaction() needs an open transaction on the handle; BEGIN first.');
+      }
+      const valid = bodies.map((b) => parseReceiptBody(b));
+      if (valid.length === 0) return [];
+      return writeBatch(valid);
+    },
+    size() {
+      ensureOpen();
+      return currentSize();
+    },
+    root(treeSize) {
+      ensureOpen();
+      const size = currentSize();
+      const n = treeSize ?? size;
+      checkSize('treeSize', n, 0, size);
+      return Uint8Array.from(rootOf(n));
+    },
+    receipt(leafIndex) {
+      ensureOpen();
+      const row = st.receipt.get(leafIndex);
+      return row ? (JSON.parse(String(row.receipt)) as Receipt) : undefined;
+    },
+    receiptByOperationId(operationId) {
+      ensureOpen();
+      const row = st.receiptByOp.get(operationId);
+      return row ? (JSON.parse(String(row.receipt)) as Receipt) : undefined;
+    },
+    latestCheckpoint() {
+      ensureOpen();
+      const row = st.latestCheckpoint.get();
+      return row ? String(row.note) : undefined;
+    },
+    checkpointAt(treeSize) {
+      ensureOpen();
+      const row = st.checkpointAt.get(treeSize);
+      return row ? String(row.note) : undefined;
+    },
+    inclusionProof(leafIndex, treeSize) {
+      ensureOpen();
+      const size = currentSize();
+      const n = treeSize ?? latestCheckpointSize();
+      checkSize('treeSize', n, 1, size);
+      checkSize('leafIndex', leafIndex, 0, n - 1);
+      const hashes = inclusionPath(leafIndex, n, storedMth).map(toHex);
+      return { leafIndex, treeSize: n, hashes };
+    },
+    consistencyProof(oldSize, newSize) {
+      ensureOpen();
+      const size = currentSize();
+      const n = newSize ?? latestCheckpointSize();
+      checkSize('newSize', n, 0, size);
+      checkSize('oldSize', oldSize, 0, n);
+      return { oldSize, newSize: n, hashes: consistencyPath(oldSize, n, storedMth).map(toHex) };
+    },
+    async flush() {
+      while (scheduled || queue.length > 0) await (scheduled ?? scheduleFlush());
+    },
+    async close() {
+      if (closed) return;
+      await ledger.flush();
+      closed = true;
+      if (ownsDatabase) db.close();
+    },
+    [Symbol.asyncDispose]: () => ledger.close(),
+  };
+  return ledger;
+}

@@ -1,0 +1,228 @@
+import { DatabaseSync } from 'node:sqlite';
+import { tempDir } from '@unrdf/test-utils';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  consistencyProof,
+  generateNoteKey,
+  InvalidInputError,
+  inclusionProof,
+  LedgerError,
+  merkleRoot,
+  openCheckpoint,
+  receiptHash,
+  receiptLeafHash,
+  verifyCheckpointConsistency,
+  verifyReceipt,
+} from '../src/index.js';
+import { openLedger } from '../src/ledger/index.js';
+import { bodies, bodyFor } from './fixtures.js';
+import { toHex } from './vectors.js';
+
+const origin = 'example.com/unrdf/ledger';
+const key = generateNoteKey(origin);
+
+describe('openLedger', () => {
+  it('group-commits concurrent appends, in order, chained, one checkpoint per batch', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    const results = await Promise.all(bodies(50).map((b) => ledger.append(b)));
+    expect(results.map((r) => r.leafIndex)).toEqual([...Array(50).keys()]);
+    results.forEach((r, i) => {
+      expect(r.receipt.previousReceiptHash).toBe(i === 0 ? null : receiptHash(results[i - 1]?.receipt as never));
+      expect(r.receiptHash).toBe(receiptHash(r.receipt));
+      expect(r.treeSize).toBeGreaterThan(r.leafIndex);
+    });
+    expect(new Set(results.map((r) => r.checkpoint)).size).toBe(1); // one turn, one batch, one signature
+    const leaves = results.map((r) => receiptLeafHash(r.receipt));
+    expect(toHex(ledger.root())).toBe(toHex(merkleRoot(leaves)));
+    const opened = openCheckpoint(ledger.latestCheckpoint(), ledger.trustedKeys);
+    expect(opened.ok && opened.checkpoint.size).toBe(50);
+  });
+
+  it('serves proofs identical to the in-memory generator at every size', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    const leaves: Uint8Array[] = [];
+    for (let size = 1; size <= 40; size++) {
+      const r = await ledger.append(bodyFor(size));
+      leaves.push(receiptLeafHash(r.receipt));
+      for (let i = 0; i < size; i++) {
+        expect(ledger.inclusionProof(i, size).hashes).toEqual(inclusionProof(leaves, i).map(toHex));
+      }
+      for (let old = 0; old <= size; old++) {
+        expect(ledger.consistencyProof(old, size).hashes).toEqual(consistencyProof(leaves, old).map(toHex));
+      }
+      expect(toHex(ledger.root(size))).toBe(toHex(merkleRoot(leaves)));
+    }
+  });
+
+  it('produces receipts a verifier accepts offline, and consistent checkpoints', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    const first = await Promise.all(bodies(10).map((b) => ledger.append(b)));
+    const cp1 = ledger.latestCheckpoint();
+    const second = await Promise.all(bodies(7, 10).map((b) => ledger.append(b)));
+    const cp2 = ledger.latestCheckpoint();
+    for (const r of [...first, ...second]) {
+      const proof = ledger.inclusionProof(r.leafIndex);
+      expect(verifyReceipt(r.receipt, proof, cp2, ledger.trustedKeys)).toEqual({ status: 'valid' });
+      expect(
+        verifyReceipt(r.receipt, ledger.inclusionProof(r.leafIndex, r.treeSize), r.checkpoint, ledger.trustedKeys),
+      ).toEqual({
+        status: 'valid',
+      });
+    }
+    expect(verifyReceipt(second[0]?.receipt, ledger.inclusionProof(10), cp1, ledger.trustedKeys).status).toBe(
+      'inconclusive',
+    );
+    expect(verifyCheckpointConsistency(cp1, cp2, ledger.consistencyProof(10, 17), ledger.trustedKeys)).toEqual({
+      status: 'valid',
+    });
+  });
+
+  it('persists across reopen and continues the chain', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    const path = dir.join('l.db');
+    const a = await openLedger({ path, origin, signers: [{ signer: key.signerKey }] });
+    const before = await Promise.all(bodies(5).map((b) => a.append(b)));
+    await a.close();
+    await using b = await openLedger({ path, origin, signers: [{ signer: key.signerKey }] });
+    expect(b.size()).toBe(5);
+    expect(b.receipt(4)).toEqual(before[4]?.receipt);
+    expect(b.receiptByOperationId(bodyFor(2).operationId)).toEqual(before[2]?.receipt);
+    const next = await b.append(bodyFor(5));
+    expect(next.leafIndex).toBe(5);
+    expect(next.receipt.previousReceiptHash).toBe(before[4]?.receiptHash);
+    await expect(
+      openLedger({ path, origin: 'other.example/log', signers: [{ signer: key.signerKey }] }),
+    ).rejects.toThrow(LedgerError);
+  });
+
+  it('fails only the duplicate or invalid append in a batch', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    await ledger.append(bodyFor(1));
+    const settled = await Promise.allSettled([
+      ledger.append(bodyFor(2)),
+      ledger.append(bodyFor(1)), // same operation id
+      ledger.append({ ...bodyFor(3), attempt: 0 }),
+      ledger.append(bodyFor(4)),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect((settled[2] as PromiseRejectedResult).reason).toBeInstanceOf(InvalidInputError);
+    expect(ledger.size()).toBe(3);
+  });
+
+  it('produces byte-identical ledgers on replicas whatever the batch boundaries', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 6 }), async (cuts) => {
+        await using dir = await tempDir('receipts-replica');
+        await using one = await openLedger({ path: dir.join('a.db'), origin, signers: [{ signer: key.signerKey }] });
+        await using two = await openLedger({ path: dir.join('b.db'), origin, signers: [{ signer: key.signerKey }] });
+        const all = bodies(cuts.reduce((a, b) => a + b, 0));
+        await Promise.all(all.map((b) => one.append(b)));
+        let at = 0;
+        for (const cut of cuts) {
+          await Promise.all(all.slice(at, at + cut).map((b) => two.append(b)));
+          at += cut;
+        }
+        expect(toHex(two.root())).toBe(toHex(one.root()));
+        expect(two.latestCheckpoint()).toBe(one.latestCheckpoint()); // Ed25519 is deterministic
+        for (let i = 0; i < all.length; i++) expect(two.receipt(i)).toEqual(one.receipt(i));
+      }),
+      { numRuns: 8 },
+    );
+  });
+
+  it('rotates signing keys by tree size', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    const next = generateNoteKey(origin);
+    await using ledger = await openLedger({
+      path: dir.join('l.db'),
+      origin,
+      signers: [{ signer: key.signerKey }, { signer: next.signerKey, fromSize: 5 }],
+    });
+    expect(ledger.trustedKeys).toEqual([
+      { verifierKey: key.verifierKey, fromSize: 0, untilSize: 5 },
+      { verifierKey: next.verifierKey, fromSize: 5 },
+    ]);
+    for (const b of bodies(4)) await ledger.append(b);
+    const early = ledger.latestCheckpoint();
+    for (const b of bodies(3, 4)) await ledger.append(b);
+    const late = ledger.latestCheckpoint();
+    expect(openCheckpoint(early, [{ verifierKey: key.verifierKey }]).ok).toBe(true);
+    expect(openCheckpoint(late, [{ verifierKey: key.verifierKey }]).ok).toBe(false);
+    expect(openCheckpoint(late, ledger.trustedKeys).ok).toBe(true);
+  });
+
+  it('rejects bad options with InvalidInputError', async () => {
+    await expect(openLedger({ origin, signers: [{ signer: key.signerKey }] })).rejects.toThrow(InvalidInputError);
+    await expect(openLedger({ path: '/nonexistent/x.db', origin: 'a b', signers: [] })).rejects.toThrow(/signers/);
+  });
+});
+
+describe('Ledger on a shared handle', () => {
+  const setup = async (dir: { join(p: string): string }) => {
+    const db = new DatabaseSync(dir.join('daemon.db'));
+    db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;');
+    db.exec('CREATE TABLE jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL) STRICT');
+    const ledger = await openLedger({ database: db, origin, signers: [{ signer: key.signerKey }] });
+    return { db, ledger };
+  };
+
+  it("commits the caller's state, the receipts and the checkpoint atomically", async () => {
+    await using dir = await tempDir('receipts-shared');
+    const { db, ledger } = await setup(dir);
+    db.exec('BEGIN IMMEDIATE');
+    db.prepare('INSERT INTO jobs VALUES (?, ?)').run('op1', 'succeeded');
+    const [r] = ledger.appendInTransaction([bodyFor(1)]);
+    db.exec('COMMIT');
+    expect(r?.leafIndex).toBe(0);
+    expect(ledger.size()).toBe(1);
+    expect(ledger.checkpointAt(1)).toBe(r?.checkpoint);
+    await ledger.close();
+    expect(db.isOpen).toBe(true); // the caller owns the handle
+    db.close();
+  });
+
+  it('leaves no trace when the caller rolls back, and continues correctly after', async () => {
+    await using dir = await tempDir('receipts-shared');
+    const { db, ledger } = await setup(dir);
+    db.exec('BEGIN IMMEDIATE');
+    ledger.appendInTransaction(bodies(3));
+    db.exec('COMMIT');
+    db.exec('BEGIN IMMEDIATE');
+    db.prepare('INSERT INTO jobs VALUES (?, ?)').run('op9', 'succeeded');
+    ledger.appendInTransaction(bodies(5, 3));
+    db.exec('ROLLBACK');
+    expect(ledger.size()).toBe(3);
+    expect(db.prepare('SELECT count(*) AS n FROM jobs').get()?.n).toBe(0);
+    db.exec('BEGIN IMMEDIATE');
+    const after = ledger.appendInTransaction(bodies(2, 100));
+    db.exec('COMMIT');
+    expect(after.map((r) => r.leafIndex)).toEqual([3, 4]);
+    expect(after[0]?.receipt.previousReceiptHash).toBe(receiptHash(ledger.receipt(2) as never));
+    const leaves = [0, 1, 2, 3, 4].map((i) => receiptLeafHash(ledger.receipt(i) as never));
+    expect(toHex(ledger.root())).toBe(toHex(merkleRoot(leaves)));
+    await ledger.close();
+    db.close();
+  });
+
+  it('refuses appendInTransaction outside a transaction and append() inside one', async () => {
+    await using dir = await tempDir('receipts-shared');
+    const { db, ledger } = await setup(dir);
+    expect(() => ledger.appendInTransaction([bodyFor(1)])).toThrow(LedgerError);
+    db.exec('BEGIN IMMEDIATE');
+    const pending = ledger.append(bodyFor(1));
+    const settled = pending.then(
+      () => 'ok',
+      (e: unknown) => e,
+    );
+    await new Promise((r) => setImmediate(r));
+    db.exec('COMMIT');
+    expect(await settled).toBeInstanceOf(LedgerError);
+    await ledger.close();
+    db.close();
+  });
+});
