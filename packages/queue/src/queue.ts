@@ -635,7 +635,7 @@ class DurableQueue implements Queue {
         return { ok: false, error };
       }
     };
-    const done = invoke().then((outcome) => {
+    void invoke().then((outcome) => {
       clearTimeout(timer);
       // The slot is held until the handler settled, even past its timeout: no zombie overlaps a retry.
       this.#running.delete(row.id);
@@ -646,9 +646,10 @@ class DurableQueue implements Queue {
         this.#metrics.attrs(row.type, outcome.ok ? 'completed' : 'failed'),
       );
       if (running.abandoned) return;
-      return this.#finish(row, type, controller.signal, outcome);
+      // Tracked so close() commits the outcome before the store closes. The handler
+      // itself is not tracked: one that ignores its signal must not hang close().
+      void this.#track(this.#finish(row, type, controller.signal, outcome));
     });
-    this.#track(done);
   }
 
   async #finish(

@@ -207,7 +207,6 @@ describe('createStateMachine', () => {
 
   describe('applyBatch', () => {
     it('runs extensions inside the transaction and fails only the command whose extension threw', () => {
-      const seen: string[] = [];
       const ledger: ApplyExtension = {
         name: 'ledger',
         init: (db) => db.exec('CREATE TABLE IF NOT EXISTS ledger (id TEXT NOT NULL) STRICT'),
@@ -215,7 +214,6 @@ describe('createStateMachine', () => {
           if (command.kind === 'enqueue' && command.id === 'bad') throw new Error('ledger refuses');
           for (const t of transitions)
             if (t.kind === 'enqueued') db.prepare('INSERT INTO ledger (id) VALUES (?)').run(t.id);
-          seen.push(command.kind);
         },
       };
       const sm = memory([ledger]);

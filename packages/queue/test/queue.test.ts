@@ -1,0 +1,518 @@
+import { statSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
+import { waitFor } from '@unrdf/test-utils';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  createStateMachine,
+  InvalidInputError,
+  InvalidStateError,
+  NotFoundError,
+  OperationAbortedError,
+  OperationTimeoutError,
+  openQueue,
+  type QueueEvent,
+  UnknownTypeError,
+  UnrecoverableError,
+} from '../src/index.js';
+import { allFinal, deferred, Fixture, nextEvent } from './support/helpers.js';
+
+const fx = new Fixture();
+afterEach(() => fx.cleanup());
+
+const countRows = (path: string): number => {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM operations').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+};
+
+describe('openQueue', () => {
+  it('rejects invalid options with the zod issues as path: message lines', async () => {
+    const path = await fx.path();
+    const attempt = openQueue({ path, types: { job: { handler: () => 1, concurrency: 0 } }, concurrency: -1 });
+    await expect(attempt).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(attempt).rejects.toThrow(/types\.job\.concurrency: .*\n?.*|concurrency: /);
+    await expect(openQueue({ path, types: { job: { handler: () => 1, crashPolicy: 'reconcile' } } })).rejects.toThrow(
+      /types\.job\.reconcile: crashPolicy 'reconcile' needs a reconcile hook/,
+    );
+  });
+
+  describe('enqueue', () => {
+    it('resolves only once the operation is committed to the file, and runs it', async () => {
+      const path = await fx.path();
+      const gate = deferred();
+      const queue = await fx.open({
+        path,
+        types: {
+          job: {
+            handler: async (p: { n: number }) => {
+              await gate.promise;
+              return p.n * 2;
+            },
+          },
+        },
+      });
+      const op = await queue.enqueue('job', { n: 21 });
+      // Another connection sees the row: it is committed, not just buffered.
+      expect(countRows(path)).toBe(1);
+      expect(op).toMatchObject({ type: 'job', payload: { n: 21 }, attempts: 0, priority: 0 });
+      gate.resolve();
+      await allFinal(queue, [op.id]);
+      expect(queue.get(op.id)).toMatchObject({ state: 'completed', result: 42, attempts: 1, token: 1 });
+    });
+
+    it('returns the original operation for a duplicate idempotency key and runs it once', async () => {
+      let runs = 0;
+      const queue = await fx.open({ types: { job: { handler: () => ++runs } } });
+      const [a, b] = await Promise.all([
+        queue.enqueue('job', { v: 1 }, { idempotencyKey: 'order-7' }),
+        queue.enqueue('job', { v: 2 }, { idempotencyKey: 'order-7' }),
+      ]);
+      expect(b.id).toBe(a.id);
+      expect(b.payload).toEqual({ v: 1 });
+      await allFinal(queue, [a.id]);
+      const c = await queue.enqueue('job', { v: 3 }, { idempotencyKey: 'order-7' });
+      expect(c).toMatchObject({ id: a.id, state: 'completed' });
+      expect(runs).toBe(1);
+    });
+
+    it('throws typed errors for bad options, payloads and types, and writes nothing', async () => {
+      const path = await fx.path();
+      const queue = await fx.open({
+        path,
+        types: { job: { handler: () => null, payloadSchema: z.object({ email: z.email() }) } },
+      });
+      await expect(queue.enqueue('job', { email: 'a@b.org' }, { priority: 1.5 })).rejects.toThrow(/priority: /);
+      await expect(queue.enqueue('job', { email: 'a@b.org' }, { delayMs: 5, runAt: 10 })).rejects.toBeInstanceOf(
+        InvalidInputError,
+      );
+      await expect(queue.enqueue('job', { email: 'nope' })).rejects.toThrow(/email: /);
+      await expect(queue.enqueue('nope', {})).rejects.toBeInstanceOf(UnknownTypeError);
+      const loose = await fx.open({ path: await fx.path('loose.db'), types: { job: { handler: () => null } } });
+      await expect(loose.enqueue('job', { n: 1n })).rejects.toThrow(/not JSON-serialisable/);
+      await expect(loose.enqueue('job', () => 1)).rejects.toBeInstanceOf(InvalidInputError);
+      expect(countRows(path)).toBe(0);
+      expect(countRows(await fx.path('loose.db'))).toBe(0);
+    });
+  });
+
+  describe('concurrency', () => {
+    it('never runs more than the global, per-type and per-group limits', async () => {
+      let running = 0;
+      let peak = 0;
+      const peaks = new Map<string, number>();
+      const live = new Map<string, number>();
+      const handler = async (p: { g: string }, { type }: { type: string }) => {
+        running++;
+        peak = Math.max(peak, running);
+        const key = `${type}:${p.g}`;
+        live.set(key, (live.get(key) ?? 0) + 1);
+        peaks.set(key, Math.max(peaks.get(key) ?? 0, live.get(key) ?? 0));
+        peaks.set(
+          type,
+          Math.max(
+            peaks.get(type) ?? 0,
+            [...live].filter(([k]) => k.startsWith(type)).reduce((s, [, n]) => s + n, 0),
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 2));
+        live.set(key, (live.get(key) ?? 1) - 1);
+        running--;
+      };
+      const queue = await fx.open({
+        concurrency: 5,
+        types: { a: { handler, concurrency: 3, groupConcurrency: 2 }, b: { handler, concurrency: 4 } },
+      });
+      const ops = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          queue.enqueue(i % 2 ? 'a' : 'b', { g: `t${i % 3}` }, { groupKey: `t${i % 3}` }),
+        ),
+      );
+      await allFinal(
+        queue,
+        ops.map((o) => o.id),
+      );
+      expect(peak).toBe(5);
+      expect(peaks.get('a')).toBeLessThanOrEqual(3);
+      expect(peaks.get('b')).toBeLessThanOrEqual(4);
+      for (const g of ['t0', 't1', 't2']) expect(peaks.get(`a:${g}`)).toBeLessThanOrEqual(2);
+    });
+
+    it('serves priorities highest first and group keys round-robin within a priority', async () => {
+      const order: string[] = [];
+      const queue = await fx.open({ concurrency: 1, types: { job: { handler: (p: string) => order.push(p) } } });
+      await queue.pause('job');
+      const ops = [
+        await queue.enqueue('job', 'A1', { groupKey: 'A' }),
+        await queue.enqueue('job', 'A2', { groupKey: 'A' }),
+        await queue.enqueue('job', 'A3', { groupKey: 'A' }),
+        await queue.enqueue('job', 'B1', { groupKey: 'B' }),
+        await queue.enqueue('job', 'B2', { groupKey: 'B' }),
+        await queue.enqueue('job', 'low', { priority: -5 }),
+        await queue.enqueue('job', 'high', { priority: 5, groupKey: 'A' }),
+      ];
+      await queue.resume('job');
+      await allFinal(
+        queue,
+        ops.map((o) => o.id),
+      );
+      expect(order).toEqual(['high', 'A1', 'B1', 'A2', 'B2', 'A3', 'low']);
+    });
+  });
+
+  describe('delays and retries', () => {
+    it('runs a delayed operation no earlier than its runAt', async () => {
+      const started = new Map<string, number>();
+      const queue = await fx.open({ types: { job: { handler: (_p, { id }) => started.set(id, Date.now()) } } });
+      const op = await queue.enqueue('job', null, { delayMs: 40 });
+      expect(queue.stats().delayed).toBe(1);
+      await allFinal(queue, [op.id]);
+      expect(started.get(op.id)).toBeGreaterThanOrEqual(op.runAt);
+      expect(op.runAt - op.createdAt).toBe(40);
+    });
+
+    it('retries with exponential backoff and full jitter from the injected random, then completes', async () => {
+      let calls = 0;
+      const queue = await fx.open({
+        random: () => 0.5,
+        types: {
+          job: {
+            handler: () => {
+              if (++calls < 3) throw new Error(`flaky ${calls}`);
+              return 'finally';
+            },
+            backoff: { baseMs: 20, maxMs: 30 },
+          },
+        },
+      });
+      const retries: QueueEvent[] = [];
+      queue.onEvent((e) => e.kind === 'retry-scheduled' && retries.push(e));
+      const op = await queue.enqueue('job');
+      await allFinal(queue, [op.id]);
+      // Delay = random * min(max, base * 2^(attempt-1)): 0.5*20, then 0.5*min(30, 40).
+      expect(retries.map((e) => ('runAt' in e ? e.runAt - e.at : -1))).toEqual([10, 15]);
+      expect(queue.get(op.id)).toMatchObject({ state: 'completed', attempts: 3, token: 3, result: 'finally' });
+    });
+
+    it('dead-letters after maxAttempts or on an UnrecoverableError, and redrives', async () => {
+      let healthy = false;
+      const queue = await fx.open({
+        random: () => 0,
+        types: {
+          flaky: {
+            handler: () => {
+              if (!healthy) throw new Error('down');
+              return 'up';
+            },
+            maxAttempts: 2,
+          },
+          strict: {
+            handler: () => {
+              throw new UnrecoverableError('bad input');
+            },
+            maxAttempts: 5,
+          },
+        },
+      });
+      const a = await queue.enqueue('flaky');
+      const b = await queue.enqueue('strict');
+      await allFinal(queue, [a.id, b.id]);
+      expect(queue.get(a.id)).toMatchObject({ state: 'dead', attempts: 2, error: { name: 'Error', message: 'down' } });
+      expect(queue.get(b.id)).toMatchObject({
+        state: 'dead',
+        attempts: 1,
+        error: { name: 'UnrecoverableError', code: 'UNRDF_QUEUE_UNRECOVERABLE' },
+      });
+      await expect(queue.redrive('missing')).rejects.toBeInstanceOf(NotFoundError);
+      healthy = true;
+      const done = nextEvent(queue, (e) => e.kind === 'completed' && e.id === a.id);
+      await queue.redrive(a.id);
+      await done;
+      expect(queue.get(a.id)).toMatchObject({ state: 'completed', attempts: 1, token: 3 });
+      await expect(queue.redrive(a.id)).rejects.toBeInstanceOf(InvalidStateError);
+    });
+  });
+
+  describe('timeouts and cancel', () => {
+    it('aborts a handler past its timeout and holds its slot until it settles', async () => {
+      const release = deferred();
+      const reasons: unknown[] = [];
+      const starts: string[] = [];
+      const queue = await fx.open({
+        concurrency: 1,
+        random: () => 0,
+        types: {
+          job: {
+            timeoutMs: 20,
+            maxAttempts: 1,
+            handler: async (p: string, { signal }) => {
+              starts.push(p);
+              if (p !== 'slow') return;
+              await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+              reasons.push(signal.reason);
+              // Ignores the abort for a while: the next operation must not start meanwhile.
+              await release.promise;
+            },
+          },
+        },
+      });
+      const slow = await queue.enqueue('job', 'slow');
+      const next = await queue.enqueue('job', 'next');
+      await waitFor(() => reasons.length === 1, { what: 'the timeout aborts the handler' });
+      expect(reasons[0]).toBeInstanceOf(OperationTimeoutError);
+      expect(starts).toEqual(['slow']);
+      expect(queue.stats().inFlight).toBe(1);
+      release.resolve();
+      await allFinal(queue, [slow.id, next.id]);
+      expect(queue.get(slow.id)).toMatchObject({ state: 'dead', error: { name: 'OperationTimeoutError' } });
+      expect(starts).toEqual(['slow', 'next']);
+    });
+
+    it('cancels pending operations before they run and running ones through their signal', async () => {
+      const started = deferred();
+      let reason: unknown;
+      let ran = 0;
+      const queue = await fx.open({
+        types: {
+          job: {
+            handler: async (p: string, { signal }) => {
+              ran++;
+              if (p !== 'long') return;
+              started.resolve();
+              await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+              reason = signal.reason;
+              return 'late result';
+            },
+          },
+        },
+      });
+      const later = await queue.enqueue('job', 'later', { delayMs: 60_000 });
+      expect(await queue.cancel(later.id)).toBe(true);
+      const long = await queue.enqueue('job', 'long');
+      await started.promise;
+      expect(await queue.cancel(long.id)).toBe(true);
+      await waitFor(() => queue.stats().inFlight === 0, { what: 'the cancelled handler settles' });
+      expect(reason).toBeInstanceOf(OperationAbortedError);
+      expect(queue.get(long.id)).toMatchObject({ state: 'cancelled', result: null });
+      expect(queue.get(later.id)?.state).toBe('cancelled');
+      expect(await queue.cancel(long.id)).toBe(false);
+      await expect(queue.cancel('missing')).rejects.toBeInstanceOf(NotFoundError);
+      expect(ran).toBe(1);
+      expect(queue.stats()).toMatchObject({ delayed: 0, ready: 0 });
+    });
+  });
+
+  describe('pause and resume', () => {
+    it('holds a paused type across a restart and runs it after resume', async () => {
+      const path = await fx.path();
+      const ran: string[] = [];
+      const types = { a: { handler: (p: string) => ran.push(p) }, b: { handler: (p: string) => ran.push(p) } };
+      const first = await openQueue({ path, types });
+      await first.pause('a');
+      const held = await first.enqueue('a', 'held');
+      const other = await first.enqueue('b', 'other');
+      await allFinal(first, [other.id]);
+      await first.close();
+      const second = await fx.open({ path, types });
+      const other2 = await second.enqueue('b', 'other2');
+      await allFinal(second, [other2.id]);
+      expect(ran).toEqual(['other', 'other2']);
+      expect(second.get(held.id)?.state).toBe('pending');
+      await second.resume('a');
+      await allFinal(second, [held.id]);
+      expect(ran).toEqual(['other', 'other2', 'held']);
+    });
+  });
+
+  describe('crash recovery', () => {
+    /** Leaves an operation `running` under boot epoch 1, as a killed process would. */
+    async function strandedOperation(path: string, type: string): Promise<string> {
+      const sm = createStateMachine({ path });
+      sm.apply({ kind: 'boot', at: 1 });
+      sm.apply({
+        kind: 'enqueue',
+        at: 1,
+        id: 'stranded',
+        type,
+        payload: '{"x":1}',
+        priority: 0,
+        runAt: 1,
+        groupKey: null,
+        idempotencyKey: 'idem-1',
+        maxAttempts: 3,
+      });
+      sm.apply({ kind: 'claim', at: 2, id: 'stranded', epoch: 1 });
+      sm.close();
+      return 'stranded';
+    }
+
+    it('retries by default, with a new fencing token', async () => {
+      const path = await fx.path();
+      const id = await strandedOperation(path, 'job');
+      const tokens: number[] = [];
+      const queue = await fx.open({ path, types: { job: { handler: (_p, { token }) => tokens.push(token) } } });
+      expect(queue.epoch).toBe(2);
+      await allFinal(queue, [id]);
+      expect(tokens).toEqual([2]);
+      expect(queue.get(id)).toMatchObject({ state: 'completed', token: 2, attempts: 2 });
+    });
+
+    it("dead-letters under the 'fail' policy", async () => {
+      const path = await fx.path();
+      const id = await strandedOperation(path, 'job');
+      let ran = false;
+      const queue = await fx.open({ path, types: { job: { handler: () => (ran = true), crashPolicy: 'fail' } } });
+      expect(queue.get(id)).toMatchObject({ state: 'dead', error: { name: 'CrashedError' } });
+      expect(ran).toBe(false);
+    });
+
+    it("asks the reconcile hook under the 'reconcile' policy", async () => {
+      const path = await fx.path();
+      const id = await strandedOperation(path, 'job');
+      const asked: unknown[] = [];
+      const queue = await fx.open({
+        path,
+        types: {
+          job: {
+            handler: () => 'ran again',
+            crashPolicy: 'reconcile',
+            reconcile: (op) => {
+              asked.push(op);
+              return { outcome: 'completed', result: 'found it done' };
+            },
+          },
+        },
+      });
+      expect(asked).toEqual([{ id, type: 'job', payload: { x: 1 }, token: 1, attempt: 1, idempotencyKey: 'idem-1' }]);
+      expect(queue.get(id)).toMatchObject({ state: 'completed', token: 1, result: 'found it done' });
+    });
+  });
+
+  describe('close', () => {
+    it('drains running handlers, then aborts the rest and gives their leases back', async () => {
+      const path = await fx.path();
+      const started = deferred();
+      let abortedWith: unknown;
+      const first = await openQueue({
+        path,
+        abortGraceMs: 50,
+        types: {
+          quick: { handler: () => new Promise((r) => setTimeout(() => r('done'), 10)) },
+          stuck: {
+            handler: async (_p, { signal }) => {
+              started.resolve();
+              await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+              abortedWith = signal.reason;
+            },
+          },
+        },
+      });
+      const quick = await first.enqueue('quick');
+      const stuck = await first.enqueue('stuck');
+      await started.promise;
+      await first.close({ drainMs: 100 });
+      await expect(first.enqueue('quick')).rejects.toThrow(/closed/);
+      expect(abortedWith).toBeInstanceOf(OperationAbortedError);
+      const sm = createStateMachine({ path });
+      try {
+        expect(sm.get(quick.id)).toMatchObject({ state: 'completed' });
+        // Not stuck: back to pending, the interrupted attempt not counted.
+        expect(sm.get(stuck.id)).toMatchObject({ state: 'pending', attempts: 0, token: 1 });
+      } finally {
+        sm.close();
+      }
+    });
+
+    it('releases leases of handlers that ignore their signal, and fences their late outcome', async () => {
+      const path = await fx.path();
+      const started = deferred();
+      const finish = deferred();
+      const first = await openQueue({
+        path,
+        abortGraceMs: 10,
+        types: {
+          job: {
+            handler: async () => {
+              started.resolve();
+              await finish.promise;
+              return 'zombie';
+            },
+          },
+        },
+      });
+      const op = await first.enqueue('job');
+      await started.promise;
+      await first.close({ drainMs: 10 });
+      finish.resolve();
+      const tokens: number[] = [];
+      const second = await fx.open({ path, types: { job: { handler: (_p, { token }) => tokens.push(token) } } });
+      await allFinal(second, [op.id]);
+      expect(tokens).toEqual([2]);
+      expect(second.get(op.id)).toMatchObject({ state: 'completed', token: 2, result: 1 });
+    });
+  });
+
+  describe('schedules', () => {
+    it('enqueues a cron schedule once per due time and keeps it across a restart', async () => {
+      const path = await fx.path();
+      const types = { tick: { handler: (p: { n: number }) => p.n } };
+      const first = await openQueue({ path, types });
+      await expect(first.schedule('bad', { type: 'tick', cron: 'not a cron' })).rejects.toThrow(/cron: /);
+      const info = await first.schedule('every-second', { type: 'tick', cron: '* * * * * *', payload: { n: 7 } });
+      expect(info.nextRunAt).toBeGreaterThan(Date.now() - 1);
+      const fired = await nextEvent(first, (e) => e.kind === 'completed', 3000);
+      const op = first.get('id' in fired ? fired.id : '');
+      expect(op).toMatchObject({
+        schedule: 'every-second',
+        result: 7,
+        idempotencyKey: `schedule:every-second:${op?.runAt}`,
+      });
+      await first.close();
+      const second = await fx.open({ path, types });
+      const again = await nextEvent(second, (e) => e.kind === 'completed', 3000);
+      expect(second.get('id' in again ? again.id : '')?.runAt).toBeGreaterThan(op?.runAt ?? 0);
+      expect(await second.unschedule('every-second')).toBe(true);
+    });
+  });
+
+  describe('events, stats and hygiene', () => {
+    it('emits each transition after commit and counts them', async () => {
+      const queue = await fx.open({ types: { job: { handler: () => 'ok' } } });
+      const kinds: string[] = [];
+      queue.onEvent((e) => kinds.push(e.kind));
+      const op = await queue.enqueue('job');
+      await allFinal(queue, [op.id]);
+      expect(kinds).toEqual(['enqueued', 'claimed', 'completed']);
+      expect(queue.stats()).toMatchObject({
+        epoch: 1,
+        ready: 0,
+        delayed: 0,
+        inFlight: 0,
+        totals: { enqueued: 1, completed: 1 },
+      });
+    });
+
+    it('purges final operations past retention and checkpoints the WAL', async () => {
+      const path = await fx.path();
+      const queue = await fx.open({
+        path,
+        retentionMs: 0,
+        maintenanceIntervalMs: 30,
+        types: { job: { handler: () => 1 } },
+      });
+      const ops = await Promise.all(Array.from({ length: 50 }, () => queue.enqueue('job', { pad: 'x'.repeat(500) })));
+      await allFinal(
+        queue,
+        ops.map((o) => o.id),
+      );
+      await waitFor(() => ops.every((o) => queue.get(o.id) === undefined), {
+        what: 'retention purges',
+        timeoutMs: 3000,
+      });
+      await waitFor(() => statSync(`${path}-wal`).size === 0, { what: 'the WAL is truncated', timeoutMs: 3000 });
+    });
+  });
+});
