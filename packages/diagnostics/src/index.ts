@@ -1,3 +1,10 @@
+export {
+  collectDiagnosticReport,
+  createLogCollector,
+  type LogCollector,
+  type LogCollectorOptions,
+  type ReportOptions,
+} from './cluster.js';
 export { ClockDriftError, DiagnosticsError, InvalidOptionsError, NodeQueryError } from './errors.js';
 export {
   type CheckResult,
@@ -18,6 +25,7 @@ export {
   storageWritableCheck,
 } from './health.js';
 export { compareHlc, createHlc, decodeHlc, encodeHlc, type Hlc, type HlcOptions, type HlcTimestamp } from './hlc.js';
+export { type DiagnosticNode, type HttpNodeOptions, httpDiagnosticNode } from './http-node.js';
 export {
   counterName,
   histogramName,
@@ -27,6 +35,7 @@ export {
   type SliWindow,
 } from './indicators.js';
 export { LatencyHistogram, type LatencyPercentiles } from './latency-histogram.js';
+export { type LogCompleteness, type MergedLogs, mergeLogs, type NodeLogInput } from './log-merge.js';
 export {
   createNodeLogger,
   type LogPage,
@@ -46,4 +55,20 @@ export {
   type Observation,
   type OperationRecord,
 } from './metrics.js';
+export {
+  createNodeDiagnostics,
+  DIAGNOSTICS_PATHS,
+  type NodeDiagnostics,
+  type NodeDiagnosticsOptions,
+} from './node-diagnostics.js';
+export { type BundleFile, type BundleManifest, renderReportMarkdown, writeDebugBundle } from './report.js';
+export { type DiagnosticReport, DiagnosticReportSchema, REPORT_SCHEMA } from './report-schema.js';
+export { createResourceSampler, type ResourceSampler } from './resources.js';
 export { parseSloDefinitions, type SloDefinition, SloDefinitionSchema, SPEC_SLOS } from './slo.js';
+export {
+  type ConsensusView,
+  type NodeSnapshot,
+  NodeSnapshotSchema,
+  type ResourceUsage,
+  type SnapshotRequest,
+} from './snapshot.js';

@@ -61,8 +61,16 @@ export interface LogPage {
   readonly lastSeq: number;
   /** Oldest seq still available in memory or on disk (0 if none). */
   readonly oldestAvailableSeq: number;
-  /** True when `limit` cut records off (the oldest matching ones were dropped). */
+  /**
+   * True when `limit` cut records off: with `afterSeq`, the newer ones (read on from
+   * the last seq returned); without, the older ones.
+   */
   readonly truncated: boolean;
+}
+
+/** A LogPage whose records are still JSON text, one per line, no newline. */
+export interface RawLogPage extends Omit<LogPage, 'records'> {
+  readonly lines: string[];
 }
 
 /** A pino logger stamping node id, seq and HLC, with its bounded ring and on-disk segments. */
@@ -74,6 +82,8 @@ export interface NodeLogger extends AsyncDisposable {
   lastSeq(): number;
   /** Records matching the query, oldest first; reads disk segments when memory does not reach back far enough. */
   read(query?: LogQuery): Promise<LogPage>;
+  /** Like `read`, but the records as their JSON lines (spliced into a response without re-encoding). */
+  readRaw(query?: LogQuery): Promise<RawLogPage>;
   /** Writes buffered records to the segment now. */
   flushSync(): void;
   close(): Promise<void>;
@@ -239,34 +249,46 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
     return out;
   };
 
-  const read = async (query: LogQuery = {}): Promise<LogPage> => {
+  const readRaw = async (query: LogQuery = {}): Promise<RawLogPage> => {
     const afterSeq = query.afterSeq ?? 0;
     const since = query.sinceWallMs ?? Number.NEGATIVE_INFINITY;
     const entries = ringEntries();
     const oldestInRing = entries[0]?.seq ?? seq + 1;
-    let records: LogRecord[] = [];
+    const picked: { seq: number; line: string }[] = [];
     // Reach back to disk only when memory does not cover what was asked.
     if (dir !== undefined && oldestInRing > afterSeq + 1 && oldestOnDisk > 0) {
       flushSync();
-      for (const record of await readLogSegments(dir)) {
-        if (record.seq > afterSeq && record.seq < oldestInRing && decodeWall(record.hlc) >= since) records.push(record);
+      for (const segment of listSegments(dir)) {
+        const text = await readFile(join(dir, segment.name), 'utf8');
+        for (const line of text.split('\n')) {
+          const record = parseLines(line)[0];
+          if (record && record.seq > afterSeq && record.seq < oldestInRing && decodeWall(record.hlc) >= since) {
+            picked.push({ seq: record.seq, line });
+          }
+        }
       }
     }
     for (const entry of entries) {
-      if (entry.seq > afterSeq && entry.wallMs >= since) records.push(JSON.parse(entry.line) as LogRecord);
+      if (entry.seq > afterSeq && entry.wallMs >= since) picked.push({ seq: entry.seq, line: entry.line });
     }
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
-    const truncated = records.length > limit;
-    if (truncated) records = records.slice(records.length - limit);
+    const truncated = picked.length > limit;
+    // A cursor read pages forward (the oldest after the cursor); otherwise the newest win.
+    const kept = !truncated ? picked : query.afterSeq !== undefined ? picked.slice(0, limit) : picked.slice(-limit);
     const oldestAvailableSeq =
       dir !== undefined && oldestOnDisk > 0 ? Math.min(oldestOnDisk, oldestInRing) : oldestInRing;
     return {
       node: opts.nodeId,
-      records,
+      lines: kept.map((p) => (p.line.endsWith('\n') ? p.line.slice(0, -1) : p.line)),
       lastSeq: seq,
       oldestAvailableSeq: seq === 0 ? 0 : oldestAvailableSeq,
       truncated,
     };
+  };
+
+  const read = async (query: LogQuery = {}): Promise<LogPage> => {
+    const { lines, ...rest } = await readRaw(query);
+    return { ...rest, records: lines.map((line) => JSON.parse(line) as LogRecord) };
   };
 
   const close = async () => {
@@ -285,6 +307,7 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
     hlc,
     lastSeq: () => seq,
     read,
+    readRaw,
     flushSync,
     close,
     [Symbol.asyncDispose]: close,

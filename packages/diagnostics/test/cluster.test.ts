@@ -1,0 +1,216 @@
+import { execFileSync } from 'node:child_process';
+import { tempDir } from '@unrdf/test-utils';
+import { describe, expect, it } from 'vitest';
+import {
+  collectDiagnosticReport,
+  createHlc,
+  DiagnosticReportSchema,
+  httpDiagnosticNode,
+  renderReportMarkdown,
+  writeDebugBundle,
+} from '../src/index.js';
+import { listen, startTestNode, view } from './support/http-node.js';
+
+const members = ['n1', 'n2', 'n3'];
+
+async function threeNodes() {
+  const nodes = await Promise.all(
+    members.map((id) => startTestNode(id, { consensus: view(id, 'n1', 3, members, id === 'n3' ? 97 : 100) })),
+  );
+  for (const n of nodes) {
+    for (let i = 0; i < 30; i++) {
+      n.log.logger.info({ op: `${n.id}-${i}` }, 'operation completed');
+      n.metrics.recordOperation({
+        id: `${n.id}-${i}`,
+        type: 'create',
+        ok: i % 10 !== 0,
+        durationMs: 2 + i,
+        ...(i % 10 === 0 ? { errorType: 'HandlerTimeout', errorMessage: 'took too long' } : {}),
+      });
+      n.metrics.observe('receipt', { durationMs: 1 + (i % 5), ok: true });
+    }
+  }
+  return {
+    nodes,
+    clients: nodes.map((n) => httpDiagnosticNode({ id: n.id, url: n.url })),
+    [Symbol.asyncDispose]: async () => {
+      await Promise.all(nodes.map((n) => n.close()));
+    },
+  };
+}
+
+describe('collectDiagnosticReport', () => {
+  it('reports a healthy 3-node cluster: leader, lag, merged metrics, complete logs, SLOs', async () => {
+    await using cluster = await threeNodes();
+    const report = await collectDiagnosticReport({ nodes: cluster.clients, timeoutMs: 2000 });
+    expect(DiagnosticReportSchema.parse(report)).toBeTruthy();
+    expect(report.status).toBe('healthy');
+    expect(report.reasons).toEqual([]);
+    expect(report.cluster).toMatchObject({
+      leaderId: 'n1',
+      term: 3,
+      voters: 3,
+      quorum: 2,
+      healthyVoters: 3,
+      failureTolerance: 1,
+    });
+    expect(report.cluster.members.find((m) => m.id === 'n3')).toMatchObject({ lag: 3, reachable: true });
+    expect(report.nodes.every((n) => n.outcome === 'ok' && n.resources !== null && n.version === '1.2.3')).toBe(true);
+    expect(report.metrics.operation).toMatchObject({ success: 81, failure: 9, nodes: members });
+    expect(report.metrics.operation?.lifetimeMs.max).toBeCloseTo(31, 1);
+    expect(report.operations.recent).toHaveLength(90);
+    expect(report.operations.failures).toHaveLength(9);
+    expect(report.errors).toEqual([expect.objectContaining({ type: 'HandlerTimeout', count: 9, nodes: members })]);
+    expect(report.logs.totalRecords).toBe(90);
+    expect(report.logs.completeness.map((c) => c.status)).toEqual(['complete', 'complete', 'complete']);
+    const hlcs = report.logs.records.map((r) => r.hlc);
+    expect([...hlcs].sort()).toEqual(hlcs);
+    const receiptSlo = report.slos.find((s) => s.id === 'receipt-latency-p99');
+    expect(receiptSlo).toMatchObject({ status: 'met', compliance: 1, windowEvents: 90 });
+    expect(report.slos.find((s) => s.id === 'verification-success')?.status).toBe('unknown');
+    const markdown = renderReportMarkdown(report);
+    expect(markdown).toContain('# Diagnostic report: ✅ HEALTHY');
+    expect(markdown).toContain('| n3 | yes | yes | follower | 3 | 100 | 97 | 3 |');
+  });
+
+  it('never says healthy while a member is down, and keeps the rest of the report', async () => {
+    await using cluster = await threeNodes();
+    await cluster.nodes[2]?.close();
+    const report = await collectDiagnosticReport({ nodes: cluster.clients, timeoutMs: 1000 });
+    expect(report.status).toBe('degraded');
+    expect(report.reasons[0]).toMatch(/^node n3 did not answer: unreachable/);
+    expect(report.cluster).toMatchObject({ healthyVoters: 2, failureTolerance: 0 });
+    expect(report.logs.completeness.find((c) => c.nodeId === 'n3')).toMatchObject({
+      status: 'unavailable',
+      received: 0,
+    });
+    expect(report.metrics.operation?.nodes).toEqual(['n1', 'n2']);
+  });
+
+  it('reports a member in the configuration that nobody queried, and a node that is not ready', async () => {
+    await using cluster = await threeNodes();
+    for (const n of cluster.nodes) n.consensus = view(n.id, 'n1', 3, [...members, 'n4']);
+    const node2 = cluster.nodes[1];
+    if (node2) node2.ready = false;
+    await new Promise((r) => setTimeout(r, 100)); // readiness re-runs every 20 ms
+    const report = await collectDiagnosticReport({ nodes: cluster.clients });
+    expect(report.status).toBe('critical'); // 2 healthy voters of 4: no quorum
+    expect(report.reasons).toContain('member n4 is in the configuration but was not queried');
+    expect(report.reasons).toContain('quorum lost: 2 healthy voters of 4, need 3');
+    expect(report.reasons.some((r) => r.startsWith('node n2 is not ready (queue:'))).toBe(true);
+    expect(report.cluster).toMatchObject({ voters: 4, quorum: 3, healthyVoters: 2 });
+  });
+
+  it('flags two leaders in one term as critical', async () => {
+    await using cluster = await threeNodes();
+    const n2 = cluster.nodes[1];
+    if (n2) n2.consensus = view('n2', 'n2', 3, members);
+    const report = await collectDiagnosticReport({ nodes: cluster.clients });
+    expect(report.status).toBe('critical');
+    expect(report.reasons).toContain('two leaders in term 3: n1, n2');
+  });
+
+  it('bounds and reports garbage, wrong schemas, hangs, huge payloads and dead ports', async () => {
+    await using good = await startTestNode('good');
+    const garbage = await listen((_, res) => res.end('<html>not json</html>'));
+    const wrongShape = await listen((_, res) => res.end(JSON.stringify({ schema: 'nope', nodeId: 'shape' })));
+    const impostor = await listen(
+      (_, res) => good.url && fetch(`${good.url}/diagnostics/snapshot`).then(async (r) => res.end(await r.text())),
+    );
+    const hang = await listen(() => undefined);
+    const huge = await listen((_, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      let sent = 0;
+      const pump = () => {
+        while (sent < 200 && res.write(chunk)) sent++;
+        if (sent < 200) res.once('drain', pump);
+        else res.end();
+      };
+      res.write('{"pad":"');
+      pump();
+    });
+    const dead = await listen(() => undefined);
+    await dead.close();
+    try {
+      const nodes = [
+        httpDiagnosticNode({ id: 'good', url: good.url }),
+        httpDiagnosticNode({ id: 'garbage', url: garbage.url }),
+        httpDiagnosticNode({ id: 'shape', url: wrongShape.url }),
+        httpDiagnosticNode({ id: 'impostor', url: impostor.url }),
+        httpDiagnosticNode({ id: 'hang', url: hang.url }),
+        httpDiagnosticNode({ id: 'huge', url: huge.url, maxBytes: 1024 * 1024 }),
+        httpDiagnosticNode({ id: 'dead', url: dead.url }),
+      ];
+      const t0 = performance.now();
+      const report = await collectDiagnosticReport({ nodes, timeoutMs: 400 });
+      expect(performance.now() - t0).toBeLessThan(3000);
+      const outcome = Object.fromEntries(report.nodes.map((n) => [n.nodeId, n.outcome]));
+      expect(outcome).toEqual({
+        good: 'ok',
+        garbage: 'invalid',
+        shape: 'invalid',
+        impostor: 'invalid',
+        hang: 'timeout',
+        huge: 'too_large',
+        dead: 'unreachable',
+      });
+      expect(report.nodes.find((n) => n.nodeId === 'impostor')?.error).toBe('answered as node good');
+      expect(report.status).toBe('critical'); // 1 of 7 voters healthy: no quorum
+      expect(report.reasons.at(-1)).toBe('quorum lost: 1 healthy voters of 7, need 4');
+    } finally {
+      await Promise.all([garbage.close(), wrongShape.close(), impostor.close(), hang.close(), huge.close()]);
+    }
+  });
+
+  it('writes a .tar.gz bundle whose manifest lists what each node contributed', async () => {
+    await using cluster = await threeNodes();
+    await cluster.nodes[2]?.close();
+    await using dir = await tempDir('diag-bundle');
+    const report = await collectDiagnosticReport({ nodes: cluster.clients, timeoutMs: 1000 });
+    const manifest = await writeDebugBundle(report, dir.join('bundle.tar.gz'));
+    expect(manifest.nodes.map((n) => [n.nodeId, n.outcome, n.logRecords, n.files.length])).toEqual([
+      ['n1', 'ok', 30, 2],
+      ['n2', 'ok', 30, 2],
+      ['n3', 'unreachable', 0, 1],
+    ]);
+    const listing = execFileSync('tar', ['-tzf', dir.join('bundle.tar.gz')], { encoding: 'utf8' }).split('\n');
+    for (const path of [
+      'manifest.json',
+      'report.json',
+      'report.md',
+      'logs/merged.ndjson',
+      'nodes/n1/logs.ndjson',
+      'nodes/n3/node.json',
+    ]) {
+      expect(listing).toContain(`unrdf-diagnostics/${path}`);
+    }
+    const manifestInTar = JSON.parse(
+      execFileSync('tar', ['-xzOf', dir.join('bundle.tar.gz'), 'unrdf-diagnostics/manifest.json'], {
+        encoding: 'utf8',
+      }),
+    );
+    expect(manifestInTar).toEqual(JSON.parse(JSON.stringify(manifest)));
+    const reportInTar = execFileSync('tar', ['-xzOf', dir.join('bundle.tar.gz'), 'unrdf-diagnostics/report.json'], {
+      encoding: 'utf8',
+    });
+    expect(DiagnosticReportSchema.parse(JSON.parse(reportInTar)).status).toBe('degraded');
+  });
+
+  it('orders logs from nodes that exchange messages causally (HLC), even with skewed clocks', async () => {
+    let wall = 1_800_000_000_000;
+    const fast = createHlc({ clock: () => wall + 500 });
+    const slow = createHlc({ clock: () => wall });
+    await using a = await startTestNode('a', { hlc: fast });
+    await using b = await startTestNode('b', { hlc: slow });
+    a.log.logger.info('send request');
+    b.log.hlc.receive(a.log.hlc.peek()); // the message carries a's stamp
+    b.log.logger.info('handle request');
+    wall += 1;
+    const report = await collectDiagnosticReport({
+      nodes: [httpDiagnosticNode({ id: 'a', url: a.url }), httpDiagnosticNode({ id: 'b', url: b.url })],
+      logWindowMs: 10 * 365 * 24 * 3600_000,
+    });
+    expect(report.logs.records.map((r) => r.msg)).toEqual(['send request', 'handle request']);
+  });
+});
