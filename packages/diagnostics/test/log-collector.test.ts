@@ -1,0 +1,129 @@
+import { fileURLToPath } from 'node:url';
+import { type NodeProcess, spawnNode, tempDir, waitFor } from '@unrdf/test-utils';
+import { describe, expect, it } from 'vitest';
+import { createLogCollector, httpDiagnosticNode, type LogRecord, mergeLogs, readLogSegments } from '../src/index.js';
+import { startTestNode } from './support/http-node.js';
+
+const record = (node: string, seq: number, hlc: string): LogRecord => ({
+  node,
+  seq,
+  hlc,
+  time: 0,
+  level: 30,
+  msg: `${node}#${seq}`,
+});
+const stamp = (ms: number, logical = 0) => `${String(ms).padStart(15, '0')}.${String(logical).padStart(10, '0')}`;
+
+describe('mergeLogs', () => {
+  it('deduplicates by (node, seq), orders by HLC and reports inner and tail gaps', () => {
+    const merged = mergeLogs([
+      {
+        nodeId: 'a',
+        records: [
+          record('a', 1, stamp(10)),
+          record('a', 2, stamp(30)),
+          record('a', 2, stamp(30)),
+          record('a', 5, stamp(50)),
+        ],
+        nodeLastSeq: 7,
+      },
+      {
+        nodeId: 'b',
+        records: [record('b', 1, stamp(20)), record('b', 2, stamp(30)), record('x', 3, stamp(1))],
+        nodeLastSeq: 2,
+      },
+      { nodeId: 'c', records: [], nodeLastSeq: null, error: 'timeout: 2000 ms' },
+    ]);
+    expect(merged.records.map((r) => r.msg)).toEqual(['a#1', 'b#1', 'a#2', 'b#2', 'a#5']);
+    expect(merged.duplicatesDropped).toBe(1);
+    expect(merged.completeness).toEqual([
+      expect.objectContaining({
+        nodeId: 'a',
+        status: 'gaps',
+        received: 3,
+        gaps: [
+          [3, 4],
+          [6, 7],
+        ],
+        missing: 4,
+      }),
+      expect.objectContaining({ nodeId: 'b', status: 'complete', received: 2, gaps: [], missing: 0 }),
+      expect.objectContaining({ nodeId: 'c', status: 'unavailable', received: 0, error: 'timeout: 2000 ms' }),
+    ]);
+  });
+});
+
+describe('createLogCollector', () => {
+  it('pages through a node with more records than one page, and picks up only new ones next time', async () => {
+    await using node = await startTestNode('p1');
+    for (let i = 0; i < 2500; i++) node.log.logger.info({ i }, 'r');
+    const collector = createLogCollector({ nodes: [httpDiagnosticNode({ id: 'p1', url: node.url })], pageLimit: 1000 });
+    await collector.poll();
+    for (let i = 0; i < 10; i++) node.log.logger.info({ i }, 'more');
+    await collector.poll();
+    await collector.poll();
+    const view = collector.view();
+    expect(view.records.map((r) => r.seq)).toEqual(Array.from({ length: 2510 }, (_, i) => i + 1));
+    expect(view.completeness[0]).toMatchObject({ status: 'complete', received: 2510, nodeLastSeq: 2510, missing: 0 });
+  });
+
+  it('keeps every surviving record exactly once and reports the gap of a node killed mid-run', async () => {
+    await using dir = await tempDir('diag-kill');
+    const script = fileURLToPath(new URL('./fixtures/node-server.ts', import.meta.url));
+    const count = 600;
+    const procs: NodeProcess[] = ['k1', 'k2', 'k3'].map((id) =>
+      spawnNode(script, { args: [id, dir.join(id), String(count), '600'] }),
+    );
+    try {
+      const urls = await Promise.all(
+        procs.map((p) => p.waitForLine(/^listening (\S+)/, 15_000).then((m) => m[1] ?? '')),
+      );
+      const nodes = urls.map((url, i) => httpDiagnosticNode({ id: `k${i + 1}`, url }));
+      const collector = createLogCollector({ nodes, timeoutMs: 500, pageLimit: 200 });
+      const [p1, p2, p3] = procs;
+      if (!p1 || !p2 || !p3) throw new Error('missing process');
+      // Poll while they write; kill k2 once some of its records are in.
+      await waitFor(
+        async () => {
+          await collector.poll();
+          return (collector.view().completeness[1]?.received ?? 0) >= 100;
+        },
+        { timeoutMs: 15_000, intervalMs: 20, what: 'k2 has contributed 100 records' },
+      );
+      await p2.kill9();
+      await waitFor(
+        async () => {
+          await collector.poll();
+          return /done/.test(p1.stdout()) && /done/.test(p3.stdout());
+        },
+        { timeoutMs: 20_000, intervalMs: 50, what: 'the survivors have written everything' },
+      );
+      await collector.poll();
+      const view = collector.view();
+      const keys = view.records.map((r) => `${r.node}:${r.seq}`);
+      expect(new Set(keys).size).toBe(keys.length);
+      for (const id of ['k1', 'k3']) {
+        const seqs = view.records.filter((r) => r.node === id).map((r) => r.seq);
+        expect(seqs.sort((a, b) => a - b)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+        expect(view.completeness.find((c) => c.nodeId === id)).toMatchObject({ status: 'complete', missing: 0 });
+        expect((await readLogSegments(dir.join(id))).length).toBe(count);
+      }
+      const dead = view.completeness.find((c) => c.nodeId === 'k2');
+      expect(dead?.status).toBe('unavailable');
+      expect(dead?.error).toMatch(/^unreachable/);
+      // Everything k2 got to disk is either in the merged view or inside a reported gap,
+      // or was written after its last answer (the node is reported unavailable since).
+      const collected = new Set(view.records.filter((r) => r.node === 'k2').map((r) => r.seq));
+      const inGap = (seq: number) => dead?.gaps.some(([a, b]) => seq >= a && seq <= b) ?? false;
+      const onDisk = await readLogSegments(dir.join('k2'));
+      expect(onDisk.length).toBeGreaterThanOrEqual(collected.size - 50); // at most a flush interval lost to SIGKILL
+      for (const r of onDisk) {
+        expect(collected.has(r.seq) || inGap(r.seq) || r.seq > (dead?.nodeLastSeq ?? 0)).toBe(true);
+      }
+      expect(collected.size).toBe(dead?.received);
+      expect(dead?.received).toBeLessThan(count);
+    } finally {
+      await Promise.all(procs.map((p) => p.stop(2000)));
+    }
+  }, 60_000);
+});
