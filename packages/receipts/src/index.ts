@@ -56,8 +56,11 @@ export {
 export {
   type ConsistencyProofJson,
   ConsistencyProofSchema,
+  createReceiptVerifier,
   type InclusionProofJson,
   InclusionProofSchema,
+  type ReceiptVerifier,
+  type ReceiptVerifierOptions,
   type Verdict,
   verifyCheckpointConsistency,
   verifyReceipt,

@@ -5,7 +5,7 @@
  */
 import { MerkleRangeError } from './errors.js';
 import { isHash } from './internal/bytes.js';
-import { nobleTree } from './internal/sha256.js';
+import { platformTree } from './internal/sha256.js';
 import {
   consistencyPath,
   inclusionPath,
@@ -19,12 +19,12 @@ import {
  * @example hashLeaf(new Uint8Array()) // 6e340b9c…
  */
 export function hashLeaf(data: Uint8Array): Uint8Array {
-  return nobleTree.leaf(data);
+  return platformTree.leaf(data);
 }
 
 /** The interior node hash `SHA-256(0x01 || left || right)` (RFC 9162 §2.1.1). */
 export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return nobleTree.children(left, right);
+  return platformTree.children(left, right);
 }
 
 function checkLeaves(leafHashes: readonly Uint8Array[]): void {
@@ -45,8 +45,8 @@ function checkIndex(name: string, value: number, min: number, max: number): void
  */
 export function merkleRoot(leafHashes: readonly Uint8Array[]): Uint8Array {
   checkLeaves(leafHashes);
-  if (leafHashes.length === 0) return nobleTree.emptyRoot;
-  return mthOfLeaves(nobleTree, leafHashes)(0, leafHashes.length);
+  if (leafHashes.length === 0) return platformTree.emptyRoot;
+  return mthOfLeaves(platformTree, leafHashes)(0, leafHashes.length);
 }
 
 /**
@@ -56,7 +56,7 @@ export function merkleRoot(leafHashes: readonly Uint8Array[]): Uint8Array {
 export function inclusionProof(leafHashes: readonly Uint8Array[], index: number): Uint8Array[] {
   checkLeaves(leafHashes);
   checkIndex('index', index, 0, leafHashes.length - 1);
-  return inclusionPath(index, leafHashes.length, mthOfLeaves(nobleTree, leafHashes));
+  return inclusionPath(index, leafHashes.length, mthOfLeaves(platformTree, leafHashes));
 }
 
 /**
@@ -67,7 +67,7 @@ export function inclusionProof(leafHashes: readonly Uint8Array[], index: number)
 export function consistencyProof(leafHashes: readonly Uint8Array[], oldSize: number): Uint8Array[] {
   checkLeaves(leafHashes);
   checkIndex('oldSize', oldSize, 0, leafHashes.length);
-  return consistencyPath(oldSize, leafHashes.length, mthOfLeaves(nobleTree, leafHashes));
+  return consistencyPath(oldSize, leafHashes.length, mthOfLeaves(platformTree, leafHashes));
 }
 
 /**
@@ -83,7 +83,7 @@ export function verifyInclusion(
   root: Uint8Array,
 ): boolean {
   try {
-    return verifyInclusionWith(nobleTree, leafHash, index, treeSize, proof, root);
+    return verifyInclusionWith(platformTree, leafHash, index, treeSize, proof, root);
   } catch {
     return false; // hostile objects (throwing getters, proxies) end here
   }
@@ -102,7 +102,7 @@ export function verifyConsistency(
   proof: readonly Uint8Array[],
 ): boolean {
   try {
-    return verifyConsistencyWith(nobleTree, oldSize, newSize, oldRoot, newRoot, proof);
+    return verifyConsistencyWith(platformTree, oldSize, newSize, oldRoot, newRoot, proof);
   } catch {
     return false;
   }

@@ -7,7 +7,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { InvalidInputError, KeyError } from './errors.js';
 import { bytesEqual, concatBytes, fromBase64, fromUtf8, toBase64, utf8 } from './internal/bytes.js';
-import { nobleSha256 } from './internal/sha256.js';
+import { ed25519Verifier, platformSha256 } from './internal/platform.js';
 
 /** C2SP signed-note: signature type 0x01 is Ed25519. */
 const ALG_ED25519 = 0x01;
@@ -40,7 +40,7 @@ export function isValidKeyName(name: string): boolean {
 
 /** C2SP signed-note key id for an Ed25519 key: SHA-256(name || "\n" || 0x01 || pub)[:4], big-endian. */
 export function keyIdOf(name: string, publicKey: Uint8Array): number {
-  const digest = nobleSha256(concatBytes(utf8(name), Uint8Array.of(0x0a, ALG_ED25519), publicKey));
+  const digest = platformSha256(concatBytes(utf8(name), Uint8Array.of(0x0a, ALG_ED25519), publicKey));
   return new DataView(digest.buffer, digest.byteOffset, 4).getUint32(0);
 }
 
@@ -90,18 +90,13 @@ export function parseVerifierKey(vkey: string): NoteVerifier {
   const { name, keyId, key } = parseKeyParts(splitKey(String(vkey)), 'verifier key');
   if (keyIdOf(name, key) !== keyId) throw new KeyError('Verifier key id does not match its name and public key.');
   const publicKey = Uint8Array.from(key);
+  const verify = ed25519Verifier(publicKey);
   return Object.freeze({
     name,
     keyId,
     publicKey,
-    verify(message: Uint8Array, signature: Uint8Array): boolean {
-      if (signature.length !== 64) return false;
-      try {
-        return ed25519.verify(signature, message, publicKey, { zip215: false });
-      } catch {
-        return false;
-      }
-    },
+    verify: (message: Uint8Array, signature: Uint8Array): boolean =>
+      signature.length === 64 && verify(message, signature),
   });
 }
 

@@ -9,7 +9,7 @@ import { nanoid } from 'nanoid';
 import { z } from 'zod';
 import { InvalidInputError } from './errors.js';
 import { concatBytes, fromHex, toHex, utf8 } from './internal/bytes.js';
-import { nobleSha256 } from './internal/sha256.js';
+import { platformSha256 } from './internal/platform.js';
 import { hashLeaf, inclusionProof, merkleRoot, verifyInclusion } from './merkle.js';
 
 /** The `format` field of every version-1 receipt. */
@@ -183,12 +183,12 @@ export function encodeReceipt(receipt: Receipt): Uint8Array {
  * to: the Merkle leaf hash is `hashLeaf(receiptHash bytes)`.
  */
 export function receiptHash(receipt: Receipt): string {
-  return toHex(nobleSha256(concatBytes(RECEIPT_TAG, jcs(receipt))));
+  return toHex(platformSha256(concatBytes(RECEIPT_TAG, jcs(receipt))));
 }
 
 /** The RFC 9162 leaf hash of a receipt: `SHA-256(0x00 || receiptHash)`. */
 export function receiptLeafHash(receipt: Receipt): Uint8Array {
-  return hashLeaf(fromHex(receiptHash(receipt)) as Uint8Array);
+  return hashLeaf(platformSha256(concatBytes(RECEIPT_TAG, jcs(receipt))));
 }
 
 /**
@@ -213,7 +213,7 @@ export function buildReceipt(body: ReceiptBody, position: LedgerPosition): Recei
 
 /** `SHA-256("unrdf-receipt-member/v1" || 0x00 || JCS(member))`: a batch member's hash. */
 export function memberHash(member: SingleReceiptBody): Uint8Array {
-  return nobleSha256(concatBytes(MEMBER_TAG, jcs(member)));
+  return platformSha256(concatBytes(MEMBER_TAG, jcs(member)));
 }
 
 /**

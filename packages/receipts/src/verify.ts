@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { type Checkpoint, openCheckpoint, type TrustedKey } from './checkpoint.js';
 import { bytesEqual, fromHex, toBase64 } from './internal/bytes.js';
 import { verifyConsistency, verifyInclusion } from './merkle.js';
+import { parseVerifierKey } from './note.js';
 import { ReceiptSchema, receiptLeafHash } from './receipt.js';
 
 /** Every verification answers with one of these; only `valid` is an acceptance. */
@@ -33,19 +34,140 @@ export const ConsistencyProofSchema = z.strictObject({
 });
 export type ConsistencyProofJson = z.infer<typeof ConsistencyProofSchema>;
 
-const invalid = (reason: string): Verdict => ({ status: 'invalid', reason });
-const inconclusive = (reason: string): Verdict => ({ status: 'inconclusive', reason });
-const decode = (hashes: readonly string[]) => hashes.map((h) => fromHex(h) as Uint8Array);
+const HEX64 = /^[0-9a-f]{64}$/;
+const isSize = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 /**
- * Verifies a receipt offline: it is well formed, its checkpoint is signed by a trusted
- * key for that tree size, it belongs to that checkpoint's ledger, and the proof puts its
- * leaf at its index under the checkpoint's root. `inconclusive` when the checkpoint
+ * The hot-path equivalent of `InclusionProofSchema.safeParse` (same rules, no error
+ * objects): offline verification runs it for every receipt.
+ */
+function readInclusionProof(proof: unknown): InclusionProofJson | undefined {
+  if (typeof proof !== 'object' || proof === null || Array.isArray(proof)) return undefined;
+  const keys = Object.keys(proof);
+  if (keys.length !== 3) return undefined;
+  const { leafIndex, treeSize, hashes } = proof as Record<string, unknown>;
+  if (!isSize(leafIndex) || !isSize(treeSize) || !Array.isArray(hashes) || hashes.length > 64) return undefined;
+  for (const h of hashes) if (typeof h !== 'string' || !HEX64.test(h)) return undefined;
+  return { leafIndex, treeSize, hashes: hashes as string[] };
+}
+
+const invalid = (reason: string): Verdict => ({ status: 'invalid', reason });
+const inconclusive = (reason: string): Verdict => ({ status: 'inconclusive', reason });
+const toVerifier = (k: TrustedKey) =>
+  typeof k.verifierKey === 'string' ? parseVerifierKey(k.verifierKey) : k.verifierKey;
+const decode = (hashes: readonly string[]) => hashes.map((h) => fromHex(h) as Uint8Array);
+
+/** Options of {@link createReceiptVerifier}. */
+export interface ReceiptVerifierOptions {
+  /** Keys trusted to sign checkpoints, with their tree-size windows (see `Ledger.trustedKeys`). */
+  readonly trustedKeys: readonly TrustedKey[];
+  /** How many verified checkpoint notes to remember (by exact text); default 1024. */
+  readonly cacheSize?: number;
+}
+
+/** A verifier bound to a set of trusted keys; remembers checkpoints whose signatures it checked. */
+export interface ReceiptVerifier {
+  /** As {@link verifyReceipt}. */
+  verify(receipt: unknown, proof: unknown, checkpoint: unknown): Verdict;
+  /** As {@link verifyCheckpointConsistency}. */
+  verifyConsistency(checkpointA: unknown, checkpointB: unknown, proof: unknown): Verdict;
+}
+
+/**
+ * Creates a verifier for many receipts: a checkpoint's signature is checked once and the
+ * opened checkpoint remembered by its exact note text (same bytes, same answer), so
+ * verifying the receipts of one checkpoint costs hashing only.
+ * @throws {KeyError} when a trusted key is malformed.
+ */
+export function createReceiptVerifier(options: ReceiptVerifierOptions): ReceiptVerifier {
+  const trustedKeys = options.trustedKeys.map((k) => ({ ...k, verifierKey: toVerifier(k) }));
+  const cacheSize = options.cacheSize ?? 1024;
+  const cache = new Map<string, Checkpoint>();
+
+  const open = (note: unknown): { ok: true; checkpoint: Checkpoint } | { ok: false; reason: string } => {
+    if (typeof note === 'string') {
+      const hit = cache.get(note);
+      if (hit) return { ok: true, checkpoint: hit };
+    }
+    const opened = openCheckpoint(note, trustedKeys);
+    if (opened.ok && typeof note === 'string' && cacheSize > 0) {
+      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+      cache.set(note, opened.checkpoint);
+    }
+    return opened;
+  };
+
+  return {
+    verify(receipt, proof, checkpoint) {
+      try {
+        const parsedReceipt = ReceiptSchema.safeParse(receipt);
+        if (!parsedReceipt.success) return invalid('malformed receipt');
+        const p = readInclusionProof(proof);
+        if (!p) return invalid('malformed proof');
+        const opened = open(checkpoint);
+        if (!opened.ok) return invalid(`checkpoint: ${opened.reason}`);
+        const r = parsedReceipt.data;
+        const cp = opened.checkpoint;
+        if (r.origin !== cp.origin) return invalid('the receipt belongs to another ledger than the checkpoint');
+        if (p.leafIndex !== r.leafIndex) return invalid("the proof is for another leaf than the receipt's");
+        if (cp.size <= r.leafIndex) return inconclusive('the checkpoint is older than the receipt; fetch a newer one');
+        if (p.treeSize !== cp.size) return inconclusive("the proof is for another tree size than the checkpoint's");
+        const ok = verifyInclusion(receiptLeafHash(r), r.leafIndex, cp.size, decode(p.hashes), cp.root);
+        return ok ? { status: 'valid' } : invalid('the inclusion proof does not lead to the checkpoint root');
+      } catch {
+        return invalid('malformed input');
+      }
+    },
+    verifyConsistency(checkpointA, checkpointB, proof) {
+      try {
+        const a = open(checkpointA);
+        if (!a.ok) return invalid(`first checkpoint: ${a.reason}`);
+        const b = open(checkpointB);
+        if (!b.ok) return invalid(`second checkpoint: ${b.reason}`);
+        const [older, newer] =
+          a.checkpoint.size <= b.checkpoint.size ? [a.checkpoint, b.checkpoint] : [b.checkpoint, a.checkpoint];
+        if (older.origin !== newer.origin) return invalid('the checkpoints are of different ledgers');
+        if (older.size === newer.size) {
+          return bytesEqual(older.root, newer.root)
+            ? { status: 'valid' }
+            : invalid(
+                `fork: two roots for tree size ${older.size} (${toBase64(older.root)} vs ${toBase64(newer.root)})`,
+              );
+        }
+        const parsed = ConsistencyProofSchema.safeParse(proof);
+        if (!parsed.success) return invalid('malformed proof');
+        const p = parsed.data;
+        if (p.oldSize !== older.size || p.newSize !== newer.size) {
+          return inconclusive('the proof is for other tree sizes than the checkpoints');
+        }
+        return verifyConsistency(older.size, newer.size, older.root, newer.root, decode(p.hashes))
+          ? { status: 'valid' }
+          : invalid('fork: the older checkpoint is not a prefix of the newer one');
+      } catch {
+        return invalid('malformed input');
+      }
+    },
+  };
+}
+
+const oneShot = (trustedKeys: readonly TrustedKey[]): ReceiptVerifier | undefined => {
+  try {
+    return createReceiptVerifier({ trustedKeys, cacheSize: 0 });
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Verifies a receipt offline: it is well formed, its checkpoint is signed by a key
+ * trusted for that tree size, it belongs to that checkpoint's ledger, and the proof puts
+ * its leaf at its index under the checkpoint's root. `inconclusive` when the checkpoint
  * cannot cover the leaf (it is older than the leaf) or the proof is for another tree
- * size: fetch a newer checkpoint or a matching proof. Total: never throws.
+ * size: fetch a newer checkpoint or a matching proof. Total: never throws. For many
+ * receipts, {@link createReceiptVerifier} checks each checkpoint's signature once.
  * @example
- * const verdict = verifyReceipt(receipt, proof, checkpointNote, [{ verifierKey: 'ledger+1a2b3c4d+AT…' }]);
- * if (verdict.status !== 'valid') console.error(verdict);
+ * const verdict = verifyReceipt(receipt, proof, checkpointNote, [{ verifierKey: 'example.com/ledger+1a2b3c4d+AT…' }]);
+ * if (verdict.status !== 'valid') console.error(verdict.reason);
  */
 export function verifyReceipt(
   receipt: unknown,
@@ -53,25 +175,7 @@ export function verifyReceipt(
   checkpoint: unknown,
   trustedKeys: readonly TrustedKey[],
 ): Verdict {
-  try {
-    const parsedReceipt = ReceiptSchema.safeParse(receipt);
-    if (!parsedReceipt.success) return invalid('malformed receipt');
-    const parsedProof = InclusionProofSchema.safeParse(proof);
-    if (!parsedProof.success) return invalid('malformed proof');
-    const opened = openCheckpoint(checkpoint, trustedKeys);
-    if (!opened.ok) return invalid(`checkpoint: ${opened.reason}`);
-    const r = parsedReceipt.data;
-    const p = parsedProof.data;
-    const cp = opened.checkpoint;
-    if (r.origin !== cp.origin) return invalid('the receipt belongs to another ledger than the checkpoint');
-    if (p.leafIndex !== r.leafIndex) return invalid("the proof is for another leaf than the receipt's");
-    if (cp.size <= r.leafIndex) return inconclusive('the checkpoint is older than the receipt; fetch a newer one');
-    if (p.treeSize !== cp.size) return inconclusive("the proof is for another tree size than the checkpoint's");
-    const ok = verifyInclusion(receiptLeafHash(r), r.leafIndex, cp.size, decode(p.hashes), cp.root);
-    return ok ? { status: 'valid' } : invalid('the inclusion proof does not lead to the checkpoint root');
-  } catch {
-    return invalid('malformed input');
-  }
+  return oneShot(trustedKeys)?.verify(receipt, proof, checkpoint) ?? invalid('a trusted key is malformed');
 }
 
 /**
@@ -85,30 +189,7 @@ export function verifyCheckpointConsistency(
   proof: unknown,
   trustedKeys: readonly TrustedKey[],
 ): Verdict {
-  try {
-    const a = openCheckpoint(checkpointA, trustedKeys);
-    if (!a.ok) return invalid(`first checkpoint: ${a.reason}`);
-    const b = openCheckpoint(checkpointB, trustedKeys);
-    if (!b.ok) return invalid(`second checkpoint: ${b.reason}`);
-    const [older, newer]: Checkpoint[] =
-      a.checkpoint.size <= b.checkpoint.size ? [a.checkpoint, b.checkpoint] : [b.checkpoint, a.checkpoint];
-    if (!older || !newer) return invalid('malformed input');
-    if (older.origin !== newer.origin) return invalid('the checkpoints are of different ledgers');
-    if (older.size === newer.size) {
-      return bytesEqual(older.root, newer.root)
-        ? { status: 'valid' }
-        : invalid(`fork: two roots for tree size ${older.size} (${toBase64(older.root)} vs ${toBase64(newer.root)})`);
-    }
-    const parsed = ConsistencyProofSchema.safeParse(proof);
-    if (!parsed.success) return invalid('malformed proof');
-    const p = parsed.data;
-    if (p.oldSize !== older.size || p.newSize !== newer.size) {
-      return inconclusive('the proof is for other tree sizes than the checkpoints');
-    }
-    return verifyConsistency(older.size, newer.size, older.root, newer.root, decode(p.hashes))
-      ? { status: 'valid' }
-      : invalid('fork: the older checkpoint is not a prefix of the newer one');
-  } catch {
-    return invalid('malformed input');
-  }
+  return (
+    oneShot(trustedKeys)?.verifyConsistency(checkpointA, checkpointB, proof) ?? invalid('a trusted key is malformed')
+  );
 }

@@ -1,18 +1,27 @@
 /** Byte helpers that run unchanged in Node and in a browser (no Buffer, no node: imports). */
 
-const HEX = /^(?:[0-9a-f]{2})*$/;
+const HEX_DIGITS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
 
 export function toHex(bytes: Uint8Array): string {
   let out = '';
-  for (let i = 0; i < bytes.length; i++) out += (bytes[i] as number).toString(16).padStart(2, '0');
+  for (let i = 0; i < bytes.length; i++) out += HEX_DIGITS[bytes[i] as number];
   return out;
 }
 
 /** Strict lowercase hex; returns undefined for anything else. */
 export function fromHex(hex: string): Uint8Array | undefined {
-  if (typeof hex !== 'string' || !HEX.test(hex)) return undefined;
+  if (typeof hex !== 'string' || hex.length % 2 !== 0) return undefined;
   const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < out.length; i++) {
+    const a = hex.charCodeAt(2 * i);
+    const b = hex.charCodeAt(2 * i + 1);
+    const hi = a < 128 ? (HEX_VALUE[a] as number) : -1;
+    const lo = b < 128 ? (HEX_VALUE[b] as number) : -1;
+    if (hi < 0 || lo < 0) return undefined;
+    out[i] = hi * 16 + lo;
+  }
   return out;
 }
 

@@ -1,11 +1,10 @@
-import { sha256 } from '@noble/hashes/sha2.js';
-import { createTreeHasher, type Sha256 } from './tree.js';
+import { nobleSha256, platformSha256 } from './platform.js';
+import { createTreeHasher } from './tree.js';
 
-/**
- * SHA-256 from @noble/hashes: pure JavaScript, audited, the same code in Node and in
- * the browser verifier. (The Node-only ledger swaps in node:crypto where it measured
- * faster; a test proves the two agree on random inputs.)
- */
-export const nobleSha256: Sha256 = (data) => sha256(data);
+export { nobleSha256, platformSha256 };
 
+/** The RFC 9162 tree hasher on the fastest SHA-256 available (node:crypto on Node, else @noble). */
+export const platformTree = createTreeHasher(platformSha256);
+
+/** The same tree hasher on @noble/hashes only (what a browser runs). */
 export const nobleTree = createTreeHasher(nobleSha256);

@@ -18,7 +18,7 @@ import { type Checkpoint, signCheckpoint, type TrustedKey } from '../checkpoint.
 import { InvalidInputError, LedgerError } from '../errors.js';
 import { toHex, utf8 } from '../internal/bytes.js';
 import { consistencyPath, inclusionPath, type SubtreeHash, splitPoint } from '../internal/tree.js';
-import { encodeVerifierKey, type NoteSigner, parseSignerKey } from '../note.js';
+import { encodeVerifierKey, type NoteSigner } from '../note.js';
 import {
   buildReceipt,
   canonicalText,
@@ -28,7 +28,7 @@ import {
   receiptDigest,
 } from '../receipt.js';
 import type { ConsistencyProofJson, InclusionProofJson } from '../verify.js';
-import { nodeSha256, nodeTree } from './node-crypto.js';
+import { nodeSha256, nodeSigner, nodeTree } from './node-crypto.js';
 
 const DEFAULT_MAX_BATCH = 4096;
 
@@ -182,7 +182,7 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
   const origin = resolved.origin;
   const maxBatch = resolved.maxBatch ?? DEFAULT_MAX_BATCH;
   const schedule = resolved.signers
-    .map((s) => ({ signer: typeof s.signer === 'string' ? parseSignerKey(s.signer) : s.signer, fromSize: s.fromSize }))
+    .map((s) => ({ signer: typeof s.signer === 'string' ? nodeSigner(s.signer) : s.signer, fromSize: s.fromSize }))
     .sort((a, b) => a.fromSize - b.fromSize);
   if (schedule[0]?.fromSize !== 0) throw new InvalidInputError('ledger options', ['signers: one key must start at 0']);
   if (new Set(schedule.map((s) => s.fromSize)).size !== schedule.length) {

@@ -1,0 +1,116 @@
+import { tempDir } from '@unrdf/test-utils';
+import { describe, expect, it } from 'vitest';
+import {
+  createReceiptVerifier,
+  generateNoteKey,
+  parseSignerKey,
+  signCheckpoint,
+  verifyCheckpointConsistency,
+  verifyReceipt,
+} from '../src/index.js';
+import { openLedger } from '../src/ledger/index.js';
+import { runTamperSweep, type SweepInput } from '../src/testing/index.js';
+import { bodies } from './fixtures.js';
+
+const origin = 'example.com/unrdf/ledger';
+const key = generateNoteKey(origin);
+const untrusted = generateNoteKey(origin);
+
+/** An honest ledger of 24 receipts in batches of 8, plus a foreign, a forked and an untrusted twin. */
+async function sweepInput(dir: { join(p: string): string }): Promise<SweepInput & { trusted: typeof key }> {
+  const open = (file: string, o: string, skey: string) =>
+    openLedger({ path: dir.join(file), origin: o, signers: [{ signer: skey }] });
+  await using honest = await open('honest.db', origin, key.signerKey);
+  await using foreign = await open('foreign.db', 'example.org/other', key.signerKey);
+  await using forked = await open('forked.db', origin, key.signerKey);
+  await using impostor = await open('impostor.db', origin, untrusted.signerKey);
+  const all = bodies(24);
+  const checkpoints: string[] = [];
+  for (let at = 0; at < 24; at += 8) {
+    await Promise.all(all.slice(at, at + 8).map((b) => honest.append(b)));
+    checkpoints.push(honest.latestCheckpoint() as string);
+  }
+  for (const b of all) await foreign.append(b);
+  for (const b of [...all.slice(0, 10), ...bodies(14, 500)]) await forked.append(b);
+  await Promise.all(all.map((b) => impostor.append(b)));
+  const latest = checkpoints[2] as string;
+  const picks = [7, 22];
+  return {
+    trusted: key,
+    honest: picks.map((i) => ({
+      receipt: honest.receipt(i) as never,
+      proof: honest.inclusionProof(i, 24),
+      checkpoint: latest,
+    })),
+    otherCheckpoints: [
+      checkpoints[0] as string,
+      checkpoints[1] as string,
+      foreign.latestCheckpoint() as string,
+      forked.latestCheckpoint() as string,
+      impostor.latestCheckpoint() as string,
+      // the honest tree head with a swapped root, properly signed by the real key
+      signCheckpoint({ origin, size: 24, root: forked.root() }, [parseSignerKey(key.signerKey)]),
+    ],
+    consistency: [
+      { older: checkpoints[0] as string, newer: latest, proof: honest.consistencyProof(8, 24) },
+      { older: checkpoints[1] as string, newer: latest, proof: honest.consistencyProof(16, 24) },
+    ],
+    forkedCheckpoints: [forked.latestCheckpoint() as string, forked.checkpointAt(24) as string],
+  };
+}
+
+describe('verifyReceipt', () => {
+  it('accepts honest receipts and rejects a tamper sweep with zero false accepts', { timeout: 60_000 }, async () => {
+    await using dir = await tempDir('receipts-sweep');
+    const input = await sweepInput(dir);
+    const verifier = createReceiptVerifier({ trustedKeys: [{ verifierKey: input.trusted.verifierKey }] });
+    const result = runTamperSweep(input, verifier);
+    expect(result.falseRejects).toEqual([]);
+    expect(result.falseAccepts).toEqual([]);
+    expect(result.honestCases).toBe(4);
+    expect(result.tamperedCases).toBeGreaterThan(10_000);
+  });
+
+  it('tells invalid from inconclusive', async () => {
+    await using dir = await tempDir('receipts-verify');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    for (const b of bodies(3)) await ledger.append(b);
+    const early = ledger.latestCheckpoint();
+    const late = await ledger.append(bodies(1, 3)[0] as never);
+    const trusted = ledger.trustedKeys;
+    expect(verifyReceipt(late.receipt, ledger.inclusionProof(3, 4), early, trusted)).toEqual({
+      status: 'inconclusive',
+      reason: 'the checkpoint is older than the receipt; fetch a newer one',
+    });
+    expect(verifyReceipt(late.receipt, ledger.inclusionProof(3, 4), late.checkpoint, [])).toMatchObject({
+      status: 'invalid',
+    });
+    expect(
+      verifyReceipt(late.receipt, ledger.inclusionProof(3, 4), late.checkpoint, [{ verifierKey: 'junk' }]),
+    ).toEqual({
+      status: 'invalid',
+      reason: 'a trusted key is malformed',
+    });
+    expect(verifyReceipt(late.receipt, ledger.inclusionProof(3, 4), late.checkpoint, trusted)).toEqual({
+      status: 'valid',
+    });
+  });
+});
+
+describe('verifyCheckpointConsistency', () => {
+  it('detects a fork: two signed roots for one size, or a rewritten prefix', async () => {
+    await using dir = await tempDir('receipts-fork');
+    const input = await sweepInput(dir);
+    const trusted = [{ verifierKey: input.trusted.verifierKey }];
+    const [c] = input.consistency ?? [];
+    if (!c) throw new Error('fixture');
+    expect(verifyCheckpointConsistency(c.older, c.newer, c.proof, trusted)).toEqual({ status: 'valid' });
+    expect(verifyCheckpointConsistency(c.newer, c.older, c.proof, trusted)).toEqual({ status: 'valid' });
+    const fork = input.forkedCheckpoints?.[0];
+    expect(verifyCheckpointConsistency(c.newer, fork, undefined, trusted)).toMatchObject({
+      status: 'invalid',
+      reason: expect.stringMatching(/^fork: two roots for tree size 24/),
+    });
+    expect(verifyCheckpointConsistency(c.older, fork, c.proof, trusted).status).toBe('invalid');
+  });
+});
