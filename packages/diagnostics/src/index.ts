@@ -61,10 +61,26 @@ export {
   type NodeDiagnostics,
   type NodeDiagnosticsOptions,
 } from './node-diagnostics.js';
+export {
+  type GeneratedAlert,
+  generatedAlerts,
+  type PrometheusRulesOptions,
+  prometheusRules,
+} from './prometheus-rules.js';
 export { type BundleFile, type BundleManifest, renderReportMarkdown, writeDebugBundle } from './report.js';
 export { type DiagnosticReport, DiagnosticReportSchema, REPORT_SCHEMA } from './report-schema.js';
 export { createResourceSampler, type ResourceSampler } from './resources.js';
-export { parseSloDefinitions, type SloDefinition, SloDefinitionSchema, SPEC_SLOS } from './slo.js';
+export {
+  type BurnRatePolicy,
+  DEFAULT_BURN_RATE_POLICIES,
+  evaluateSlos,
+  type IndicatorData,
+  parseSloDefinitions,
+  type SloDefinition,
+  SloDefinitionSchema,
+  type SloStatus,
+  SPEC_SLOS,
+} from './slo.js';
 export {
   type ConsensusView,
   type NodeSnapshot,
