@@ -168,6 +168,22 @@ export interface OperationRow {
   readonly schedule: string | null;
 }
 
+/** What a successful claim returns: what the executor needs to run the attempt. */
+export interface ClaimedOperation {
+  readonly id: string;
+  readonly type: string;
+  readonly payload: string;
+  readonly groupKey: string | null;
+  readonly idempotencyKey: string | null;
+  readonly maxAttempts: number;
+  /** This attempt's number (1-based, since enqueue or the last redrive). */
+  readonly attempts: number;
+  /** This attempt's fencing token. */
+  readonly token: number;
+  /** When it was due (wait time = claim time - runAt). */
+  readonly runAt: number;
+}
+
 /** Why a command changed nothing. */
 export type Rejection =
   | 'not-found'
@@ -181,7 +197,7 @@ export type Rejection =
 export interface CommandResults {
   enqueue: { readonly created: boolean; readonly operation: OperationRow };
   claim:
-    | { readonly claimed: true; readonly operation: OperationRow }
+    | { readonly claimed: true; readonly operation: ClaimedOperation }
     | { readonly claimed: false; readonly rejection: Rejection };
   complete: { readonly applied: boolean; readonly rejection?: Rejection };
   fail: { readonly applied: boolean; readonly state?: 'pending' | 'dead'; readonly rejection?: Rejection };

@@ -1,6 +1,7 @@
+import { closeSync, fdatasync, fstatSync, openSync } from 'node:fs';
 import type { Command, CommandKind, CommandOf, ResultOf } from './commands.js';
-import { QueueClosedError } from './errors.js';
-import type { StateMachine } from './state-machine.js';
+import { QueueClosedError, QueueError } from './errors.js';
+import type { CommittedBatch, StateMachine } from './state-machine.js';
 
 /**
  * The path that makes a command durable and applies it. Locally it is a group-commit
@@ -9,11 +10,11 @@ import type { StateMachine } from './state-machine.js';
  */
 export interface CommitPath {
   /**
-   * Resolves with the command's result only once the command is durable (committed)
-   * and applied; rejects with what apply threw.
+   * Resolves with the command's result only once the command is durable and applied;
+   * rejects with what apply threw.
    */
   submit<K extends CommandKind>(command: CommandOf<K>): Promise<ResultOf<K>>;
-  /** Commits what was submitted, then refuses more. */
+  /** Commits and syncs what was submitted, then refuses more. */
   close(): Promise<void>;
 }
 
@@ -25,6 +26,27 @@ export interface GroupCommitOptions {
   readonly windowMs?: number;
   /** Flush at once when this many commands wait (bounds a transaction's length). */
   readonly maxBatch?: number;
+  /**
+   * Fsync the WAL after COMMIT on the libuv thread pool, releasing results and
+   * transitions only once it returned. For a state machine opened with
+   * `synchronous: 'off', autoCheckpoint: false`; leave false when SQLite syncs itself
+   * (synchronous=FULL) or durability comes from elsewhere.
+   */
+  readonly syncWal?: boolean;
+  /** With `syncWal`: checkpoint (under synchronous=FULL) once the WAL exceeds this (default 8 MiB). */
+  readonly checkpointBytes?: number;
+}
+
+/** The WAL fsync failed: what was committed since the last good fsync may be lost. */
+export class StoreSyncError extends QueueError {
+  override readonly name = 'StoreSyncError';
+  override readonly code = 'UNRDF_QUEUE_SYNC_FAILED';
+  constructor(options?: ErrorOptions) {
+    super(
+      'Syncing the queue store to disk failed; restart the process (the store recovers to its last durable state).',
+      options,
+    );
+  }
 }
 
 interface Waiter {
@@ -32,11 +54,22 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+interface Pending {
+  readonly waiters: Waiter[];
+  readonly batch: CommittedBatch;
+}
+
 /**
  * A group-commit writer: every command submitted during one event-loop turn (or one
- * short window) goes into one `BEGIN IMMEDIATE … COMMIT`, one fsync for the lot
- * (the technique of DeWitt et al. 1984 and of every WAL database since), and the
- * callers hear back only after COMMIT returned.
+ * short window) goes into one `BEGIN IMMEDIATE … COMMIT` (the technique of DeWitt et
+ * al. 1984 and of every WAL database since), and callers and listeners hear back
+ * only once it is durable.
+ *
+ * With `syncWal`, the fsync happens after COMMIT on the thread pool instead of inside
+ * it, so the event loop never waits for the disk, and one fsync covers every batch
+ * committed before it started (a batch committed while an fsync runs waits for the
+ * next one). A failed fsync is final: after it nothing can be known durable
+ * (PostgreSQL's "fsyncgate", 2018), so the path refuses all further work.
  * @example
  * const path = createGroupCommitPath(stateMachine);
  * const { created } = await path.submit({ kind: 'enqueue', ... });
@@ -44,10 +77,63 @@ interface Waiter {
 export function createGroupCommitPath(stateMachine: StateMachine, options: GroupCommitOptions = {}): CommitPath {
   const windowMs = options.windowMs ?? 0;
   const maxBatch = options.maxBatch ?? 4096;
+  const checkpointBytes = options.checkpointBytes ?? 8 * 2 ** 20;
+  let walFd: number | undefined;
+  if (options.syncWal) {
+    if (stateMachine.walPath === undefined) throw new Error('syncWal needs a file-backed store');
+    // 'a' creates the WAL if SQLite has not yet; the descriptor is only ever fsynced.
+    walFd = openSync(stateMachine.walPath, 'a');
+  }
   let commands: Command[] = [];
   let waiters: Waiter[] = [];
   let scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
   let closed = false;
+  let failure: unknown;
+  let syncing = false;
+  let awaitingSync: Pending[] = [];
+  let onSynced: (() => void) | undefined;
+
+  const release = (pending: Pending): void => {
+    stateMachine.publish(pending.batch.transitions);
+    const { outcomes } = pending.batch;
+    for (let i = 0; i < pending.waiters.length; i++) {
+      const outcome = outcomes[i];
+      const waiter = pending.waiters[i] as Waiter;
+      if (outcome?.ok) waiter.resolve(outcome.result);
+      else waiter.reject(outcome?.error ?? new Error('no outcome for command'));
+    }
+  };
+
+  const fail = (error: unknown): void => {
+    failure = new StoreSyncError({ cause: error });
+    for (const pending of awaitingSync) for (const waiter of pending.waiters) waiter.reject(failure);
+    awaitingSync = [];
+  };
+
+  const startSync = (): void => {
+    if (syncing || awaitingSync.length === 0 || walFd === undefined) return;
+    syncing = true;
+    const group = awaitingSync;
+    awaitingSync = [];
+    fdatasync(walFd, (error) => {
+      syncing = false;
+      if (error) {
+        awaitingSync = [...group, ...awaitingSync];
+        fail(error);
+      } else {
+        for (const pending of group) release(pending);
+        if (walFd !== undefined && fstatSync(walFd).size > checkpointBytes) {
+          try {
+            stateMachine.checkpoint();
+          } catch {
+            // A busy reader can block a checkpoint; the next one catches up.
+          }
+        }
+      }
+      if (awaitingSync.length > 0 && failure === undefined) startSync();
+      else onSynced?.();
+    });
+  };
 
   const flush = (): void => {
     if (scheduled !== undefined) {
@@ -60,24 +146,26 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     const batchWaiters = waiters;
     commands = [];
     waiters = [];
-    let outcomes: ReturnType<StateMachine['applyBatch']>;
+    let committed: CommittedBatch;
     try {
-      outcomes = stateMachine.applyBatch(batch);
+      committed = stateMachine.commitBatch(batch);
     } catch (error) {
       // BEGIN or COMMIT itself failed (disk full, I/O error): nothing is durable.
       for (const waiter of batchWaiters) waiter.reject(error);
       return;
     }
-    for (let i = 0; i < batchWaiters.length; i++) {
-      const outcome = outcomes[i];
-      const waiter = batchWaiters[i] as Waiter;
-      if (outcome?.ok) waiter.resolve(outcome.result);
-      else waiter.reject(outcome?.error ?? new Error('no outcome for command'));
+    const pending = { waiters: batchWaiters, batch: committed };
+    if (walFd === undefined) {
+      release(pending);
+      return;
     }
+    awaitingSync.push(pending);
+    startSync();
   };
 
   return {
     submit<K extends CommandKind>(command: CommandOf<K>): Promise<ResultOf<K>> {
+      if (failure !== undefined) return Promise.reject(failure);
       if (closed) return Promise.reject(new QueueClosedError());
       return new Promise<ResultOf<K>>((resolve, reject) => {
         commands.push(command);
@@ -91,6 +179,17 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     async close() {
       flush();
       closed = true;
+      while (syncing || (awaitingSync.length > 0 && failure === undefined)) {
+        await new Promise<void>((resolve) => {
+          onSynced = resolve;
+          startSync();
+        });
+        onSynced = undefined;
+      }
+      if (walFd !== undefined) {
+        closeSync(walFd);
+        walFd = undefined;
+      }
     },
   };
 }

@@ -99,8 +99,13 @@ export const QueueOptionsSchema = z.strictObject({
   groupCommitWindowMs: z.number().int().min(0).max(2).optional(),
   /** How long close() lets abandoned handlers settle after aborting them (default 1 s). */
   abortGraceMs: z.number().int().min(0).max(60_000).optional(),
-  /** synchronous=FULL (default true). */
-  durable: z.boolean().optional(),
+  /**
+   * `fsync` (default): every acknowledged commit is on disk; the WAL is fsynced after
+   * COMMIT on the thread pool, so the event loop never waits for the disk.
+   * `fsync-in-commit`: SQLite synchronous=FULL, the fsync inside COMMIT (blocks the loop).
+   * `none`: no fsync (survives a process crash, not a power cut); for tests and caches.
+   */
+  durability: z.enum(['fsync', 'fsync-in-commit', 'none']).optional(),
   clock: z.custom<Clock>((v) => typeof v === 'object' && v !== null && isFunction((v as Clock).now)).optional(),
   /** Uniform [0, 1) for retry jitter (default Math.random). */
   random: z.custom<() => number>(isFunction).optional(),

@@ -9,7 +9,15 @@ import {
 } from '@opentelemetry/api';
 import { Cron } from 'croner';
 import type { z } from 'zod';
-import type { CommandKind, CommandOf, OperationRow, OperationState, ResultOf, Transition } from './commands.js';
+import type {
+  ClaimedOperation,
+  CommandKind,
+  CommandOf,
+  OperationRow,
+  OperationState,
+  ResultOf,
+  Transition,
+} from './commands.js';
 import { type CommitPath, createGroupCommitPath } from './commit-path.js';
 import {
   InvalidInputError,
@@ -145,7 +153,7 @@ interface ResolvedQueueOptions {
   readonly maintenanceIntervalMs: number;
   readonly groupCommitWindowMs: number;
   readonly abortGraceMs: number;
-  readonly durable: boolean;
+  readonly durability: 'fsync' | 'fsync-in-commit' | 'none';
   readonly clock: Clock;
   readonly random: () => number;
   readonly generateId: (() => string) | undefined;
@@ -207,7 +215,7 @@ function resolveOptions(input: QueueOptions): ResolvedQueueOptions {
     maintenanceIntervalMs: o.maintenanceIntervalMs ?? DEFAULT_MAINTENANCE_MS,
     groupCommitWindowMs: o.groupCommitWindowMs ?? 0,
     abortGraceMs: o.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS,
-    durable: o.durable ?? true,
+    durability: o.durability ?? 'fsync',
     clock: o.clock ?? { now: Date.now },
     random: o.random ?? Math.random,
     generateId: o.generateId,
@@ -283,12 +291,20 @@ const customIssue = (message: string, path: PropertyKey[] = []) => ({
 export async function openQueue(options: QueueOptions): Promise<Queue> {
   const resolved = resolveOptions(options);
   const extensions = options.extensions ?? [];
-  const stateMachine = createStateMachine({ path: resolved.path, durable: resolved.durable, extensions });
+  // With the default commit path and `fsync`, SQLite does not sync: the path fsyncs the WAL
+  // itself off the event loop and checkpoints under synchronous=FULL (see commit-path.ts).
+  const ownSync = options.commitPath === undefined && resolved.durability === 'fsync';
+  const stateMachine = createStateMachine({
+    path: resolved.path,
+    synchronous: resolved.durability === 'fsync-in-commit' ? 'full' : 'off',
+    autoCheckpoint: !ownSync,
+    extensions,
+  });
   let commitPath: CommitPath;
   try {
     commitPath = options.commitPath
       ? options.commitPath(stateMachine)
-      : createGroupCommitPath(stateMachine, { windowMs: resolved.groupCommitWindowMs });
+      : createGroupCommitPath(stateMachine, { windowMs: resolved.groupCommitWindowMs, syncWal: ownSync });
   } catch (error) {
     stateMachine.close();
     throw error;
@@ -569,7 +585,8 @@ class DurableQueue implements Queue {
 
   #claim(entry: ReadyEntry): void {
     this.#takeSlot(entry.type, entry.group);
-    const claim = this.#submit({ kind: 'claim', at: this.#now(), id: entry.id, epoch: this.#epoch }).then(
+    // Not tracked: the slot it holds is what close() waits for.
+    void this.#submit({ kind: 'claim', at: this.#now(), id: entry.id, epoch: this.#epoch }).then(
       (result) => {
         if (!result.claimed) {
           this.#releaseSlot(entry.type, entry.group);
@@ -594,10 +611,9 @@ class DurableQueue implements Queue {
         this.#armDelayTimer();
       },
     );
-    this.#track(claim);
   }
 
-  #run(row: OperationRow, group: string): void {
+  #run(row: ClaimedOperation, group: string): void {
     const type = this.#o.types.get(row.type) as ResolvedType;
     const controller = new AbortController();
     let settle!: () => void;
@@ -653,7 +669,7 @@ class DurableQueue implements Queue {
   }
 
   async #finish(
-    row: OperationRow,
+    row: ClaimedOperation,
     type: ResolvedType,
     signal: AbortSignal,
     outcome: { ok: true; value: unknown } | { ok: false; error: unknown },

@@ -1,5 +1,6 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type {
+  ClaimedOperation,
   Command,
   CommandKind,
   CommandOf,
@@ -10,7 +11,7 @@ import type {
   ResultOf,
   Transition,
 } from './commands.js';
-import { initialiseStore, OPERATION_COLUMNS } from './internal/schema.js';
+import { initialiseStore, OPERATION_COLUMNS, type Synchronous } from './internal/schema.js';
 
 /** What an extension sees of one applied command, inside its transaction. */
 export interface ApplyContext {
@@ -39,6 +40,12 @@ export type ApplyOutcome =
   | { readonly ok: true; readonly result: CommandResult }
   | { readonly ok: false; readonly error: unknown };
 
+/** A committed (not necessarily yet durable) batch. */
+export interface CommittedBatch {
+  readonly outcomes: ApplyOutcome[];
+  readonly transitions: readonly Transition[];
+}
+
 /** A persisted recurring schedule. */
 export interface ScheduleRow {
   readonly name: string;
@@ -54,8 +61,14 @@ export interface ScheduleRow {
 export interface StateMachineOptions {
   /** SQLite file (created if missing); `:memory:` for a throwaway store. */
   readonly path: string;
-  /** synchronous=FULL (default true). Off only for stores whose durability comes from elsewhere. */
-  readonly durable?: boolean;
+  /**
+   * SQLite's own syncing: `full` (default) fsyncs inside every COMMIT; `off` for a caller
+   * that fsyncs the WAL itself before acknowledging (the default commit path) or whose
+   * durability comes from elsewhere (a Raft log).
+   */
+  readonly synchronous?: Synchronous;
+  /** SQLite's automatic checkpoints (default true; off when the caller checkpoints). */
+  readonly autoCheckpoint?: boolean;
   readonly extensions?: readonly ApplyExtension[];
 }
 
@@ -74,6 +87,13 @@ export interface StateMachine {
    * culprit fails. Listeners hear the transitions after the commit.
    */
   applyBatch(commands: readonly Command[]): ApplyOutcome[];
+  /**
+   * Like `applyBatch`, but keeps the transitions for the caller to `publish` once the
+   * batch is durable (a commit path that fsyncs after COMMIT).
+   */
+  commitBatch(commands: readonly Command[]): CommittedBatch;
+  /** Hands a committed batch's transitions to the listeners. */
+  publish(transitions: readonly Transition[]): void;
   /** Hears every committed batch's transitions, in order. Returns the unsubscribe. */
   subscribe(listener: (transitions: readonly Transition[]) => void): () => void;
   get(id: string): OperationRow | undefined;
@@ -88,8 +108,10 @@ export interface StateMachine {
   countByState(): Record<OperationState, number>;
   /** The current boot epoch (0 before the first boot command). */
   epoch(): number;
-  /** Moves the WAL into the database and truncates it (bounded disk use). */
+  /** Moves the WAL into the database (fsyncing both) and truncates it: bounded disk use. */
   checkpoint(): void;
+  /** The path of the WAL file (for a caller that fsyncs it). */
+  readonly walPath: string | undefined;
   close(): void;
 }
 
@@ -98,47 +120,60 @@ const SCHEDULE_COLUMNS = `name, type, cron, timezone, payload, priority, max_att
 /** Opens (creating if needed) the queue store and its state machine. */
 export function createStateMachine(options: StateMachineOptions): StateMachine {
   const db = new DatabaseSync(options.path);
+  const synchronous = options.synchronous ?? 'full';
   try {
-    initialiseStore(db, options.durable ?? true);
+    initialiseStore(db, synchronous, options.autoCheckpoint ?? true);
     for (const extension of options.extensions ?? []) extension.init?.(db);
   } catch (error) {
     db.close();
     throw error;
   }
-  return new SqliteStateMachine(db, options.extensions ?? []);
+  const walPath = options.path === ':memory:' || options.path === '' ? undefined : `${options.path}-wal`;
+  return new SqliteStateMachine(db, options.extensions ?? [], synchronous, walPath);
 }
 
 class SqliteStateMachine implements StateMachine {
   readonly db: DatabaseSync;
+  readonly walPath: string | undefined;
+  readonly #synchronous: Synchronous;
   readonly #extensions: readonly ApplyExtension[];
   readonly #listeners = new Set<(transitions: readonly Transition[]) => void>();
   readonly #s: Record<string, StatementSync>;
   // Transitions of the command being applied; reset per command.
   #pending: Transition[] = [];
 
-  constructor(db: DatabaseSync, extensions: readonly ApplyExtension[]) {
+  constructor(
+    db: DatabaseSync,
+    extensions: readonly ApplyExtension[],
+    synchronous: Synchronous,
+    walPath: string | undefined,
+  ) {
     this.db = db;
+    this.walPath = walPath;
+    this.#synchronous = synchronous;
     this.#extensions = extensions;
     const p = (sql: string) => db.prepare(sql);
     this.#s = {
+      // No RETURNING anywhere on the hot path: SQLite materialises RETURNING rows in an
+      // ephemeral table, which costs more than a separate point read. Writes go by seq
+      // (the rowid) after a read by id, the cheapest lookup there is.
       insert: p(`INSERT INTO operations (id, type, state, payload, priority, group_key, idempotency_key, run_at,
-          created_at, max_attempts, schedule) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT DO NOTHING RETURNING seq`),
+          created_at, max_attempts, schedule) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
       byId: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE id = ?`),
       byIdempotency: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE type = ? AND idempotency_key = ?`),
-      status: p(
-        'SELECT seq, type, state, token, attempts, max_attempts AS maxAttempts, priority, group_key AS groupKey, created_at AS createdAt, run_at AS runAt FROM operations WHERE id = ?',
-      ),
+      status: p(`SELECT seq, type, state, token, attempts, max_attempts AS maxAttempts, priority, group_key AS groupKey,
+          created_at AS createdAt, run_at AS runAt FROM operations WHERE id = ?`),
+      claimable: p(`SELECT seq, type, state, token, attempts, max_attempts AS maxAttempts, group_key AS groupKey,
+          run_at AS runAt, payload, idempotency_key AS idempotencyKey FROM operations WHERE id = ?`),
       claim: p(`UPDATE operations SET state = 'running', attempts = attempts + 1, token = token + 1, epoch = ?,
-          started_at = ? WHERE id = ? AND state = 'pending' AND run_at <= ? RETURNING ${OPERATION_COLUMNS}`),
-      complete: p(`UPDATE operations SET state = 'completed', result = ?, finished_at = ?, epoch = NULL
-          WHERE id = ? AND state = 'running' AND token = ? RETURNING type`),
-      retry: p(`UPDATE operations SET state = 'pending', run_at = ?, error = ?, epoch = NULL WHERE id = ?`),
-      dead: p(`UPDATE operations SET state = 'dead', error = ?, finished_at = ?, epoch = NULL WHERE id = ?`),
-      release: p(`UPDATE operations SET state = 'pending', attempts = attempts - 1, epoch = NULL WHERE id = ?`),
-      cancel: p(`UPDATE operations SET state = 'cancelled', finished_at = ?, epoch = NULL WHERE id = ?`),
+          started_at = ? WHERE seq = ?`),
+      complete: p(`UPDATE operations SET state = 'completed', result = ?, finished_at = ?, epoch = NULL WHERE seq = ?`),
+      retry: p(`UPDATE operations SET state = 'pending', run_at = ?, error = ?, epoch = NULL WHERE seq = ?`),
+      dead: p(`UPDATE operations SET state = 'dead', error = ?, finished_at = ?, epoch = NULL WHERE seq = ?`),
+      release: p(`UPDATE operations SET state = 'pending', attempts = attempts - 1, epoch = NULL WHERE seq = ?`),
+      cancel: p(`UPDATE operations SET state = 'cancelled', finished_at = ?, epoch = NULL WHERE seq = ?`),
       redrive: p(`UPDATE operations SET state = 'pending', attempts = 0, run_at = ?, finished_at = NULL, result = NULL
-          WHERE id = ?`),
+          WHERE seq = ?`),
       pause: p('INSERT INTO paused_types (type) VALUES (?) ON CONFLICT DO NOTHING'),
       resume: p('DELETE FROM paused_types WHERE type = ?'),
       boot: p("UPDATE meta SET value = value + 1 WHERE key = 'epoch' RETURNING value"),
@@ -176,7 +211,13 @@ class SqliteStateMachine implements StateMachine {
   }
 
   applyBatch(commands: readonly Command[]): ApplyOutcome[] {
-    if (commands.length === 0) return [];
+    const { outcomes, transitions } = this.commitBatch(commands);
+    this.publish(transitions);
+    return outcomes;
+  }
+
+  commitBatch(commands: readonly Command[]): CommittedBatch {
+    if (commands.length === 0) return { outcomes: [], transitions: [] };
     const transitions: Transition[] = [];
     const outcomes: ApplyOutcome[] = [];
     this.db.exec('BEGIN IMMEDIATE');
@@ -189,22 +230,26 @@ class SqliteStateMachine implements StateMachine {
       this.db.exec('COMMIT');
     } catch (error) {
       this.#rollback();
-      if (commands.length === 1) return [{ ok: false, error }];
+      if (commands.length === 1) return { outcomes: [{ ok: false, error }], transitions: [] };
       // Replay one per transaction so only the failing command fails: the same
       // outcome as applying them one by one, which is what a replica would do.
       const single: ApplyOutcome[] = [];
-      for (const command of commands) single.push(...this.applyBatch([command]));
-      return single;
+      const replayed: Transition[] = [];
+      for (const command of commands) {
+        const one = this.commitBatch([command]);
+        single.push(...one.outcomes);
+        replayed.push(...one.transitions);
+      }
+      return { outcomes: single, transitions: replayed };
     }
-    this.#emit(transitions);
-    return outcomes;
+    return { outcomes, transitions };
   }
 
   #rollback(): void {
     if (this.db.isTransaction) this.db.exec('ROLLBACK');
   }
 
-  #emit(transitions: readonly Transition[]): void {
+  publish(transitions: readonly Transition[]): void {
     if (transitions.length === 0) return;
     for (const listener of this.#listeners) {
       try {
@@ -283,7 +328,7 @@ class SqliteStateMachine implements StateMachine {
   }
 
   #enqueue(command: CommandOf<'enqueue'>, schedule: string | null): ResultOf<'enqueue'> {
-    const inserted = this.#stmt('insert').get(
+    const inserted = this.#stmt('insert').run(
       command.id,
       command.type,
       command.payload,
@@ -294,8 +339,8 @@ class SqliteStateMachine implements StateMachine {
       command.at,
       command.maxAttempts,
       schedule,
-    ) as { seq: number } | undefined;
-    if (inserted === undefined) {
+    );
+    if (Number(inserted.changes) === 0) {
       // A uniqueness conflict: the same idempotency key (per type) or the same id.
       const existing = (
         command.idempotencyKey === null
@@ -306,8 +351,9 @@ class SqliteStateMachine implements StateMachine {
       if (original === undefined) throw new Error(`enqueue of ${command.id} conflicted with nothing`);
       return { created: false, operation: original };
     }
+    const seq = Number(inserted.lastInsertRowid);
     const operation: OperationRow = {
-      seq: inserted.seq,
+      seq,
       id: command.id,
       type: command.type,
       state: 'pending',
@@ -332,7 +378,7 @@ class SqliteStateMachine implements StateMachine {
       at: command.at,
       id: command.id,
       type: command.type,
-      seq: inserted.seq,
+      seq,
       priority: command.priority,
       groupKey: command.groupKey,
       runAt: command.runAt,
@@ -347,24 +393,33 @@ class SqliteStateMachine implements StateMachine {
   }
 
   #claim(command: CommandOf<'claim'>): ResultOf<'claim'> {
-    const row = this.#stmt('claim').get(command.epoch, command.at, command.id, command.at) as OperationRow | undefined;
-    if (row === undefined) {
-      const status = this.#status(command.id);
-      const rejection: Rejection =
-        status === undefined ? 'not-found' : status.state !== 'pending' ? 'not-pending' : 'not-due';
-      return { claimed: false, rejection };
-    }
+    const status = this.#stmt('claimable').get(command.id) as ClaimableRow | undefined;
+    if (status === undefined) return { claimed: false, rejection: 'not-found' };
+    if (status.state !== 'pending') return { claimed: false, rejection: 'not-pending' };
+    if (status.runAt > command.at) return { claimed: false, rejection: 'not-due' };
+    this.#stmt('claim').run(command.epoch, command.at, status.seq);
+    const operation: ClaimedOperation = {
+      id: command.id,
+      type: status.type,
+      payload: status.payload,
+      groupKey: status.groupKey,
+      idempotencyKey: status.idempotencyKey,
+      maxAttempts: status.maxAttempts,
+      attempts: status.attempts + 1,
+      token: status.token + 1,
+      runAt: status.runAt,
+    };
     this.#pending.push({
       kind: 'claimed',
       at: command.at,
-      id: row.id,
-      type: row.type,
-      token: row.token,
-      attempt: row.attempts,
-      runAt: row.runAt,
-      groupKey: row.groupKey,
+      id: command.id,
+      type: status.type,
+      token: operation.token,
+      attempt: operation.attempts,
+      runAt: status.runAt,
+      groupKey: status.groupKey,
     });
-    return { claimed: true, operation: row };
+    return { claimed: true, operation };
   }
 
   /** Why a command holding `token` may not act on a running operation, or undefined if it may. */
@@ -377,17 +432,15 @@ class SqliteStateMachine implements StateMachine {
   }
 
   #complete(command: CommandOf<'complete'>): ResultOf<'complete'> {
-    const row = this.#stmt('complete').get(command.result, command.at, command.id, command.token) as
-      | { type: string }
-      | undefined;
-    if (row === undefined) {
-      return { applied: false, rejection: this.#fence(this.#status(command.id), command.token) ?? 'not-running' };
-    }
+    const status = this.#status(command.id);
+    const rejection = this.#fence(status, command.token);
+    if (rejection !== undefined || status === undefined) return { applied: false, rejection: rejection ?? 'not-found' };
+    this.#stmt('complete').run(command.result, command.at, status.seq);
     this.#pending.push({
       kind: 'completed',
       at: command.at,
       id: command.id,
-      type: row.type,
+      type: status.type,
       token: command.token,
       previous: 'running',
     });
@@ -399,7 +452,7 @@ class SqliteStateMachine implements StateMachine {
     const rejection = this.#fence(status, command.token);
     if (rejection !== undefined || status === undefined) return { applied: false, rejection: rejection ?? 'not-found' };
     if (command.retryAt !== null && status.attempts < status.maxAttempts) {
-      this.#stmt('retry').run(command.retryAt, command.error, command.id);
+      this.#stmt('retry').run(command.retryAt, command.error, status.seq);
       this.#pending.push({
         kind: 'retry-scheduled',
         at: command.at,
@@ -415,7 +468,7 @@ class SqliteStateMachine implements StateMachine {
       });
       return { applied: true, state: 'pending' };
     }
-    this.#stmt('dead').run(command.error, command.at, command.id);
+    this.#stmt('dead').run(command.error, command.at, status.seq);
     this.#pending.push({
       kind: 'dead',
       at: command.at,
@@ -432,7 +485,7 @@ class SqliteStateMachine implements StateMachine {
     const status = this.#status(command.id);
     const rejection = this.#fence(status, command.token);
     if (rejection !== undefined || status === undefined) return { applied: false, rejection: rejection ?? 'not-found' };
-    this.#stmt('release').run(command.id);
+    this.#stmt('release').run(status.seq);
     this.#pending.push({
       kind: 'released',
       at: command.at,
@@ -452,7 +505,7 @@ class SqliteStateMachine implements StateMachine {
     const status = this.#status(command.id);
     if (status === undefined) return { applied: false, rejection: 'not-found' };
     if (status.state !== 'pending' && status.state !== 'running') return { applied: false, rejection: 'already-final' };
-    this.#stmt('cancel').run(command.at, command.id);
+    this.#stmt('cancel').run(command.at, status.seq);
     this.#pending.push({
       kind: 'cancelled',
       at: command.at,
@@ -468,7 +521,7 @@ class SqliteStateMachine implements StateMachine {
     const status = this.#status(command.id);
     if (status === undefined) return { applied: false, rejection: 'not-found' };
     if (status.state !== 'dead') return { applied: false, rejection: 'not-dead' };
-    this.#stmt('redrive').run(command.runAt, command.id);
+    this.#stmt('redrive').run(command.runAt, status.seq);
     this.#pending.push({
       kind: 'redriven',
       at: command.at,
@@ -551,7 +604,14 @@ class SqliteStateMachine implements StateMachine {
   checkpoint(): void {
     // TRUNCATE: copy every WAL frame into the database, then cut the WAL to zero bytes
     // (https://sqlite.org/pragma.html#pragma_wal_checkpoint).
-    this.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    // With synchronous=OFF a checkpoint would not fsync the database before the WAL
+    // restarts; run it under FULL so WAL and database are both on disk first.
+    if (this.#synchronous === 'off') this.db.exec('PRAGMA synchronous = FULL');
+    try {
+      this.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    } finally {
+      if (this.#synchronous === 'off') this.db.exec('PRAGMA synchronous = OFF');
+    }
   }
 
   close(): void {
@@ -571,4 +631,17 @@ interface StatusRow {
   readonly groupKey: string | null;
   readonly createdAt: number;
   readonly runAt: number;
+}
+
+interface ClaimableRow {
+  readonly seq: number;
+  readonly type: string;
+  readonly state: OperationState;
+  readonly token: number;
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly groupKey: string | null;
+  readonly runAt: number;
+  readonly payload: string;
+  readonly idempotencyKey: string | null;
 }

@@ -74,7 +74,8 @@ describe('createStateMachine', () => {
       const sm = memory();
       sm.apply(enqueue('a'));
       const first = sm.apply({ kind: 'claim', at: 1001, id: 'a', epoch: 1 });
-      expect(first).toMatchObject({ claimed: true, operation: { token: 1, attempts: 1, state: 'running', epoch: 1 } });
+      expect(first).toMatchObject({ claimed: true, operation: { token: 1, attempts: 1 } });
+      expect(sm.get('a')).toMatchObject({ state: 'running', epoch: 1, startedAt: 1001 });
       // The attempt fails and is retried; the second claim gets token 2.
       expect(sm.apply({ kind: 'fail', at: 1002, id: 'a', token: 1, error: '{}', retryAt: 1003 })).toEqual({
         applied: true,

@@ -57,12 +57,21 @@ CREATE TABLE IF NOT EXISTS schedules (
 ) STRICT;
 `;
 
-/** Pragmas for a durable single-writer store, then the schema (idempotent). */
-export function initialiseStore(db: DatabaseSync, durable: boolean): void {
-  // WAL: readers never block the writer; synchronous=FULL fsyncs the WAL on every
-  // commit, so a committed transaction survives power loss (https://sqlite.org/pragma.html#pragma_synchronous).
+/** How SQLite itself syncs: FULL fsyncs the WAL inside every COMMIT; OFF leaves fsync to the caller. */
+export type Synchronous = 'full' | 'off';
+
+/** Pragmas for a single-writer store, then the schema (idempotent). */
+export function initialiseStore(db: DatabaseSync, synchronous: Synchronous, autoCheckpoint: boolean): void {
+  // WAL: readers never block the writer. synchronous=FULL fsyncs the WAL on every commit,
+  // so a committed transaction survives power loss (https://sqlite.org/pragma.html#pragma_synchronous).
+  // OFF is only for callers that fsync the WAL themselves before acknowledging (see commit-path.ts).
   db.exec('PRAGMA journal_mode = WAL');
-  db.exec(`PRAGMA synchronous = ${durable ? 'FULL' : 'OFF'}`);
+  db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'OFF'}`);
+  // 0 disables automatic checkpoints: with synchronous=OFF a checkpoint would not fsync the
+  // database before the WAL restarts, so the caller runs them itself under FULL.
+  db.exec(`PRAGMA wal_autocheckpoint = ${autoCheckpoint ? 1000 : 0}`);
+  // A 64 MiB page cache keeps the hot part of the table and its indexes in memory.
+  db.exec('PRAGMA cache_size = -65536');
   db.exec('PRAGMA busy_timeout = 5000');
   // After a checkpoint, truncate the WAL back to at most 64 MiB so disk use stays bounded.
   db.exec('PRAGMA journal_size_limit = 67108864');

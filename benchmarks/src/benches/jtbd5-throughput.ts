@@ -1,0 +1,402 @@
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { openQueue, type Queue } from '@unrdf/queue';
+import PQueue from 'p-queue';
+import { sqliteDurableCommitRate } from '../baselines/durable-commit.js';
+import type { BenchContext, Benchmark } from '../harness/benchmark.js';
+import { LatencyHistogram } from '../harness/histogram.js';
+import { openLoop } from '../harness/open-loop.js';
+import type { Baseline, MetricInput } from '../harness/report.js';
+
+// JTBD 5 of the SLO spec: throughput under concurrency. Handlers take 100 ms, up to
+// 1000 run at once, arrivals are open-loop (a fixed schedule whatever the queue does)
+// and every wait runs from the arrival's *intended* time, so a stall shows up as wait
+// instead of thinning the load. Completions are counted in 5 s windows.
+
+const HANDLER_MS = 100;
+const WINDOW_MS = 5000;
+const SPEC = { throughput: 33, waitP99: 500, variation: 5, depth: 500, failureRate: 0.5 } as const;
+
+interface Phase {
+  readonly ratePerSec: number;
+  readonly durationMs: number;
+}
+
+interface Profile {
+  readonly name: string;
+  readonly concurrency: number;
+  readonly phases: readonly Phase[];
+  /** Our goals from the issue (null: only the spec's target applies). */
+  readonly goals: { readonly waitP99: number | null; readonly completions: number | null };
+}
+
+interface ProfileResult {
+  readonly arrivalsPerSec: number;
+  readonly completionsPerSec: number;
+  readonly variationPct: number | null;
+  readonly windows: number;
+  readonly wait: LatencyHistogram;
+  readonly maxBacklog: number;
+  readonly failureRatePct: number;
+  readonly eventLoopP99: number;
+  readonly rssMaxMb: number;
+  readonly recoveryMs: number | null;
+}
+
+function profiles(quick: boolean): Profile[] {
+  const s = (full: number, short: number) => (quick ? short : full) * 1000;
+  return [
+    // Spec concurrency levels, arrivals at 90% of each level's Little's-law limit.
+    {
+      name: 'light',
+      concurrency: 10,
+      phases: [{ ratePerSec: 90, durationMs: s(60, 5) }],
+      goals: { waitP99: 50, completions: 90 },
+    },
+    {
+      name: 'normal',
+      concurrency: 100,
+      phases: [{ ratePerSec: 900, durationMs: s(60, 5) }],
+      goals: { waitP99: 50, completions: 900 },
+    },
+    // The issue's two rates at concurrency 1000 (limit 10,000/s).
+    {
+      name: 'heavy',
+      concurrency: 1000,
+      phases: [{ ratePerSec: 5000, durationMs: s(60, 5) }],
+      goals: { waitP99: 20, completions: 5000 },
+    },
+    {
+      name: 'extreme',
+      concurrency: 1000,
+      phases: [{ ratePerSec: 9000, durationMs: s(60, 5) }],
+      goals: { waitP99: 50, completions: 9000 },
+    },
+    {
+      name: 'stress',
+      concurrency: 1000,
+      phases: [{ ratePerSec: 9000, durationMs: s(300, 10) }],
+      goals: { waitP99: 50, completions: 9000 },
+    },
+    // Overload past the limit (12,000/s > 10,000/s) builds a backlog, then light load: how fast it drains.
+    {
+      name: 'recovery',
+      concurrency: 1000,
+      phases: [
+        { ratePerSec: 12_000, durationMs: s(60, 3) },
+        { ratePerSec: 1000, durationMs: s(120, 3) },
+      ],
+      goals: { waitP99: null, completions: null },
+    },
+  ];
+}
+
+/** Completions per window, windows starting one handler time after the first arrival (steady state). */
+function windowRates(completedAt: readonly number[], start: number, durationMs: number): number[] {
+  const count = Math.max(1, Math.floor(durationMs / WINDOW_MS));
+  const windowMs = Math.min(WINDOW_MS, durationMs);
+  const counts = new Array<number>(count).fill(0);
+  const from = start + HANDLER_MS;
+  for (const t of completedAt) {
+    const k = Math.floor((t - from) / windowMs);
+    if (k >= 0 && k < count) counts[k] = (counts[k] as number) + 1;
+  }
+  return counts.map((n) => (n * 1000) / windowMs);
+}
+
+function variationPct(rates: readonly number[]): number | null {
+  if (rates.length < 2) return null;
+  const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
+  const sd = Math.sqrt(rates.reduce((a, r) => a + (r - mean) ** 2, 0) / rates.length);
+  return mean === 0 ? null : (sd / mean) * 100;
+}
+
+/** Samples backlog and RSS every 50 ms. */
+function sampler(backlog: () => number) {
+  let maxBacklog = 0;
+  let rss = 0;
+  const samples: { t: number; backlog: number }[] = [];
+  const timer = setInterval(() => {
+    const b = backlog();
+    maxBacklog = Math.max(maxBacklog, b);
+    rss = Math.max(rss, process.memoryUsage.rss());
+    samples.push({ t: performance.now(), backlog: b });
+  }, 50);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return { maxBacklog, rssMaxMb: rss / 2 ** 20, samples };
+    },
+  };
+}
+
+/** Runs phases back to back (each an open loop), the later ones starting on schedule. */
+async function runPhases(
+  phases: readonly Phase[],
+  fire: (intendedAt: number) => Promise<unknown>,
+  ctx: BenchContext,
+  label: string,
+) {
+  let offset = 0;
+  const runs = phases.map((phase) => {
+    const at = offset;
+    offset += phase.durationMs;
+    return sleep(at).then(() =>
+      openLoop({
+        ratePerSec: phase.ratePerSec,
+        durationMs: phase.durationMs,
+        fire,
+        onTick: (issued, total) => ctx.progress.update(issued, total, `${label} ${phase.ratePerSec}/s`),
+      }),
+    );
+  });
+  const results = await Promise.all(runs);
+  return {
+    issued: results.reduce((a, r) => a + r.issued, 0),
+    errors: results.reduce((a, r) => a + r.errors, 0),
+  };
+}
+
+async function runDurable(profile: Profile, ctx: BenchContext): Promise<ProfileResult> {
+  const intended = new Map<number, number>();
+  const wait = new LatencyHistogram();
+  const waiters = new Map<string, (ok: boolean) => void>();
+  const completedAt: number[] = [];
+  let dead = 0;
+  let seq = 0;
+  const queue: Queue = await openQueue({
+    path: join(ctx.scratchDir, `${profile.name}.db`),
+    concurrency: profile.concurrency,
+    types: {
+      work: {
+        timeoutMs: 30_000,
+        handler: async (payload: { i: number }) => {
+          wait.record(performance.now() - (intended.get(payload.i) ?? performance.now()));
+          intended.delete(payload.i);
+          await sleep(HANDLER_MS);
+        },
+      },
+    },
+  });
+  queue.onEvent((event) => {
+    if (event.kind === 'completed' || event.kind === 'dead') {
+      if (event.kind === 'completed') completedAt.push(performance.now());
+      else dead++;
+      waiters.get(event.id)?.(event.kind === 'completed');
+      waiters.delete(event.id);
+    }
+  });
+  const eld = monitorEventLoopDelay({ resolution: 10 });
+  eld.enable();
+  const sample = sampler(() => queue.stats().ready);
+  const start = performance.now();
+  const { issued, errors } = await runPhases(
+    profile.phases,
+    async (intendedAt) => {
+      const i = seq++;
+      intended.set(i, intendedAt);
+      const op = await queue.enqueue('work', { i });
+      const ok = await new Promise<boolean>((resolve) => waiters.set(op.id, resolve));
+      if (!ok) throw new Error('dead');
+    },
+    ctx,
+    profile.name,
+  );
+  const { maxBacklog, rssMaxMb, samples } = sample.stop();
+  eld.disable();
+  await queue.close({ drainMs: 1000 });
+  const first = profile.phases[0] as Phase;
+  const rates = windowRates(completedAt, start, first.durationMs);
+  // Recovery: from the end of the first phase until the backlog is back to zero.
+  let recoveryMs: number | null = null;
+  if (profile.phases.length > 1) {
+    const overloadEnd = start + first.durationMs;
+    const drained = samples.find((s) => s.t >= overloadEnd && s.backlog === 0);
+    recoveryMs = drained === undefined ? Number.POSITIVE_INFINITY : drained.t - overloadEnd;
+  }
+  return {
+    arrivalsPerSec: first.ratePerSec,
+    completionsPerSec: rates.reduce((a, b) => a + b, 0) / rates.length,
+    variationPct: variationPct(rates),
+    windows: rates.length,
+    wait,
+    maxBacklog,
+    failureRatePct: issued === 0 ? 0 : ((errors + dead) / issued) * 100,
+    eventLoopP99: eld.percentile(99) / 1e6,
+    rssMaxMb,
+    recoveryMs,
+  };
+}
+
+/** The in-memory ceiling on the same workload: p-queue, nothing persisted. */
+async function runPQueue(ratePerSec: number, durationMs: number, ctx: BenchContext) {
+  const queue = new PQueue({ concurrency: 1000 });
+  const wait = new LatencyHistogram();
+  await openLoop({
+    ratePerSec,
+    durationMs,
+    fire: (intendedAt) =>
+      queue.add(async () => {
+        wait.record(performance.now() - intendedAt);
+        await sleep(HANDLER_MS);
+      }),
+    onTick: (issued, total) => ctx.progress.update(issued, total, `p-queue ${ratePerSec}/s`),
+  });
+  return wait;
+}
+
+/** Drains as fast as possible: enqueue, claim, complete, all durable, with no-op handlers. */
+async function noopThroughput(total: number, ctx: BenchContext): Promise<number> {
+  let completed = 0;
+  let wake: (() => void) | undefined;
+  const queue = await openQueue({
+    path: join(ctx.scratchDir, 'noop.db'),
+    concurrency: 1000,
+    types: { noop: { handler: () => null } },
+  });
+  queue.onEvent((event) => {
+    if (event.kind !== 'completed') return;
+    completed++;
+    if (wake && (completed === total || completed % 1000 === 0)) {
+      wake();
+      wake = undefined;
+    }
+  });
+  const start = performance.now();
+  const window = 5000;
+  for (let i = 0; i < total; i++) {
+    // Keep a bounded number outstanding, as a producer with backpressure would.
+    while (i - completed >= window) await new Promise<void>((resolve) => (wake = resolve));
+    void queue.enqueue('noop', i);
+    if (i % 256 === 0) {
+      ctx.progress.update(completed, total, 'no-op drain');
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+  while (completed < total) await new Promise<void>((resolve) => (wake = resolve));
+  const elapsed = performance.now() - start;
+  await queue.close();
+  return (total * 1000) / elapsed;
+}
+
+async function pqueueNoop(total: number): Promise<number> {
+  const queue = new PQueue({ concurrency: 1000 });
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    void queue.add(() => null);
+    if (i % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  await queue.onIdle();
+  return (total * 1000) / (performance.now() - start);
+}
+
+export const benchmark: Benchmark = {
+  name: 'jtbd5-throughput',
+  description:
+    'durable queue under open-loop load (100 ms handlers, concurrency 1000, 5 s windows, waits from intended arrival); p-queue and Little-law baselines',
+  async run(ctx) {
+    const { quick, log } = ctx;
+    const metrics: Record<string, MetricInput> = {};
+    const notes: string[] = [];
+    let rssMax = 0;
+    for (const profile of profiles(quick)) {
+      log(
+        `profile ${profile.name}: concurrency ${profile.concurrency}, ${profile.phases.map((p) => `${p.ratePerSec}/s for ${p.durationMs / 1000} s`).join(' then ')}`,
+      );
+      const r = await runDurable(profile, ctx);
+      const w = r.wait.summary();
+      const p = profile.name;
+      rssMax = Math.max(rssMax, r.rssMaxMb);
+      log(
+        `${p}: ${Math.round(r.completionsPerSec)}/s over ${r.windows} window(s), wait p50 ${w.p50} p99 ${w.p99} p99.9 ${w.p999} ms, backlog max ${r.maxBacklog}`,
+      );
+      if (r.recoveryMs === null) {
+        metrics[`${p}_completions`] = {
+          value: r.completionsPerSec,
+          unit: 'op/s',
+          better: 'higher',
+          specTarget: SPEC.throughput,
+          goal: profile.goals.completions,
+        };
+      } else {
+        metrics[`${p}_overload_completions`] = {
+          value: r.completionsPerSec,
+          unit: 'op/s',
+          better: 'higher',
+          specTarget: SPEC.throughput,
+        };
+        metrics[`${p}_drain_time`] = { value: r.recoveryMs, unit: 'ms', better: 'lower' };
+      }
+      if (r.variationPct !== null) {
+        metrics[`${p}_variation`] = {
+          value: r.variationPct,
+          unit: '%',
+          better: 'lower',
+          specTarget: SPEC.variation,
+          goal: 2,
+        };
+      }
+      metrics[`${p}_wait_p50`] = { value: w.p50, unit: 'ms', better: 'lower' };
+      metrics[`${p}_wait_p99`] = {
+        value: w.p99,
+        unit: 'ms',
+        better: 'lower',
+        ...(r.recoveryMs === null ? { specTarget: SPEC.waitP99, goal: profile.goals.waitP99 } : {}),
+      };
+      metrics[`${p}_wait_p999`] = { value: w.p999, unit: 'ms', better: 'lower' };
+      metrics[`${p}_max_backlog`] = {
+        value: r.maxBacklog,
+        unit: 'op',
+        better: 'lower',
+        ...(r.recoveryMs === null ? { specTarget: SPEC.depth } : {}),
+      };
+      metrics[`${p}_failure_rate`] = {
+        value: r.failureRatePct,
+        unit: '%',
+        better: 'lower',
+        specTarget: SPEC.failureRate,
+        goal: 0,
+      };
+      metrics[`${p}_event_loop_p99`] = { value: r.eventLoopP99, unit: 'ms', better: 'lower' };
+    }
+    metrics.rss_max = { value: rssMax, unit: 'MiB', better: 'lower' };
+
+    log('no-op handlers: durable drain');
+    const noopTotal = quick ? 60_000 : 300_000;
+    metrics.noop_durable_throughput = {
+      value: await noopThroughput(noopTotal, ctx),
+      unit: 'op/s',
+      better: 'higher',
+      goal: 25_000,
+    };
+
+    log('baselines: p-queue (in memory) on the same workload, fsynced commit rate');
+    const pq = (await runPQueue(9000, quick ? 5000 : 60_000, ctx)).summary();
+    const pqNoop = await pqueueNoop(noopTotal);
+    const commits = sqliteDurableCommitRate(ctx.scratchDir, quick ? 1000 : 5000);
+    const baselines: Record<string, Baseline> = {
+      littles_law_limit: {
+        value: 1000 / (HANDLER_MS / 1000),
+        unit: 'op/s',
+        note: 'concurrency / handler time = 1000 / 0.1 s: no queue can complete more',
+      },
+      pqueue_9000_wait_p99: { value: pq.p99, unit: 'ms', note: 'p-queue 10, in memory, NOT DURABLE, 9,000 arrivals/s' },
+      pqueue_9000_wait_p50: { value: pq.p50, unit: 'ms', note: 'p-queue 10, in memory, NOT DURABLE, 9,000 arrivals/s' },
+      pqueue_noop_throughput: { value: pqNoop, unit: 'op/s', note: 'p-queue 10, in memory, NOT DURABLE, no-op tasks' },
+      sqlite_fsynced_commits: {
+        value: commits.perSecond,
+        unit: 'commit/s',
+        note: 'sequential one-row transactions, WAL + synchronous=FULL: the durable floor without group commit',
+      },
+    };
+    notes.push(
+      'Durability: @unrdf/queue figures are durable (SQLite WAL, synchronous=FULL, enqueue acknowledged only after COMMIT); p-queue is in memory and not durable.',
+      'Quoted, not measured here (issue #4, same kind of machine): BullMQ on Redis 7 with appendfsync always waits P99 330-470 ms at 5,000 arrivals/s, completes only 8,000-8,600/s with P99 waits of 1-5 s at 9,000/s, and drains 10,000-14,000 no-op jobs/s.',
+      "Profiles: light/normal run the spec concurrency levels (10, 100) at 90% of their Little-law limit; heavy/extreme/stress run concurrency 1000 at the issue's 5,000 and 9,000 arrivals/s; recovery overloads at 12,000/s (above the 10,000/s limit) and then drops to 1,000/s.",
+      `Windows of ${WINDOW_MS / 1000} s start one handler time (${HANDLER_MS} ms) after the first arrival; variation = stdev/mean of window rates, shown only with 2+ windows.`,
+      'Generator, queue and handlers share one Node process and event loop (embedded use).',
+    );
+    return { metrics, baselines, notes };
+  },
+};
