@@ -211,6 +211,21 @@ export function buildReceipt(body: ReceiptBody, position: LedgerPosition): Recei
   return parsed.data;
 }
 
+/**
+ * Internal, for the ledger: assembles a receipt from a body already validated by
+ * {@link parseReceiptBody} and a position the ledger computed itself, skipping the
+ * second validation on the append hot path. Field order is irrelevant (JCS sorts keys).
+ */
+export function assembleReceipt(body: ReceiptBody, position: LedgerPosition): Receipt {
+  return {
+    format: RECEIPT_FORMAT,
+    origin: position.origin,
+    leafIndex: position.leafIndex,
+    previousReceiptHash: position.previousReceiptHash,
+    ...body,
+  } as Receipt;
+}
+
 /** `SHA-256("unrdf-receipt-member/v1" || 0x00 || JCS(member))`: a batch member's hash. */
 export function memberHash(member: SingleReceiptBody): Uint8Array {
   return platformSha256(concatBytes(MEMBER_TAG, jcs(member)));

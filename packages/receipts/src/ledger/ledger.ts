@@ -20,7 +20,7 @@ import { toHex, utf8 } from '../internal/bytes.js';
 import { consistencyPath, inclusionPath, type SubtreeHash, splitPoint } from '../internal/tree.js';
 import { encodeVerifierKey, type NoteSigner } from '../note.js';
 import {
-  buildReceipt,
+  assembleReceipt,
   canonicalText,
   parseReceiptBody,
   type Receipt,
@@ -285,7 +285,8 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     const written: Omit<AppendedReceipt, 'checkpoint' | 'treeSize'>[] = [];
     for (const body of bodies) {
       const leafIndex = size;
-      const receipt = buildReceipt(body, { origin, leafIndex, previousReceiptHash: previous });
+      // Bodies were validated on the way in (parseReceiptBody); the position is our own.
+      const receipt = assembleReceipt(body, { origin, leafIndex, previousReceiptHash: previous });
       const text = canonicalText(receipt);
       const digest = receiptDigest(utf8(text), nodeSha256);
       const leafHash = nodeTree.leaf(digest);

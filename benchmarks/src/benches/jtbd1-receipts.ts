@@ -1,0 +1,355 @@
+import { join } from 'node:path';
+import {
+  buildBatchBody,
+  createOperationId,
+  createReceiptVerifier,
+  generateNoteKey,
+  type OperationType,
+  parseSignerKey,
+  type Receipt,
+  type ReceiptBody,
+  type SingleReceiptBody,
+  signCheckpoint,
+} from '@unrdf/receipts';
+import { type AppendedReceipt, type Ledger, openLedger } from '@unrdf/receipts/ledger';
+import { type HonestReceipt, runTamperSweep } from '@unrdf/receipts/testing';
+import { sqliteDurableCommitRate } from '../baselines/durable-commit.js';
+import { nobleSha256Rate, nodeSha256Rate } from '../baselines/hashing.js';
+import type { BenchContext, Benchmark } from '../harness/benchmark.js';
+import { LatencyHistogram } from '../harness/histogram.js';
+import { openLoop } from '../harness/open-loop.js';
+import type { MetricInput } from '../harness/report.js';
+
+// JTBD 1 (receipt generation) and the offline half of JTBD 2 (verification) of the SLO
+// spec, on @unrdf/receipts alone: latency from submission to a *durable* receipt with
+// its leaf index (SQLite WAL, synchronous=FULL, group commit, one signed checkpoint per
+// batch), per operation type at 1,000/s; a sustained run at 20,000/s (1,000,000 receipts
+// in the full run); proof generation on the resulting ledger; offline verification; and
+// the tamper sweep (300,000 tampered + 300,000 honest cases in the full run).
+
+const ORIGIN = 'bench.unrdf.example/ledger';
+const TYPES: readonly OperationType[] = ['create', 'update', 'delete', 'batch'];
+/** SLO-SPEC.md, JTBD 1, "Performance Targets by Operation Type" (ms). */
+const SPEC_BY_TYPE: Record<OperationType, { p50: number; p95: number; p99: number }> = {
+  create: { p50: 3, p95: 12, p99: 40 },
+  update: { p50: 5, p95: 18, p99: 45 },
+  delete: { p50: 4, p95: 15, p99: 42 },
+  batch: { p50: 8, p95: 22, p99: 55 },
+};
+const SPEC = { p50: 5, p95: 15, p99: 45, p999: 100, successPct: 99.95, collisionsPerMillion: 0 } as const;
+const SPEC_VERIFY = { p99Ms: 120_000, falsePct: 0.001 } as const;
+const GOAL = { p99: 5, sustained: 20_000, proofMs: 1, verifyPerSec: 20_000 } as const;
+
+const hex = (n: number) => n.toString(16).padStart(64, '0');
+
+/** One operation's facts as the daemon would report them: times and ids come in. */
+function singleBody(type: Exclude<OperationType, 'batch'>, n: number, now: number): SingleReceiptBody {
+  return {
+    operationId: createOperationId(),
+    type,
+    subject: `urn:unrdf:entity:${n % 10_007}`,
+    inputDigest: hex(n),
+    outputDigest: type === 'delete' ? null : hex(n + 1),
+    outcome: n % 997 === 0 ? { status: 'failed', errorCode: 'HANDLER_ERROR' } : { status: 'succeeded' },
+    attempt: 1,
+    submittedAt: now,
+    startedAt: now,
+    finishedAt: now,
+    nodeId: 'bench-node-1',
+  };
+}
+
+/** A body of `type`; a batch aggregates 10 to 16 member operations through a Merkle root. */
+function bodyOf(type: OperationType, n: number, now: number): ReceiptBody {
+  if (type !== 'batch') return singleBody(type, n, now);
+  const members = Array.from({ length: 10 + (n % 7) }, (_, i) =>
+    singleBody((['create', 'update', 'delete'] as const)[i % 3] as 'create', n * 16 + i, now),
+  );
+  const { type: _t, ...facts } = singleBody('create', n, now);
+  return buildBatchBody(facts, members);
+}
+
+/** Receipt-hash collisions: 64-bit prefixes in a set, full hashes compared on a prefix hit. */
+class CollisionCounter {
+  readonly #seen = new Map<bigint, string>();
+  collisions = 0;
+  add(receiptHash: string): void {
+    const prefix = BigInt(`0x${receiptHash.slice(0, 16)}`);
+    const earlier = this.#seen.get(prefix);
+    if (earlier === undefined) this.#seen.set(prefix, receiptHash);
+    else if (earlier === receiptHash) this.collisions++;
+  }
+  get size(): number {
+    return this.#seen.size;
+  }
+}
+
+async function perTypeLatency(ctx: BenchContext, ledger: Ledger, collisions: CollisionCounter) {
+  // Quick: 10,000 operations at 1,000/s with the four types interleaved (2,500 each).
+  // Full: 10,000 operations of each type at 1,000/s, one type after the other.
+  const byType = new Map(TYPES.map((t) => [t, new LatencyHistogram()]));
+  const all = new LatencyHistogram();
+  let issued = 0;
+  let failed = 0;
+  const runs = ctx.quick ? [{ types: TYPES, count: 10_000 }] : TYPES.map((t) => ({ types: [t], count: 10_000 }));
+  for (const run of runs) {
+    const result = await openLoop({
+      ratePerSec: 1000,
+      durationMs: run.count,
+      fire: async (intendedAt, i) => {
+        const type = run.types[i % run.types.length] as OperationType;
+        const appended = await ledger.append(bodyOf(type, issued + i, Date.now()));
+        const latency = performance.now() - intendedAt;
+        byType.get(type)?.record(latency);
+        collisions.add(appended.receiptHash);
+      },
+      onTick: (done, total) => ctx.progress.update(done, total, `per-type latency (${run.types.join(',')})`),
+    });
+    issued += result.issued;
+    failed += result.errors;
+    all.merge(result.latency);
+  }
+  return { byType, all, issued, failed };
+}
+
+async function sustained(ctx: BenchContext, ledger: Ledger, collisions: CollisionCounter) {
+  const rate = 20_000;
+  const total = ctx.quick ? 100_000 : 1_000_000;
+  const checkpoints: AppendedReceipt[] = [];
+  const result = await openLoop({
+    ratePerSec: rate,
+    durationMs: (total / rate) * 1000,
+    fire: async (_intendedAt, i) => {
+      const type = (['create', 'update', 'delete'] as const)[i % 3] as 'create';
+      const appended = await ledger.append(singleBody(type, 1_000_000 + i, Date.now()));
+      collisions.add(appended.receiptHash);
+      if (i % 50_000 === 0) checkpoints.push(appended);
+    },
+    onTick: (done, t) => ctx.progress.update(done, t, `sustained ${rate}/s`),
+  });
+  return { result, perSec: (result.completed * 1000) / result.elapsedMs, checkpoints };
+}
+
+function proofGeneration(ledger: Ledger, samples: number) {
+  const size = ledger.size();
+  const inclusion = new LatencyHistogram();
+  const consistency = new LatencyHistogram();
+  for (let i = 0; i < samples; i++) {
+    const leaf = Math.floor(Math.random() * size);
+    const t0 = performance.now();
+    ledger.inclusionProof(leaf, size);
+    inclusion.record(performance.now() - t0);
+    const old = 1 + Math.floor(Math.random() * (size - 1));
+    const t1 = performance.now();
+    ledger.consistencyProof(old, size);
+    consistency.record(performance.now() - t1);
+  }
+  return { size, inclusion, consistency };
+}
+
+/** Verifies `count` distinct honest receipts offline (proofs fetched first, not timed). */
+function offlineVerification(ctx: BenchContext, ledger: Ledger, count: number) {
+  const verifier = createReceiptVerifier({ trustedKeys: ledger.trustedKeys });
+  const checkpoint = ledger.latestCheckpoint() as string;
+  const size = ledger.size();
+  const latency = new LatencyHistogram();
+  let verified = 0;
+  let falseRejects = 0;
+  let verifyMs = 0;
+  const chunk = 5000;
+  for (let start = 0; start < count; start += chunk) {
+    const items: { receipt: Receipt; proof: unknown }[] = [];
+    for (let k = start; k < Math.min(count, start + chunk); k++) {
+      const leaf = Math.floor((k * size) / count); // spread over the whole ledger
+      items.push({ receipt: ledger.receipt(leaf) as Receipt, proof: ledger.inclusionProof(leaf, size) });
+    }
+    const t0 = performance.now();
+    for (const item of items) {
+      const s = performance.now();
+      if (verifier.verify(item.receipt, item.proof, checkpoint).status !== 'valid') falseRejects++;
+      latency.record(performance.now() - s);
+    }
+    verifyMs += performance.now() - t0;
+    verified += items.length;
+    ctx.progress.update(verified, count, 'offline verification');
+  }
+  return { verified, falseRejects, latency, perSec: (verified * 1000) / verifyMs };
+}
+
+async function tamperSweep(ctx: BenchContext, ledger: Ledger, signerKey: string, picks: number) {
+  const size = ledger.size();
+  const latest = ledger.latestCheckpoint() as string;
+  // Twins of the honest ledger: another origin (same key), a fork (same origin and key,
+  // other history), an impostor key, and a correctly signed head with a forged root.
+  const twin = async (file: string, origin: string, skey: string, from: number) => {
+    const l = await openLedger({ path: join(ctx.scratchDir, file), origin, signers: [{ signer: skey }] });
+    for (let i = 0; i < 64; i++) await l.append(singleBody('create', from + i, 1_800_000_000_000));
+    return l;
+  };
+  const impostorKey = generateNoteKey(ORIGIN);
+  await using foreign = await twin('foreign.db', 'other.unrdf.example/ledger', signerKey, 0);
+  await using forked = await twin('forked.db', ORIGIN, signerKey, 5_000_000);
+  await using impostor = await twin('impostor.db', ORIGIN, impostorKey.signerKey, 0);
+  const signer = parseSignerKey(signerKey);
+  const earlier = Math.max(1, Math.floor(size / 2));
+  const honest: HonestReceipt[] = Array.from({ length: picks }, (_, k) => {
+    const leaf = Math.floor(((k + 0.5) * size) / picks);
+    return { receipt: ledger.receipt(leaf) as Receipt, proof: ledger.inclusionProof(leaf, size), checkpoint: latest };
+  });
+  const otherCheckpoints = [
+    signCheckpoint({ origin: ORIGIN, size: earlier, root: ledger.root(earlier) }, [signer]),
+    foreign.latestCheckpoint() as string,
+    forked.latestCheckpoint() as string,
+    impostor.latestCheckpoint() as string,
+    signCheckpoint({ origin: ORIGIN, size, root: forked.root() }, [signer]),
+    signCheckpoint({ origin: ORIGIN, size, root: ledger.root(size) }, [parseSignerKey(impostorKey.signerKey)]),
+    signCheckpoint({ origin: 'other.unrdf.example/ledger', size, root: ledger.root(size) }, [signer]),
+  ].filter((c) => c !== latest);
+  const verifier = createReceiptVerifier({ trustedKeys: ledger.trustedKeys });
+  const older = signCheckpoint({ origin: ORIGIN, size: earlier, root: ledger.root(earlier) }, [signer]);
+  return runTamperSweep(
+    {
+      honest,
+      otherCheckpoints,
+      consistency: [{ older, newer: latest, proof: ledger.consistencyProof(earlier, size) }],
+      forkedCheckpoints: [
+        signCheckpoint({ origin: ORIGIN, size, root: forked.root() }, [signer]),
+        signCheckpoint({ origin: ORIGIN, size: earlier, root: forked.root() }, [signer]),
+      ],
+    },
+    verifier,
+    (h, t) => ctx.progress.update(h + t, 0, `tamper sweep: ${t} tampered`),
+  );
+}
+
+/**
+ * JTBD 1 receipts end to end on the ledger: durable receipt latency per operation type,
+ * sustained group-commit throughput, proof generation, offline verification and the
+ * tamper sweep, against raw SHA-256 and fsynced-commit baselines from the same run.
+ */
+export const benchmark: Benchmark = {
+  name: 'jtbd1-receipts',
+  description:
+    'durable receipt latency per operation type at 1,000/s, sustained 20,000/s (1M receipts full), proof generation, offline verification, tamper sweep',
+  async run(ctx) {
+    const { quick } = ctx;
+    ctx.progress.update(0, 0, 'baselines');
+    const rawNode = nodeSha256Rate(quick ? 1000 : 3000);
+    const rawNoble = nobleSha256Rate(quick ? 1000 : 3000);
+    const commit = sqliteDurableCommitRate(ctx.scratchDir, quick ? 1000 : 3000);
+
+    const key = generateNoteKey(ORIGIN);
+    await using ledger = await openLedger({
+      path: join(ctx.scratchDir, 'ledger.db'),
+      origin: ORIGIN,
+      signers: [{ signer: key.signerKey }],
+    });
+    const collisions = new CollisionCounter();
+    const perType = await perTypeLatency(ctx, ledger, collisions);
+    const sus = await sustained(ctx, ledger, collisions);
+    ctx.progress.update(0, 0, 'proof generation');
+    const proofs = proofGeneration(ledger, quick ? 2_000 : 20_000);
+    const verification = offlineVerification(ctx, ledger, quick ? 20_000 : 300_000);
+    const sweep = await tamperSweep(ctx, ledger, key.signerKey, quick ? 3 : 28);
+
+    const issued = perType.issued + sus.result.issued;
+    const completed = perType.issued - perType.failed + sus.result.completed;
+    const a = perType.all.summary();
+    const s = sus.result.latency.summary();
+    const honestTotal = verification.verified + sweep.honestCases;
+    const falseRejects = verification.falseRejects + sweep.falseRejects.length;
+    const metrics: Record<string, MetricInput> = {
+      receipt_p50_ms: { value: a.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
+      receipt_p95_ms: { value: a.p95, unit: 'ms', better: 'lower', specTarget: SPEC.p95 },
+      receipt_p99_ms: { value: a.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99, goal: GOAL.p99 },
+      receipt_p999_ms: { value: a.p999, unit: 'ms', better: 'lower', specTarget: SPEC.p999 },
+    };
+    for (const type of TYPES) {
+      const t = (perType.byType.get(type) as LatencyHistogram).summary();
+      const spec = SPEC_BY_TYPE[type];
+      metrics[`${type}_p50_ms`] = { value: t.p50, unit: 'ms', better: 'lower', specTarget: spec.p50 };
+      metrics[`${type}_p95_ms`] = { value: t.p95, unit: 'ms', better: 'lower', specTarget: spec.p95 };
+      metrics[`${type}_p99_ms`] = { value: t.p99, unit: 'ms', better: 'lower', specTarget: spec.p99, goal: GOAL.p99 };
+      metrics[`${type}_p999_ms`] = { value: t.p999, unit: 'ms', better: 'lower' };
+    }
+    Object.assign(metrics, {
+      success_rate_pct: {
+        value: (completed / issued) * 100,
+        unit: '%',
+        better: 'higher',
+        specTarget: SPEC.successPct,
+      },
+      hash_collisions_per_million: {
+        value: (collisions.collisions / collisions.size) * 1_000_000,
+        unit: '/M',
+        better: 'lower',
+        specTarget: SPEC.collisionsPerMillion,
+      },
+      sustained_receipts_per_s: { value: sus.perSec, unit: 'receipt/s', better: 'higher', goal: GOAL.sustained },
+      sustained_p50_ms: { value: s.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
+      sustained_p99_ms: { value: s.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99 },
+      sustained_p999_ms: { value: s.p999, unit: 'ms', better: 'lower', specTarget: SPEC.p999 },
+      sustained_vs_raw_sha256: { value: sus.perSec / rawNode.perSecond, unit: 'x', better: 'higher' },
+      proof_gen_p50_ms: { value: proofs.inclusion.percentile(50), unit: 'ms', better: 'lower', goal: GOAL.proofMs },
+      proof_gen_p99_ms: { value: proofs.inclusion.percentile(99), unit: 'ms', better: 'lower', goal: GOAL.proofMs },
+      consistency_proof_p99_ms: { value: proofs.consistency.percentile(99), unit: 'ms', better: 'lower' },
+      verify_receipts_per_s: {
+        value: verification.perSec,
+        unit: 'receipt/s',
+        better: 'higher',
+        goal: GOAL.verifyPerSec,
+      },
+      verify_p99_ms: {
+        value: verification.latency.percentile(99),
+        unit: 'ms',
+        better: 'lower',
+        specTarget: SPEC_VERIFY.p99Ms,
+      },
+      verify_vs_raw_sha256: { value: verification.perSec / rawNode.perSecond, unit: 'x', better: 'higher' },
+      false_accept_rate_pct: {
+        value: (sweep.falseAccepts.length / sweep.tamperedCases) * 100,
+        unit: '%',
+        better: 'lower',
+        specTarget: SPEC_VERIFY.falsePct,
+        goal: 0,
+      },
+      false_reject_rate_pct: {
+        value: (falseRejects / honestTotal) * 100,
+        unit: '%',
+        better: 'lower',
+        specTarget: SPEC_VERIFY.falsePct,
+        goal: 0,
+      },
+      tampered_cases: { value: sweep.tamperedCases, unit: 'cases', better: 'higher', goal: quick ? null : 300_000 },
+      honest_cases: { value: honestTotal, unit: 'cases', better: 'higher', goal: quick ? null : 300_000 },
+    } satisfies Record<string, MetricInput>);
+    return {
+      metrics,
+      baselines: {
+        sha256_64B_node_crypto: {
+          value: rawNode.perSecond,
+          unit: 'hash/s',
+          note: 'raw SHA-256, node:crypto, same run',
+        },
+        sha256_64B_noble: { value: rawNoble.perSecond, unit: 'hash/s', note: 'raw SHA-256, @noble/hashes, same run' },
+        sqlite_full_commits: {
+          value: commit.perSecond,
+          unit: 'commit/s',
+          note: 'sequential one-row SQLite commits, WAL + synchronous=FULL (an fsync each)',
+        },
+      },
+      notes: [
+        `Latency runs from each arrival's intended time (open loop) to the durable receipt (COMMIT returned, synchronous=FULL).`,
+        quick
+          ? 'Per-type: 10,000 operations at 1,000/s, the four types interleaved (2,500 each).'
+          : 'Per-type: 10,000 operations of each type at 1,000/s.',
+        `Sustained: ${sus.result.issued.toLocaleString('en-US')} receipts offered at 20,000/s; ${sus.result.errors} errors.`,
+        `Proofs generated on a ledger of ${proofs.size.toLocaleString('en-US')} leaves${quick ? ' (the full run reaches 1,000,000)' : ''}.`,
+        `Batch receipts aggregate 10-16 member operations; member hashing is inside the measured latency.`,
+        `Tamper sweep: ${sweep.tamperedCases.toLocaleString('en-US')} tampered cases, ${sweep.falseAccepts.length} accepted; honest: ${honestTotal.toLocaleString('en-US')}, ${falseRejects} rejected.`,
+        `Receipt hashes: ${collisions.size.toLocaleString('en-US')} distinct 64-bit prefixes, ${collisions.collisions} full collisions.`,
+        ...sweep.falseAccepts.slice(0, 5).map((l) => `FALSE ACCEPT: ${l}`),
+      ],
+    };
+  },
+};
