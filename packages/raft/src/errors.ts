@@ -1,0 +1,39 @@
+import type { NodeId } from './types.js';
+
+/** Base class of every error this package throws; `code` is stable across versions. */
+export abstract class RaftError extends Error {
+  abstract readonly code: string;
+}
+
+/** A proposal or read reached a server that is not the leader. */
+export class NotLeaderError extends RaftError {
+  override readonly name = 'NotLeaderError';
+  readonly code = 'UNRDF_RAFT_NOT_LEADER';
+  constructor(
+    readonly leaderId: NodeId | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `This node is not the leader${leaderId ? `; send to ${leaderId}` : '; retry once a leader is elected'}.`,
+      options,
+    );
+  }
+}
+
+/** The leader is handing over leadership and refuses new proposals until that ends. */
+export class LeadershipTransferError extends RaftError {
+  override readonly name = 'LeadershipTransferError';
+  readonly code = 'UNRDF_RAFT_TRANSFER_IN_PROGRESS';
+  constructor(
+    readonly transferee: NodeId,
+    options?: ErrorOptions,
+  ) {
+    super(`Leadership is being transferred to ${transferee}; retry against the new leader.`, options);
+  }
+}
+
+/** The host drove the core out of order (e.g. took a second Ready before advancing the first). */
+export class RaftUsageError extends RaftError {
+  override readonly name = 'RaftUsageError';
+  readonly code = 'UNRDF_RAFT_USAGE';
+}

@@ -1,0 +1,39 @@
+// Public API of @unrdf/raft, listed by name.
+export { LeadershipTransferError, NotLeaderError, RaftError, RaftUsageError } from './errors.js';
+export type { RaftBug } from './internal/bugs.js';
+export {
+  createRaftCore,
+  DEFAULT_ELECTION_TICKS,
+  DEFAULT_HEARTBEAT_TICKS,
+  type ProposalPosition,
+  RaftCore,
+  type RaftCoreOptions,
+  type RaftCoreStatus,
+  type ResolvedRaftCoreOptions,
+} from './raft-core.js';
+export { checkLinearizable, type KvOperation, type LinearizabilityResult } from './simulation/linearizability.js';
+export { seededRandom } from './simulation/seeded-random.js';
+export {
+  FAULT_PROFILES,
+  type FaultProfile,
+  type FaultProfileName,
+  type SimulationOptions,
+  type SimulationResult,
+  simulate,
+} from './simulation/simulator.js';
+export type {
+  AppendRequest,
+  AppendResponse,
+  Entry,
+  HardState,
+  Heartbeat,
+  HeartbeatResponse,
+  Message,
+  NodeId,
+  Ready,
+  Role,
+  SoftState,
+  TimeoutNow,
+  VoteRequest,
+  VoteResponse,
+} from './types.js';

@@ -1,0 +1,808 @@
+import { z } from 'zod';
+import { LeadershipTransferError, NotLeaderError, RaftUsageError } from './errors.js';
+import type { RaftBug } from './internal/bugs.js';
+import { Progress } from './internal/progress.js';
+import { RaftLog } from './internal/raft-log.js';
+import type {
+  AppendRequest,
+  AppendResponse,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  Ready,
+  Role,
+  SoftState,
+  VoteRequest,
+} from './types.js';
+
+/** Ticks between heartbeats (one tick = 100 ms in the node runtime: etcd's 100 ms). */
+export const DEFAULT_HEARTBEAT_TICKS = 1;
+/** Base election timeout; the effective one is drawn from [electionTicks, 2 * electionTicks) (etcd's [1 s, 2 s)). */
+export const DEFAULT_ELECTION_TICKS = 10;
+const DEFAULT_MAX_ENTRIES_PER_APPEND = 64;
+const DEFAULT_MAX_INFLIGHT = 256;
+
+const EMPTY = new Uint8Array(0);
+
+const RaftCoreOptionsSchema = z
+  .object({
+    id: z.string().min(1),
+    /** Every voting member, including `id`. */
+    peers: z.array(z.string().min(1)).min(1),
+    heartbeatTicks: z.number().int().positive().optional(),
+    electionTicks: z.number().int().positive().optional(),
+    /** Thesis §9.6: a candidate first asks whether it could win; on by default. */
+    preVote: z.boolean().optional(),
+    /** Thesis §6.2: a leader that has not heard from a majority for an election timeout steps down; on by default. */
+    checkQuorum: z.boolean().optional(),
+    maxEntriesPerAppend: z.number().int().positive().optional(),
+    maxInflight: z.number().int().positive().optional(),
+    /** Uniform in [0, 1): the only source of randomness (seeded in simulation). */
+    random: z.custom<() => number>((value) => typeof value === 'function', 'random must be a function'),
+    /** What was on stable storage at start. */
+    initial: z
+      .object({
+        hardState: z.custom<HardState>(),
+        entries: z.custom<readonly Entry[]>((value) => Array.isArray(value)),
+        /** Index the state machine has already applied (e.g. restored from a snapshot). */
+        applied: z.number().int().nonnegative().optional(),
+      })
+      .optional(),
+    /** Test-only: deliberately broken rules the simulator must catch. */
+    testOnlyBugs: z.array(z.custom<RaftBug>((value) => typeof value === 'string')).optional(),
+  })
+  .refine((options) => options.peers.includes(options.id), { message: 'peers must include id', path: ['peers'] });
+
+/** Options of {@link createRaftCore}. */
+export type RaftCoreOptions = z.input<typeof RaftCoreOptionsSchema>;
+
+/** Options after defaults are applied. */
+export interface ResolvedRaftCoreOptions {
+  readonly id: NodeId;
+  readonly peers: readonly NodeId[];
+  readonly heartbeatTicks: number;
+  readonly electionTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly maxEntriesPerAppend: number;
+  readonly maxInflight: number;
+}
+
+/** Where a proposal landed in the log; it is committed once an entry with this index and term is. */
+export interface ProposalPosition {
+  readonly index: number;
+  readonly term: number;
+}
+
+/** A point-in-time view of the core for `status()` and tests. */
+export interface RaftCoreStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly votedFor: NodeId | undefined;
+  readonly leader: NodeId | undefined;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  /** Leader only: per-follower match index. */
+  readonly progress: ReadonlyMap<
+    NodeId,
+    { readonly match: number; readonly next: number; readonly state: 'probe' | 'replicate' }
+  >;
+}
+
+/**
+ * The pure, deterministic Raft state machine (Ongaro & Ousterhout, "In Search of an
+ * Understandable Consensus Algorithm", and the Raft thesis), shaped like etcd-io/raft:
+ * no clock, socket, disk or `Math.random` inside. The host drives it with {@link tick},
+ * {@link step} and {@link propose}, and collects work with {@link ready} / {@link advance}.
+ */
+export class RaftCore {
+  readonly options: ResolvedRaftCoreOptions;
+  readonly id: NodeId;
+  private readonly random: () => number;
+  private readonly bugs: ReadonlySet<RaftBug>;
+  private readonly quorum: number;
+
+  private term: number;
+  private votedFor: NodeId | undefined;
+  private leader: NodeId | undefined = undefined;
+  private role: Role = 'follower';
+  private readonly log: RaftLog;
+  private applied: number;
+
+  private readonly progress = new Map<NodeId, Progress>();
+  private readonly votes = new Map<NodeId, boolean>();
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  private leadTransferee: NodeId | undefined = undefined;
+
+  private messages: Message[] = [];
+  /** The hard state last handed to the host (before any test-only masking). */
+  private persistedHardState: HardState;
+  private pendingHardState: HardState | undefined = undefined;
+  private reportedSoftState: SoftState;
+  private readyOutstanding = false;
+
+  constructor(
+    options: ResolvedRaftCoreOptions,
+    random: () => number,
+    initial: NonNullable<RaftCoreOptions['initial']> | undefined,
+    bugs: readonly RaftBug[],
+  ) {
+    this.options = options;
+    this.id = options.id;
+    this.random = random;
+    this.bugs = new Set(bugs);
+    this.quorum = Math.floor(options.peers.length / 2) + 1;
+    const hardState = initial?.hardState ?? { term: 0, votedFor: undefined, commit: 0 };
+    this.term = hardState.term;
+    this.votedFor = hardState.votedFor;
+    const entries = initial?.entries ?? [];
+    const first = entries[0];
+    const snapshotIndex = first === undefined ? 0 : first.index - 1;
+    this.log = new RaftLog(entries, snapshotIndex, 0, hardState.commit);
+    this.applied = initial?.applied ?? snapshotIndex;
+    this.persistedHardState = hardState;
+    this.reportedSoftState = { leader: undefined, role: 'follower' };
+    this.resetRandomizedElectionTimeout();
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** Advances logical time by one tick (the runtime calls it every tick interval). */
+  tick(): void {
+    if (this.role === 'leader') {
+      this.tickHeartbeat();
+    } else {
+      this.tickElection();
+    }
+  }
+
+  /**
+   * Appends `data` to the leader's log and starts replicating it.
+   * @throws {NotLeaderError} when this server is not the leader.
+   * @throws {LeadershipTransferError} while leadership is being handed over.
+   */
+  propose(data: Uint8Array): ProposalPosition {
+    if (this.role !== 'leader') throw new NotLeaderError(this.leader);
+    if (this.leadTransferee !== undefined) throw new LeadershipTransferError(this.leadTransferee);
+    const entry: Entry = { index: this.log.lastIndex() + 1, term: this.term, data };
+    this.appendEntry(entry);
+    this.broadcastAppend();
+    return { index: entry.index, term: entry.term };
+  }
+
+  /** Starts an election now (as if the election timeout had fired). */
+  campaign(): void {
+    if (this.role === 'leader') return;
+    this.startCampaign(this.options.preVote ? 'preVote' : 'vote', false);
+  }
+
+  /**
+   * Leader only: hands leadership to `transferee` (thesis §3.10). Proposals are refused
+   * until it completes or an election timeout passes.
+   */
+  transferLeadership(transferee: NodeId): void {
+    if (this.role !== 'leader') throw new NotLeaderError(this.leader);
+    if (transferee === this.id || !this.progress.has(transferee)) return;
+    this.leadTransferee = transferee;
+    // Thesis §3.10: the transfer must finish within an election timeout or be abandoned.
+    this.electionElapsed = 0;
+    const pr = this.progress.get(transferee) as Progress;
+    if (pr.match === this.log.lastIndex()) {
+      this.send({ type: 'timeoutNow', from: this.id, to: transferee, term: this.term });
+    } else {
+      this.sendAppend(transferee, true);
+    }
+  }
+
+  /** Feeds one message received from a peer. Messages for another server are ignored. */
+  step(m: Message): void {
+    if (m.to !== this.id || !this.options.peers.includes(m.from)) return;
+    if (!this.stepTerm(m)) return;
+
+    switch (m.type) {
+      case 'preVote':
+      case 'vote':
+        this.handleVoteRequest(m);
+        return;
+      default:
+        break;
+    }
+
+    switch (this.role) {
+      case 'leader':
+        this.stepLeader(m);
+        return;
+      case 'candidate':
+      case 'preCandidate':
+        this.stepCandidate(m);
+        return;
+      case 'follower':
+        this.stepFollower(m);
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  /** Whether {@link ready} has anything for the host. */
+  hasReady(): boolean {
+    if (this.readyOutstanding) return false;
+    const soft = this.reportedSoftState;
+    if (soft.leader !== this.leader || soft.role !== this.role) return true;
+    if (this.hardStateChanged()) return true;
+    if (this.log.unstableFrom <= this.log.lastIndex()) return true;
+    if (this.messages.length > 0) return true;
+    return this.applyTarget() > this.applied;
+  }
+
+  /**
+   * Takes the next batch of work (see {@link Ready} for the order the host must follow).
+   * @throws {RaftUsageError} when the previous Ready was not advanced yet.
+   */
+  ready(): Ready {
+    if (this.readyOutstanding) throw new RaftUsageError('advance() the previous Ready before taking another');
+    this.readyOutstanding = true;
+    const softChanged = this.reportedSoftState.leader !== this.leader || this.reportedSoftState.role !== this.role;
+    const softState: SoftState | undefined = softChanged ? { leader: this.leader, role: this.role } : undefined;
+    const changed = this.hardStateChanged();
+    this.pendingHardState = changed
+      ? { term: this.term, votedFor: this.votedFor, commit: this.log.committed }
+      : undefined;
+    const hardState = changed ? this.hardStateToPersist() : undefined;
+    const entries = this.log.unstableEntries();
+    const messages = this.messages;
+    this.messages = [];
+    const committedEntries = this.log.slice(this.applied + 1, this.applyTarget() + 1);
+    // etcd-io/raft MustSync: term, vote or new entries must be durable before messages leave.
+    const mustSync =
+      entries.length > 0 ||
+      (this.pendingHardState !== undefined &&
+        (this.pendingHardState.term !== this.persistedHardState.term ||
+          this.pendingHardState.votedFor !== this.persistedHardState.votedFor));
+    return { softState, hardState, entries, messages, committedEntries, mustSync };
+  }
+
+  /** The host finished everything `ready` asked for. */
+  advance(ready: Ready): void {
+    if (!this.readyOutstanding) throw new RaftUsageError('advance() without an outstanding Ready');
+    this.readyOutstanding = false;
+    if (ready.softState !== undefined) this.reportedSoftState = ready.softState;
+    if (this.pendingHardState !== undefined) this.persistedHardState = this.pendingHardState;
+    this.pendingHardState = undefined;
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry !== undefined) this.log.stableTo(lastEntry.index, lastEntry.term);
+    const lastApplied = ready.committedEntries[ready.committedEntries.length - 1];
+    if (lastApplied !== undefined && lastApplied.index > this.applied) this.applied = lastApplied.index;
+  }
+
+  /** A snapshot of the volatile and persistent state, for status pages and tests. */
+  status(): RaftCoreStatus {
+    const progress = new Map<NodeId, { match: number; next: number; state: 'probe' | 'replicate' }>();
+    if (this.role === 'leader') {
+      for (const [peer, pr] of this.progress) progress.set(peer, { match: pr.match, next: pr.next, state: pr.state });
+    }
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      votedFor: this.votedFor,
+      leader: this.leader,
+      commitIndex: this.log.committed,
+      appliedIndex: this.applied,
+      lastIndex: this.log.lastIndex(),
+      lastTerm: this.log.lastTerm(),
+      progress,
+    };
+  }
+
+  get currentRole(): Role {
+    return this.role;
+  }
+
+  get currentTerm(): number {
+    return this.term;
+  }
+
+  get currentLeader(): NodeId | undefined {
+    return this.leader;
+  }
+
+  get commitIndex(): number {
+    return this.log.committed;
+  }
+
+  get lastIndex(): number {
+    return this.log.lastIndex();
+  }
+
+  /** Entries in [lo, hi) currently in memory (for tests and the simulator's invariant checks). */
+  entries(lo = this.log.firstIndex(), hi = this.log.lastIndex() + 1): Entry[] {
+    return this.log.slice(lo, hi);
+  }
+
+  /** Term of the entry at `index` or undefined (for invariant checks). */
+  termAt(index: number): number | undefined {
+    return this.log.term(index);
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  private becomeFollower(term: number, leader: NodeId | undefined): void {
+    this.reset(term);
+    this.role = 'follower';
+    this.leader = leader;
+  }
+
+  private becomePreCandidate(): void {
+    if (this.role === 'leader') throw new Error('a leader cannot become a pre-candidate');
+    // Thesis §9.6: a pre-candidate changes neither its term nor its vote.
+    this.votes.clear();
+    this.role = 'preCandidate';
+    this.leader = undefined;
+    this.resetRandomizedElectionTimeout();
+  }
+
+  private becomeCandidate(): void {
+    if (this.role === 'leader') throw new Error('a leader cannot become a candidate');
+    // Raft §5.2: increment currentTerm, vote for self.
+    this.reset(this.term + 1);
+    this.votedFor = this.id;
+    this.role = 'candidate';
+  }
+
+  private becomeLeader(): void {
+    if (this.role === 'follower') throw new Error('a follower cannot become leader without an election');
+    this.reset(this.term);
+    this.role = 'leader';
+    this.leader = this.id;
+    for (const pr of this.progress.values()) pr.recentActive = true;
+    // Raft §8 / thesis §6.4: a no-op entry of the new term lets entries of earlier terms
+    // commit (§5.4.2 forbids committing them by counting replicas).
+    this.appendEntry({ index: this.log.lastIndex() + 1, term: this.term, data: EMPTY });
+  }
+
+  private reset(term: number): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.votedFor = undefined;
+    }
+    this.leader = undefined;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.leadTransferee = undefined;
+    this.votes.clear();
+    this.progress.clear();
+    const next = this.log.lastIndex() + 1;
+    for (const peer of this.options.peers) {
+      const pr = new Progress(next);
+      if (peer === this.id) pr.match = this.log.lastIndex();
+      this.progress.set(peer, pr);
+    }
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    // Raft §5.2: randomised timeouts in [T, 2T) make split votes rare.
+    const base = this.options.electionTicks;
+    this.randomizedElectionTimeout = base + Math.floor(this.random() * base);
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.startCampaign(this.options.preVote ? 'preVote' : 'vote', false);
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.options.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.options.checkQuorum) this.checkQuorum();
+      if (this.role !== 'leader') return;
+      // Thesis §3.10: an unfinished transfer is abandoned after an election timeout.
+      this.leadTransferee = undefined;
+    }
+    if (this.heartbeatElapsed >= this.options.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat();
+    }
+  }
+
+  /** Thesis §6.2: step down when a majority was not heard from during an election timeout. */
+  private checkQuorum(): void {
+    let active = 0;
+    for (const [peer, pr] of this.progress) {
+      if (peer === this.id || pr.recentActive) active++;
+      if (peer !== this.id) pr.recentActive = false;
+    }
+    if (active < this.quorum) this.becomeFollower(this.term, undefined);
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  private startCampaign(kind: 'preVote' | 'vote', force: boolean): void {
+    if (kind === 'preVote') {
+      this.becomePreCandidate();
+    } else {
+      this.becomeCandidate();
+    }
+    // Pre-vote asks about the term it would campaign in, without adopting it.
+    const term = kind === 'preVote' ? this.term + 1 : this.term;
+    this.votes.set(this.id, true);
+    if (this.tallyWon()) {
+      if (kind === 'preVote') this.startCampaign('vote', force);
+      else this.becomeLeader();
+      return;
+    }
+    for (const peer of this.options.peers) {
+      if (peer === this.id) continue;
+      const request: VoteRequest = {
+        type: kind,
+        from: this.id,
+        to: peer,
+        term,
+        lastLogIndex: this.log.lastIndex(),
+        lastLogTerm: this.log.lastTerm(),
+        ...(force ? { force: true } : {}),
+      };
+      this.send(request);
+    }
+  }
+
+  private tallyWon(): boolean {
+    let granted = 0;
+    for (const vote of this.votes.values()) if (vote) granted++;
+    return granted >= this.quorum;
+  }
+
+  private tallyLost(): boolean {
+    let rejected = 0;
+    for (const vote of this.votes.values()) if (!vote) rejected++;
+    return rejected >= this.quorum;
+  }
+
+  /**
+   * Term rules shared by every role (Raft §5.1 and Figure 2 "Rules for Servers"; thesis
+   * §6.2 and §9.6 for the lease and pre-vote exceptions). Returns false when the message
+   * is fully handled here.
+   */
+  private stepTerm(m: Message): boolean {
+    if (m.term > this.term) {
+      if (m.type === 'preVote' || m.type === 'vote') {
+        // Thesis §6.2 / §9.6: a server that heard from a live leader within the minimum
+        // election timeout ignores requests to replace it, so a partitioned server that
+        // rejoins cannot disrupt the cluster. A transfer's request is exempt.
+        const inLease =
+          this.options.checkQuorum && this.leader !== undefined && this.electionElapsed < this.options.electionTicks;
+        if (inLease && m.force !== true) return false;
+      }
+      if (m.type === 'preVote') {
+        // Never change our term on a pre-vote.
+      } else if (m.type === 'preVoteResponse' && m.granted) {
+        // A grant carries the future term we asked about; adopting it happens only if we campaign.
+      } else if (m.type === 'append' || m.type === 'heartbeat') {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, undefined);
+      }
+      return true;
+    }
+    if (m.term < this.term) {
+      if (this.bugs.has('stale-term-accepted') && (m.type === 'append' || m.type === 'heartbeat')) {
+        // BUG: treat a deposed leader's append as current.
+        return true;
+      }
+      if (this.options.checkQuorum && (m.type === 'append' || m.type === 'heartbeat')) {
+        // A stale leader (e.g. back from a partition) must learn the new term, or with
+        // check-quorum and pre-vote it might never step down (etcd-io/raft does the same).
+        this.send({
+          type: 'appendResponse',
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          success: false,
+          index: 0,
+          hintIndex: 0,
+          hintTerm: 0,
+        });
+      } else if (m.type === 'preVote') {
+        this.send({ type: 'preVoteResponse', from: this.id, to: m.from, term: this.term, granted: false });
+      }
+      // Raft §5.1: a request with a stale term is rejected; a stale response is dropped.
+      return false;
+    }
+    return true;
+  }
+
+  private handleVoteRequest(m: VoteRequest): void {
+    const responseType = m.type === 'vote' ? 'voteResponse' : 'preVoteResponse';
+    const canVote = this.bugs.has('vote-twice')
+      ? this.votedFor === m.from || this.votedFor === undefined || m.type === 'vote'
+      : // Raft §5.2: at most one vote per term, first come first served. A pre-vote for a
+        // later term commits to nothing, so it only needs the log check.
+        this.votedFor === m.from ||
+        (this.votedFor === undefined && this.leader === undefined) ||
+        (m.type === 'preVote' && m.term > this.term);
+    // Raft §5.4.1: grant only to a candidate whose log is at least as up to date.
+    const upToDate = this.bugs.has('no-up-to-date-check') || this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    if (canVote && upToDate) {
+      this.send({ type: responseType, from: this.id, to: m.from, term: m.term, granted: true });
+      if (m.type === 'vote') {
+        this.electionElapsed = 0;
+        this.votedFor = m.from;
+      }
+    } else {
+      this.send({ type: responseType, from: this.id, to: m.from, term: this.term, granted: false });
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case 'append':
+        // Raft §5.2: an AppendEntries from a leader of our term means we lost.
+        this.becomeFollower(m.term, m.from);
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m.commit, m.from);
+        return;
+      case 'voteResponse':
+      case 'preVoteResponse': {
+        const expected = this.role === 'preCandidate' ? 'preVoteResponse' : 'voteResponse';
+        if (m.type !== expected) return;
+        if (!this.votes.has(m.from)) this.votes.set(m.from, m.granted);
+        if (this.tallyWon()) {
+          if (this.role === 'preCandidate') this.startCampaign('vote', false);
+          else {
+            this.becomeLeader();
+            this.broadcastAppend();
+          }
+        } else if (this.tallyLost()) {
+          this.becomeFollower(this.term, undefined);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case 'append':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleHeartbeat(m.commit, m.from);
+        return;
+      case 'timeoutNow':
+        // Thesis §3.10: the leader asked us to take over; campaign without pre-vote.
+        this.startCampaign('vote', true);
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- replication (follower)
+
+  private handleAppend(m: AppendRequest): void {
+    const reply = (fields: Pick<AppendResponse, 'success' | 'index' | 'hintIndex' | 'hintTerm'>) =>
+      this.send({ type: 'appendResponse', from: this.id, to: m.from, term: this.term, ...fields });
+
+    if (m.prevLogIndex < this.log.committed) {
+      // Everything up to our commit index is known to match (Log Matching); say so.
+      reply({ success: true, index: this.log.committed, hintIndex: 0, hintTerm: 0 });
+      return;
+    }
+    const prevMatches =
+      this.log.matchTerm(m.prevLogIndex, m.prevLogTerm) ||
+      (this.bugs.has('no-prev-log-term-check') && m.prevLogIndex <= this.log.lastIndex());
+    if (!prevMatches) {
+      // Figure 2 receiver step 2: reply false if the log has no entry at prevLogIndex whose
+      // term matches. The hint lets the leader skip a whole term per round trip.
+      const hintIndex = this.log.findConflictByTerm(Math.min(m.prevLogIndex, this.log.lastIndex()), m.prevLogTerm);
+      reply({ success: false, index: m.prevLogIndex, hintIndex, hintTerm: this.log.term(hintIndex) ?? 0 });
+      return;
+    }
+    // Figure 2 receiver steps 3-4: drop a conflicting suffix, append what is new, and never
+    // truncate on a mere duplicate (a delayed append must not erase later entries).
+    const lastNew = m.prevLogIndex + m.entries.length;
+    const conflict =
+      this.bugs.has('no-prev-log-term-check') && m.entries.length > 0
+        ? m.prevLogIndex + 1
+        : this.log.findConflict(m.entries);
+    if (conflict !== 0) {
+      this.log.truncateAndAppend(m.entries.slice(conflict - m.prevLogIndex - 1));
+    }
+    // Figure 2 receiver step 5: commitIndex = min(leaderCommit, index of last new entry).
+    const commitBound = this.bugs.has('commit-beyond-new-entries') ? this.log.lastIndex() : lastNew;
+    this.log.commitTo(Math.min(m.commit, commitBound));
+    reply({ success: true, index: lastNew, hintIndex: 0, hintTerm: 0 });
+  }
+
+  private handleHeartbeat(commit: number, from: NodeId): void {
+    // The leader sends min(its commit, our match), so this never passes our log.
+    this.log.commitTo(commit);
+    this.send({ type: 'heartbeatResponse', from: this.id, to: from, term: this.term });
+  }
+
+  // ---------------------------------------------------------------- replication (leader)
+
+  private stepLeader(m: Message): void {
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    switch (m.type) {
+      case 'appendResponse':
+        pr.recentActive = true;
+        this.handleAppendResponse(m, pr);
+        return;
+      case 'heartbeatResponse':
+        pr.recentActive = true;
+        pr.probeSent = false;
+        if (pr.state === 'replicate' && pr.isPaused(this.options.maxInflight)) {
+          // A lost append must not stall the pipeline forever (etcd frees one slot here).
+          pr.becomeProbe();
+        }
+        if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private handleAppendResponse(m: AppendResponse, pr: Progress): void {
+    if (!m.success) {
+      let probeFrom = m.hintIndex;
+      if (m.hintTerm > 0) probeFrom = this.log.findConflictByTerm(m.hintIndex, m.hintTerm);
+      if (pr.maybeDecrease(m.index, probeFrom)) this.sendAppend(m.from, true);
+      return;
+    }
+    const acknowledged = this.bugs.has('match-leader-last-index') ? this.log.lastIndex() : m.index;
+    const wasProbe = pr.state === 'probe';
+    if (pr.maybeUpdate(acknowledged)) {
+      if (wasProbe) pr.becomeReplicate();
+      if (this.maybeCommit()) {
+        this.broadcastAppend();
+      } else {
+        while (this.sendAppend(m.from, false)) {
+          // fill the pipeline up to maxInflight
+        }
+      }
+    } else if (wasProbe) {
+      this.sendAppend(m.from, false);
+    }
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+      this.send({ type: 'timeoutNow', from: this.id, to: m.from, term: this.term });
+    }
+  }
+
+  /**
+   * Raft §5.3/§5.4.2: the highest index stored on a majority commits, but only when it
+   * belongs to the current term (Figure 8).
+   */
+  private maybeCommit(): boolean {
+    const matches: number[] = [];
+    for (const pr of this.progress.values()) matches.push(pr.match);
+    matches.sort((a, b) => b - a);
+    const needed = this.bugs.has('quorum-too-small') ? Math.max(1, this.quorum - 1) : this.quorum;
+    const candidate = matches[needed - 1] as number;
+    if (candidate <= this.log.committed) return false;
+    if (!this.bugs.has('commit-previous-term') && this.log.term(candidate) !== this.term) return false;
+    this.log.commitTo(candidate);
+    return true;
+  }
+
+  private appendEntry(entry: Entry): void {
+    this.log.append([entry]);
+    const self = this.progress.get(this.id) as Progress;
+    self.maybeUpdate(this.log.lastIndex());
+    this.maybeCommit();
+  }
+
+  private broadcastAppend(): void {
+    for (const peer of this.options.peers) if (peer !== this.id) this.sendAppend(peer, true);
+  }
+
+  private broadcastHeartbeat(): void {
+    for (const [peer, pr] of this.progress) {
+      if (peer === this.id) continue;
+      this.send({
+        type: 'heartbeat',
+        from: this.id,
+        to: peer,
+        term: this.term,
+        commit: Math.min(pr.match, this.log.committed),
+      });
+    }
+  }
+
+  /** Sends the next append to `to` if its flow control allows; returns whether it sent one. */
+  private sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.progress.get(to);
+    if (pr === undefined || pr.isPaused(this.options.maxInflight)) return false;
+    const prevLogIndex = pr.next - 1;
+    const prevLogTerm = this.log.term(prevLogIndex);
+    if (prevLogTerm === undefined) {
+      // The entries it needs were compacted away: snapshot transfer (not reachable without compaction).
+      throw new Error(`entry ${prevLogIndex} for ${to} is not in the log`);
+    }
+    const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.options.maxEntriesPerAppend);
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    const last = entries[entries.length - 1];
+    this.send({
+      type: 'append',
+      from: this.id,
+      to,
+      term: this.term,
+      prevLogIndex,
+      prevLogTerm,
+      entries,
+      commit: this.log.committed,
+    });
+    pr.sent(last === undefined ? prevLogIndex : last.index, entries.length);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private send(m: Message): void {
+    this.messages.push(m);
+  }
+
+  private applyTarget(): number {
+    return this.bugs.has('apply-uncommitted') ? this.log.lastIndex() : this.log.committed;
+  }
+
+  private hardStateChanged(): boolean {
+    const p = this.persistedHardState;
+    return p.term !== this.term || p.votedFor !== this.votedFor || p.commit !== this.log.committed;
+  }
+
+  private hardStateToPersist(): HardState {
+    return {
+      term: this.bugs.has('term-not-persisted') ? this.persistedHardState.term : this.term,
+      votedFor: this.bugs.has('vote-not-persisted') ? undefined : this.votedFor,
+      commit: this.log.committed,
+    };
+  }
+}
+
+/**
+ * Creates a Raft core from options (parsed once with zod; defaults applied here).
+ * @throws {z.ZodError} on invalid options.
+ * @example
+ * const core = createRaftCore({ id: 'n1', peers: ['n1', 'n2', 'n3'], random: seededRandom(7) });
+ * core.tick();
+ * if (core.hasReady()) { const rd = core.ready(); persist(rd); send(rd.messages); apply(rd.committedEntries); core.advance(rd); }
+ */
+export function createRaftCore(options: RaftCoreOptions): RaftCore {
+  const parsed = RaftCoreOptionsSchema.parse(options);
+  const resolved: ResolvedRaftCoreOptions = Object.freeze({
+    id: parsed.id,
+    peers: Object.freeze([...new Set(parsed.peers)].sort()),
+    heartbeatTicks: parsed.heartbeatTicks ?? DEFAULT_HEARTBEAT_TICKS,
+    electionTicks: parsed.electionTicks ?? DEFAULT_ELECTION_TICKS,
+    preVote: parsed.preVote ?? true,
+    checkQuorum: parsed.checkQuorum ?? true,
+    maxEntriesPerAppend: parsed.maxEntriesPerAppend ?? DEFAULT_MAX_ENTRIES_PER_APPEND,
+    maxInflight: parsed.maxInflight ?? DEFAULT_MAX_INFLIGHT,
+  });
+  return new RaftCore(resolved, parsed.random, parsed.initial, parsed.testOnlyBugs ?? []);
+}

@@ -1,0 +1,741 @@
+import type { RaftBug } from '../internal/bugs.js';
+import { createRaftCore, type RaftCore } from '../raft-core.js';
+import type { Entry, HardState, Message, NodeId, Ready } from '../types.js';
+import { checkLinearizable, type KvOperation } from './linearizability.js';
+import { deriveSeed, seededRandom } from './seeded-random.js';
+
+/**
+ * A deterministic cluster simulator in the style of FoundationDB's and TigerBeetle's:
+ * every node, disk, network link and client lives in one process on a simulated clock,
+ * and one seed decides every fault. Invariants are checked after every event; the
+ * client history is checked for linearizability at the end.
+ */
+
+/** What can go wrong, and how often (per fault decision, every `faultEveryMs`). */
+export interface FaultProfile {
+  readonly name: string;
+  readonly nodes: number;
+  /** Probability a message is dropped / delivered twice. */
+  readonly loss: number;
+  readonly duplicate: number;
+  /** One-way latency: base + uniform jitter (jitter reorders messages). */
+  readonly delayMs: number;
+  readonly jitterMs: number;
+  readonly faultEveryMs: number;
+  /** Relative weights of the faults the nemesis picks. */
+  readonly crash: number;
+  readonly partition: number;
+  readonly oneWay: number;
+  readonly pause: number;
+  readonly slowDisk: number;
+  readonly heal: number;
+}
+
+export const FAULT_PROFILES: Readonly<Record<'crash' | 'partition' | 'chaos', FaultProfile>> = {
+  /** Crashes and restarts (losing unsynced writes) on a clean network with a slow disk now and then. */
+  crash: {
+    name: 'crash',
+    nodes: 3,
+    loss: 0,
+    duplicate: 0,
+    delayMs: 1,
+    jitterMs: 2,
+    faultEveryMs: 60,
+    crash: 5,
+    partition: 0,
+    oneWay: 0,
+    pause: 1,
+    slowDisk: 2,
+    heal: 2,
+  },
+  /** Symmetric and one-way partitions of 5 nodes, with message loss and reordering. */
+  partition: {
+    name: 'partition',
+    nodes: 5,
+    loss: 0.02,
+    duplicate: 0.01,
+    delayMs: 1,
+    jitterMs: 8,
+    faultEveryMs: 80,
+    crash: 1,
+    partition: 4,
+    oneWay: 3,
+    pause: 0,
+    slowDisk: 0,
+    heal: 3,
+  },
+  /** Everything at once on 5 nodes: crashes, partitions, loss, duplication, delay, slow disks, pauses. */
+  chaos: {
+    name: 'chaos',
+    nodes: 5,
+    loss: 0.05,
+    duplicate: 0.05,
+    delayMs: 2,
+    jitterMs: 20,
+    faultEveryMs: 50,
+    crash: 3,
+    partition: 2,
+    oneWay: 2,
+    pause: 2,
+    slowDisk: 2,
+    heal: 3,
+  },
+};
+
+export type FaultProfileName = keyof typeof FAULT_PROFILES;
+
+export interface SimulationOptions {
+  readonly seed: number;
+  readonly profile: FaultProfileName;
+  /** Simulated time with faults on; afterwards the network heals and the cluster must converge. */
+  readonly faultyMs?: number;
+  readonly bugs?: readonly RaftBug[];
+  /** Record a human-readable trace of events (slow; for replaying one seed). */
+  readonly trace?: boolean;
+}
+
+export interface SimulationResult {
+  readonly seed: number;
+  readonly profile: FaultProfileName;
+  readonly ok: boolean;
+  /** The first invariant broken, with the simulated time it was seen at. */
+  readonly violation: string | undefined;
+  readonly events: number;
+  readonly acknowledged: number;
+  readonly operations: number;
+  readonly elections: number;
+  readonly trace: readonly string[];
+  /** A command that replays this seed. */
+  readonly replay: string;
+}
+
+const TICK_MS = 10;
+const HEARTBEAT_TICKS = 1;
+const ELECTION_TICKS = 10;
+const CLIENTS = 3;
+const KEYS = ['a', 'b', 'c'];
+const CLIENT_TIMEOUT_MS = 400;
+const CLIENT_THINK_MS = 15;
+/** Clients stop this long before the end so every node can catch up. */
+const QUIET_MS = 600;
+const CONVERGE_MS = 1500;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+type Event =
+  | { kind: 'tick'; node: number; gen: number }
+  | { kind: 'deliver'; message: Message }
+  | { kind: 'disk'; node: number; gen: number }
+  | { kind: 'client'; client: number }
+  | { kind: 'timeout'; op: MutableOp }
+  | { kind: 'fault' }
+  | { kind: 'restart'; node: number }
+  | { kind: 'resume'; node: number }
+  | { kind: 'heal' };
+
+interface Pending {
+  readonly op: MutableOp;
+  readonly term: number;
+}
+
+interface MutableOp {
+  client: number;
+  kind: 'put' | 'get';
+  key: string;
+  value: string | null;
+  call: number;
+  ret: number;
+  acked: boolean;
+  timedOut: boolean;
+}
+
+interface SimNode {
+  readonly id: NodeId;
+  readonly index: number;
+  gen: number;
+  core: RaftCore | undefined;
+  /** Stable storage: survives crashes. */
+  disk: { hardState: HardState; entries: Entry[] };
+  /** A Ready whose writes are in flight to a slow disk (lost on crash). */
+  writing: Ready | undefined;
+  slowDisk: boolean;
+  paused: boolean;
+  kv: Map<string, string>;
+  applied: number;
+  pending: Map<number, Pending>;
+  /** Durability promises made in messages already sent (checked after a restart). */
+  promisedTerm: number;
+  promisedVote: { term: number; candidate: NodeId } | undefined;
+  lastCommit: number;
+}
+
+/** Binary min-heap on (time, seq) so same-time events run in scheduling order. */
+class EventQueue {
+  private readonly times: number[] = [];
+  private readonly seqs: number[] = [];
+  private readonly events: Event[] = [];
+  private seq = 0;
+
+  get size(): number {
+    return this.events.length;
+  }
+
+  push(time: number, event: Event): void {
+    const seq = this.seq++;
+    let i = this.events.length;
+    this.times.push(time);
+    this.seqs.push(seq);
+    this.events.push(event);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  pop(): { time: number; event: Event } {
+    const time = this.times[0] as number;
+    const event = this.events[0] as Event;
+    const last = this.events.length - 1;
+    this.swap(0, last);
+    this.times.pop();
+    this.seqs.pop();
+    this.events.pop();
+    let i = 0;
+    const n = this.events.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < n && this.less(l, m)) m = l;
+      if (r < n && this.less(r, m)) m = r;
+      if (m === i) break;
+      this.swap(i, m);
+      i = m;
+    }
+    return { time, event };
+  }
+
+  private less(a: number, b: number): boolean {
+    const ta = this.times[a] as number;
+    const tb = this.times[b] as number;
+    return ta < tb || (ta === tb && (this.seqs[a] as number) < (this.seqs[b] as number));
+  }
+
+  private swap(a: number, b: number): void {
+    const t = this.times[a] as number;
+    this.times[a] = this.times[b] as number;
+    this.times[b] = t;
+    const s = this.seqs[a] as number;
+    this.seqs[a] = this.seqs[b] as number;
+    this.seqs[b] = s;
+    const e = this.events[a] as Event;
+    this.events[a] = this.events[b] as Event;
+    this.events[b] = e;
+  }
+}
+
+class InvariantViolation extends Error {}
+
+/** Runs one seeded simulation and reports the first broken invariant, if any. */
+export function simulate(options: SimulationOptions): SimulationResult {
+  const profile = FAULT_PROFILES[options.profile];
+  const faultyMs = options.faultyMs ?? 2000;
+  const bugs = options.bugs ?? [];
+  const netRandom = seededRandom(deriveSeed(options.seed, 1));
+  const faultRandom = seededRandom(deriveSeed(options.seed, 2));
+  const clientRandom = seededRandom(deriveSeed(options.seed, 3));
+  const trace: string[] = [];
+  const queue = new EventQueue();
+  let now = 0;
+  let events = 0;
+  let elections = 0;
+  let healed = false;
+
+  const ids = Array.from({ length: profile.nodes }, (_, i) => `n${i + 1}`);
+  const indexOf = new Map(ids.map((id, i) => [id, i]));
+  /** blocked[from][to]: messages from -> to are dropped. */
+  const blocked = ids.map(() => ids.map(() => false));
+
+  // Global ledgers for the invariants.
+  const leaderOfTerm = new Map<number, NodeId>();
+  /** (index, term) -> the one entry with that position, and the term before it (Log Matching). */
+  const entryAt = new Map<string, { entry: Entry; prevTerm: number }>();
+  /** index -> the entry applied there by anyone (State Machine Safety). */
+  const appliedAt: Entry[] = [];
+  /**
+   * index -> an upper bound of the term in which it was committed: the lowest term of any
+   * node seen with a commit index covering it (only leaders commit first, and a term only grows).
+   */
+  const commitTermAt: number[] = [];
+  // Small appends and windows exercise partial replication (Figure 8 needs it).
+  const maxEntriesPerAppend = [1, 4, 64][Math.floor(faultRandom() * 3)] as number;
+  const history: MutableOp[] = [];
+  let acknowledged = 0;
+
+  const fail: (what: string) => never = (what) => {
+    throw new InvariantViolation(`t=${now}ms: ${what}`);
+  };
+  const log = (line: string) => {
+    if (options.trace) trace.push(`t=${now} ${line}`);
+  };
+
+  const makeCore = (node: SimNode): RaftCore =>
+    createRaftCore({
+      id: node.id,
+      peers: ids,
+      heartbeatTicks: HEARTBEAT_TICKS,
+      electionTicks: ELECTION_TICKS,
+      random: seededRandom(deriveSeed(options.seed, 100 + node.index * 1000 + node.gen)),
+      initial: { hardState: node.disk.hardState, entries: node.disk.entries, applied: 0 },
+      maxEntriesPerAppend,
+      maxInflight: 8,
+      testOnlyBugs: [...bugs],
+    });
+
+  const nodes: SimNode[] = ids.map((id, index) => ({
+    id,
+    index,
+    gen: 0,
+    core: undefined,
+    disk: { hardState: { term: 0, votedFor: undefined, commit: 0 }, entries: [] },
+    writing: undefined,
+    slowDisk: false,
+    paused: false,
+    kv: new Map(),
+    applied: 0,
+    pending: new Map(),
+    promisedTerm: 0,
+    promisedVote: undefined,
+    lastCommit: 0,
+  }));
+
+  const start = (node: SimNode) => {
+    node.core = makeCore(node);
+    node.kv = new Map();
+    node.applied = 0;
+    node.lastCommit = 0;
+    const core = node.core;
+    // Durability: what the node promised in messages it sent must have survived.
+    if (core.currentTerm < node.promisedTerm) {
+      fail(`${node.id} restarted in term ${core.currentTerm} after promising term ${node.promisedTerm}`);
+    }
+    const vote = node.promisedVote;
+    if (vote !== undefined && core.currentTerm === vote.term && core.status().votedFor !== vote.candidate) {
+      fail(`${node.id} forgot its vote for ${vote.candidate} in term ${vote.term}`);
+    }
+    queue.push(now + 1 + Math.floor(faultRandom() * TICK_MS), { kind: 'tick', node: node.index, gen: node.gen });
+  };
+
+  // ------------------------------------------------------------------ network
+
+  const send = (message: Message) => {
+    const from = indexOf.get(message.from) as number;
+    const to = indexOf.get(message.to) as number;
+    const sender = nodes[from] as SimNode;
+    // A pre-vote (and its grant) names a term nobody has entered yet.
+    const prevote = message.type === 'preVote' || message.type === 'preVoteResponse';
+    if (!prevote && message.term > sender.promisedTerm) sender.promisedTerm = message.term;
+    if (message.type === 'voteResponse' && message.granted) {
+      sender.promisedVote = { term: message.term, candidate: message.to };
+    }
+    if ((blocked[from] as boolean[])[to]) return;
+    if (!healed && netRandom() < profile.loss) return;
+    const copies = !healed && netRandom() < profile.duplicate ? 2 : 1;
+    for (let c = 0; c < copies; c++) {
+      const delay = profile.delayMs + Math.floor(netRandom() * (profile.jitterMs + 1));
+      queue.push(now + delay, { kind: 'deliver', message });
+    }
+  };
+
+  // ------------------------------------------------------------------ the host loop (Ready)
+
+  const pump = (node: SimNode) => {
+    const core = node.core;
+    if (core === undefined || node.writing !== undefined || node.paused) return;
+    while (core.hasReady()) {
+      const rd = core.ready();
+      if (node.slowDisk && rd.mustSync) {
+        node.writing = rd;
+        queue.push(now + 2 + Math.floor(faultRandom() * 40), { kind: 'disk', node: node.index, gen: node.gen });
+        return;
+      }
+      finish(node, core, rd);
+    }
+  };
+
+  const finish = (node: SimNode, core: RaftCore, rd: Ready) => {
+    // 1. persist (atomically, like one SQLite transaction with synchronous=FULL)
+    if (rd.hardState !== undefined) node.disk.hardState = rd.hardState;
+    const first = rd.entries[0];
+    if (first !== undefined) {
+      const disk = node.disk.entries;
+      const offset = disk[0]?.index ?? first.index;
+      disk.length = Math.max(0, first.index - offset);
+      for (const entry of rd.entries) {
+        const prevTerm = entry.index === 1 ? 0 : (disk[entry.index - offset - 1]?.term ?? -1);
+        const key = `${entry.index}:${entry.term}`;
+        const known = entryAt.get(key);
+        if (known === undefined) entryAt.set(key, { entry, prevTerm });
+        else if (known.entry !== entry || known.prevTerm !== prevTerm) {
+          fail(
+            `Log Matching: ${node.id} holds a different entry or history at index ${entry.index} term ${entry.term}`,
+          );
+        }
+        disk.push(entry);
+      }
+    }
+    // 2. send
+    for (const message of rd.messages) send(message);
+    // 3. apply
+    for (const entry of rd.committedEntries) apply(node, entry);
+    core.advance(rd);
+    const commit = core.commitIndex;
+    if (commit < node.lastCommit) fail(`${node.id} commit index went back from ${node.lastCommit} to ${commit}`);
+    for (let i = node.lastCommit + 1; i <= commit; i++) {
+      const known = commitTermAt[i];
+      if (known === undefined || core.currentTerm < known) commitTermAt[i] = core.currentTerm;
+    }
+    node.lastCommit = commit;
+  };
+
+  const apply = (node: SimNode, entry: Entry) => {
+    if (entry.index !== node.applied + 1) fail(`${node.id} applied ${entry.index} after ${node.applied}`);
+    node.applied = entry.index;
+    const known = appliedAt[entry.index];
+    if (known === undefined) appliedAt[entry.index] = entry;
+    else if (known !== entry) {
+      fail(
+        `State Machine Safety: ${node.id} applied term ${entry.term} at index ${entry.index}, another node applied term ${known.term}`,
+      );
+    }
+    let result: string | null = null;
+    let command: { c: number; k: string; v: string | null; p: 'put' | 'get' } | undefined;
+    if (entry.data.length > 0) {
+      command = JSON.parse(decoder.decode(entry.data)) as { c: number; k: string; v: string | null; p: 'put' | 'get' };
+      if (command.p === 'put') node.kv.set(command.k, command.v as string);
+      else result = node.kv.get(command.k) ?? null;
+    }
+    const pending = node.pending.get(entry.index);
+    if (pending !== undefined) {
+      node.pending.delete(entry.index);
+      const op = pending.op;
+      if (op.timedOut) return;
+      if (entry.term === pending.term) {
+        op.ret = now;
+        op.acked = true;
+        if (op.kind === 'get') op.value = result;
+        acknowledged++;
+        log(`ack c${op.client} ${op.kind} ${op.key}=${op.value} @${entry.index}`);
+        scheduleClient(op.client, CLIENT_THINK_MS + Math.floor(clientRandom() * CLIENT_THINK_MS));
+      } else {
+        // Another entry took this slot, so ours can never commit (Log Matching): a clean failure.
+        op.ret = now;
+        op.timedOut = true;
+        history.splice(history.indexOf(op), 1);
+        scheduleClient(op.client, 1);
+      }
+    }
+  };
+
+  // ------------------------------------------------------------------ invariants after every event
+
+  const checkLeaders = () => {
+    for (const node of nodes) {
+      const core = node.core;
+      if (core === undefined || core.currentRole !== 'leader') continue;
+      const term = core.currentTerm;
+      const known = leaderOfTerm.get(term);
+      if (known === undefined) {
+        leaderOfTerm.set(term, node.id);
+        elections++;
+        log(`${node.id} leads term ${term}`);
+        // Leader Completeness (Raft §5.4): an entry committed in an earlier term is in the new leader's log.
+        for (let i = 1; i < appliedAt.length; i++) {
+          const applied = appliedAt[i];
+          const committedIn = commitTermAt[i];
+          if (
+            applied !== undefined &&
+            committedIn !== undefined &&
+            committedIn < term &&
+            core.termAt(i) !== applied.term
+          ) {
+            fail(
+              `Leader Completeness: leader ${node.id} of term ${term} lacks committed entry ${i} (term ${applied.term})`,
+            );
+          }
+        }
+      } else if (known !== node.id) {
+        fail(`Election Safety: ${known} and ${node.id} both lead term ${term}`);
+      }
+    }
+  };
+
+  // ------------------------------------------------------------------ clients
+
+  const endMs = faultyMs + CONVERGE_MS;
+  const clientBusy = Array.from({ length: CLIENTS }, () => false);
+  const clientLeaderGuess: (NodeId | undefined)[] = Array.from({ length: CLIENTS }, () => undefined);
+  let nextValue = 0;
+
+  const scheduleClient = (client: number, delay: number) => {
+    clientBusy[client] = false;
+    queue.push(now + delay, { kind: 'client', client });
+  };
+
+  const clientStep = (client: number) => {
+    if (clientBusy[client] || now > endMs - QUIET_MS) return;
+    const target = nodes[
+      indexOf.get(clientLeaderGuess[client] ?? '') ?? Math.floor(clientRandom() * nodes.length)
+    ] as SimNode;
+    const core = target.core;
+    if (core === undefined || target.paused) {
+      clientLeaderGuess[client] = undefined;
+      scheduleClient(client, 5);
+      return;
+    }
+    if (core.currentRole !== 'leader') {
+      clientLeaderGuess[client] = core.currentLeader;
+      scheduleClient(client, core.currentLeader === undefined ? 10 : 1);
+      return;
+    }
+    const kind = clientRandom() < 0.5 ? 'put' : 'get';
+    const key = KEYS[Math.floor(clientRandom() * KEYS.length)] as string;
+    const value = kind === 'put' ? `v${nextValue++}` : null;
+    const data = encoder.encode(JSON.stringify({ c: client, k: key, v: value, p: kind }));
+    let position: { index: number; term: number };
+    try {
+      position = core.propose(data);
+    } catch {
+      scheduleClient(client, 5);
+      return;
+    }
+    const op: MutableOp = {
+      client,
+      kind,
+      key,
+      value,
+      call: now,
+      ret: Number.POSITIVE_INFINITY,
+      acked: false,
+      timedOut: false,
+    };
+    history.push(op);
+    target.pending.set(position.index, { op, term: position.term });
+    clientBusy[client] = true;
+    queue.push(now + CLIENT_TIMEOUT_MS, { kind: 'timeout', op });
+    pump(target);
+  };
+
+  // ------------------------------------------------------------------ nemesis
+
+  const totalWeight =
+    profile.crash + profile.partition + profile.oneWay + profile.pause + profile.slowDisk + profile.heal;
+
+  const healAll = () => {
+    for (const row of blocked) row.fill(false);
+    for (const node of nodes) node.slowDisk = false;
+  };
+
+  const crash = (node: SimNode) => {
+    if (node.core === undefined) return;
+    log(`crash ${node.id}${node.writing ? ' (losing an unsynced write)' : ''}`);
+    node.core = undefined;
+    node.writing = undefined;
+    node.paused = false;
+    node.gen++;
+    for (const pending of node.pending.values()) {
+      if (pending.op.acked || pending.op.timedOut) continue;
+      pending.op.timedOut = true;
+      scheduleClient(pending.op.client, 1);
+    }
+    node.pending.clear();
+  };
+
+  const fault = () => {
+    const kinds = ['crash', 'partition', 'oneWay', 'pause', 'slowDisk', 'heal'] as const;
+    let pick = faultRandom() * totalWeight;
+    let kind: (typeof kinds)[number] = 'heal';
+    for (const candidate of kinds) {
+      pick -= profile[candidate];
+      if (pick < 0) {
+        kind = candidate;
+        break;
+      }
+    }
+    const victim = nodes[Math.floor(faultRandom() * nodes.length)] as SimNode;
+    if (kind === 'crash') {
+      const downCount = nodes.filter((n) => n.core === undefined).length;
+      if (victim.core !== undefined && downCount < Math.floor(nodes.length / 2)) {
+        crash(victim);
+        queue.push(now + 5 + Math.floor(faultRandom() * 150), { kind: 'restart', node: victim.index });
+      }
+    } else if (kind === 'partition') {
+      healAll();
+      // Split into two random sides.
+      const side = nodes.map(() => faultRandom() < 0.5);
+      for (let a = 0; a < nodes.length; a++) {
+        for (let b = 0; b < nodes.length; b++) if (side[a] !== side[b]) (blocked[a] as boolean[])[b] = true;
+      }
+      log(`partition ${side.map((s, i) => (s ? ids[i] : '')).join('')} | rest`);
+    } else if (kind === 'oneWay') {
+      const other = Math.floor(faultRandom() * nodes.length);
+      if (other !== victim.index) {
+        (blocked[victim.index] as boolean[])[other] = true;
+        log(`one-way ${victim.id} -/-> ${ids[other]}`);
+      }
+    } else if (kind === 'pause') {
+      if (victim.core !== undefined && !victim.paused) {
+        victim.paused = true;
+        log(`pause ${victim.id}`);
+        queue.push(now + 20 + Math.floor(faultRandom() * 250), { kind: 'resume', node: victim.index });
+      }
+    } else if (kind === 'slowDisk') {
+      victim.slowDisk = true;
+      log(`slow disk ${victim.id}`);
+    } else {
+      healAll();
+      log('heal');
+    }
+    if (now + profile.faultEveryMs < faultyMs) queue.push(now + profile.faultEveryMs, { kind: 'fault' });
+  };
+
+  // ------------------------------------------------------------------ run
+
+  for (const node of nodes) start(node);
+  for (let c = 0; c < CLIENTS; c++) queue.push(20 + c, { kind: 'client', client: c });
+  queue.push(profile.faultEveryMs, { kind: 'fault' });
+  queue.push(faultyMs, { kind: 'heal' });
+
+  let violation: string | undefined;
+  try {
+    while (queue.size > 0) {
+      const { time, event } = queue.pop();
+      if (time > endMs) break;
+      now = time;
+      events++;
+      switch (event.kind) {
+        case 'tick': {
+          const node = nodes[event.node] as SimNode;
+          if (event.gen !== node.gen || node.core === undefined) break;
+          queue.push(now + TICK_MS, event);
+          if (node.paused) break;
+          node.core.tick();
+          pump(node);
+          break;
+        }
+        case 'deliver': {
+          const node = nodes[indexOf.get(event.message.to) as number] as SimNode;
+          if (node.core === undefined) break;
+          if (node.paused) {
+            // A paused process's socket buffers the message.
+            queue.push(now + TICK_MS, event);
+            break;
+          }
+          node.core.step(event.message);
+          pump(node);
+          break;
+        }
+        case 'disk': {
+          const node = nodes[event.node] as SimNode;
+          if (event.gen !== node.gen || node.core === undefined || node.writing === undefined) break;
+          if (node.paused) {
+            queue.push(now + TICK_MS, event);
+            break;
+          }
+          const rd = node.writing;
+          node.writing = undefined;
+          finish(node, node.core, rd);
+          pump(node);
+          break;
+        }
+        case 'client':
+          clientStep(event.client);
+          break;
+        case 'timeout':
+          // The client gives up; the outcome stays unknown (the op may still commit).
+          if (!event.op.acked && !event.op.timedOut) {
+            event.op.timedOut = true;
+            scheduleClient(event.op.client, 1);
+          }
+          break;
+        case 'fault':
+          if (!healed) fault();
+          break;
+        case 'restart': {
+          const node = nodes[event.node] as SimNode;
+          if (node.core === undefined) {
+            log(`restart ${node.id}`);
+            start(node);
+            pump(node);
+          }
+          break;
+        }
+        case 'resume': {
+          const node = nodes[event.node] as SimNode;
+          node.paused = false;
+          log(`resume ${node.id}`);
+          pump(node);
+          break;
+        }
+        case 'heal':
+          healed = true;
+          healAll();
+          for (const node of nodes) {
+            node.paused = false;
+            if (node.core === undefined) start(node);
+            pump(node);
+          }
+          log('heal for convergence');
+          break;
+      }
+      checkLeaders();
+    }
+    // Liveness after healing: one leader, everyone applied everything acknowledged.
+    let leader: SimNode | undefined;
+    for (const node of nodes) if (node.core?.currentRole === 'leader') leader = node;
+    if (leader === undefined) fail(`no leader ${CONVERGE_MS} ms after the network healed`);
+    const commit = leader.core?.commitIndex ?? 0;
+    for (const node of nodes) {
+      if (node.applied < commit) fail(`${node.id} applied ${node.applied} < leader commit ${commit} after healing`);
+      for (const [key, value] of leader.kv) {
+        if (node.kv.get(key) !== value) fail(`${node.id} has ${key}=${node.kv.get(key)} but the leader has ${value}`);
+      }
+    }
+    const verdict = checkLinearizable(history.map(freezeOp));
+    if (!verdict.ok) fail(`history is not linearizable on key ${verdict.key}`);
+  } catch (error) {
+    violation = error instanceof InvariantViolation ? error.message : `t=${now}ms: core threw: ${String(error)}`;
+  }
+
+  return {
+    seed: options.seed,
+    profile: options.profile,
+    ok: violation === undefined,
+    violation,
+    events,
+    acknowledged,
+    operations: history.length,
+    elections,
+    trace,
+    replay: replayCommand(options),
+  };
+}
+
+function freezeOp(op: MutableOp): KvOperation {
+  return {
+    client: op.client,
+    kind: op.kind,
+    key: op.key,
+    value: op.value,
+    call: op.call,
+    ret: op.acked ? op.ret : Number.POSITIVE_INFINITY,
+  };
+}
+
+/** The one-liner that replays a seed (printed on failure). */
+export function replayCommand(options: Pick<SimulationOptions, 'seed' | 'profile' | 'bugs'>): string {
+  const bugs = options.bugs && options.bugs.length > 0 ? ` --bug ${options.bugs.join(',')}` : '';
+  return `./run pnpm --filter @unrdf/raft simulate --seed ${options.seed} --profile ${options.profile}${bugs} --trace`;
+}

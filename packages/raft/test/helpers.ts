@@ -1,0 +1,109 @@
+import { createRaftCore, type RaftCore, type RaftCoreOptions } from '../src/raft-core.js';
+import type { Entry, HardState, Message, NodeId, Ready } from '../src/types.js';
+
+/** A core with a fixed random (0 gives the minimum election timeout, electionTicks). */
+export function core(id: NodeId, peers: readonly NodeId[], extra: Partial<RaftCoreOptions> = {}): RaftCore {
+  return createRaftCore({ id, peers: [...peers], random: () => 0, ...extra });
+}
+
+/** Drains one Ready as a perfect host would; returns it. */
+export function drain(raft: RaftCore): Ready {
+  const rd = raft.ready();
+  raft.advance(rd);
+  return rd;
+}
+
+/** Every message the core wants to send right now. */
+export function outbox(raft: RaftCore): Message[] {
+  if (!raft.hasReady()) return [];
+  return [...drain(raft).messages];
+}
+
+export const data = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+export function entries(...terms: number[]): Entry[] {
+  return terms.map((term, i) => ({ index: i + 1, term, data: data(`e${i + 1}`) }));
+}
+
+export function restored(
+  id: NodeId,
+  peers: readonly NodeId[],
+  hardState: HardState,
+  log: readonly Entry[],
+  extra: Partial<RaftCoreOptions> = {},
+): RaftCore {
+  return core(id, peers, { initial: { hardState, entries: log }, ...extra });
+}
+
+/**
+ * A perfect in-memory network between cores: messages are delivered in order unless
+ * `drop` says otherwise. Bounded so a livelock fails the test instead of hanging.
+ */
+export class Network {
+  readonly cores = new Map<NodeId, RaftCore>();
+  readonly applied = new Map<NodeId, Entry[]>();
+  readonly disk = new Map<NodeId, { hardState: HardState | undefined; entries: Entry[] }>();
+  drop: (m: Message) => boolean = () => false;
+
+  constructor(raftCores: readonly RaftCore[]) {
+    for (const raft of raftCores) this.add(raft);
+  }
+
+  add(raft: RaftCore): void {
+    this.cores.set(raft.id, raft);
+    if (!this.applied.has(raft.id)) this.applied.set(raft.id, []);
+    if (!this.disk.has(raft.id)) this.disk.set(raft.id, { hardState: undefined, entries: [] });
+  }
+
+  get(id: NodeId): RaftCore {
+    const raft = this.cores.get(id);
+    if (raft === undefined) throw new Error(`no core ${id}`);
+    return raft;
+  }
+
+  /** Processes Readies and delivers messages until quiet. */
+  settle(maxMessages = 10_000): void {
+    const queue: Message[] = [];
+    let delivered = 0;
+    for (;;) {
+      for (const raft of this.cores.values()) {
+        while (raft.hasReady()) {
+          const rd = raft.ready();
+          const disk = this.disk.get(raft.id) as { hardState: HardState | undefined; entries: Entry[] };
+          if (rd.hardState) disk.hardState = rd.hardState;
+          const first = rd.entries[0];
+          if (first) {
+            disk.entries.length = first.index - 1;
+            disk.entries.push(...rd.entries);
+          }
+          queue.push(...rd.messages);
+          (this.applied.get(raft.id) as Entry[]).push(...rd.committedEntries);
+          raft.advance(rd);
+        }
+      }
+      const m = queue.shift();
+      if (m === undefined) return;
+      if (++delivered > maxMessages) throw new Error('network did not settle');
+      if (this.drop(m)) continue;
+      this.cores.get(m.to)?.step(m);
+    }
+  }
+
+  /** Ticks every core `n` times, settling after each tick. */
+  tick(n: number, only?: readonly NodeId[]): void {
+    for (let i = 0; i < n; i++) {
+      for (const raft of this.cores.values()) if (!only || only.includes(raft.id)) raft.tick();
+      this.settle();
+    }
+  }
+
+  /** Elects `id` by timing it out first. */
+  elect(id: NodeId): void {
+    this.get(id).campaign();
+    this.settle();
+  }
+
+  leader(): RaftCore | undefined {
+    return [...this.cores.values()].find((raft) => raft.currentRole === 'leader');
+  }
+}

@@ -1,0 +1,9 @@
+import { describe, it } from 'vitest';
+import { FAULT_PROFILES } from '../../src/simulation/simulator.js';
+import { SEEDS_PER_PROFILE, sweep } from './sweep.js';
+
+describe('simulate', () => {
+  it(`keeps every invariant and a linearizable history over ${SEEDS_PER_PROFILE} seeds of the "chaos" profile (${FAULT_PROFILES.chaos.nodes} nodes)`, () => {
+    sweep('chaos');
+  }, 170_000);
+});
