@@ -18,6 +18,36 @@ export const LogRecordSchema = z.looseObject({
 });
 export type LogRecord = z.infer<typeof LogRecordSchema>;
 
+const HLC_TEXT = /^\d{15}\.\d{10}$/;
+
+/**
+ * The same check as LogRecordSchema, hand-written: a 5-minute cluster snapshot holds
+ * tens of thousands of records, and this is ~20x faster than the generic validator.
+ */
+export function isLogRecord(value: unknown): value is LogRecord {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const r = value as Record<string, unknown>;
+  return (
+    typeof r.node === 'string' &&
+    r.node.length > 0 &&
+    typeof r.seq === 'number' &&
+    Number.isInteger(r.seq) &&
+    r.seq > 0 &&
+    typeof r.hlc === 'string' &&
+    HLC_TEXT.test(r.hlc) &&
+    typeof r.time === 'number' &&
+    typeof r.level === 'number' &&
+    Number.isInteger(r.level) &&
+    (r.msg === undefined || typeof r.msg === 'string')
+  );
+}
+
+/** An array of log records, validated with `isLogRecord`. */
+export const LogRecordArraySchema = z.custom<LogRecord[]>(
+  (v) => Array.isArray(v) && v.every(isLogRecord),
+  'expected an array of log records (node, seq, hlc, time, level)',
+);
+
 const NodeLoggerOptionsSchema = z.object({
   nodeId: z.string().min(1).max(128),
   /** The node's clock; one is created (Date.now) when omitted. Share it with the transport so messages merge. */
@@ -114,8 +144,8 @@ function parseLines(text: string): LogRecord[] {
   for (const line of text.split('\n')) {
     if (!line) continue;
     try {
-      const parsed = LogRecordSchema.safeParse(JSON.parse(line));
-      if (parsed.success) records.push(parsed.data);
+      const parsed: unknown = JSON.parse(line);
+      if (isLogRecord(parsed)) records.push(parsed);
     } catch {
       // torn write at the tail of a segment after a crash
     }

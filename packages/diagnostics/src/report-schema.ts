@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LogCompletenessSchema } from './log-merge.js';
-import { LogRecordSchema } from './logger.js';
+import { LogRecordArraySchema } from './logger.js';
 import { OperationRecordSchema } from './metrics.js';
 import { SloStatusSchema } from './slo.js';
 import { ConsensusViewSchema, ResourceUsageSchema } from './snapshot.js';
@@ -100,7 +100,7 @@ export const DiagnosticReportSchema = z.object({
     totalRecords: z.number().int().nonnegative(),
     duplicatesDropped: z.number().int().nonnegative(),
     completeness: z.array(LogCompletenessSchema),
-    records: z.array(LogRecordSchema),
+    records: LogRecordArraySchema,
   }),
 });
 export type DiagnosticReport = z.infer<typeof DiagnosticReportSchema>;

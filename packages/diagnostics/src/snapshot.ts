@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LogRecordSchema } from './logger.js';
+import { LogRecordArraySchema } from './logger.js';
 import { MetricsSnapshotSchema } from './metrics.js';
 
 /** Version tag of the node snapshot wire format. */
@@ -72,7 +72,7 @@ export const NodeSnapshotSchema = z.object({
   resources: ResourceUsageSchema,
   consensus: ConsensusViewSchema.nullable(),
   logs: z.object({
-    records: z.array(LogRecordSchema),
+    records: LogRecordArraySchema,
     lastSeq: z.number().int().nonnegative(),
     oldestAvailableSeq: z.number().int().nonnegative(),
     truncated: z.boolean(),

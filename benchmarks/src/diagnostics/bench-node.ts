@@ -1,0 +1,110 @@
+// One diagnostics node of the jtbd4-diagnostics benchmark, in its own process: 5 minutes
+// of log history, then its share of the operation load, served over loopback HTTP.
+// Usage: bench-node <id> <scratchDir> <opsPerSec> <loadMs> <members,comma,separated>
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  createHealth,
+  createHlc,
+  createMetrics,
+  createNodeDiagnostics,
+  createNodeLogger,
+  pingCheck,
+  queueAcceptingCheck,
+  raftLeaderCheck,
+  storageWritableCheck,
+} from '@unrdf/diagnostics';
+import { openLoop } from '../harness/open-loop.js';
+
+const [id, scratchDir, opsArg, loadArg, membersArg] = process.argv.slice(2);
+if (!id || !scratchDir || !opsArg || !loadArg || !membersArg) throw new Error('bad arguments');
+const opsPerSec = Number(opsArg);
+const loadMs = Number(loadArg);
+const members = membersArg.split(',');
+const HISTORY_MS = 5 * 60_000;
+
+let skewMs = 0;
+const clock = () => Date.now() + skewMs;
+const hlc = createHlc({ clock });
+const log = createNodeLogger({ nodeId: id, hlc, clock, ringSize: 100_000, segmentDir: `${scratchDir}/${id}/logs` });
+const metrics = createMetrics();
+const health = createHealth({
+  checks: [
+    pingCheck(),
+    storageWritableCheck(`${scratchDir}/${id}/data`),
+    raftLeaderCheck(() => ({ singleNode: false, leaderId: members[0], term: 7 })),
+    queueAcceptingCheck(() => ({ accepting: true })),
+  ],
+});
+await health.refresh();
+let applied = 0;
+const diagnostics = createNodeDiagnostics({
+  nodeId: id,
+  version: '0.1.0',
+  logger: log,
+  health,
+  metrics,
+  dataDir: scratchDir,
+  consensus: () => ({
+    role: id === members[0] ? 'leader' : 'follower',
+    term: 7,
+    leaderId: members[0] ?? null,
+    commitIndex: applied,
+    appliedIndex: applied,
+    lastLogIndex: applied,
+    members: members.map((m) => ({ id: m, voter: true })),
+  }),
+});
+
+const exactDurations: number[] = [];
+const payload = Buffer.alloc(1024, 7);
+function operation(opId: string, intendedAt: number): void {
+  const started = performance.now();
+  log.logger.info({ op: opId, type: 'create' }, 'operation started');
+  createHash('sha256').update(payload).update(opId).digest(); // the receipt's hashing
+  log.logger.info({ op: opId, type: 'create', outcome: 'success' }, 'operation completed');
+  applied++;
+  const durationMs = performance.now() - intendedAt;
+  exactDurations.push(durationMs);
+  metrics.recordOperation({ id: opId, type: 'create', ok: true, durationMs, queueWaitMs: started - intendedAt });
+  metrics.observe('receipt', { durationMs: performance.now() - started, ok: true });
+}
+
+// History: five minutes of operations at this node's rate, stamped in the past through
+// the injected clock, so the log snapshot has a full window to aggregate.
+const historyOps = Math.round((opsPerSec * HISTORY_MS) / 1000);
+const historyStart = Date.now() - HISTORY_MS;
+for (let i = 0; i < historyOps; i++) {
+  skewMs = historyStart + (i * HISTORY_MS) / historyOps - Date.now();
+  log.logger.info({ op: `${id}-h${i}`, type: 'create' }, 'operation started');
+  log.logger.info({ op: `${id}-h${i}`, type: 'create', outcome: 'success' }, 'operation completed');
+}
+skewMs = 0;
+
+const server = createServer((req, res) => {
+  if (diagnostics.handle(req, res)) return;
+  if (req.url === '/bench/durations') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(exactDurations));
+    return;
+  }
+  res.writeHead(404).end();
+});
+server.keepAliveTimeout = 30_000;
+server.listen(0, '127.0.0.1', () => {
+  console.log(`listening http://127.0.0.1:${(server.address() as AddressInfo).port} history=${log.lastSeq()}`);
+  void openLoop({
+    ratePerSec: opsPerSec,
+    durationMs: loadMs,
+    fire: async (intendedAt, index) => operation(`${id}-${index}`, intendedAt),
+  }).then((result) => {
+    console.log(
+      `load done completed=${result.completed} elapsedMs=${Math.round(result.elapsedMs)} p99=${result.latency.percentile(99)}`,
+    );
+  });
+});
+process.on('SIGTERM', () => {
+  server.closeAllConnections();
+  server.close();
+  void Promise.all([diagnostics.close(), health.close(), log.close()]).then(() => process.exit(0));
+});
