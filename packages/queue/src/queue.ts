@@ -82,8 +82,10 @@ export interface QueueStats {
   readonly ready: number;
   /** Not yet due (delays, retry backoff). */
   readonly delayed: number;
-  /** Slots taken: claims in flight plus handlers that have not settled. */
+  /** Handlers running (not yet settled, even past their timeout). */
   readonly inFlight: number;
+  /** Leases held: claims being committed, claimed operations about to start, running handlers. */
+  readonly leased: number;
   /** Transitions since open, by kind. */
   readonly totals: Readonly<
     Record<'enqueued' | 'completed' | 'retried' | 'dead' | 'cancelled' | 'staleOutcomes', number>
@@ -179,6 +181,43 @@ const PURGE_BATCH = 1000;
 const MAX_PURGE_BATCHES = 20;
 const MAX_TIMER_MS = 2_147_483_647;
 const MAX_ERROR_MESSAGE = 4096;
+/** Leases may run this many times the handler limits ahead (see #dispatch). */
+const LEASE_LOOKAHEAD = 2;
+
+/** Counts per type and per (type, group), for slots and leases. */
+class SlotCounts {
+  total = 0;
+  readonly #byType = new Map<string, number>();
+  readonly #byGroup = new Map<string, number>();
+
+  ofType(type: string): number {
+    return this.#byType.get(type) ?? 0;
+  }
+
+  ofGroup(type: string, group: string): number {
+    return this.#byGroup.get(`${type}\u0000${group}`) ?? 0;
+  }
+
+  add(type: string, group: string): void {
+    this.total++;
+    this.#byType.set(type, this.ofType(type) + 1);
+    if (group !== '') {
+      const key = `${type}\u0000${group}`;
+      this.#byGroup.set(key, (this.#byGroup.get(key) ?? 0) + 1);
+    }
+  }
+
+  remove(type: string, group: string): void {
+    this.total--;
+    this.#byType.set(type, this.ofType(type) - 1);
+    if (group !== '') {
+      const key = `${type}\u0000${group}`;
+      const n = (this.#byGroup.get(key) ?? 1) - 1;
+      if (n <= 0) this.#byGroup.delete(key);
+      else this.#byGroup.set(key, n);
+    }
+  }
+}
 
 function resolveOptions(input: QueueOptions): ResolvedQueueOptions {
   const parsed = QueueOptionsSchema.safeParse(input);
@@ -326,8 +365,13 @@ class DurableQueue implements Queue {
   readonly #index = new ReadyIndex();
   readonly #listeners = new Set<(event: QueueEvent) => void>();
   readonly #running = new Map<string, RunningOperation>();
-  readonly #typeInFlight = new Map<string, number>();
-  readonly #groupInFlight = new Map<string, number>();
+  /** Handlers running, by type and group. */
+  readonly #slots = new SlotCounts();
+  /** Leases held: claims in flight, claimed operations waiting for a slot, running handlers. */
+  readonly #leases = new SlotCounts();
+  /** Claimed, waiting for a handler slot (oldest first). */
+  readonly #claimed: { operation: ClaimedOperation; group: string }[] = [];
+  readonly #cancelledWhileWaiting = new Set<string>();
   readonly #paused = new Set<string>();
   readonly #outstanding = new Set<Promise<unknown>>();
   readonly #schedules = new Map<string, { info: ScheduleInfo; cron: Cron }>();
@@ -337,7 +381,6 @@ class DurableQueue implements Queue {
   readonly #metrics: QueueMetrics;
   readonly #totals = { enqueued: 0, completed: 0, retried: 0, dead: 0, cancelled: 0, staleOutcomes: 0 };
   #epoch = 0;
-  #inFlight = 0;
   #typeCursor = 0;
   #started = false;
   #closing = false;
@@ -364,7 +407,7 @@ class DurableQueue implements Queue {
     this.#metrics = new QueueMetrics(meter ?? metrics.getMeter('@unrdf/queue'), () => ({
       ready: this.#index.readyCount,
       delayed: this.#index.delayedCount,
-      inFlight: this.#inFlight,
+      inFlight: this.#slots.total,
       eventLoopP99: this.#eventLoop.percentile(99) / 1e6,
     }));
     this.#unsubscribe = stateMachine.subscribe((transitions) => this.#onCommitted(transitions));
@@ -499,6 +542,10 @@ class DurableQueue implements Queue {
             this.#totals.cancelled++;
             this.#index.remove(t.id);
             this.#running.get(t.id)?.controller.abort(new OperationAbortedError('cancelled'));
+            if (this.#claimed.some((w) => w.operation.id === t.id)) {
+              this.#cancelledWhileWaiting.add(t.id);
+              this.#startClaimed();
+            }
           }
           break;
         case 'paused':
@@ -525,27 +572,30 @@ class DurableQueue implements Queue {
 
   // ---- dispatch -----------------------------------------------------------------
 
-  #groupKey(type: string, group: string): string {
-    return `${type}\u0000${group}`;
-  }
-
-  /** Claims due operations while slots are free: global, per type, per group. */
+  /**
+   * Claims due operations while leases are free. Handlers run within the limits
+   * (global, per type, per group); leases may run ahead of them up to the same limit
+   * again (LEASE_LOOKAHEAD), so the claim's commit overlaps running handlers instead of
+   * adding to every slot's cycle: when a handler settles, an already-claimed operation
+   * starts at once.
+   */
   #dispatch(): void {
     if (!this.#started || this.#closing || this.#dispatching) return;
     this.#dispatching = true;
     try {
       const types = this.#typeNames;
-      while (this.#inFlight < this.#o.concurrency && this.#index.readyCount > 0) {
+      const leases = this.#leases;
+      while (leases.total < this.#o.concurrency * LEASE_LOOKAHEAD && this.#index.readyCount > 0) {
         let taken: ReadyEntry | undefined;
         // Round-robin between types so one busy type cannot starve the others.
         for (let k = 0; k < types.length && taken === undefined; k++) {
           const name = types[(this.#typeCursor + k) % types.length] as string;
           if (this.#paused.has(name)) continue;
           const type = this.#o.types.get(name) as ResolvedType;
-          if ((this.#typeInFlight.get(name) ?? 0) >= type.concurrency) continue;
+          if (leases.ofType(name) >= type.concurrency * LEASE_LOOKAHEAD) continue;
           taken = this.#index.take(
             name,
-            (group) => (this.#groupInFlight.get(this.#groupKey(name, group)) ?? 0) < type.groupConcurrency,
+            (group) => leases.ofGroup(name, group) < type.groupConcurrency * LEASE_LOOKAHEAD,
           );
           if (taken !== undefined) this.#typeCursor = (this.#typeCursor + k + 1) % types.length;
         }
@@ -557,25 +607,10 @@ class DurableQueue implements Queue {
     }
   }
 
-  #takeSlot(type: string, group: string): void {
-    this.#inFlight++;
-    this.#typeInFlight.set(type, (this.#typeInFlight.get(type) ?? 0) + 1);
-    if (group !== '') {
-      const key = this.#groupKey(type, group);
-      this.#groupInFlight.set(key, (this.#groupInFlight.get(key) ?? 0) + 1);
-    }
-  }
-
-  #releaseSlot(type: string, group: string): void {
-    this.#inFlight--;
-    this.#typeInFlight.set(type, (this.#typeInFlight.get(type) ?? 1) - 1);
-    if (group !== '') {
-      const key = this.#groupKey(type, group);
-      const n = (this.#groupInFlight.get(key) ?? 1) - 1;
-      if (n === 0) this.#groupInFlight.delete(key);
-      else this.#groupInFlight.set(key, n);
-    }
-    if (this.#inFlight === 0 && this.#idleWaiters.length > 0) {
+  /** Drops a lease (claim refused, released, or its handler settled) and refills. */
+  #unlease(type: string, group: string): void {
+    this.#leases.remove(type, group);
+    if (this.#leases.total === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
       for (const wake of waiters) wake();
@@ -584,28 +619,24 @@ class DurableQueue implements Queue {
   }
 
   #claim(entry: ReadyEntry): void {
-    this.#takeSlot(entry.type, entry.group);
-    // Not tracked: the slot it holds is what close() waits for.
+    this.#leases.add(entry.type, entry.group);
+    // Not tracked: the lease it holds is what close() waits for.
     void this.#submit({ kind: 'claim', at: this.#now(), id: entry.id, epoch: this.#epoch }).then(
       (result) => {
         if (!result.claimed) {
-          this.#releaseSlot(entry.type, entry.group);
+          this.#unlease(entry.type, entry.group);
           return;
         }
         if (this.#closing) {
-          // Claimed while close() began: give the lease straight back.
-          return this.#submit({
-            kind: 'release',
-            at: this.#now(),
-            id: entry.id,
-            token: result.operation.token,
-          }).finally(() => this.#releaseSlot(entry.type, entry.group));
+          this.#giveBack(result.operation, entry.group);
+          return;
         }
-        this.#run(result.operation, entry.group);
+        this.#claimed.push({ operation: result.operation, group: entry.group });
+        this.#startClaimed();
       },
       () => {
         // The store refused the claim (I/O error): the operation is still pending there.
-        this.#releaseSlot(entry.type, entry.group);
+        this.#unlease(entry.type, entry.group);
         if (!this.#closing)
           this.#index.add({ ...entry, removed: false, ready: false, runAt: this.#now() + 1000 }, this.#now());
         this.#armDelayTimer();
@@ -613,7 +644,40 @@ class DurableQueue implements Queue {
     );
   }
 
+  /** Gives a lease that never ran back to the store (close, or cancelled while waiting). */
+  #giveBack(operation: ClaimedOperation, group: string): void {
+    void this.#track(
+      this.#settleCommand({ kind: 'release', at: this.#now(), id: operation.id, token: operation.token }),
+    ).finally(() => this.#unlease(operation.type, group));
+  }
+
+  /** Starts claimed operations, oldest first, while their handler limits allow. */
+  #startClaimed(): void {
+    const claimed = this.#claimed;
+    const slots = this.#slots;
+    for (let i = 0; i < claimed.length && slots.total < this.#o.concurrency; ) {
+      const waiting = claimed[i] as { operation: ClaimedOperation; group: string };
+      const { operation, group } = waiting;
+      if (this.#cancelledWhileWaiting.delete(operation.id)) {
+        claimed.splice(i, 1);
+        this.#unlease(operation.type, group);
+        continue;
+      }
+      const type = this.#o.types.get(operation.type) as ResolvedType;
+      if (
+        slots.ofType(operation.type) >= type.concurrency ||
+        (group !== '' && slots.ofGroup(operation.type, group) >= type.groupConcurrency)
+      ) {
+        i++;
+        continue;
+      }
+      claimed.splice(i, 1);
+      this.#run(operation, group);
+    }
+  }
+
   #run(row: ClaimedOperation, group: string): void {
+    this.#slots.add(row.type, group);
     const type = this.#o.types.get(row.type) as ResolvedType;
     const controller = new AbortController();
     let settle!: () => void;
@@ -655,8 +719,10 @@ class DurableQueue implements Queue {
       clearTimeout(timer);
       // The slot is held until the handler settled, even past its timeout: no zombie overlaps a retry.
       this.#running.delete(row.id);
-      this.#releaseSlot(row.type, group);
+      this.#slots.remove(row.type, group);
       settle();
+      this.#startClaimed();
+      this.#unlease(row.type, group);
       this.#metrics.run.record(
         performance.now() - started,
         this.#metrics.attrs(row.type, outcome.ok ? 'completed' : 'failed'),
@@ -945,7 +1011,8 @@ class DurableQueue implements Queue {
       epoch: this.#epoch,
       ready: this.#index.readyCount,
       delayed: this.#index.delayedCount,
-      inFlight: this.#inFlight,
+      inFlight: this.#slots.total,
+      leased: this.#leases.total,
       totals: { ...this.#totals },
       eventLoopDelayP99Ms: this.#eventLoop.percentile(99) / 1e6,
     };
@@ -962,6 +1029,8 @@ class DurableQueue implements Queue {
     this.#closing = true;
     for (const timer of [this.#delayTimer, this.#scheduleTimer]) if (timer !== undefined) clearTimeout(timer);
     if (this.#maintenanceTimer !== undefined) clearInterval(this.#maintenanceTimer);
+    // Claimed but not started: straight back to pending, unspent.
+    for (const { operation, group } of this.#claimed.splice(0)) this.#giveBack(operation, group);
     // 1. Drain: running handlers get drainMs to finish on their own.
     await this.#waitIdle(drainMs);
     // 2. Abort the rest; give them abortGraceMs to settle (their leases go back unspent).
@@ -985,7 +1054,7 @@ class DurableQueue implements Queue {
 
   /** Resolves when no slot is taken, or after `ms`. */
   #waitIdle(ms: number): Promise<void> {
-    if (this.#inFlight === 0) return Promise.resolve();
+    if (this.#leases.total === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {
