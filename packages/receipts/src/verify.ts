@@ -5,7 +5,9 @@
 import { z } from 'zod';
 import { type Checkpoint, openCheckpoint, type TrustedKey } from './checkpoint.js';
 import { bytesEqual, fromHex, toBase64 } from './internal/bytes.js';
-import { verifyConsistency, verifyInclusion } from './merkle.js';
+import { platformTree } from './internal/sha256.js';
+import { createVerifiedNodes, type VerifiedNodes, verifyInclusionCached } from './internal/tree.js';
+import { verifyConsistency } from './merkle.js';
 import { parseVerifierKey } from './note.js';
 import { ReceiptSchema, receiptLeafHash } from './receipt.js';
 
@@ -82,17 +84,21 @@ export interface ReceiptVerifier {
 export function createReceiptVerifier(options: ReceiptVerifierOptions): ReceiptVerifier {
   const trustedKeys = options.trustedKeys.map((k) => ({ ...k, verifierKey: toVerifier(k) }));
   const cacheSize = options.cacheSize ?? 1024;
-  const cache = new Map<string, Checkpoint>();
+  const cache = new Map<string, { checkpoint: Checkpoint; nodes: VerifiedNodes }>();
 
-  const open = (note: unknown): { ok: true; checkpoint: Checkpoint } | { ok: false; reason: string } => {
+  const open = (
+    note: unknown,
+  ): { ok: true; checkpoint: Checkpoint; nodes?: VerifiedNodes } | { ok: false; reason: string } => {
     if (typeof note === 'string') {
       const hit = cache.get(note);
-      if (hit) return { ok: true, checkpoint: hit };
+      if (hit) return { ok: true, ...hit };
     }
     const opened = openCheckpoint(note, trustedKeys);
     if (opened.ok && typeof note === 'string' && cacheSize > 0) {
       if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
-      cache.set(note, opened.checkpoint);
+      const entry = { checkpoint: opened.checkpoint, nodes: createVerifiedNodes() };
+      cache.set(note, entry);
+      return { ok: true, ...entry };
     }
     return opened;
   };
@@ -112,7 +118,16 @@ export function createReceiptVerifier(options: ReceiptVerifierOptions): ReceiptV
         if (p.leafIndex !== r.leafIndex) return invalid("the proof is for another leaf than the receipt's");
         if (cp.size <= r.leafIndex) return inconclusive('the checkpoint is older than the receipt; fetch a newer one');
         if (p.treeSize !== cp.size) return inconclusive("the proof is for another tree size than the checkpoint's");
-        const ok = verifyInclusion(receiptLeafHash(r), r.leafIndex, cp.size, decode(p.hashes), cp.root);
+        const hashes = decode(p.hashes);
+        const ok = verifyInclusionCached(
+          platformTree,
+          receiptLeafHash(r),
+          r.leafIndex,
+          cp.size,
+          hashes,
+          cp.root,
+          opened.nodes,
+        );
         return ok ? { status: 'valid' } : invalid('the inclusion proof does not lead to the checkpoint root');
       } catch {
         return invalid('malformed input');

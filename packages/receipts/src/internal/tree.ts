@@ -201,3 +201,113 @@ export function verifyConsistencyWith(
   }
   return sn === 0 && bytesEqual(fr, oldRoot) && bytesEqual(sr, root);
 }
+
+/**
+ * Nodes of one tree (one signed size and root) already proven to lead to its root:
+ * `levels[L].get(k)` is the hash of node (L, k), the subtree over leaves
+ * [k·2^L, min((k+1)·2^L, size)). Shared by all verifications against that tree head.
+ */
+export interface VerifiedNodes {
+  readonly levels: Map<number, Uint8Array>[];
+  count: number;
+  readonly limit: number;
+}
+
+export const createVerifiedNodes = (limit = 1 << 18): VerifiedNodes => ({ levels: [], count: 0, limit });
+
+/**
+ * RFC 9162 §2.1.3.2 inclusion verification in its inner/border form (as transparency-dev
+ * does it), with an optional cache of verified nodes of this tree: once the path meets a
+ * verified node and every remaining proof element equals the verified sibling at its
+ * position, the proof is exactly the honest proof and hashing can stop. The answer is
+ * the same as without the cache (a test proves it); only the number of hashes changes.
+ */
+export function verifyInclusionCached(
+  hasher: TreeHasher,
+  leafHash: unknown,
+  index: unknown,
+  size: unknown,
+  proof: unknown,
+  root: unknown,
+  cache: VerifiedNodes | undefined,
+): boolean {
+  if (!isHash(leafHash) || !isHash(root) || !isSize(index) || !isSize(size) || !isProof(proof)) return false;
+  if (index >= size) return false;
+  const inner = innerLength(index, size - 1);
+  let border = 0;
+  for (let v = Math.floor(index / 2 ** inner); v > 0; v = Math.floor(v / 2)) border += v % 2;
+  if (proof.length !== inner + border) return false;
+
+  // Every node the path computes and every sibling it consumes, as [level, index, hash],
+  // to remember once the path is proven to reach the root.
+  const computed: [number, number, Uint8Array][] = [];
+  let r = leafHash;
+  let level = 0;
+  let k = index;
+  let used = 0;
+  const known = (l: number, i: number) => cache?.levels[l]?.get(i);
+  /** True when proof[used..] are exactly the verified siblings along the rest of the path. */
+  const restIsVerified = (l0: number, k0: number, from: number): boolean => {
+    let l = l0;
+    let i = k0;
+    let p = from;
+    while (l < inner || i > 0) {
+      if (l < inner || i % 2 === 1) {
+        const sibling = known(l, l < inner ? (i % 2 === 1 ? i - 1 : i + 1) : i - 1);
+        const element = proof[p++];
+        if (!sibling || !element || !bytesEqual(sibling, element)) return false;
+      }
+      i = Math.floor(i / 2);
+      l++;
+    }
+    return p === proof.length;
+  };
+  while (level < inner || k > 0) {
+    if (level < inner || k % 2 === 1) {
+      const p = proof[used++] as Uint8Array;
+      const siblingIndex = level < inner ? (k % 2 === 1 ? k - 1 : k + 1) : k - 1;
+      r = k % 2 === 1 ? hasher.children(p, r) : hasher.children(r, p);
+      computed.push([level, siblingIndex, p]);
+    }
+    k = Math.floor(k / 2);
+    level++;
+    computed.push([level, k, r]);
+    const verified = known(level, k);
+    if (verified) {
+      if (!bytesEqual(verified, r)) return false; // a verified node of this tree differs: no path to the root
+      if (restIsVerified(level, k, used)) return true;
+    }
+  }
+  if (used !== proof.length || !bytesEqual(r, root)) return false;
+  if (cache) {
+    computed.push([0, index, leafHash]);
+    for (const [l, i, hash] of computed) {
+      if (cache.count >= cache.limit) break;
+      let byIndex = cache.levels[l];
+      if (!byIndex) {
+        byIndex = new Map();
+        cache.levels[l] = byIndex;
+      }
+      if (!byIndex.has(i)) {
+        byIndex.set(i, hash);
+        cache.count++;
+      }
+    }
+  }
+  return true;
+}
+
+/** Number of low bits in which `index` and `last` differ: RFC 9162's inner proof length. */
+function innerLength(index: number, last: number): number {
+  let bits = 0;
+  let a = index;
+  let b = last;
+  let len = 0;
+  while (a > 0 || b > 0) {
+    bits++;
+    if (a % 2 !== b % 2) len = bits;
+    a = Math.floor(a / 2);
+    b = Math.floor(b / 2);
+  }
+  return len;
+}
