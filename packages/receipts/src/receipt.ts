@@ -26,7 +26,13 @@ const Hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digi
 const Millis = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 /** nanoid's URL-safe alphabet; 21 characters by default, up to 64 accepted. */
 const OperationId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a nanoid (URL-safe, 1-64 chars)');
-const Label = z.string().min(1).max(1024);
+/** RFC 8785 works on I-JSON (RFC 7493): strings must be well-formed Unicode. */
+const wellFormed = { message: 'must be well-formed Unicode (no lone surrogates)' };
+const Label = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine((s) => s.isWellFormed(), wellFormed);
 
 const Outcome = z.discriminatedUnion('status', [
   z.strictObject({ status: z.literal('succeeded') }),
@@ -79,7 +85,8 @@ const Origin = z
   .string()
   .min(1)
   .max(256)
-  .regex(/^[^\s+][^\n+]*$/u, 'an origin is one line, without "+" and not starting with a space');
+  .regex(/^[^\s+][^\n+]*$/u, 'an origin is one line, without "+" and not starting with a space')
+  .refine((s) => s.isWellFormed(), wellFormed);
 
 const PositionShape = {
   format: z.literal(RECEIPT_FORMAT),
@@ -165,11 +172,42 @@ export function receiptDigest(canonicalBytes: Uint8Array, sha256: (data: Uint8Ar
   return sha256(concatBytes(RECEIPT_TAG, canonicalBytes));
 }
 
-/** Internal: the JCS text of a receipt. */
-export function canonicalText(receipt: Receipt): string {
-  const text = canonicalize(receipt);
-  if (text === undefined) throw new InvalidInputError('receipt', ['(root): cannot be canonicalized']);
-  return text;
+/**
+ * Internal: the RFC 8785 text of a receipt that has been validated (only the schema's
+ * fields, integers below 2^53). It builds the object with its keys already in RFC 8785
+ * order (UTF-16 code-unit order) and lets JSON.stringify, whose string and integer
+ * serialisation is exactly RFC 8785's, print it: several times faster than the general
+ * library on the hot paths (ledger append, verification). A property test proves it
+ * byte-identical to the `canonicalize` library on arbitrary valid receipts.
+ */
+export function canonicalText(r: Receipt): string {
+  const outcome =
+    r.outcome.status === 'failed'
+      ? { errorCode: r.outcome.errorCode, status: r.outcome.status }
+      : { status: r.outcome.status };
+  return JSON.stringify({
+    attempt: r.attempt,
+    finishedAt: r.finishedAt,
+    format: r.format,
+    inputDigest: r.inputDigest,
+    leafIndex: r.leafIndex,
+    members: r.type === 'batch' ? { count: r.members.count, root: r.members.root } : undefined, // undefined: omitted
+    nodeId: r.nodeId,
+    operationId: r.operationId,
+    origin: r.origin,
+    outcome,
+    outputDigest: r.outputDigest,
+    previousReceiptHash: r.previousReceiptHash,
+    startedAt: r.startedAt,
+    subject: r.subject,
+    submittedAt: r.submittedAt,
+    type: r.type,
+  });
+}
+
+/** Internal: the leaf hash of a validated receipt through {@link canonicalText}. */
+export function validatedLeafHash(receipt: Receipt): Uint8Array {
+  return hashLeaf(platformSha256(concatBytes(RECEIPT_TAG, utf8(canonicalText(receipt)))));
 }
 
 /** The canonical bytes of a receipt: RFC 8785 (JCS) JSON in UTF-8. */

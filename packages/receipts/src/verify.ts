@@ -9,7 +9,7 @@ import { platformTree } from './internal/sha256.js';
 import { createVerifiedNodes, type VerifiedNodes, verifyInclusionCached } from './internal/tree.js';
 import { verifyConsistency } from './merkle.js';
 import { parseVerifierKey } from './note.js';
-import { ReceiptSchema, receiptLeafHash } from './receipt.js';
+import { ReceiptSchema, validatedLeafHash } from './receipt.js';
 
 /** Every verification answers with one of these; only `valid` is an acceptance. */
 export type Verdict =
@@ -121,7 +121,7 @@ export function createReceiptVerifier(options: ReceiptVerifierOptions): ReceiptV
         const hashes = decode(p.hashes);
         const ok = verifyInclusionCached(
           platformTree,
-          receiptLeafHash(r),
+          validatedLeafHash(r),
           r.leafIndex,
           cp.size,
           hashes,

@@ -16,6 +16,7 @@ import {
   receiptLeafHash,
   verifyBatchMember,
 } from '../src/index.js';
+import { canonicalText, validatedLeafHash } from '../src/receipt.js';
 import { bodyFor } from './fixtures.js';
 
 const origin = 'example.com/ledger';
@@ -144,5 +145,66 @@ describe('createOperationId', () => {
     const ids = new Set(Array.from({ length: 1000 }, createOperationId));
     expect(ids.size).toBe(1000);
     for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{21}$/);
+  });
+});
+
+describe('canonicalText (internal fast path)', () => {
+  const text = fc.oneof(
+    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 30 }),
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }),
+  );
+  const digest = fc.stringMatching(/^[0-9a-f]{64}$/);
+  const millis = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+  const arbReceipt = fc
+    .record({
+      operationId: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+      type: fc.constantFrom('create', 'update', 'delete', 'batch'),
+      subject: text,
+      inputDigest: digest,
+      outputDigest: fc.option(digest, { nil: null }),
+      outcome: fc.oneof(
+        fc.constant({ status: 'succeeded' as const }),
+        fc.record({ status: fc.constant('failed' as const), errorCode: fc.stringMatching(/^[A-Z0-9_]{1,20}$/) }),
+      ),
+      attempt: fc.integer({ min: 1, max: 1_000_000 }),
+      times: fc.tuple(millis, millis, millis).map((t) => t.sort((a, b) => a - b)),
+      nodeId: fc.stringMatching(/^[A-Za-z0-9._:-]{1,20}$/),
+      leafIndex: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+      previous: digest,
+      members: fc.record({ count: fc.integer({ min: 1, max: 1_000_000 }), root: digest }),
+    })
+    .map(({ times, previous, members, type, ...rest }) =>
+      parseReceipt({
+        ...rest,
+        type,
+        ...(type === 'batch' ? { members } : {}),
+        format: 'unrdf-receipt/v1',
+        origin: 'example.com/ünïcode/ledger',
+        previousReceiptHash: previous,
+        submittedAt: times[0],
+        startedAt: times[1],
+        finishedAt: times[2],
+      }),
+    );
+
+  it('is byte-identical to the canonicalize library on arbitrary valid receipts', () => {
+    fc.assert(
+      fc.property(arbReceipt, (r) => {
+        expect(canonicalText(r)).toBe(canonicalize(r));
+        expect(toHexBytes(validatedLeafHash(r))).toBe(toHexBytes(receiptLeafHash(r)));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+const toHexBytes = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+describe('well-formed Unicode', () => {
+  it('rejects lone surrogates, which RFC 8785 cannot encode', () => {
+    expect(() =>
+      buildReceipt({ ...bodyFor(1), subject: 'a\ud800b' }, { origin, leafIndex: 0, previousReceiptHash: null }),
+    ).toThrow(/well-formed Unicode/);
+    expect(() => parseReceipt({ ...first, origin: 'x\udc00' })).toThrow(InvalidInputError);
   });
 });

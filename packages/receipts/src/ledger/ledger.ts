@@ -51,7 +51,8 @@ export const OpenLedgerOptionsSchema = z
       .string()
       .min(1)
       .max(256)
-      .regex(/^[^\s+][^\n+]*$/u, 'one line, without "+", not starting with a space'),
+      .regex(/^[^\s+][^\n+]*$/u, 'one line, without "+", not starting with a space')
+      .refine((s) => s.isWellFormed(), 'must be well-formed Unicode'),
     /** Signing keys with the tree size each takes over at (rotation by tree size). */
     signers: z.array(SignerSchema).min(1),
     /** Most receipts in one group commit. */
