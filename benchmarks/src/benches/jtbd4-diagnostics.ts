@@ -108,33 +108,33 @@ export const benchmark: Benchmark = {
       const loadStarted = performance.now();
       const clients = nodes.map((n) => httpDiagnosticNode({ id: n.id, url: n.url }));
 
-      // Baseline: a bare loopback HTTP round trip (keep-alive), the floor under any health check.
-      progress.update(1, steps, 'baseline: bare HTTP echo');
+      // Health checks under load, as a prober sends them: open loop, 50/s, round robin,
+      // /readyz?verbose (storage, raft, queue) from cached state. The baseline runs at the
+      // same time and rate under the same contention: a bare loopback HTTP echo server.
+      progress.update(1, steps, 'health checks under load, with the HTTP echo baseline');
       const echo = createServer((_, res) => res.end('ok'));
       await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
       const echoUrl = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
-      const echoLatency = new LatencyHistogram();
-      for (let i = 0; i < 1000; i++) {
-        const t0 = performance.now();
-        await get(echoUrl, '/', agent);
-        echoLatency.record(performance.now() - t0);
-      }
+      const [health, echoRun] = await Promise.all([
+        openLoop({
+          ratePerSec: 50,
+          durationMs: healthMs,
+          fire: async (_, i) => {
+            const node = nodes[i % nodes.length];
+            if (!node) return;
+            const { status } = await get(node.url, '/readyz?verbose', agent);
+            if (status !== 200) throw new Error(`readyz ${status}`);
+          },
+        }),
+        openLoop({ ratePerSec: 50, durationMs: healthMs, fire: () => get(echoUrl, '/', agent) }),
+      ]);
+      const echoLatency = echoRun.latency;
       echo.closeAllConnections();
       echo.close();
 
-      // Health checks under load, as a prober would send them: open loop, 50/s,
-      // round robin, /readyz?verbose (storage, raft, queue) from cached state.
-      progress.update(2, steps, 'health checks under load');
-      const health = await openLoop({
-        ratePerSec: 50,
-        durationMs: healthMs,
-        fire: async (_, i) => {
-          const node = nodes[i % nodes.length];
-          if (!node) return;
-          const { status } = await get(node.url, '/readyz?verbose', agent);
-          if (status !== 200) throw new Error(`readyz ${status}`);
-        },
-      });
+      // One report and aggregation before measuring, so JIT warm-up is not counted.
+      progress.update(2, steps, 'warm-up report');
+      await collectDiagnosticReport({ nodes: clients, timeoutMs: 10_000, logWindowMs: HISTORY_MS });
 
       // Reports and aggregations at steady state, one after another, the load still running.
       const metricsQuery = new LatencyHistogram();
@@ -192,6 +192,8 @@ export const benchmark: Benchmark = {
       }
       const final = await collectDiagnosticReport({ nodes: clients, timeoutMs: 10_000, logWindowMs: 1 });
       const merged = final.metrics.operation?.lifetimeMs;
+      // The nodes' own record of answering livez/readyz: handler time, without the network and client.
+      const serverHealth = final.metrics.health_check?.lifetimeMs;
       const exact = (
         await Promise.all(
           nodes.map(async (n) => JSON.parse((await get(n.url, '/bench/durations', agent)).body) as number[]),
@@ -219,7 +221,15 @@ export const benchmark: Benchmark = {
         metrics: {
           health_check_p50: { value: h.p50, unit: 'ms', better: 'lower', specTarget: 50 },
           health_check_p99: { value: h.p99, unit: 'ms', better: 'lower', specTarget: 50, goal: 2 },
+          health_check_server_p99: {
+            value: serverHealth?.p99 ?? Number.NaN,
+            unit: 'ms',
+            better: 'lower',
+            specTarget: 50,
+            goal: 2,
+          },
           health_check_errors: { value: health.errors, unit: 'count', better: 'lower', goal: 0 },
+          metrics_query_p50: { value: metricsQuery.percentile(50), unit: 'ms', better: 'lower', specTarget: 3000 },
           metrics_query_p99: {
             value: metricsQuery.percentile(99),
             unit: 'ms',
@@ -247,8 +257,16 @@ export const benchmark: Benchmark = {
           load_achieved: { value: completed / (elapsed / 1000), unit: 'ops/s', better: 'higher' },
         },
         baselines: {
-          http_echo_p50: { value: e.p50, unit: 'ms', note: 'bare node:http GET on loopback, keep-alive, sequential' },
-          http_echo_p99: { value: e.p99, unit: 'ms', note: 'the floor under any health check over HTTP' },
+          http_echo_p50: {
+            value: e.p50,
+            unit: 'ms',
+            note: 'bare node:http echo on loopback, 50/s open loop, same time as the health checks',
+          },
+          http_echo_p99: {
+            value: e.p99,
+            unit: 'ms',
+            note: 'the floor under any health check over HTTP on this machine now',
+          },
         },
         notes: [
           `3 node processes over loopback HTTP, ${OPS_PER_SEC} ops/s in total for ${loadMs / 1000} s, 2 log records per op, 5 minutes of history per node`,
@@ -256,6 +274,7 @@ export const benchmark: Benchmark = {
           'metrics query = the full report without its log snapshot (health, resources, consensus, merged HDR metrics, SLOs) from all 3 nodes',
           `accuracy = 100 x (1 - max relative error of merged-HDR p50/p95/p99 vs the exact values of ${exact.length} operations)`,
           'health checks run before the reports (a prober is not the process building reports); both under the same load',
+          'one warm-up report precedes the measured ones (JIT); reports, metrics queries and aggregations then alternate',
         ],
       };
     } finally {

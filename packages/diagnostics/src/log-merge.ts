@@ -40,49 +40,96 @@ export interface MergedLogs {
 const byHlc = (a: LogRecord, b: LogRecord) =>
   a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.node < b.node ? -1 : a.node > b.node ? 1 : a.seq - b.seq;
 
+/** One node's records by seq, each seq once; counts what was dropped. */
+function uniqueBySeq(nodeId: string, input: readonly LogRecord[]): { records: LogRecord[]; duplicates: number } {
+  // Fast path: a node's answer is already in strictly increasing seq order.
+  let ordered = true;
+  for (let i = 0; i < input.length; i++) {
+    const r = input[i];
+    const prev = input[i - 1];
+    if (!r || r.node !== nodeId || (prev && r.seq <= prev.seq)) {
+      ordered = false;
+      break;
+    }
+  }
+  if (ordered) return { records: [...input], duplicates: 0 };
+  // A record claiming another node is not this node's to vouch for.
+  const sorted = input.filter((r) => r.node === nodeId).sort((a, b) => a.seq - b.seq);
+  const records: LogRecord[] = [];
+  let duplicates = 0;
+  for (const r of sorted) {
+    if (records.at(-1)?.seq === r.seq) duplicates++;
+    else records.push(r);
+  }
+  return { records, duplicates };
+}
+
+/**
+ * Merges per-node runs that are each in HLC order (a node stamps seq and HLC together,
+ * both increasing): a k-way merge, O(n·k), instead of sorting everything.
+ */
+function mergeRuns(runs: readonly LogRecord[][]): LogRecord[] {
+  const out: LogRecord[] = [];
+  const heads = runs.map(() => 0);
+  for (;;) {
+    let best = -1;
+    let bestRecord: LogRecord | undefined;
+    for (let k = 0; k < runs.length; k++) {
+      const candidate = runs[k]?.[heads[k] ?? 0];
+      if (candidate && (bestRecord === undefined || byHlc(candidate, bestRecord) < 0)) {
+        best = k;
+        bestRecord = candidate;
+      }
+    }
+    if (bestRecord === undefined) return out;
+    out.push(bestRecord);
+    heads[best] = (heads[best] ?? 0) + 1;
+  }
+}
+
 /**
  * Merges per-node logs: deduplicated by (node, seq), ordered by HLC (a causal order
  * across nodes), and a completeness record per node listing every seq gap, including
  * records the node wrote after the last one received.
  */
 export function mergeLogs(inputs: readonly NodeLogInput[]): MergedLogs {
-  const records: LogRecord[] = [];
+  const runs: LogRecord[][] = [];
   let duplicatesDropped = 0;
+  let runsInHlcOrder = true;
   const completeness: LogCompleteness[] = [];
   for (const input of inputs) {
-    const bySeq = new Map<number, LogRecord>();
-    for (const record of input.records) {
-      // A record claiming another node is not this node's to vouch for.
-      if (record.node !== input.nodeId) continue;
-      if (bySeq.has(record.seq)) duplicatesDropped++;
-      else bySeq.set(record.seq, record);
+    const { records: bySeq, duplicates } = uniqueBySeq(input.nodeId, input.records);
+    duplicatesDropped += duplicates;
+    for (let i = 1; i < bySeq.length && runsInHlcOrder; i++) {
+      const a = bySeq[i - 1];
+      const b = bySeq[i];
+      if (a && b && a.hlc > b.hlc) runsInHlcOrder = false; // e.g. a clock stepped back across a restart
     }
-    const seqs = [...bySeq.keys()].sort((a, b) => a - b);
     const gaps: [number, number][] = [];
-    let expected = input.expectedFirstSeq ?? seqs[0] ?? 1;
-    for (const seq of seqs) {
+    let expected = input.expectedFirstSeq ?? bySeq[0]?.seq ?? 1;
+    for (const { seq } of bySeq) {
       if (seq < expected) continue;
       if (seq > expected) gaps.push([expected, seq - 1]);
       expected = seq + 1;
     }
-    const maxSeen = Math.max(expected - 1, seqs.at(-1) ?? 0);
+    const maxSeen = Math.max(expected - 1, bySeq.at(-1)?.seq ?? 0);
     if (input.nodeLastSeq !== null && input.nodeLastSeq > maxSeen) gaps.push([maxSeen + 1, input.nodeLastSeq]);
     const missing = gaps.reduce((n, [from, to]) => n + (to - from + 1), 0);
     const error = input.error ?? null;
     completeness.push({
       nodeId: input.nodeId,
       status: error !== null ? 'unavailable' : gaps.length > 0 ? 'gaps' : 'complete',
-      received: bySeq.size,
-      firstSeq: seqs[0] ?? null,
-      lastSeq: seqs.at(-1) ?? null,
+      received: bySeq.length,
+      firstSeq: bySeq[0]?.seq ?? null,
+      lastSeq: bySeq.at(-1)?.seq ?? null,
       nodeLastSeq: input.nodeLastSeq,
       gaps,
       missing,
       truncatedBefore: input.truncatedBefore ?? false,
       error,
     });
-    for (const record of bySeq.values()) records.push(record);
+    runs.push(bySeq);
   }
-  records.sort(byHlc);
+  const records = runsInHlcOrder ? mergeRuns(runs) : runs.flat().sort(byHlc);
   return { records, duplicatesDropped, completeness };
 }

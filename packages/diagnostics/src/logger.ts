@@ -270,20 +270,30 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
   const timer = dir === undefined ? undefined : setInterval(flushSync, flushIntervalMs);
   timer?.unref();
 
-  const ringEntries = (): RingEntry[] => {
-    const out: RingEntry[] = [];
-    for (let i = 0; i < ringCount; i++) {
-      const entry = ring[(ringHead - ringCount + i + ringSize) % ringSize];
-      if (entry) out.push(entry);
+  /** The i-th oldest record in memory. */
+  const ringAt = (i: number): RingEntry | undefined => ring[(ringHead - ringCount + i + ringSize) % ringSize];
+
+  /**
+   * The first ring position matching the query. Seq and HLC wall time only grow as
+   * records are written, so "seq > afterSeq and wall >= since" holds for a suffix of
+   * the ring: binary search, and a query for the last second costs O(log n), not O(n).
+   */
+  const firstMatch = (afterSeq: number, since: number): number => {
+    let lo = 0;
+    let hi = ringCount;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const entry = ringAt(mid);
+      if (entry && entry.seq > afterSeq && entry.wallMs >= since) hi = mid;
+      else lo = mid + 1;
     }
-    return out;
+    return lo;
   };
 
   const readRaw = async (query: LogQuery = {}): Promise<RawLogPage> => {
     const afterSeq = query.afterSeq ?? 0;
     const since = query.sinceWallMs ?? Number.NEGATIVE_INFINITY;
-    const entries = ringEntries();
-    const oldestInRing = entries[0]?.seq ?? seq + 1;
+    const oldestInRing = ringAt(0)?.seq ?? seq + 1;
     const picked: { seq: number; line: string }[] = [];
     // Reach back to disk only when memory does not cover what was asked.
     if (dir !== undefined && oldestInRing > afterSeq + 1 && oldestOnDisk > 0) {
@@ -298,8 +308,9 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
         }
       }
     }
-    for (const entry of entries) {
-      if (entry.seq > afterSeq && entry.wallMs >= since) picked.push({ seq: entry.seq, line: entry.line });
+    for (let i = firstMatch(afterSeq, since); i < ringCount; i++) {
+      const entry = ringAt(i);
+      if (entry) picked.push({ seq: entry.seq, line: entry.line });
     }
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
     const truncated = picked.length > limit;

@@ -11,7 +11,6 @@ export const REPORT_SCHEMA = 'unrdf.diagnostics.report/v1';
 const Percentiles = z.object({
   count: z.number().int().nonnegative(),
   min: z.number(),
-  mean: z.number(),
   p50: z.number(),
   p90: z.number(),
   p95: z.number(),
