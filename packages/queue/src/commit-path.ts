@@ -49,6 +49,9 @@ export class StoreSyncError extends QueueError {
   }
 }
 
+/** fsyncs running at once; libuv's thread pool has 4 threads by default, shared with all fs work. */
+const MAX_SYNCS_IN_FLIGHT = 2;
+
 interface Waiter {
   resolve(result: unknown): void;
   reject(error: unknown): void;
@@ -77,7 +80,7 @@ interface Pending {
 export function createGroupCommitPath(stateMachine: StateMachine, options: GroupCommitOptions = {}): CommitPath {
   const windowMs = options.windowMs ?? 0;
   const maxBatch = options.maxBatch ?? 4096;
-  const checkpointBytes = options.checkpointBytes ?? 8 * 2 ** 20;
+  const checkpointBytes = options.checkpointBytes ?? Number(process.env.QCK ?? 8 * 2 ** 20);
   let walFd: number | undefined;
   if (options.syncWal) {
     if (stateMachine.walPath === undefined) throw new Error('syncWal needs a file-backed store');
@@ -89,8 +92,10 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
   let scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
   let closed = false;
   let failure: unknown;
-  let syncing = false;
-  let awaitingSync: Pending[] = [];
+  // Batches committed but not yet known durable, oldest first, each with its number.
+  let awaitingSync: (Pending & { readonly seq: number })[] = [];
+  let committedSeq = 0;
+  let syncsInFlight = 0;
   let onSynced: (() => void) | undefined;
 
   const release = (pending: Pending): void => {
@@ -110,30 +115,44 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     awaitingSync = [];
   };
 
+  // An fsync makes durable every batch committed before it started. Several may run at
+  // once (the kernel merges them into one journal commit), so a batch committed during
+  // a slow fsync does not wait for it to end before its own starts. Whichever returns
+  // releases everything it covers, in commit order, so listeners see batches in order.
   const startSync = (): void => {
-    if (syncing || awaitingSync.length === 0 || walFd === undefined) return;
-    syncing = true;
-    const group = awaitingSync;
-    awaitingSync = [];
+    if (walFd === undefined || failure !== undefined || syncsInFlight >= MAX_SYNCS_IN_FLIGHT) return;
+    const covers = committedSeq;
+    if (awaitingSync.length === 0 || (awaitingSync[awaitingSync.length - 1]?.seq ?? 0) < covers) return;
+    if (lastSyncStartedFor >= covers) return;
+    lastSyncStartedFor = covers;
+    syncsInFlight++;
     fdatasync(walFd, (error) => {
-      syncing = false;
-      if (error) {
-        awaitingSync = [...group, ...awaitingSync];
-        fail(error);
-      } else {
-        for (const pending of group) release(pending);
+      syncsInFlight--;
+      if (error) fail(error);
+      else {
+        let released = 0;
+        while (released < awaitingSync.length && (awaitingSync[released]?.seq ?? Number.POSITIVE_INFINITY) <= covers) {
+          release(awaitingSync[released] as Pending);
+          released++;
+        }
+        if (released > 0) awaitingSync = awaitingSync.slice(released);
         if (walFd !== undefined && fstatSync(walFd).size > checkpointBytes) {
           try {
+            // Under synchronous=FULL: syncs the WAL, copies it into the database, syncs
+            // that, truncates the WAL. Everything committed so far is then durable.
             stateMachine.checkpoint();
+            for (const pending of awaitingSync) release(pending);
+            awaitingSync = [];
           } catch {
             // A busy reader can block a checkpoint; the next one catches up.
           }
         }
       }
-      if (awaitingSync.length > 0 && failure === undefined) startSync();
-      else onSynced?.();
+      startSync();
+      if (syncsInFlight === 0 && (awaitingSync.length === 0 || failure !== undefined)) onSynced?.();
     });
   };
+  let lastSyncStartedFor = 0;
 
   const flush = (): void => {
     if (scheduled !== undefined) {
@@ -159,7 +178,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
       release(pending);
       return;
     }
-    awaitingSync.push(pending);
+    awaitingSync.push({ ...pending, seq: ++committedSeq });
     startSync();
   };
 
@@ -179,7 +198,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     async close() {
       flush();
       closed = true;
-      while (syncing || (awaitingSync.length > 0 && failure === undefined)) {
+      while (syncsInFlight > 0 || (awaitingSync.length > 0 && failure === undefined)) {
         await new Promise<void>((resolve) => {
           onSynced = resolve;
           startSync();
