@@ -80,7 +80,7 @@ interface Pending {
 export function createGroupCommitPath(stateMachine: StateMachine, options: GroupCommitOptions = {}): CommitPath {
   const windowMs = options.windowMs ?? 0;
   const maxBatch = options.maxBatch ?? 4096;
-  const checkpointBytes = options.checkpointBytes ?? Number(process.env.QCK ?? 8 * 2 ** 20);
+  const checkpointBytes = options.checkpointBytes ?? 8 * 2 ** 20;
   let walFd: number | undefined;
   if (options.syncWal) {
     if (stateMachine.walPath === undefined) throw new Error('syncWal needs a file-backed store');
