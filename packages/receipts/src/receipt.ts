@@ -76,7 +76,7 @@ const BatchBodySchema = z
   .refine(timesInOrder, TIMES_MESSAGE);
 
 /** What the caller states about an operation: every field comes in, nothing is read from a clock. */
-export const ReceiptBodySchema = z.union([SingleBodySchema, BatchBodySchema]);
+export const ReceiptBodySchema = z.discriminatedUnion('type', [SingleBodySchema, BatchBodySchema]);
 export type ReceiptBody = z.infer<typeof ReceiptBodySchema>;
 export type SingleReceiptBody = z.infer<typeof SingleBodySchema>;
 export type OperationType = ReceiptBody['type'];
@@ -102,7 +102,7 @@ const chainShape = (r: { leafIndex: number; previousReceiptHash: string | null }
 const CHAIN_MESSAGE = { message: 'previousReceiptHash is null exactly for leafIndex 0' };
 
 /** A receipt as it appears in the ledger (validate anything from outside with {@link parseReceipt}). */
-export const ReceiptSchema = z.union([
+export const ReceiptSchema = z.discriminatedUnion('type', [
   z
     .strictObject({ ...PositionShape, ...BodyShape, type: z.enum(['create', 'update', 'delete']) })
     .refine(timesInOrder, TIMES_MESSAGE)
