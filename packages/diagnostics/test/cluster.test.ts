@@ -144,7 +144,7 @@ describe('collectDiagnosticReport', () => {
       ];
       const t0 = performance.now();
       const report = await collectDiagnosticReport({ nodes, timeoutMs: 400 });
-      expect(performance.now() - t0).toBeLessThan(3000);
+      expect(performance.now() - t0).toBeLessThan(10_000); // bounded by the deadline, not by the hang
       const outcome = Object.fromEntries(report.nodes.map((n) => [n.nodeId, n.outcome]));
       expect(outcome).toEqual({
         good: 'ok',

@@ -81,9 +81,9 @@ describe('createHealth', () => {
 
     it('never blocks on a hanging check: answers at once, then reports the timeout', async () => {
       await using health = createHealth({ checks: [hanging], timeoutMs: 50 });
-      const t0 = performance.now();
+      // readyz is synchronous: it returns the cached answer while the check still hangs.
       const before = health.readyz();
-      expect(performance.now() - t0).toBeLessThan(20);
+      expect(before).not.toBeInstanceOf(Promise);
       expect(before.checks[0]).toMatchObject({ ok: false, message: 'not checked yet', checkedAt: null });
       await health.refresh();
       expect(health.readyz().checks[0]).toMatchObject({ ok: false, message: 'timed out after 50 ms' });
