@@ -607,6 +607,20 @@ class DurableQueue implements Queue {
     }
   }
 
+  /** Whether an operation of `type` may be claimed right now without passing anything waiting. */
+  #canLeaseNow(type: ResolvedType, group: string): boolean {
+    const leases = this.#leases;
+    return (
+      this.#started &&
+      !this.#closing &&
+      !this.#paused.has(type.name) &&
+      this.#index.readyOf(type.name) === 0 &&
+      leases.total < this.#o.concurrency * LEASE_LOOKAHEAD &&
+      leases.ofType(type.name) < type.concurrency * LEASE_LOOKAHEAD &&
+      (group === '' || leases.ofGroup(type.name, group) < type.groupConcurrency * LEASE_LOOKAHEAD)
+    );
+  }
+
   /** Drops a lease (claim refused, released, or its handler settled) and refills. */
   #unlease(type: string, group: string): void {
     this.#leases.remove(type, group);
@@ -906,18 +920,29 @@ class DurableQueue implements Queue {
     }
     const now = this.#now();
     const runAt = opts.runAt instanceof Date ? opts.runAt.getTime() : (opts.runAt ?? now + (opts.delayMs ?? 0));
-    const result = await this.#submit({
+    const id = this.#newId();
+    const priority = opts.priority ?? type.priority;
+    const group = opts.groupKey ?? '';
+    const enqueued = this.#submit({
       kind: 'enqueue',
       at: now,
-      id: this.#newId(),
+      id,
       type: typeName,
       payload: text,
-      priority: opts.priority ?? type.priority,
+      priority,
       runAt,
       groupKey: opts.groupKey ?? null,
       idempotencyKey: opts.idempotencyKey ?? null,
       maxAttempts: opts.maxAttempts ?? type.maxAttempts,
     });
+    // Claim on enqueue: when the operation is due, nothing of its type waits ahead of it
+    // and a lease is free, its claim joins the same transaction as its enqueue: one
+    // commit and one fsync before the handler starts instead of two. (A duplicate
+    // enqueue makes the claim a harmless not-found.)
+    if (runAt <= now && this.#canLeaseNow(type, group)) {
+      this.#claim({ id, type: typeName, priority, group, runAt, removed: false, ready: false });
+    }
+    const result = await enqueued;
     return result.created ? toOperation(result.operation, { value }) : toOperation(result.operation);
   }
 
