@@ -6,7 +6,7 @@ import { parseOptions } from './internal/parse.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { type LogCompleteness, mergeLogs, type NodeLogInput } from './log-merge.js';
 import type { LogRecord } from './logger.js';
-import type { SliCounts } from './metrics.js';
+import type { Metrics, SliCounts } from './metrics.js';
 import { type DiagnosticReport, REPORT_SCHEMA } from './report-schema.js';
 import { type EvaluateSlosOptions, evaluateSlos, type IndicatorData, type SloDefinition, SPEC_SLOS } from './slo.js';
 import {
@@ -63,7 +63,7 @@ async function ask<T>(
     return { nodeId: node.id, status: 'ok', latencyMs: latency(), value: parsed.data };
   } catch (error) {
     if (error instanceof NodeQueryError) {
-      return { nodeId: node.id, status: error.reason, latencyMs: latency(), error: error.message };
+      return { nodeId: node.id, status: error.reason, latencyMs: latency(), error: error.detail };
     }
     return { nodeId: node.id, status: 'unreachable', latencyMs: latency(), error: String(error) };
   }
@@ -78,6 +78,8 @@ const CollectorOptionsSchema = z.object({
   maxPagesPerPoll: z.number().int().positive().optional(),
   /** Where the first poll starts (wall ms); everything the nodes still have when omitted. */
   sinceWallMs: z.number().optional(),
+  /** The collecting node's metrics: each poll's duration is the `log_aggregation` SLI. */
+  metrics: z.custom<Metrics>((v) => typeof v === 'object' && v !== null && 'observe' in v).optional(),
 });
 export type LogCollectorOptions = z.input<typeof CollectorOptionsSchema>;
 
@@ -142,7 +144,12 @@ export function createLogCollector(options: LogCollectorOptions): LogCollector {
 
   return {
     async poll() {
+      const started = performance.now();
       await Promise.all(state.map(pollNode));
+      opts.metrics?.observe('log_aggregation', {
+        durationMs: performance.now() - started,
+        ok: state.every((s) => s.error === null),
+      });
     },
     view() {
       return mergeLogs(
@@ -170,6 +177,8 @@ const ReportOptionsSchema = z.object({
   maxLogRecordsPerNode: z.number().int().positive().optional(),
   slos: z.array(z.custom<SloDefinition>()).optional(),
   sloOptions: z.custom<EvaluateSlosOptions>().optional(),
+  /** The aggregating node's metrics: the report's own duration is an SLI of JTBD 4. */
+  metrics: z.custom<Metrics>((v) => typeof v === 'object' && v !== null && 'observe' in v).optional(),
   clock: z.custom<() => number>((v) => typeof v === 'function').optional(),
 });
 export type ReportOptions = z.input<typeof ReportOptionsSchema>;
@@ -300,6 +309,10 @@ export async function collectDiagnosticReport(options: ReportOptions): Promise<D
     },
   };
   report.durationMs = performance.now() - started;
+  opts.metrics?.observe('diagnostic_report', {
+    durationMs: report.durationMs,
+    ok: answered.length === outcomes.length,
+  });
   // Built from validated parts and typed by the schema; the tests validate whole reports.
   return report;
 }

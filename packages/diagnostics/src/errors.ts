@@ -44,7 +44,7 @@ export class NodeQueryError extends DiagnosticsError {
   constructor(
     readonly nodeId: string,
     readonly reason: 'timeout' | 'unreachable' | 'too_large' | 'invalid' | 'http_error',
-    detail: string,
+    readonly detail: string,
     options?: ErrorOptions,
   ) {
     super(`Node ${nodeId}: ${reason} (${detail}).`, options);

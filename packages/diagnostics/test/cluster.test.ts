@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   collectDiagnosticReport,
   createHlc,
+  createMetrics,
   DiagnosticReportSchema,
   httpDiagnosticNode,
   renderReportMarkdown,
@@ -42,8 +43,10 @@ async function threeNodes() {
 describe('collectDiagnosticReport', () => {
   it('reports a healthy 3-node cluster: leader, lag, merged metrics, complete logs, SLOs', async () => {
     await using cluster = await threeNodes();
-    const report = await collectDiagnosticReport({ nodes: cluster.clients, timeoutMs: 2000 });
+    const own = createMetrics();
+    const report = await collectDiagnosticReport({ nodes: cluster.clients, timeoutMs: 2000, metrics: own });
     expect(DiagnosticReportSchema.parse(report)).toBeTruthy();
+    expect(own.snapshot().indicators.diagnostic_report).toMatchObject({ success: 1, failure: 0 });
     expect(report.status).toBe('healthy');
     expect(report.reasons).toEqual([]);
     expect(report.cluster).toMatchObject({
