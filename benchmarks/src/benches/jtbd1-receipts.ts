@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
   buildBatchBody,
@@ -233,6 +234,7 @@ export const benchmark: Benchmark = {
     'durable receipt latency per operation type at 1,000/s, sustained 20,000/s (1M receipts full), proof generation, offline verification, tamper sweep',
   async run(ctx) {
     const { quick } = ctx;
+    const loadBefore = loadavg()[0] ?? 0;
     ctx.progress.update(0, 0, 'baselines');
     const rawNode = nodeSha256Rate(quick ? 1000 : 3000);
     const rawNoble = nobleSha256Rate(quick ? 1000 : 3000);
@@ -339,6 +341,7 @@ export const benchmark: Benchmark = {
         },
       },
       notes: [
+        `Machine load average (1 min) ${loadBefore.toFixed(1)} at the start, ${(loadavg()[0] ?? 0).toFixed(1)} at the end, on a machine shared with other work.`,
         `Latency runs from each arrival's intended time (open loop) to the durable receipt (COMMIT returned, synchronous=FULL).`,
         quick
           ? 'Per-type: 10,000 operations at 1,000/s, the four types interleaved (2,500 each).'
