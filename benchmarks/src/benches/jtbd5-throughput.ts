@@ -92,14 +92,20 @@ function profiles(quick: boolean): Profile[] {
   ];
 }
 
-/** Completions per window, windows starting one handler time after the first arrival (steady state). */
-function windowRates(completedAt: readonly number[], start: number, durationMs: number): number[] {
-  const count = Math.max(1, Math.floor(durationMs / WINDOW_MS));
-  const windowMs = Math.min(WINDOW_MS, durationMs);
+/**
+ * Completions per 5 s window, the windows starting at the first completion (steady
+ * state: one handler time after the first arrival). A run shorter than a window gives
+ * one window as long as the span of completions.
+ */
+function windowRates(completedAt: readonly number[], durationMs: number): number[] {
+  const first = completedAt[0];
+  const last = completedAt[completedAt.length - 1];
+  if (first === undefined || last === undefined) return [0];
+  const windowMs = Math.max(1, Math.min(WINDOW_MS, durationMs, last - first));
+  const count = Math.max(1, Math.floor(Math.min(durationMs, last - first) / windowMs));
   const counts = new Array<number>(count).fill(0);
-  const from = start + HANDLER_MS;
   for (const t of completedAt) {
-    const k = Math.floor((t - from) / windowMs);
+    const k = Math.floor((t - first) / windowMs);
     if (k >= 0 && k < count) counts[k] = (counts[k] as number) + 1;
   }
   return counts.map((n) => (n * 1000) / windowMs);
@@ -189,7 +195,11 @@ async function runDurable(profile: Profile, ctx: BenchContext): Promise<ProfileR
   });
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
-  const sample = sampler(() => queue.stats().ready);
+  // Backlog: arrived and not yet started (ready, plus claimed and waiting for a slot).
+  const sample = sampler(() => {
+    const s = queue.stats();
+    return s.ready + s.leased - s.inFlight;
+  });
   const start = performance.now();
   const { issued, errors } = await runPhases(
     profile.phases,
@@ -207,7 +217,7 @@ async function runDurable(profile: Profile, ctx: BenchContext): Promise<ProfileR
   eld.disable();
   await queue.close({ drainMs: 1000 });
   const first = profile.phases[0] as Phase;
-  const rates = windowRates(completedAt, start, first.durationMs);
+  const rates = windowRates(completedAt, first.durationMs);
   // Recovery: from the end of the first phase until the backlog is back to zero.
   let recoveryMs: number | null = null;
   if (profile.phases.length > 1) {

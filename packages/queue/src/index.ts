@@ -9,7 +9,7 @@ export {
   type ResultOf,
   type Transition,
 } from './commands.js';
-export { type CommitPath, createGroupCommitPath, type GroupCommitOptions } from './commit-path.js';
+export { type CommitPath, createGroupCommitPath, type GroupCommitOptions, StoreSyncError } from './commit-path.js';
 export {
   InvalidInputError,
   InvalidStateError,
