@@ -21,6 +21,13 @@ export {
   type SimulationResult,
   simulate,
 } from './simulation/simulator.js';
+export {
+  openSqliteStorage,
+  SqliteStorage,
+  type SqliteStorageOptions,
+  type StorageWrite,
+  type StoredState,
+} from './sqlite-storage.js';
 export type {
   AppendRequest,
   AppendResponse,
@@ -30,6 +37,7 @@ export type {
   HeartbeatResponse,
   Message,
   NodeId,
+  ReadState,
   Ready,
   Role,
   SoftState,

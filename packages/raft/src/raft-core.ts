@@ -8,8 +8,10 @@ import type {
   AppendResponse,
   Entry,
   HardState,
+  Heartbeat,
   Message,
   NodeId,
+  ReadState,
   Ready,
   Role,
   SoftState,
@@ -121,6 +123,11 @@ export class RaftCore {
   private leadTransferee: NodeId | undefined = undefined;
 
   private messages: Message[] = [];
+  /** Reads waiting for a heartbeat quorum, oldest first (thesis §6.4 steps 2-3). */
+  private pendingReads: { context: string; index: number; acks: Set<NodeId> }[] = [];
+  /** Reads that arrived before this leader committed an entry of its term (thesis §6.4 step 1). */
+  private deferredReads: string[] = [];
+  private readStates: ReadState[] = [];
   /** The hard state last handed to the host (before any test-only masking). */
   private persistedHardState: HardState;
   private pendingHardState: HardState | undefined = undefined;
@@ -183,6 +190,50 @@ export class RaftCore {
   }
 
   /**
+   * Leader only: asks for a linearizable read point (ReadIndex, thesis §6.4). The answer
+   * comes back in a later {@link Ready.readStates} with the same `context`, after a
+   * majority confirmed this leader is still the leader; serve the read once the state
+   * machine has applied its `index`. A read lost to a leader change never comes back:
+   * the host fails it when the role changes.
+   * @throws {NotLeaderError} when this server is not the leader.
+   */
+  readIndex(context: string): void {
+    if (this.role !== 'leader') throw new NotLeaderError(this.leader);
+    if (this.bugs.has('read-without-quorum')) {
+      this.readStates.push({ context, index: this.log.committed });
+      return;
+    }
+    // Step 1: until an entry of this term commits, the commit index may be stale.
+    if (this.log.term(this.log.committed) !== this.term) {
+      this.deferredReads.push(context);
+      return;
+    }
+    this.startRead(context);
+  }
+
+  private startRead(context: string): void {
+    if (this.quorum === 1) {
+      this.readStates.push({ context, index: this.log.committed });
+      return;
+    }
+    // Step 2-3: record the commit index, then confirm leadership with a heartbeat round.
+    this.pendingReads.push({ context, index: this.log.committed, acks: new Set() });
+    this.broadcastHeartbeat(context);
+  }
+
+  private ackRead(from: NodeId, context: string): void {
+    const at = this.pendingReads.findIndex((read) => read.context === context);
+    if (at < 0) return;
+    const read = this.pendingReads[at] as { acks: Set<NodeId> };
+    read.acks.add(from);
+    if (read.acks.size + 1 < this.quorum) return;
+    // A quorum for this round also confirms every earlier read.
+    for (const done of this.pendingReads.splice(0, at + 1)) {
+      this.readStates.push({ context: done.context, index: done.index });
+    }
+  }
+
+  /**
    * Leader only: hands leadership to `transferee` (thesis §3.10). Proposals are refused
    * until it completes or an election timeout passes.
    */
@@ -237,7 +288,7 @@ export class RaftCore {
     if (soft.leader !== this.leader || soft.role !== this.role) return true;
     if (this.hardStateChanged()) return true;
     if (this.log.unstableFrom <= this.log.lastIndex()) return true;
-    if (this.messages.length > 0) return true;
+    if (this.messages.length > 0 || this.readStates.length > 0) return true;
     return this.applyTarget() > this.applied;
   }
 
@@ -259,13 +310,15 @@ export class RaftCore {
     const messages = this.messages;
     this.messages = [];
     const committedEntries = this.log.slice(this.applied + 1, this.applyTarget() + 1);
+    const readStates = this.readStates;
+    this.readStates = [];
     // etcd-io/raft MustSync: term, vote or new entries must be durable before messages leave.
     const mustSync =
       entries.length > 0 ||
       (this.pendingHardState !== undefined &&
         (this.pendingHardState.term !== this.persistedHardState.term ||
           this.pendingHardState.votedFor !== this.persistedHardState.votedFor));
-    return { softState, hardState, entries, messages, committedEntries, mustSync };
+    return { softState, hardState, entries, messages, committedEntries, readStates, mustSync };
   }
 
   /** The host finished everything `ready` asked for. */
@@ -379,6 +432,8 @@ export class RaftCore {
     this.leadTransferee = undefined;
     this.votes.clear();
     this.progress.clear();
+    this.pendingReads = [];
+    this.deferredReads = [];
     const next = this.log.lastIndex() + 1;
     for (const peer of this.options.peers) {
       const pr = new Progress(next);
@@ -556,7 +611,7 @@ export class RaftCore {
         return;
       case 'heartbeat':
         this.becomeFollower(m.term, m.from);
-        this.handleHeartbeat(m.commit, m.from);
+        this.handleHeartbeat(m);
         return;
       case 'voteResponse':
       case 'preVoteResponse': {
@@ -589,7 +644,7 @@ export class RaftCore {
       case 'heartbeat':
         this.electionElapsed = 0;
         this.leader = m.from;
-        this.handleHeartbeat(m.commit, m.from);
+        this.handleHeartbeat(m);
         return;
       case 'timeoutNow':
         // Thesis §3.10: the leader asked us to take over; campaign without pre-vote.
@@ -637,10 +692,16 @@ export class RaftCore {
     reply({ success: true, index: lastNew, hintIndex: 0, hintTerm: 0 });
   }
 
-  private handleHeartbeat(commit: number, from: NodeId): void {
+  private handleHeartbeat(m: Heartbeat): void {
     // The leader sends min(its commit, our match), so this never passes our log.
-    this.log.commitTo(commit);
-    this.send({ type: 'heartbeatResponse', from: this.id, to: from, term: this.term });
+    this.log.commitTo(m.commit);
+    this.send({
+      type: 'heartbeatResponse',
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      ...(m.context === undefined ? {} : { context: m.context }),
+    });
   }
 
   // ---------------------------------------------------------------- replication (leader)
@@ -656,6 +717,7 @@ export class RaftCore {
       case 'heartbeatResponse':
         pr.recentActive = true;
         pr.probeSent = false;
+        if (m.context !== undefined) this.ackRead(m.from, m.context);
         if (pr.state === 'replicate' && pr.isPaused(this.options.maxInflight)) {
           // A lost append must not stall the pipeline forever (etcd frees one slot here).
           pr.becomeProbe();
@@ -706,6 +768,11 @@ export class RaftCore {
     if (candidate <= this.log.committed) return false;
     if (!this.bugs.has('commit-previous-term') && this.log.term(candidate) !== this.term) return false;
     this.log.commitTo(candidate);
+    if (this.deferredReads.length > 0 && this.log.term(candidate) === this.term) {
+      const deferred = this.deferredReads;
+      this.deferredReads = [];
+      for (const context of deferred) this.startRead(context);
+    }
     return true;
   }
 
@@ -720,7 +787,9 @@ export class RaftCore {
     for (const peer of this.options.peers) if (peer !== this.id) this.sendAppend(peer, true);
   }
 
-  private broadcastHeartbeat(): void {
+  private broadcastHeartbeat(context?: string): void {
+    // A periodic heartbeat also confirms the newest pending read, if any.
+    const ctx = context ?? this.pendingReads[this.pendingReads.length - 1]?.context;
     for (const [peer, pr] of this.progress) {
       if (peer === this.id) continue;
       this.send({
@@ -729,6 +798,7 @@ export class RaftCore {
         to: peer,
         term: this.term,
         commit: Math.min(pr.match, this.log.committed),
+        ...(ctx === undefined ? {} : { context: ctx }),
       });
     }
   }

@@ -72,10 +72,13 @@ export interface AppendResponse extends Envelope {
 export interface Heartbeat extends Envelope {
   readonly type: 'heartbeat';
   readonly commit: number;
+  /** The newest ReadIndex request this round confirms leadership for (thesis §6.4). */
+  readonly context?: string;
 }
 
 export interface HeartbeatResponse extends Envelope {
   readonly type: 'heartbeatResponse';
+  readonly context?: string;
 }
 
 /** Asks the receiver (a follower chosen by a leadership transfer) to campaign at once (thesis §3.10). */
@@ -100,6 +103,15 @@ export interface SoftState {
 }
 
 /**
+ * A ReadIndex answer (thesis §6.4): once the state machine has applied `index`, a read
+ * tagged `context` may be served and is linearizable.
+ */
+export interface ReadState {
+  readonly context: string;
+  readonly index: number;
+}
+
+/**
  * One batch of work the host must do, in this order (etcd-io/raft `Ready`):
  * 1. persist `hardState` (if any) and `entries` (overwriting from `entries[0].index`),
  *    with fsync when `mustSync`;
@@ -113,6 +125,8 @@ export interface Ready {
   readonly entries: readonly Entry[];
   readonly messages: readonly Message[];
   readonly committedEntries: readonly Entry[];
+  /** Reads confirmed by a quorum; serve each once `index` is applied. */
+  readonly readStates: readonly ReadState[];
   /** True when the writes above must reach stable storage before `messages` leave. */
   readonly mustSync: boolean;
 }

@@ -41,7 +41,12 @@ export function restored(
  */
 export class Network {
   readonly cores = new Map<NodeId, RaftCore>();
+  /** Nodes whose disk is slow: their Readies wait for {@link flushDisk}. */
+  readonly slowDisk = new Set<NodeId>();
+  private readonly factories = new Map<NodeId, (initial: { hardState: HardState; entries: Entry[] }) => RaftCore>();
   readonly applied = new Map<NodeId, Entry[]>();
+  /** Every ReadIndex answer each node produced, in order. */
+  readonly readStates: { node: NodeId; context: string; index: number }[] = [];
   readonly disk = new Map<NodeId, { hardState: HardState | undefined; entries: Entry[] }>();
   drop: (m: Message) => boolean = () => false;
 
@@ -53,6 +58,40 @@ export class Network {
     this.cores.set(raft.id, raft);
     if (!this.applied.has(raft.id)) this.applied.set(raft.id, []);
     if (!this.disk.has(raft.id)) this.disk.set(raft.id, { hardState: undefined, entries: [] });
+  }
+
+  /** Registers how to rebuild `id` from its disk after a crash. */
+  restartWith(id: NodeId, factory: (initial: { hardState: HardState; entries: Entry[] }) => RaftCore): void {
+    this.factories.set(id, factory);
+  }
+
+  /** kill -9: the process and everything not yet on its disk are gone. */
+  crash(id: NodeId): void {
+    this.cores.delete(id);
+  }
+
+  /** Starts `id` again from what its disk holds. */
+  restart(id: NodeId, extra: Partial<RaftCoreOptions> = {}): RaftCore {
+    const disk = this.disk.get(id) as { hardState: HardState | undefined; entries: Entry[] };
+    const initial = {
+      hardState: disk.hardState ?? { term: 0, votedFor: undefined, commit: 0 },
+      entries: [...disk.entries],
+    };
+    const factory = this.factories.get(id);
+    const raft = factory ? factory(initial) : core(id, [...this.peers], { initial, ...extra });
+    this.applied.set(id, []);
+    this.add(raft);
+    return raft;
+  }
+
+  get peers(): NodeId[] {
+    return [...this.disk.keys()].sort();
+  }
+
+  /** Completes the slow disk's pending writes of `id`, then lets its messages go. */
+  flushDisk(id: NodeId): void {
+    this.slowDisk.delete(id);
+    this.settle();
   }
 
   get(id: NodeId): RaftCore {
@@ -67,6 +106,7 @@ export class Network {
     let delivered = 0;
     for (;;) {
       for (const raft of this.cores.values()) {
+        if (this.slowDisk.has(raft.id)) continue;
         while (raft.hasReady()) {
           const rd = raft.ready();
           const disk = this.disk.get(raft.id) as { hardState: HardState | undefined; entries: Entry[] };
@@ -78,6 +118,7 @@ export class Network {
           }
           queue.push(...rd.messages);
           (this.applied.get(raft.id) as Entry[]).push(...rd.committedEntries);
+          for (const r of rd.readStates) this.readStates.push({ node: raft.id, ...r });
           raft.advance(rd);
         }
       }

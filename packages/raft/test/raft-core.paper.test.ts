@@ -390,6 +390,53 @@ describe('RaftCore (Raft paper §5)', () => {
     });
   });
 
+  describe('ReadIndex (thesis §6.4)', () => {
+    it('answers a read only after a majority confirms the leadership, at the commit index of the request', () => {
+      const net = new Network(THREE.map((id) => core(id, THREE)));
+      net.elect('n1');
+      const leader = net.get('n1');
+      leader.propose(data('x'));
+      net.settle();
+      leader.readIndex('r1');
+      const rd = drain(leader);
+      expect(rd.readStates).toEqual([]);
+      expect(rd.messages.filter((m) => m.type === 'heartbeat').map((m) => (m as { context?: string }).context)).toEqual(
+        ['r1', 'r1'],
+      );
+      leader.step({ type: 'heartbeatResponse', from: 'n2', to: 'n1', term: 1, context: 'r1' });
+      expect(drain(leader).readStates).toEqual([{ context: 'r1', index: 2 }]);
+    });
+
+    it('confirms earlier reads with the quorum of a later round', () => {
+      const net = new Network(THREE.map((id) => core(id, THREE)));
+      net.elect('n1');
+      const leader = net.get('n1');
+      leader.readIndex('r1');
+      leader.readIndex('r2');
+      drain(leader);
+      leader.step({ type: 'heartbeatResponse', from: 'n3', to: 'n1', term: 1, context: 'r2' });
+      expect(drain(leader).readStates.map((r) => r.context)).toEqual(['r1', 'r2']);
+    });
+
+    it('waits until the leader has committed an entry of its own term', () => {
+      const net = new Network(THREE.map((id) => core(id, THREE)));
+      net.drop = (m) => m.type === 'append';
+      net.elect('n1');
+      const leader = net.get('n1');
+      leader.readIndex('early');
+      expect(drain(leader).messages.some((m) => m.type === 'heartbeat')).toBe(false);
+      net.drop = () => false;
+      net.tick(3);
+      expect(leader.commitIndex).toBe(1);
+      expect(net.cores.get('n1')).toBe(leader);
+    });
+
+    it('is refused by a follower', () => {
+      const raft = core('n2', THREE);
+      expect(() => raft.readIndex('r')).toThrow(NotLeaderError);
+    });
+  });
+
   describe('host contract', () => {
     it('refuses a proposal on a follower and names the leader', () => {
       const net = new Network(THREE.map((id) => core(id, THREE)));

@@ -25,6 +25,8 @@ export const RAFT_BUGS = [
   'match-leader-last-index',
   /** State machine safety: entries are applied before they are committed. */
   'apply-uncommitted',
+  /** Thesis §6.4: a read is answered from the leader's commit index without confirming leadership. */
+  'read-without-quorum',
 ] as const;
 
 export type RaftBug = (typeof RAFT_BUGS)[number];

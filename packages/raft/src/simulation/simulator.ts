@@ -117,8 +117,8 @@ const KEYS = ['a', 'b', 'c'];
 const CLIENT_TIMEOUT_MS = 400;
 const CLIENT_THINK_MS = 15;
 /** Clients stop this long before the end so every node can catch up. */
-const QUIET_MS = 600;
-const CONVERGE_MS = 1500;
+const QUIET_MS = 500;
+const CONVERGE_MS = 1000;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -132,6 +132,13 @@ type Event =
   | { kind: 'restart'; node: number }
   | { kind: 'resume'; node: number }
   | { kind: 'heal' };
+
+interface Command {
+  readonly c: number;
+  readonly k: string;
+  readonly v: string | null;
+  readonly p: 'put' | 'get';
+}
 
 interface Pending {
   readonly op: MutableOp;
@@ -163,6 +170,9 @@ interface SimNode {
   kv: Map<string, string>;
   applied: number;
   pending: Map<number, Pending>;
+  /** ReadIndex requests by context, then (once confirmed) waiting for their index to apply. */
+  reads: Map<string, MutableOp>;
+  confirmedReads: { op: MutableOp; index: number }[];
   /** Durability promises made in messages already sent (checked after a restart). */
   promisedTerm: number;
   promisedVote: { term: number; candidate: NodeId } | undefined;
@@ -241,7 +251,7 @@ class InvariantViolation extends Error {}
 /** Runs one seeded simulation and reports the first broken invariant, if any. */
 export function simulate(options: SimulationOptions): SimulationResult {
   const profile = FAULT_PROFILES[options.profile];
-  const faultyMs = options.faultyMs ?? 2000;
+  const faultyMs = options.faultyMs ?? 1500;
   const bugs = options.bugs ?? [];
   const netRandom = seededRandom(deriveSeed(options.seed, 1));
   const faultRandom = seededRandom(deriveSeed(options.seed, 2));
@@ -261,7 +271,9 @@ export function simulate(options: SimulationOptions): SimulationResult {
   // Global ledgers for the invariants.
   const leaderOfTerm = new Map<number, NodeId>();
   /** (index, term) -> the one entry with that position, and the term before it (Log Matching). */
-  const entryAt = new Map<string, { entry: Entry; prevTerm: number }>();
+  const entryAt = new Map<number, { entry: Entry; prevTerm: number }>();
+  /** Commands by their encoded bytes, so five replicas do not parse the same JSON five times. */
+  const decoded = new WeakMap<Uint8Array, Command>();
   /** index -> the entry applied there by anyone (State Machine Safety). */
   const appliedAt: Entry[] = [];
   /**
@@ -306,6 +318,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
     kv: new Map(),
     applied: 0,
     pending: new Map(),
+    reads: new Map(),
+    confirmedReads: [],
     promisedTerm: 0,
     promisedVote: undefined,
     lastCommit: 0,
@@ -375,7 +389,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
       disk.length = Math.max(0, first.index - offset);
       for (const entry of rd.entries) {
         const prevTerm = entry.index === 1 ? 0 : (disk[entry.index - offset - 1]?.term ?? -1);
-        const key = `${entry.index}:${entry.term}`;
+        const key = entry.index * 1_048_576 + entry.term;
         const known = entryAt.get(key);
         if (known === undefined) entryAt.set(key, { entry, prevTerm });
         else if (known.entry !== entry || known.prevTerm !== prevTerm) {
@@ -390,6 +404,28 @@ export function simulate(options: SimulationOptions): SimulationResult {
     for (const message of rd.messages) send(message);
     // 3. apply
     for (const entry of rd.committedEntries) apply(node, entry);
+    // 4. ReadIndex (thesis §6.4): serve a confirmed read once its index is applied.
+    for (const state of rd.readStates) {
+      const op = node.reads.get(state.context);
+      if (op === undefined) continue;
+      node.reads.delete(state.context);
+      node.confirmedReads.push({ op, index: state.index });
+    }
+    if (node.confirmedReads.length > 0) {
+      node.confirmedReads = node.confirmedReads.filter(({ op, index }) => {
+        if (index > node.applied) return true;
+        if (!op.timedOut && !op.acked) {
+          op.value = node.kv.get(op.key) ?? null;
+          op.ret = now;
+          op.acked = true;
+          acknowledged++;
+          log(`ack c${op.client} read ${op.key}=${op.value} @${index}`);
+          scheduleClient(op.client, CLIENT_THINK_MS + Math.floor(clientRandom() * CLIENT_THINK_MS));
+        }
+        return false;
+      });
+    }
+    if (rd.softState !== undefined && rd.softState.role !== 'leader') failReads(node);
     core.advance(rd);
     const commit = core.commitIndex;
     if (commit < node.lastCommit) fail(`${node.id} commit index went back from ${node.lastCommit} to ${commit}`);
@@ -411,9 +447,12 @@ export function simulate(options: SimulationOptions): SimulationResult {
       );
     }
     let result: string | null = null;
-    let command: { c: number; k: string; v: string | null; p: 'put' | 'get' } | undefined;
     if (entry.data.length > 0) {
-      command = JSON.parse(decoder.decode(entry.data)) as { c: number; k: string; v: string | null; p: 'put' | 'get' };
+      let command = decoded.get(entry.data);
+      if (command === undefined) {
+        command = JSON.parse(decoder.decode(entry.data)) as Command;
+        decoded.set(entry.data, command);
+      }
       if (command.p === 'put') node.kv.set(command.k, command.v as string);
       else result = node.kv.get(command.k) ?? null;
     }
@@ -503,6 +542,27 @@ export function simulate(options: SimulationOptions): SimulationResult {
     const kind = clientRandom() < 0.5 ? 'put' : 'get';
     const key = KEYS[Math.floor(clientRandom() * KEYS.length)] as string;
     const value = kind === 'put' ? `v${nextValue++}` : null;
+    if (kind === 'get' && clientRandom() < 0.5) {
+      // A linearizable read without a log entry: ReadIndex.
+      const context = `r${nextValue++}`;
+      const op: MutableOp = {
+        client,
+        kind,
+        key,
+        value: null,
+        call: now,
+        ret: Number.POSITIVE_INFINITY,
+        acked: false,
+        timedOut: false,
+      };
+      core.readIndex(context);
+      history.push(op);
+      target.reads.set(context, op);
+      clientBusy[client] = true;
+      queue.push(now + CLIENT_TIMEOUT_MS, { kind: 'timeout', op });
+      pump(target);
+      return;
+    }
     const data = encoder.encode(JSON.stringify({ c: client, k: key, v: value, p: kind }));
     let position: { index: number; term: number };
     try {
@@ -551,6 +611,23 @@ export function simulate(options: SimulationOptions): SimulationResult {
       scheduleClient(pending.op.client, 1);
     }
     node.pending.clear();
+    failReads(node);
+  };
+
+  /** Reads a node can no longer answer (it crashed or lost leadership): their outcome is unknown. */
+  const failReads = (node: SimNode) => {
+    for (const op of node.reads.values()) {
+      if (op.acked || op.timedOut) continue;
+      op.timedOut = true;
+      scheduleClient(op.client, 1);
+    }
+    node.reads.clear();
+    for (const { op } of node.confirmedReads) {
+      if (op.acked || op.timedOut) continue;
+      op.timedOut = true;
+      scheduleClient(op.client, 1);
+    }
+    node.confirmedReads = [];
   };
 
   const fault = () => {

@@ -17,6 +17,7 @@ const CAUGHT: ReadonlyArray<readonly [RaftBug, FaultProfileName]> = [
   ['vote-twice', 'chaos'],
   ['match-leader-last-index', 'crash'],
   ['apply-uncommitted', 'chaos'],
+  ['read-without-quorum', 'chaos'],
 ];
 
 describe('simulate with injected bugs', () => {
