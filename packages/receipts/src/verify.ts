@@ -36,21 +36,25 @@ export const ConsistencyProofSchema = z.strictObject({
 });
 export type ConsistencyProofJson = z.infer<typeof ConsistencyProofSchema>;
 
-const HEX64 = /^[0-9a-f]{64}$/;
 const isSize = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 /**
  * The hot-path equivalent of `InclusionProofSchema.safeParse` (same rules, no error
- * objects): offline verification runs it for every receipt.
+ * objects), decoding the hashes as it checks them: offline verification runs it for
+ * every receipt.
  */
-function readInclusionProof(proof: unknown): InclusionProofJson | undefined {
+function readInclusionProof(proof: unknown): { leafIndex: number; treeSize: number; hashes: Uint8Array[] } | undefined {
   if (typeof proof !== 'object' || proof === null || Array.isArray(proof)) return undefined;
-  const keys = Object.keys(proof);
-  if (keys.length !== 3) return undefined;
+  if (Object.keys(proof).length !== 3) return undefined;
   const { leafIndex, treeSize, hashes } = proof as Record<string, unknown>;
   if (!isSize(leafIndex) || !isSize(treeSize) || !Array.isArray(hashes) || hashes.length > 64) return undefined;
-  for (const h of hashes) if (typeof h !== 'string' || !HEX64.test(h)) return undefined;
-  return { leafIndex, treeSize, hashes: hashes as string[] };
+  const decoded: Uint8Array[] = [];
+  for (const h of hashes) {
+    const bytes = typeof h === 'string' && h.length === 64 ? fromHex(h) : undefined;
+    if (!bytes) return undefined;
+    decoded.push(bytes);
+  }
+  return { leafIndex, treeSize, hashes: decoded };
 }
 
 const invalid = (reason: string): Verdict => ({ status: 'invalid', reason });
@@ -118,13 +122,12 @@ export function createReceiptVerifier(options: ReceiptVerifierOptions): ReceiptV
         if (p.leafIndex !== r.leafIndex) return invalid("the proof is for another leaf than the receipt's");
         if (cp.size <= r.leafIndex) return inconclusive('the checkpoint is older than the receipt; fetch a newer one');
         if (p.treeSize !== cp.size) return inconclusive("the proof is for another tree size than the checkpoint's");
-        const hashes = decode(p.hashes);
         const ok = verifyInclusionCached(
           platformTree,
           validatedLeafHash(r),
           r.leafIndex,
           cp.size,
-          hashes,
+          p.hashes,
           cp.root,
           opened.nodes,
         );
