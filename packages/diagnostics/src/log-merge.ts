@@ -10,6 +10,8 @@ export const LogCompletenessSchema = z.object({
   lastSeq: z.number().nullable(),
   nodeLastSeq: z.number().nullable(),
   gaps: z.array(z.tuple([z.number(), z.number()])),
+  /** Seqs the node declared skipped (reserved, never written to disk before a crash): not counted as gaps. */
+  skipped: z.array(z.tuple([z.number(), z.number()])),
   missing: z.number().int().nonnegative(),
   truncatedBefore: z.boolean(),
   error: z.string().nullable(),
@@ -105,15 +107,32 @@ export function mergeLogs(inputs: readonly NodeLogInput[]): MergedLogs {
       const b = bySeq[i];
       if (a && b && a.hlc > b.hlc) runsInHlcOrder = false; // e.g. a clock stepped back across a restart
     }
+    const skipped: [number, number][] = [];
+    for (const r of bySeq) {
+      const range = (r as { seqSkipped?: unknown }).seqSkipped;
+      if (Array.isArray(range) && range.length === 2 && Number.isInteger(range[0]) && Number.isInteger(range[1])) {
+        skipped.push([range[0] as number, range[1] as number]);
+      }
+    }
     const gaps: [number, number][] = [];
+    const addGap = (from: number, to: number) => {
+      // Cut declared-skipped ranges out of the gap.
+      let start = from;
+      for (const [a, b] of [...skipped].sort((x, y) => x[0] - y[0])) {
+        if (b < start || a > to) continue;
+        if (a > start) gaps.push([start, a - 1]);
+        start = Math.max(start, b + 1);
+      }
+      if (start <= to) gaps.push([start, to]);
+    };
     let expected = input.expectedFirstSeq ?? bySeq[0]?.seq ?? 1;
     for (const { seq } of bySeq) {
       if (seq < expected) continue;
-      if (seq > expected) gaps.push([expected, seq - 1]);
+      if (seq > expected) addGap(expected, seq - 1);
       expected = seq + 1;
     }
     const maxSeen = Math.max(expected - 1, bySeq.at(-1)?.seq ?? 0);
-    if (input.nodeLastSeq !== null && input.nodeLastSeq > maxSeen) gaps.push([maxSeen + 1, input.nodeLastSeq]);
+    if (input.nodeLastSeq !== null && input.nodeLastSeq > maxSeen) addGap(maxSeen + 1, input.nodeLastSeq);
     const missing = gaps.reduce((n, [from, to]) => n + (to - from + 1), 0);
     const error = input.error ?? null;
     completeness.push({
@@ -124,6 +143,7 @@ export function mergeLogs(inputs: readonly NodeLogInput[]): MergedLogs {
       lastSeq: bySeq.at(-1)?.seq ?? null,
       nodeLastSeq: input.nodeLastSeq,
       gaps,
+      skipped,
       missing,
       truncatedBefore: input.truncatedBefore ?? false,
       error,

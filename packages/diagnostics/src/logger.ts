@@ -1,4 +1,16 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Logger, pino } from 'pino';
@@ -75,6 +87,8 @@ export const DEFAULT_SEGMENT_SPAN_MS = 60_000;
 export const DEFAULT_RETENTION_MS = 10 * 60_000;
 export const DEFAULT_FLUSH_INTERVAL_MS = 100;
 const FLUSH_BYTES = 64 * 1024;
+const SEQ_RESERVATION_FILE = 'seq.reserved';
+const SEQ_RESERVATION_BLOCK = 10_000;
 
 /** Which records to read: after a seq (a cursor), since a wall time, at most `limit` (the newest). */
 export interface LogQuery {
@@ -189,16 +203,39 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
 
   let seq = 0;
   let oldestOnDisk = 0;
-  if (dir !== undefined) {
+  // Seqs are reserved on disk in blocks before use, so a restart after a crash never
+  // reuses one a reader may already hold (which (node, seq) dedupe would then drop).
+  let reservedUpTo = 0;
+  let skipped: [number, number] | undefined;
+  const reservationFile = dir === undefined ? undefined : join(dir, SEQ_RESERVATION_FILE);
+  if (dir !== undefined && reservationFile !== undefined) {
     mkdirSync(dir, { recursive: true });
     const segments = listSegments(dir);
     const last = segments.at(-1);
+    let onDisk = 0;
     if (last) {
       const records = parseLines(readFileSync(join(dir, last.name), 'utf8'));
-      seq = Math.max(last.firstSeq - 1, records.at(-1)?.seq ?? 0);
+      onDisk = Math.max(last.firstSeq - 1, records.at(-1)?.seq ?? 0);
       oldestOnDisk = segments[0]?.firstSeq ?? 0;
     }
+    const reserved = existsSync(reservationFile) ? Number(readFileSync(reservationFile, 'utf8')) || 0 : 0;
+    seq = Math.max(onDisk, reserved);
+    reservedUpTo = seq;
+    if (seq > onDisk) skipped = [onDisk + 1, seq];
   }
+  const reserve = (upTo: number) => {
+    if (reservationFile === undefined) return;
+    // Write-then-rename: the reservation is never seen half-written.
+    const tmp = `${reservationFile}.tmp`;
+    writeFileSync(tmp, String(upTo));
+    if (opts.fsync) {
+      const f = openSync(tmp, 'r');
+      fsyncSync(f);
+      closeSync(f);
+    }
+    renameSync(tmp, reservationFile);
+    reservedUpTo = upTo;
+  };
 
   let fd: number | undefined;
   let segmentStartedAt = 0;
@@ -258,6 +295,7 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
       // before writing it, so seq has no holes from filtered records.
       mixin() {
         const stamp = hlc.now();
+        if (seq + 1 > reservedUpTo) reserve(seq + SEQ_RESERVATION_BLOCK);
         pendingSeq = ++seq;
         pendingWall = stamp.wallMs;
         return { seq: pendingSeq, hlc: encodeHlc(stamp) };
@@ -265,6 +303,12 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
     },
     sink,
   );
+
+  if (skipped) {
+    // Say which seqs were reserved but never reached the disk (a crash): readers
+    // account for them instead of reporting a silent gap.
+    logger.warn({ seqSkipped: skipped }, 'log reopened after an unclean stop; these seqs were never written to disk');
+  }
 
   const unregister = flushOnExit({ flushSync });
   const timer = dir === undefined ? undefined : setInterval(flushSync, flushIntervalMs);
@@ -339,6 +383,8 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
     flushSync();
     if (fd !== undefined) closeSync(fd);
     fd = undefined;
+    // A clean stop hands back the unused reservation: the next open continues at seq + 1.
+    if (reservationFile !== undefined) reserve(seq);
     unregister();
   };
 

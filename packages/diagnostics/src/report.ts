@@ -114,7 +114,10 @@ export function renderReportMarkdown(report: DiagnosticReport, options: { logTai
     '|---|---|---|---|---|---|---|',
   );
   for (const l of report.logs.completeness) {
-    const gaps = l.gaps.slice(0, 5).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`));
+    const gaps = [
+      ...l.gaps.slice(0, 5).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)),
+      ...l.skipped.map(([a, b]) => `skipped after a crash: ${a}-${b}`),
+    ];
     out.push(
       `| ${cell(l.nodeId)} | ${l.status === 'complete' ? 'complete' : `**${l.status}**`}${l.truncatedBefore ? ' (cut at limit)' : ''} | ${l.received} | ${l.firstSeq ?? '-'}..${l.lastSeq ?? '-'} | ${l.nodeLastSeq ?? 'unknown'} | ${l.missing}${l.status === 'unavailable' ? ' + unknown' : ''} | ${gaps.join(', ')}${l.gaps.length > 5 ? ', …' : ''} |`,
     );

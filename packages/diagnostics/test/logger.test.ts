@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { spawnNode, tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
-import { createHlc, createNodeLogger, decodeHlc, readLogSegments } from '../src/index.js';
+import { createHlc, createNodeLogger, decodeHlc, mergeLogs, readLogSegments } from '../src/index.js';
 
 describe('createNodeLogger', () => {
   it('stamps every record with node id, a gapless seq and an increasing HLC', async () => {
@@ -55,7 +55,7 @@ describe('createNodeLogger', () => {
       now += 60_000;
     }
     log.flushSync();
-    const segments = readdirSync(dir.path);
+    const segments = readdirSync(dir.path).filter((name) => name.startsWith('seg-'));
     expect(segments.length).toBeLessThanOrEqual(7); // ~5 minutes of 1-minute segments, plus the open one
     const recent = await log.read({ sinceWallMs: now - 3 * 60_000 });
     expect(new Set(recent.records.map((r) => r.minute))).toEqual(new Set([9, 10, 11]));
@@ -75,6 +75,29 @@ describe('createNodeLogger', () => {
     expect(second.lastSeq()).toBe(8);
     second.flushSync();
     expect((await readLogSegments(dir.path)).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it('never reuses a seq after an unclean stop, and declares the skipped ones', async () => {
+    await using dir = await tempDir('diag-log');
+    const crashed = createNodeLogger({ nodeId: 'n1', segmentDir: dir.path });
+    for (let i = 0; i < 5; i++) crashed.logger.info('before the crash');
+    crashed.flushSync(); // seqs 1-5 reach the disk; 1-10000 are reserved; then no close()
+    crashed.logger.info('in memory only: lost in the crash'); // seq 6, read by a collector, never on disk
+    const seen = (await crashed.read()).records;
+    await using reopened = createNodeLogger({ nodeId: 'n1', segmentDir: dir.path });
+    reopened.logger.info('after the restart');
+    const after = (await reopened.read({ afterSeq: 6 })).records;
+    expect(after.map((r) => [r.seq, r.msg])).toEqual([
+      [10_001, 'log reopened after an unclean stop; these seqs were never written to disk'],
+      [10_002, 'after the restart'],
+    ]);
+    expect(after[0]?.seqSkipped).toEqual([6, 10_000]);
+    const merged = mergeLogs([
+      { nodeId: 'n1', records: [...seen, ...after], nodeLastSeq: 10_002, expectedFirstSeq: 1 },
+    ]);
+    expect(merged.records).toHaveLength(8); // nothing dropped as a duplicate
+    expect(merged.completeness[0]).toMatchObject({ status: 'complete', gaps: [], skipped: [[6, 10_000]] });
+    await crashed.close();
   });
 
   it('loses nothing when the process calls process.exit right after logging', async () => {
