@@ -28,6 +28,7 @@ export {
   type StorageWrite,
   type StoredState,
 } from './sqlite-storage.js';
+export { createTcpTransport, TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
 export type {
   AppendRequest,
   AppendResponse,

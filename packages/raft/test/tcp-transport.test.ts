@@ -1,0 +1,133 @@
+import { connect } from 'node:net';
+import { freePort, waitFor } from '@unrdf/test-utils';
+import { describe, expect, it } from 'vitest';
+import { createTcpTransport, type TcpTransport } from '../src/tcp-transport.js';
+import type { AppendRequest, Message } from '../src/types.js';
+
+const SECRET = 'correct horse battery staple';
+
+async function pair(secretB = SECRET) {
+  const [portA, portB] = [await freePort(), await freePort()];
+  const got = { a: [] as Message[], b: [] as Message[] };
+  const failures: string[] = [];
+  const down: string[] = [];
+  const a = await createTcpTransport({
+    id: 'a',
+    listen: { host: '127.0.0.1', port: portA },
+    peers: { b: { host: '127.0.0.1', port: portB } },
+    clusterSecret: SECRET,
+    onMessage: (m) => got.a.push(m),
+    onAuthFailure: (reason) => failures.push(`a: ${reason}`),
+    onPeerDown: (peer) => down.push(peer),
+  });
+  const b = await createTcpTransport({
+    id: 'b',
+    listen: { host: '127.0.0.1', port: portB },
+    peers: { a: { host: '127.0.0.1', port: portA } },
+    clusterSecret: secretB,
+    onMessage: (m) => got.b.push(m),
+    onAuthFailure: (reason) => failures.push(`b: ${reason}`),
+  });
+  return { a, b, got, failures, down, portA, portB };
+}
+
+const append = (from: string, to: string, n: number): AppendRequest => ({
+  type: 'append',
+  from,
+  to,
+  term: 3,
+  prevLogIndex: n,
+  prevLogTerm: 2,
+  commit: n,
+  entries: [
+    { index: n + 1, term: 3, data: new Uint8Array(256).fill(n % 256) },
+    { index: n + 2, term: 3, data: new Uint8Array(0) },
+  ],
+});
+
+describe('TcpTransport', () => {
+  it('delivers framed messages both ways in order, entry bytes intact', async () => {
+    const { a, b, got } = await pair();
+    try {
+      await waitFor(() => a.isConnected('b') && b.isConnected('a'), { timeoutMs: 5000 });
+      const batch = Array.from({ length: 200 }, (_, i) => append('a', 'b', i));
+      a.send(batch);
+      b.send([{ type: 'heartbeatResponse', from: 'b', to: 'a', term: 3, context: 'r1' }]);
+      await waitFor(() => got.b.length === 200 && got.a.length === 1, { timeoutMs: 5000 });
+      expect(got.b).toEqual(batch);
+      expect(got.a).toEqual([{ type: 'heartbeatResponse', from: 'b', to: 'a', term: 3, context: 'r1' }]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('refuses a peer without the cluster secret: nothing it sends is delivered', async () => {
+    const { a, b, got, failures } = await pair('a different secret of length');
+    try {
+      await waitFor(() => failures.length >= 2, { timeoutMs: 5000 });
+      expect(a.isConnected('b')).toBe(false);
+      expect(b.isConnected('a')).toBe(false);
+      b.send([append('b', 'a', 1)]);
+      a.send([append('a', 'b', 1)]);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got).toEqual({ a: [], b: [] });
+      expect(failures.some((f) => f.includes('failed to prove the cluster secret'))).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('drops a raw connection that skips the handshake and injects a vote', async () => {
+    const { a, b, got, failures, portA } = await pair();
+    try {
+      const socket = connect({ host: '127.0.0.1', port: portA });
+      await new Promise((r) => socket.once('connect', r));
+      const body = Buffer.from(
+        JSON.stringify({ type: 'vote', from: 'b', to: 'a', term: 99, lastLogIndex: 9, lastLogTerm: 9 }),
+      );
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(body.length);
+      socket.write(Buffer.concat([head, body]));
+      await waitFor(() => failures.some((f) => f.startsWith('a: wrong protocol')), { timeoutMs: 5000 });
+      await waitFor(() => socket.destroyed || socket.readableEnded, { timeoutMs: 5000 });
+      expect(got.a.filter((m) => m.type === 'vote')).toEqual([]);
+      socket.destroy();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('drops a message an authenticated peer sends in another member’s name', async () => {
+    const { a, b, got } = await pair();
+    try {
+      await waitFor(() => b.isConnected('a'), { timeoutMs: 5000 });
+      b.send([{ type: 'heartbeatResponse', from: 'b', to: 'a', term: 1 }]);
+      (b as unknown as { send(m: Message[]): void }).send([
+        { type: 'heartbeatResponse', from: 'c', to: 'a', term: 1 } as Message,
+      ]);
+      await waitFor(() => got.a.length === 1, { timeoutMs: 5000 });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(got.a.map((m) => m.from)).toEqual(['b']);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('reports a peer down as soon as its authenticated connection closes', async () => {
+    const { a, b, down } = await pair();
+    let closedB: TcpTransport | undefined = b;
+    try {
+      await waitFor(() => b.isConnected('a'), { timeoutMs: 5000 });
+      await b.close();
+      closedB = undefined;
+      await waitFor(() => down.includes('b'), { timeoutMs: 2000 });
+    } finally {
+      await a.close();
+      await closedB?.close();
+    }
+  });
+});
