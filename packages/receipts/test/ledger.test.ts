@@ -226,3 +226,15 @@ describe('Ledger on a shared handle', () => {
     db.close();
   });
 });
+
+describe('Ledger.close', () => {
+  it('flushes pending appends, then rejects new ones with LedgerError', async () => {
+    await using dir = await tempDir('receipts-close');
+    const ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    const pending = bodies(5).map((b) => ledger.append(b));
+    await ledger.close();
+    expect((await Promise.all(pending)).map((r) => r.leafIndex)).toEqual([0, 1, 2, 3, 4]);
+    await expect(ledger.append(bodyFor(9))).rejects.toThrow(LedgerError);
+    expect(() => ledger.size()).toThrow(LedgerError);
+  });
+});

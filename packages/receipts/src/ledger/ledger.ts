@@ -386,9 +386,9 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     origin,
     trustedKeys,
     append(body) {
-      ensureOpen();
       let valid: ReceiptBody;
       try {
+        ensureOpen();
         valid = parseReceiptBody(body);
       } catch (error) {
         return Promise.reject(error);
