@@ -13,9 +13,19 @@ export interface CommitPath {
    * Resolves with the command's result only once the command is durable and applied;
    * rejects with what apply threw.
    */
-  submit<K extends CommandKind>(command: CommandOf<K>): Promise<ResultOf<K>>;
+  submit<K extends CommandKind>(command: CommandOf<K>, options?: SubmitOptions): Promise<ResultOf<K>>;
   /** Commits and syncs what was submitted, then refuses more. */
   close(): Promise<void>;
+}
+
+export interface SubmitOptions {
+  /**
+   * Resolve once the command is committed, before it is synced: for commands whose loss
+   * in a power cut is harmless (a claim under the `retry` crash policy: the attempt
+   * simply runs again). A path may ignore it (the Raft log does). Listeners still hear
+   * the transitions only once they are durable, in order.
+   */
+  readonly beforeSync?: boolean;
 }
 
 export interface GroupCommitOptions {
@@ -55,6 +65,8 @@ const MAX_SYNCS_IN_FLIGHT = 2;
 interface Waiter {
   resolve(result: unknown): void;
   reject(error: unknown): void;
+  /** Resolved at COMMIT already (beforeSync). */
+  early: boolean;
 }
 
 interface Pending {
@@ -104,6 +116,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     for (let i = 0; i < pending.waiters.length; i++) {
       const outcome = outcomes[i];
       const waiter = pending.waiters[i] as Waiter;
+      if (waiter.early) continue;
       if (outcome?.ok) waiter.resolve(outcome.result);
       else waiter.reject(outcome?.error ?? new Error('no outcome for command'));
     }
@@ -111,7 +124,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
 
   const fail = (error: unknown): void => {
     failure = new StoreSyncError({ cause: error });
-    for (const pending of awaitingSync) for (const waiter of pending.waiters) waiter.reject(failure);
+    for (const pending of awaitingSync) for (const waiter of pending.waiters) if (!waiter.early) waiter.reject(failure);
     awaitingSync = [];
   };
 
@@ -178,17 +191,28 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
       release(pending);
       return;
     }
+    for (let i = 0; i < batchWaiters.length; i++) {
+      const waiter = batchWaiters[i] as Waiter;
+      if (!waiter.early) continue;
+      const outcome = committed.outcomes[i];
+      if (outcome?.ok) waiter.resolve(outcome.result);
+      else waiter.reject(outcome?.error ?? new Error('no outcome for command'));
+    }
     awaitingSync.push({ ...pending, seq: ++committedSeq });
     startSync();
   };
 
   return {
-    submit<K extends CommandKind>(command: CommandOf<K>): Promise<ResultOf<K>> {
+    submit<K extends CommandKind>(command: CommandOf<K>, submitOptions?: SubmitOptions): Promise<ResultOf<K>> {
       if (failure !== undefined) return Promise.reject(failure);
       if (closed) return Promise.reject(new QueueClosedError());
       return new Promise<ResultOf<K>>((resolve, reject) => {
         commands.push(command);
-        waiters.push({ resolve: resolve as (result: unknown) => void, reject });
+        waiters.push({
+          resolve: resolve as (result: unknown) => void,
+          reject,
+          early: submitOptions?.beforeSync === true,
+        });
         if (commands.length >= maxBatch) flush();
         else if (scheduled === undefined) {
           scheduled = windowMs > 0 ? setTimeout(flush, windowMs) : setImmediate(flush);

@@ -9,7 +9,13 @@ export {
   type ResultOf,
   type Transition,
 } from './commands.js';
-export { type CommitPath, createGroupCommitPath, type GroupCommitOptions, StoreSyncError } from './commit-path.js';
+export {
+  type CommitPath,
+  createGroupCommitPath,
+  type GroupCommitOptions,
+  StoreSyncError,
+  type SubmitOptions,
+} from './commit-path.js';
 export {
   InvalidInputError,
   InvalidStateError,

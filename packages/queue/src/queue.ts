@@ -635,7 +635,12 @@ class DurableQueue implements Queue {
   #claim(entry: ReadyEntry): void {
     this.#leases.add(entry.type, entry.group);
     // Not tracked: the lease it holds is what close() waits for.
-    void this.#submit({ kind: 'claim', at: this.#now(), id: entry.id, epoch: this.#epoch }).then(
+    // Under the retry policy the handler may start once the claim is committed, before
+    // its fsync: if a power cut loses the claim, the attempt just runs again, which is
+    // what the policy does anyway (a killed process loses nothing: the page cache keeps
+    // the claim). Types that must not re-run wait for the claim to be durable.
+    const beforeSync = this.#o.types.get(entry.type)?.crashPolicy === 'retry';
+    void this.#commit.submit({ kind: 'claim', at: this.#now(), id: entry.id, epoch: this.#epoch }, { beforeSync }).then(
       (result) => {
         if (!result.claimed) {
           this.#unlease(entry.type, entry.group);

@@ -1,0 +1,78 @@
+import { statSync } from 'node:fs';
+import { tempDir } from '@unrdf/test-utils';
+import { describe, expect, it } from 'vitest';
+import type { CommandOf } from '../src/commands.js';
+import { createGroupCommitPath, createStateMachine, QueueClosedError } from '../src/index.js';
+
+const enqueue = (id: string): CommandOf<'enqueue'> => ({
+  kind: 'enqueue',
+  at: 1,
+  id,
+  type: 'job',
+  payload: 'null',
+  priority: 0,
+  runAt: 1,
+  groupKey: null,
+  idempotencyKey: null,
+  maxAttempts: 1,
+});
+
+describe('createGroupCommitPath', () => {
+  it('commits one transaction per turn, syncs the WAL, then resolves and publishes in order', async () => {
+    await using dir = await tempDir('queue-commit');
+    const sm = createStateMachine({
+      path: dir.join('q.db'),
+      synchronous: 'off',
+      autoCheckpoint: false,
+      extensions: [
+        {
+          name: 'refuses-bad',
+          afterApply: ({ command }) => {
+            if (command.kind === 'enqueue' && command.id === 'bad') throw new Error('refused');
+          },
+        },
+      ],
+    });
+    const path = createGroupCommitPath(sm, { syncWal: true });
+    const log: string[] = [];
+    sm.subscribe((transitions) => log.push(`published ${transitions.map((t) => t.kind).join(',')}`));
+    const a = path.submit(enqueue('a')).then(() => log.push('enqueue a resolved'));
+    const bad = path.submit(enqueue('bad')).catch((error: Error) => log.push(`bad rejected: ${error.message}`));
+    const claim = path
+      .submit({ kind: 'claim', at: 2, id: 'a', epoch: 1 }, { beforeSync: true })
+      .then((r) => log.push(`claim resolved ${r.claimed}`));
+    await Promise.all([a, bad, claim]);
+    await path.close();
+    // The claim (beforeSync) resolves at COMMIT; the rest, and the one publication of the
+    // batch, once the fsync returned; the refused command fails alone.
+    expect(log).toEqual([
+      'claim resolved true',
+      'published enqueued,claimed',
+      'enqueue a resolved',
+      'bad rejected: refused',
+    ]);
+    await expect(path.submit(enqueue('late'))).rejects.toBeInstanceOf(QueueClosedError);
+    expect(sm.countByState()).toMatchObject({ running: 1 });
+    sm.close();
+  });
+
+  it('keeps the WAL bounded by checkpointing past checkpointBytes', async () => {
+    await using dir = await tempDir('queue-commit');
+    const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });
+    const path = createGroupCommitPath(sm, { syncWal: true, checkpointBytes: 64 * 1024 });
+    let largest = 0;
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          path.submit({ ...enqueue(`r${round}-${i}`), payload: JSON.stringify('x'.repeat(400)) }),
+        ),
+      );
+      largest = Math.max(largest, statSync(dir.join('q.db-wal')).size);
+    }
+    await path.close();
+    expect(sm.countByState().pending).toBe(1000);
+    // Without checkpoints the WAL would hold every page written (~0.5 MB here).
+    expect(largest).toBeLessThan(256 * 1024);
+    sm.close();
+  });
+});
