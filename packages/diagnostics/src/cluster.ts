@@ -175,6 +175,8 @@ const ReportOptionsSchema = z.object({
   logWindowMs: z.number().int().positive().optional(),
   /** At most this many log records per node (the newest). */
   maxLogRecordsPerNode: z.number().int().positive().optional(),
+  /** At least this many of each node's newest records, even older than the window ("or the last 1,000"). */
+  minLogRecordsPerNode: z.number().int().nonnegative().optional(),
   slos: z.array(z.custom<SloDefinition>()).optional(),
   sloOptions: z.custom<EvaluateSlosOptions>().optional(),
   /** The aggregating node's metrics: the report's own duration is an SLI of JTBD 4. */
@@ -185,6 +187,7 @@ export type ReportOptions = z.input<typeof ReportOptionsSchema>;
 
 export const DEFAULT_LOG_WINDOW_MS = 5 * 60_000;
 export const DEFAULT_MAX_LOG_RECORDS_PER_NODE = 100_000;
+export const DEFAULT_MIN_LOG_RECORDS_PER_NODE = 1000;
 const RECENT_OPERATIONS = 100;
 const TOP_ERRORS = 10;
 
@@ -205,9 +208,11 @@ export async function collectDiagnosticReport(options: ReportOptions): Promise<D
   const started = performance.now();
   const generatedAt = clock();
   const sinceWallMs = generatedAt - (opts.logWindowMs ?? DEFAULT_LOG_WINDOW_MS);
+  const atLeast = opts.minLogRecordsPerNode ?? DEFAULT_MIN_LOG_RECORDS_PER_NODE;
   const request: SnapshotRequest = {
     sinceWallMs,
     limit: opts.maxLogRecordsPerNode ?? DEFAULT_MAX_LOG_RECORDS_PER_NODE,
+    ...(atLeast > 0 ? { atLeast } : {}),
   };
   const timeoutMs = opts.timeoutMs ?? DEFAULT_NODE_TIMEOUT_MS;
   const outcomes = await Promise.all(

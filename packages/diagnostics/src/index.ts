@@ -58,6 +58,7 @@ export {
 export {
   createNodeDiagnostics,
   DIAGNOSTICS_PATHS,
+  localDiagnosticNode,
   type NodeDiagnostics,
   type NodeDiagnosticsOptions,
 } from './node-diagnostics.js';

@@ -94,6 +94,8 @@ const SEQ_RESERVATION_BLOCK = 10_000;
 export interface LogQuery {
   readonly afterSeq?: number;
   readonly sinceWallMs?: number;
+  /** Reach further back than `sinceWallMs` to return at least this many records (from memory). */
+  readonly atLeast?: number;
   readonly limit?: number;
 }
 
@@ -339,8 +341,10 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
     const since = query.sinceWallMs ?? Number.NEGATIVE_INFINITY;
     const oldestInRing = ringAt(0)?.seq ?? seq + 1;
     const picked: { seq: number; line: string }[] = [];
-    // Reach back to disk only when memory does not cover what was asked.
-    if (dir !== undefined && oldestInRing > afterSeq + 1 && oldestOnDisk > 0) {
+    // Reach back to disk only when memory does not cover what was asked: older seqs
+    // than the ring holds were asked for, and the time horizon reaches past the ring.
+    const oldestWall = ringAt(0)?.wallMs ?? Number.POSITIVE_INFINITY;
+    if (dir !== undefined && oldestInRing > afterSeq + 1 && oldestWall >= since && oldestOnDisk > 0) {
       flushSync();
       for (const segment of listSegments(dir)) {
         const text = await readFile(join(dir, segment.name), 'utf8');
@@ -352,7 +356,10 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
         }
       }
     }
-    for (let i = firstMatch(afterSeq, since); i < ringCount; i++) {
+    let from = firstMatch(afterSeq, since);
+    if (query.atLeast !== undefined)
+      from = Math.min(from, Math.max(firstMatch(afterSeq, Number.NEGATIVE_INFINITY), ringCount - query.atLeast));
+    for (let i = from; i < ringCount; i++) {
       const entry = ringAt(i);
       if (entry) picked.push({ seq: entry.seq, line: entry.line });
     }

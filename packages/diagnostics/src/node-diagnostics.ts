@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Health, HealthResponse } from './health.js';
 import { encodeHlc } from './hlc.js';
+import type { DiagnosticNode } from './http-node.js';
 import { issueLines, parseOptions } from './internal/parse.js';
 import type { NodeLogger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -37,7 +38,7 @@ export interface NodeDiagnostics extends AsyncDisposable {
   snapshotJson(request?: SnapshotRequest): Promise<string>;
   /**
    * Answers GET /livez, /readyz (with ?verbose, ?exclude) and /diagnostics/snapshot
-   * (?afterSeq, ?sinceWallMs, ?limit, ?logsOnly); returns false for any other path so
+   * (?afterSeq, ?sinceWallMs, ?atLeast, ?limit, ?logsOnly); returns false for any other path so
    * the app can route it. Bad query parameters get a 400 with `path: message` lines.
    */
   handle(request: IncomingMessage, response: ServerResponse): boolean;
@@ -49,6 +50,7 @@ const QuerySchema = z.object({
   afterSeq: numberParam.pipe(z.number().int().nonnegative()).optional(),
   sinceWallMs: numberParam.pipe(z.number()).optional(),
   limit: numberParam.pipe(z.number().int().positive().max(1_000_000)).optional(),
+  atLeast: numberParam.pipe(z.number().int().positive().max(1_000_000)).optional(),
   logsOnly: z.enum(['1', 'true', '0', 'false']).optional(),
 });
 
@@ -72,6 +74,7 @@ export function createNodeDiagnostics(options: NodeDiagnosticsOptions): NodeDiag
       ...(request.afterSeq === undefined ? {} : { afterSeq: request.afterSeq }),
       ...(request.sinceWallMs === undefined ? {} : { sinceWallMs: request.sinceWallMs }),
       ...(request.limit === undefined ? {} : { limit: request.limit }),
+      ...(request.atLeast === undefined ? {} : { atLeast: request.atLeast }),
     });
     const logsMeta = { lastSeq: page.lastSeq, oldestAvailableSeq: page.oldestAvailableSeq, truncated: page.truncated };
     if (request.logsOnly) return { head: { schema: NODE_SNAPSHOT_SCHEMA, nodeId: opts.nodeId }, page, logsMeta };
@@ -141,6 +144,7 @@ export function createNodeDiagnostics(options: NodeDiagnosticsOptions): NodeDiag
         ...(q.afterSeq === undefined ? {} : { afterSeq: q.afterSeq }),
         ...(q.sinceWallMs === undefined ? {} : { sinceWallMs: q.sinceWallMs }),
         ...(q.limit === undefined ? {} : { limit: q.limit }),
+        ...(q.atLeast === undefined ? {} : { atLeast: q.atLeast }),
         logsOnly: q.logsOnly === '1' || q.logsOnly === 'true',
       };
       snapshotJson(snapshotRequest).then(
@@ -157,4 +161,12 @@ export function createNodeDiagnostics(options: NodeDiagnosticsOptions): NodeDiag
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/**
+ * A DiagnosticNode that asks a NodeDiagnostics in this process (a single-node daemon,
+ * or the aggregating node itself) without HTTP.
+ */
+export function localDiagnosticNode(node: NodeDiagnostics): DiagnosticNode {
+  return { id: node.nodeId, fetchSnapshot: (request) => node.snapshot(request) };
 }

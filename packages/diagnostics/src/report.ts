@@ -108,7 +108,7 @@ export function renderReportMarkdown(report: DiagnosticReport, options: { logTai
   }
   out.push('', '## Logs', '');
   out.push(
-    `${report.logs.totalRecords} records since ${new Date(report.logs.sinceWallMs).toISOString()}, ordered by HLC, ${report.logs.duplicatesDropped} duplicates dropped.`,
+    `${report.logs.totalRecords} records since ${new Date(report.logs.sinceWallMs).toISOString()} (or each node's newest ones, whichever is more), ordered by HLC, ${report.logs.duplicatesDropped} duplicates dropped.`,
     '',
     '| node | status | received | seq range | node last seq | missing | gaps |',
     '|---|---|---|---|---|---|---|',

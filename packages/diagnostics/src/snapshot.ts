@@ -85,6 +85,8 @@ export const SnapshotRequestSchema = z.object({
   afterSeq: z.number().int().nonnegative().optional(),
   sinceWallMs: z.number().optional(),
   limit: z.number().int().positive().max(1_000_000).optional(),
+  /** At least this many of the newest records, even if older than sinceWallMs ("last 5 minutes or last 1,000"). */
+  atLeast: z.number().int().positive().max(1_000_000).optional(),
   /** Only the logs (the collector's polling), not the rest of the snapshot. */
   logsOnly: z.boolean().optional(),
 });
