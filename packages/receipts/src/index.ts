@@ -21,6 +21,7 @@ export {
   verifyInclusion,
 } from './merkle.js';
 export {
+  cosignNote,
   encodeSignerKey,
   encodeVerifierKey,
   generateNoteKey,

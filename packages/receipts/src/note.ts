@@ -161,6 +161,37 @@ export function signNote(text: string, signers: readonly NoteSigner[]): string {
   return out;
 }
 
+/**
+ * Adds signatures to a signed note (C2SP cosigning, e.g. each replica signing the root
+ * it computed): the text is unchanged, existing signature lines are kept in order
+ * except one by the same key (name and key id) as a new signer, which is replaced, and
+ * the new lines follow (as Go's note.Sign). Existing signatures are not verified here.
+ * @throws {InvalidInputError} when `note` is not a well-formed signed note.
+ */
+export function cosignNote(note: string, signers: readonly NoteSigner[]): string {
+  const split = typeof note === 'string' ? note.lastIndexOf('\n\n') : -1;
+  const block = split < 0 ? '' : note.slice(split + 2);
+  if (split < 0 || !block.endsWith('\n') || !hasOnlyNoteCharacters(note)) {
+    throw new InvalidInputError('signed note', [
+      '(root): text, a blank line and signature lines, each ending in a newline',
+    ]);
+  }
+  const text = note.slice(0, split + 1);
+  const replaced = new Set(signers.map((s) => `${s.name} ${s.keyId}`));
+  const kept = block
+    .slice(0, -1)
+    .split('\n')
+    .filter((line) => {
+      const rest = line.startsWith(SIG_PREFIX) ? line.slice(SIG_PREFIX.length) : undefined;
+      const [name, b64] = rest?.split(' ') ?? [];
+      const raw = fromBase64(b64 ?? '');
+      if (!name || !raw || raw.length < 5) throw new InvalidInputError('signed note', ['signatures: malformed line']);
+      return !replaced.has(`${name} ${new DataView(raw.buffer, raw.byteOffset, 4).getUint32(0)}`);
+    });
+  const fresh = signNote(text, signers).slice(text.length + 1);
+  return `${text}\n${kept.map((l) => `${l}\n`).join('')}${fresh}`;
+}
+
 /** One signature line of a note. */
 export interface NoteSignature {
   readonly name: string;

@@ -4,6 +4,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import {
+  cosignNote,
   formatCheckpoint,
   generateNoteKey,
   hashLeaf,
@@ -174,5 +175,24 @@ describe('key files', () => {
     const loose = dir.join('loose.skey');
     await writeFile(loose, 'PRIVATE+KEY+x+00000000+AA==\n', { mode: 0o644 });
     await expect(loadSignerKeyFile(loose)).rejects.toThrow(/chmod 600/);
+  });
+});
+
+describe('cosignNote', () => {
+  it('adds a second signer, replaces a signer re-signing, and both verify', () => {
+    const a = generateNoteKey('replica-a.example/log');
+    const b = generateNoteKey('replica-b.example/log');
+    const one = signNote('example.com/log\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n', [
+      parseSignerKey(a.signerKey),
+    ]);
+    const two = cosignNote(one, [parseSignerKey(b.signerKey)]);
+    expect(two.startsWith(one)).toBe(true);
+    const opened = openNote(two, [parseVerifierKey(a.verifierKey), parseVerifierKey(b.verifierKey)]);
+    expect(opened.ok && opened.verifiedBy.map((v) => v.name)).toEqual([
+      'replica-a.example/log',
+      'replica-b.example/log',
+    ]);
+    expect(cosignNote(two, [parseSignerKey(b.signerKey)])).toBe(two); // deterministic: same line replaced by itself
+    expect(() => cosignNote('no signatures\n', [parseSignerKey(b.signerKey)])).toThrow(/signed note/);
   });
 });
