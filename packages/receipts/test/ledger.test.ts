@@ -238,3 +238,22 @@ describe('Ledger.close', () => {
     expect(() => ledger.size()).toThrow(LedgerError);
   });
 });
+
+describe('openLedger on a handle inside a transaction', () => {
+  it('creates its schema in that transaction and still refuses another origin', async () => {
+    await using dir = await tempDir('receipts-shared-open');
+    const db = new DatabaseSync(dir.join('daemon.db'));
+    db.exec('BEGIN IMMEDIATE');
+    const ledger = await openLedger({ database: db, origin, signers: [{ signer: key.signerKey }] });
+    ledger.appendInTransaction([bodyFor(1)]);
+    db.exec('COMMIT');
+    db.exec('BEGIN IMMEDIATE');
+    await expect(
+      openLedger({ database: db, origin: 'other.example/log', signers: [{ signer: key.signerKey }] }),
+    ).rejects.toThrow(LedgerError);
+    db.exec('ROLLBACK');
+    expect(ledger.size()).toBe(1);
+    await ledger.close();
+    db.close();
+  });
+});

@@ -207,24 +207,27 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
   if (ownsDatabase) {
     db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;');
   }
-  if (!db.isTransaction) {
-    db.exec('BEGIN IMMEDIATE');
+  const prepareSchema = () => {
+    db.exec(SCHEMA);
+    const row = db.prepare("SELECT value FROM receipts_ledger_meta WHERE key = 'origin'").get();
+    if (row === undefined) {
+      db.prepare("INSERT INTO receipts_ledger_meta (key, value) VALUES ('origin', ?)").run(origin);
+    } else if (row.value !== origin) {
+      throw new LedgerError(`This database holds the ledger "${String(row.value)}", not "${origin}".`);
+    }
+  };
+  if (db.isTransaction) {
+    prepareSchema(); // inside the caller's transaction: it commits the schema with its work
+  } else {
     try {
-      db.exec(SCHEMA);
-      const row = db.prepare("SELECT value FROM receipts_ledger_meta WHERE key = 'origin'").get();
-      if (row === undefined) {
-        db.prepare("INSERT INTO receipts_ledger_meta (key, value) VALUES ('origin', ?)").run(origin);
-      } else if (row.value !== origin) {
-        throw new LedgerError(`This database holds the ledger "${String(row.value)}", not "${origin}".`);
-      }
+      db.exec('BEGIN IMMEDIATE');
+      prepareSchema();
       db.exec('COMMIT');
     } catch (error) {
-      db.exec('ROLLBACK');
+      if (db.isTransaction) db.exec('ROLLBACK');
       if (ownsDatabase) db.close();
       throw error;
     }
-  } else {
-    db.exec(SCHEMA); // inside the caller's transaction: it commits the schema with its work
   }
 
   const st: Statements = {
