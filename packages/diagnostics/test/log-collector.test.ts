@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { type NodeProcess, spawnNode, tempDir, waitFor } from '@unrdf/test-utils';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createLogCollector, httpDiagnosticNode, type LogRecord, mergeLogs, readLogSegments } from '../src/index.js';
 import { startTestNode } from './support/http-node.js';
@@ -126,4 +127,45 @@ describe('createLogCollector', () => {
       await Promise.all(procs.map((p) => p.stop(2000)));
     }
   }, 60_000);
+});
+
+describe('mergeLogs (properties)', () => {
+  it('keeps each (node, seq) once, in HLC order, and reports exactly the missing seqs as gaps', () => {
+    const nodeLog = fc.record({
+      written: fc.integer({ min: 0, max: 60 }),
+      kept: fc.array(fc.boolean(), { minLength: 60, maxLength: 60 }),
+      copies: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 60, maxLength: 60 }),
+    });
+    fc.assert(
+      fc.property(fc.array(nodeLog, { minLength: 1, maxLength: 4 }), fc.integer(), (logs, seed) => {
+        const inputs = logs.map((l, n) => {
+          const node = `n${n}`;
+          const records: LogRecord[] = [];
+          for (let seq = 1; seq <= l.written; seq++) {
+            if (!l.kept[seq - 1]) continue;
+            // Node n's clock: wall ms interleaves with the other nodes'.
+            for (let c = 0; c < (l.copies[seq - 1] ?? 1); c++) records.push(record(node, seq, stamp(seq * 7 + n, 0)));
+          }
+          // Shuffle deterministically: answers arrive in any order across polls.
+          records.sort((a, b) => ((a.seq * 2654435761 + seed) % 97) - ((b.seq * 2654435761 + seed) % 97));
+          return { nodeId: node, records, nodeLastSeq: l.written, expectedFirstSeq: 1 };
+        });
+        const merged = mergeLogs(inputs);
+        const keys = merged.records.map((r) => `${r.node}:${r.seq}`);
+        expect(new Set(keys).size).toBe(keys.length);
+        for (let i = 1; i < merged.records.length; i++) {
+          expect((merged.records[i - 1]?.hlc ?? '') <= (merged.records[i]?.hlc ?? '')).toBe(true);
+        }
+        logs.forEach((l, n) => {
+          const missing: number[] = [];
+          for (let seq = 1; seq <= l.written; seq++) if (!l.kept[seq - 1]) missing.push(seq);
+          const c = merged.completeness[n];
+          const fromGaps = (c?.gaps ?? []).flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, k) => a + k));
+          expect(fromGaps).toEqual(missing);
+          expect(c?.received).toBe(l.written - missing.length);
+          expect(c?.status).toBe(missing.length ? 'gaps' : 'complete');
+        });
+      }),
+    );
+  });
 });
