@@ -11,6 +11,19 @@ export {
   type RaftCoreStatus,
   type ResolvedRaftCoreOptions,
 } from './raft-core.js';
+export {
+  type ClientSession,
+  DEFAULT_ELECTION_MS,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_TICK_MS,
+  openRaftNode,
+  ProposalDroppedError,
+  ProposalTimeoutError,
+  RaftNode,
+  type RaftNodeOptions,
+  type RaftNodeStatus,
+  type StateMachine,
+} from './raft-node.js';
 export { checkLinearizable, type KvOperation, type LinearizabilityResult } from './simulation/linearizability.js';
 export { seededRandom } from './simulation/seeded-random.js';
 export {

@@ -40,6 +40,8 @@ const RaftCoreOptionsSchema = z
     checkQuorum: z.boolean().optional(),
     maxEntriesPerAppend: z.number().int().positive().optional(),
     maxInflight: z.number().int().positive().optional(),
+    /** After its leader's connection drops, a follower campaigns within this many ticks (default electionTicks / 5). */
+    unreachableSpreadTicks: z.number().int().positive().optional(),
     /** Uniform in [0, 1): the only source of randomness (seeded in simulation). */
     random: z.custom<() => number>((value) => typeof value === 'function', 'random must be a function'),
     /** What was on stable storage at start. */
@@ -69,6 +71,7 @@ export interface ResolvedRaftCoreOptions {
   readonly checkQuorum: boolean;
   readonly maxEntriesPerAppend: number;
   readonly maxInflight: number;
+  readonly unreachableSpreadTicks: number;
 }
 
 /** Where a proposal landed in the log; it is committed once an entry with this index and term is. */
@@ -187,6 +190,35 @@ export class RaftCore {
   campaign(): void {
     if (this.role === 'leader') return;
     this.startCampaign(this.options.preVote ? 'preVote' : 'vote', false);
+  }
+
+  /**
+   * The host saw the connection to `peer` drop (a crashed process closes its sockets at
+   * once). A follower that loses its leader this way forgets it, which also ends the
+   * lease that would make it ignore candidates, and starts a pre-vote right away instead
+   * of waiting out the election timeout. Safe: only a majority's pre-votes and votes elect
+   * anyone, and a live leader's followers still refuse (thesis §9.6). A leader moves the
+   * peer back to probing so it does not pipeline into a dead connection (etcd-io/raft
+   * `ReportUnreachable`).
+   */
+  peerUnreachable(peer: NodeId): void {
+    if (this.role === 'leader') {
+      const pr = this.progress.get(peer);
+      if (pr !== undefined && peer !== this.id && pr.state === 'replicate') pr.becomeProbe();
+      return;
+    }
+    if (peer !== this.leader || peer === this.id) return;
+    this.leader = undefined;
+    // Every survivor sees the same drop at the same instant; campaigning in lock-step would
+    // split the vote (the second election etcd needs in ~11% of failovers), so each waits a
+    // random slice of the spread first (Raft §5.2's randomisation, compressed).
+    const delay = Math.floor(this.random() * this.options.unreachableSpreadTicks);
+    if (delay === 0) {
+      this.electionElapsed = 0;
+      this.startCampaign(this.options.preVote ? 'preVote' : 'vote', false);
+    } else {
+      this.electionElapsed = Math.max(0, this.randomizedElectionTimeout - delay);
+    }
   }
 
   /**
@@ -873,6 +905,8 @@ export function createRaftCore(options: RaftCoreOptions): RaftCore {
     checkQuorum: parsed.checkQuorum ?? true,
     maxEntriesPerAppend: parsed.maxEntriesPerAppend ?? DEFAULT_MAX_ENTRIES_PER_APPEND,
     maxInflight: parsed.maxInflight ?? DEFAULT_MAX_INFLIGHT,
+    unreachableSpreadTicks:
+      parsed.unreachableSpreadTicks ?? Math.max(1, Math.floor((parsed.electionTicks ?? DEFAULT_ELECTION_TICKS) / 5)),
   });
   return new RaftCore(resolved, parsed.random, parsed.initial, parsed.testOnlyBugs ?? []);
 }

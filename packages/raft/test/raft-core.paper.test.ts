@@ -437,6 +437,51 @@ describe('RaftCore (Raft paper §5)', () => {
     });
   });
 
+  describe('peerUnreachable (fast failure detection)', () => {
+    it('campaigns within the spread when the leader connection drops, and a survivor that saw it too grants it', () => {
+      // n2 draws no delay, n3 draws one tick of the two-tick spread: they do not split the vote.
+      const draws: Record<string, number> = { n1: 0, n2: 0, n3: 0.9 };
+      const net = new Network(THREE.map((id) => core(id, THREE, { random: () => draws[id] as number })));
+      net.elect('n1');
+      net.crash('n1');
+      net.get('n3').peerUnreachable('n1');
+      net.get('n2').peerUnreachable('n1');
+      net.settle();
+      expect(net.get('n2').currentRole).toBe('leader');
+      expect(net.get('n2').currentTerm).toBe(2);
+      net.tick(2);
+      expect(net.get('n3').currentLeader).toBe('n2');
+      expect(net.get('n3').currentTerm).toBe(2);
+    });
+
+    it('campaigns on the next tick when the drawn delay is one tick', () => {
+      const raft = core('n3', THREE, { random: () => 0.9 });
+      raft.step({ type: 'heartbeat', from: 'n1', to: 'n3', term: 1, commit: 0 });
+      raft.peerUnreachable('n1');
+      expect(raft.currentRole).toBe('follower');
+      raft.tick();
+      expect(raft.currentRole).toBe('preCandidate');
+    });
+
+    it('does not let one follower depose a live leader: the others still trust it', () => {
+      const net = new Network(THREE.map((id) => core(id, THREE)));
+      net.elect('n1');
+      net.get('n2').peerUnreachable('n1');
+      net.settle();
+      net.tick(2);
+      expect(net.get('n1').currentRole).toBe('leader');
+      expect(net.get('n1').currentTerm).toBe(1);
+      expect(net.get('n2').currentLeader).toBe('n1');
+    });
+
+    it('ignores a drop of a peer that is not its leader', () => {
+      const net = new Network(THREE.map((id) => core(id, THREE)));
+      net.elect('n1');
+      net.get('n2').peerUnreachable('n3');
+      expect(net.get('n2').currentRole).toBe('follower');
+    });
+  });
+
   describe('host contract', () => {
     it('refuses a proposal on a follower and names the leader', () => {
       const net = new Network(THREE.map((id) => core(id, THREE)));

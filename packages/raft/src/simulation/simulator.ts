@@ -131,7 +131,8 @@ type Event =
   | { kind: 'fault' }
   | { kind: 'restart'; node: number }
   | { kind: 'resume'; node: number }
-  | { kind: 'heal' };
+  | { kind: 'heal' }
+  | { kind: 'unreachable'; node: number; peer: NodeId };
 
 interface Command {
   readonly c: number;
@@ -612,6 +613,11 @@ export function simulate(options: SimulationOptions): SimulationResult {
     }
     node.pending.clear();
     failReads(node);
+    // A killed process's TCP connections close at once; peers notice within a few ms.
+    for (const other of nodes) {
+      if (other !== node)
+        queue.push(now + 1 + Math.floor(faultRandom() * 4), { kind: 'unreachable', node: other.index, peer: node.id });
+    }
   };
 
   /** Reads a node can no longer answer (it crashed or lost leadership): their outcome is unknown. */
@@ -753,6 +759,13 @@ export function simulate(options: SimulationOptions): SimulationResult {
           const node = nodes[event.node] as SimNode;
           node.paused = false;
           log(`resume ${node.id}`);
+          pump(node);
+          break;
+        }
+        case 'unreachable': {
+          const node = nodes[event.node] as SimNode;
+          if (node.core === undefined || node.paused) break;
+          node.core.peerUnreachable(event.peer);
           pump(node);
           break;
         }

@@ -1,0 +1,397 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { NotLeaderError, RaftError } from './errors.js';
+import { createRaftCore, type RaftCore } from './raft-core.js';
+import { seededRandom } from './simulation/seeded-random.js';
+import { openSqliteStorage, type SqliteStorage } from './sqlite-storage.js';
+import { createTcpTransport, type TcpTransport } from './tcp-transport.js';
+import type { Entry, NodeId, Ready, Role } from './types.js';
+
+/** The replicated application: a deterministic function of the committed commands. */
+export interface StateMachine<Result = unknown> {
+  /** Applies one committed command; must be deterministic (every replica runs it). */
+  apply(command: Uint8Array, index: number): Result;
+}
+
+/** A client's identity and the sequence number of this request (thesis §6.3). */
+export interface ClientSession {
+  readonly clientId: string;
+  /** Strictly increasing per client; a retry reuses the number. */
+  readonly sequence: number;
+}
+
+/** A proposal whose entry was replaced by another leader's: it was not applied; retry. */
+export class ProposalDroppedError extends RaftError {
+  override readonly name = 'ProposalDroppedError';
+  readonly code = 'UNRDF_RAFT_PROPOSAL_DROPPED';
+  constructor(options?: ErrorOptions) {
+    super(
+      'The proposal lost its log slot to another leader and was not applied; retry it (with the same session to stay exactly-once).',
+      options,
+    );
+  }
+}
+
+/** The outcome of a proposal is unknown after the timeout: retry with the same session. */
+export class ProposalTimeoutError extends RaftError {
+  override readonly name = 'ProposalTimeoutError';
+  readonly code = 'UNRDF_RAFT_PROPOSAL_TIMEOUT';
+  constructor(timeoutMs: number, options?: ErrorOptions) {
+    super(
+      `No outcome within ${timeoutMs} ms; it may still be applied. Retry with the same client session so it is applied once.`,
+      options,
+    );
+  }
+}
+
+const Address = z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
+
+const RaftNodeOptionsSchema = z.object({
+  id: z.string().min(1),
+  /** Every voting member (including this one) and its peer address. */
+  members: z.record(z.string(), Address),
+  dataDir: z.string().min(1),
+  clusterSecret: z.union([z.string().min(16), z.instanceof(Uint8Array)]),
+  clusterId: z.string().min(1).optional(),
+  stateMachine: z.custom<StateMachine>((v) => typeof v === 'object' && v !== null && 'apply' in v),
+  /** Logical clock resolution; heartbeat and election are converted to ticks of this size. */
+  tickMs: z.number().int().positive().optional(),
+  heartbeatMs: z.number().int().positive().optional(),
+  /** The election timeout is drawn from [electionMs, 2 * electionMs). */
+  electionMs: z.number().int().positive().optional(),
+  proposalTimeoutMs: z.number().int().positive().optional(),
+  /** Seed for election-timeout randomness (default: from the OS). */
+  seed: z.number().int().optional(),
+});
+
+/** Options of {@link openRaftNode}. */
+export type RaftNodeOptions = z.input<typeof RaftNodeOptionsSchema>;
+
+/** What `status()` reports. */
+export interface RaftNodeStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leader: NodeId | undefined;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  /** Leader only: per follower, how far its log matches and how far it lags. */
+  readonly peers: Readonly<Record<NodeId, { readonly match: number; readonly lag: number }>>;
+}
+
+export const DEFAULT_TICK_MS = 10;
+export const DEFAULT_HEARTBEAT_MS = 100;
+export const DEFAULT_ELECTION_MS = 1000;
+const DEFAULT_PROPOSAL_TIMEOUT_MS = 10_000;
+
+const PLAIN = 0;
+const SESSION = 1;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Command envelope: a byte tag, then (for a session) clientId and sequence. */
+function wrap(command: Uint8Array, session: ClientSession | undefined): Uint8Array {
+  if (session === undefined) {
+    const out = new Uint8Array(1 + command.length);
+    out[0] = PLAIN;
+    out.set(command, 1);
+    return out;
+  }
+  const id = encoder.encode(session.clientId);
+  const out = new Uint8Array(1 + 2 + id.length + 8 + command.length);
+  const view = new DataView(out.buffer);
+  out[0] = SESSION;
+  view.setUint16(1, id.length);
+  out.set(id, 3);
+  view.setFloat64(3 + id.length, session.sequence);
+  out.set(command, 11 + id.length);
+  return out;
+}
+
+function unwrap(data: Uint8Array): { command: Uint8Array; session: ClientSession | undefined } {
+  if (data[0] === PLAIN) return { command: data.subarray(1), session: undefined };
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const idLength = view.getUint16(1);
+  const clientId = decoder.decode(data.subarray(3, 3 + idLength));
+  const sequence = view.getFloat64(3 + idLength);
+  return { command: data.subarray(11 + idLength), session: { clientId, sequence } };
+}
+
+interface PendingProposal {
+  readonly term: number;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * A Raft node: the core, SQLite storage, the TCP transport and a timer, wired in etcd's
+ * Ready loop (persist, then send, then apply).
+ */
+export class RaftNode implements AsyncDisposable {
+  private readonly pending = new Map<number, PendingProposal>();
+  private readonly reads = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
+  private confirmed: { index: number; resolve: () => void }[] = [];
+  /** Client sessions, part of the replicated state: clientId -> last sequence and its result. */
+  private readonly sessions = new Map<string, { sequence: number; result: unknown }>();
+  private applied = 0;
+  private scheduled = false;
+  private closed = false;
+  private nextRead = 0;
+  private ticker: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: NodeId,
+    private readonly core: RaftCore,
+    private readonly storage: SqliteStorage,
+    private transport: TcpTransport | undefined,
+    private readonly stateMachine: StateMachine,
+    private readonly tickMs: number,
+    private readonly proposalTimeoutMs: number,
+  ) {}
+
+  /** @internal wires the transport after construction (it needs our callbacks). */
+  attach(transport: TcpTransport): void {
+    this.transport = transport;
+    this.ticker = setInterval(() => {
+      this.core.tick();
+      this.process();
+    }, this.tickMs);
+    this.schedule();
+  }
+
+  /** @internal */
+  receive(message: Parameters<RaftCore['step']>[0]): void {
+    if (this.closed) return;
+    this.core.step(message);
+    this.schedule();
+  }
+
+  /** @internal */
+  peerDown(peer: NodeId): void {
+    if (this.closed) return;
+    this.core.peerUnreachable(peer);
+    this.schedule();
+  }
+
+  /**
+   * Replicates `command` and resolves with the state machine's result once it is applied
+   * here. With a `session`, a retry of the same (clientId, sequence) is applied once and
+   * answered with the first result.
+   * @throws {NotLeaderError} (rejects) when this node is not the leader.
+   * @throws {ProposalDroppedError} when another leader took the slot; retry.
+   * @throws {ProposalTimeoutError} when the outcome is unknown; retry with the same session.
+   */
+  propose<Result = unknown>(command: Uint8Array, session?: ClientSession): Promise<Result> {
+    if (this.closed) return Promise.reject(new NotLeaderError(undefined));
+    let position: { index: number; term: number };
+    try {
+      position = this.core.propose(wrap(command, session));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const promise = new Promise<Result>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(position.index);
+        reject(new ProposalTimeoutError(this.proposalTimeoutMs));
+      }, this.proposalTimeoutMs);
+      this.pending.set(position.index, {
+        term: position.term,
+        resolve: resolve as (r: unknown) => void,
+        reject,
+        timer,
+      });
+    });
+    this.schedule();
+    return promise;
+  }
+
+  /**
+   * Runs `query` against the state machine at a linearizable point (ReadIndex, thesis §6.4):
+   * after a majority confirmed this leader and everything committed before the call is applied.
+   * @throws {NotLeaderError} (rejects) when this node is not the leader or loses leadership meanwhile.
+   */
+  read<T>(query: () => T): Promise<T> {
+    const context = `${this.id}:${this.nextRead++}`;
+    try {
+      this.core.readIndex(context);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const promise = new Promise<void>((resolve, reject) => this.reads.set(context, { resolve, reject }));
+    this.schedule();
+    return promise.then(query);
+  }
+
+  /** Hands leadership to `to` (thesis §3.10). */
+  transferLeadership(to: NodeId): void {
+    this.core.transferLeadership(to);
+    this.schedule();
+  }
+
+  status(): RaftNodeStatus {
+    const s = this.core.status();
+    const peers: Record<NodeId, { match: number; lag: number }> = {};
+    for (const [peer, pr] of s.progress) {
+      if (peer !== this.id) peers[peer] = { match: pr.match, lag: s.lastIndex - pr.match };
+    }
+    return {
+      id: this.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commitIndex: s.commitIndex,
+      appliedIndex: this.applied,
+      lastIndex: s.lastIndex,
+      peers,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ticker) clearInterval(this.ticker);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new NotLeaderError(undefined));
+    }
+    this.pending.clear();
+    this.failReads();
+    await this.transport?.close();
+    this.storage.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ------------------------------------------------------------------ the Ready loop
+
+  private schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    // One Ready per event-loop turn batches many proposals into one fsync (group commit).
+    setImmediate(() => {
+      this.scheduled = false;
+      this.process();
+    });
+  }
+
+  private process(): void {
+    if (this.closed) return;
+    while (this.core.hasReady()) {
+      const rd = this.core.ready();
+      this.handle(rd);
+      this.core.advance(rd);
+    }
+  }
+
+  private handle(rd: Ready): void {
+    // 1. Durable first (Raft Figure 2; etcd MustSync): one fsynced transaction.
+    this.storage.save({ hardState: rd.hardState, entries: rd.entries });
+    // 2. Only now may messages that promise that state leave.
+    this.transport?.send(rd.messages);
+    // 3. Apply.
+    for (const entry of rd.committedEntries) this.apply(entry);
+    // 4. Reads confirmed by a quorum, served once applied.
+    for (const state of rd.readStates) {
+      const read = this.reads.get(state.context);
+      if (read === undefined) continue;
+      this.reads.delete(state.context);
+      this.confirmed.push({ index: state.index, resolve: read.resolve });
+    }
+    if (this.confirmed.length > 0) {
+      const ready = this.confirmed.filter((c) => c.index <= this.applied);
+      this.confirmed = this.confirmed.filter((c) => c.index > this.applied);
+      for (const c of ready) c.resolve();
+    }
+    if (rd.softState !== undefined && rd.softState.role !== 'leader') this.failReads();
+  }
+
+  private apply(entry: Entry): void {
+    this.applied = entry.index;
+    let result: unknown;
+    if (entry.data.length > 0) {
+      const { command, session } = unwrap(entry.data);
+      if (session === undefined) {
+        result = this.stateMachine.apply(command, entry.index);
+      } else {
+        // Thesis §6.3: a request already applied for this client is answered, not re-applied.
+        const known = this.sessions.get(session.clientId);
+        if (known !== undefined && session.sequence <= known.sequence) {
+          result = known.result;
+        } else {
+          result = this.stateMachine.apply(command, entry.index);
+          this.sessions.set(session.clientId, { sequence: session.sequence, result });
+        }
+      }
+    }
+    const pending = this.pending.get(entry.index);
+    if (pending === undefined) return;
+    this.pending.delete(entry.index);
+    clearTimeout(pending.timer);
+    if (pending.term === entry.term) pending.resolve(result);
+    else pending.reject(new ProposalDroppedError());
+  }
+
+  private failReads(): void {
+    const leader = this.core.currentLeader;
+    for (const read of this.reads.values()) read.reject(new NotLeaderError(leader));
+    this.reads.clear();
+    // Confirmed reads stay valid: their leadership was confirmed when they were asked.
+  }
+}
+
+/**
+ * Opens a Raft node: loads its SQLite state from `dataDir`, listens for peers, and starts
+ * ticking. Committed entries are re-applied to `stateMachine` from index 1 on every start
+ * (snapshots are not implemented yet).
+ * @throws {z.ZodError} on invalid options.
+ * @example
+ * await using node = await openRaftNode({ id: 'n1', members, dataDir, clusterSecret, stateMachine });
+ * const result = await node.propose(new TextEncoder().encode('set x 1'), { clientId: 'c1', sequence: 1 });
+ */
+export async function openRaftNode(options: RaftNodeOptions): Promise<RaftNode> {
+  const o = RaftNodeOptionsSchema.parse(options);
+  const self = o.members[o.id];
+  if (self === undefined) throw new Error(`members must include ${o.id}`);
+  const tickMs = o.tickMs ?? DEFAULT_TICK_MS;
+  const heartbeatTicks = Math.max(1, Math.round((o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS) / tickMs));
+  const electionTicks = Math.max(heartbeatTicks + 1, Math.round((o.electionMs ?? DEFAULT_ELECTION_MS) / tickMs));
+  mkdirSync(o.dataDir, { recursive: true });
+  const storage = openSqliteStorage({ path: join(o.dataDir, 'raft.db') });
+  const stored = storage.load();
+  const core = createRaftCore({
+    id: o.id,
+    peers: Object.keys(o.members),
+    heartbeatTicks,
+    electionTicks,
+    random: seededRandom(o.seed ?? randomBytes(4).readUInt32BE(0)),
+    initial: { hardState: stored.hardState, entries: stored.entries, applied: 0 },
+  });
+  const node = new RaftNode(
+    o.id,
+    core,
+    storage,
+    undefined,
+    o.stateMachine,
+    tickMs,
+    o.proposalTimeoutMs ?? DEFAULT_PROPOSAL_TIMEOUT_MS,
+  );
+  const peers: Record<NodeId, { host: string; port: number }> = {};
+  for (const [id, address] of Object.entries(o.members)) if (id !== o.id) peers[id] = address;
+  const transport = await createTcpTransport({
+    id: o.id,
+    listen: self,
+    peers,
+    clusterSecret: o.clusterSecret,
+    ...(o.clusterId === undefined ? {} : { clusterId: o.clusterId }),
+    onMessage: (m) => node.receive(m),
+    onPeerDown: (peer) => node.peerDown(peer),
+  });
+  node.attach(transport);
+  return node;
+}
