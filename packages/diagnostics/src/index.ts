@@ -31,7 +31,6 @@ export {
   histogramName,
   INDICATORS,
   type IndicatorName,
-  SLI_WINDOWS,
   type SliWindow,
 } from './indicators.js';
 export { LatencyHistogram, type LatencyPercentiles } from './latency-histogram.js';
@@ -51,7 +50,6 @@ export {
   type Metrics,
   type MetricsOptions,
   type MetricsSnapshot,
-  MetricsSnapshotSchema,
   type Observation,
   type OperationRecord,
 } from './metrics.js';
@@ -69,8 +67,8 @@ export {
   prometheusRules,
 } from './prometheus-rules.js';
 export { type BundleFile, type BundleManifest, renderReportMarkdown, writeDebugBundle } from './report.js';
-export { type DiagnosticReport, DiagnosticReportSchema, REPORT_SCHEMA } from './report-schema.js';
-export { createResourceSampler, type ResourceSampler } from './resources.js';
+export { type DiagnosticReport, DiagnosticReportSchema } from './report-schema.js';
+export type { ResourceSampler } from './resources.js';
 export {
   type BurnRatePolicy,
   DEFAULT_BURN_RATE_POLICIES,
