@@ -62,6 +62,10 @@ const RaftNodeOptionsSchema = z.object({
   /** The election timeout is drawn from [electionMs, 2 * electionMs). */
   electionMs: z.number().int().positive().optional(),
   proposalTimeoutMs: z.number().int().positive().optional(),
+  /** Called after every role or leader change (for logs and metrics). */
+  onStateChange: z
+    .custom<(state: { role: Role; term: number; leader: NodeId | undefined }) => void>((v) => typeof v === 'function')
+    .optional(),
   /** Seed for election-timeout randomness (default: from the OS). */
   seed: z.number().int().optional(),
 });
@@ -151,6 +155,9 @@ export class RaftNode implements AsyncDisposable {
     private readonly stateMachine: StateMachine,
     private readonly tickMs: number,
     private readonly proposalTimeoutMs: number,
+    private readonly onStateChange:
+      | ((state: { role: Role; term: number; leader: NodeId | undefined }) => void)
+      | undefined,
   ) {}
 
   /** @internal wires the transport after construction (it needs our callbacks). */
@@ -308,7 +315,10 @@ export class RaftNode implements AsyncDisposable {
       this.confirmed = this.confirmed.filter((c) => c.index > this.applied);
       for (const c of ready) c.resolve();
     }
-    if (rd.softState !== undefined && rd.softState.role !== 'leader') this.failReads();
+    if (rd.softState !== undefined) {
+      if (rd.softState.role !== 'leader') this.failReads();
+      this.onStateChange?.({ role: rd.softState.role, term: this.core.currentTerm, leader: rd.softState.leader });
+    }
   }
 
   private apply(entry: Entry): void {
@@ -380,6 +390,7 @@ export async function openRaftNode(options: RaftNodeOptions): Promise<RaftNode> 
     o.stateMachine,
     tickMs,
     o.proposalTimeoutMs ?? DEFAULT_PROPOSAL_TIMEOUT_MS,
+    o.onStateChange,
   );
   const peers: Record<NodeId, { host: string; port: number }> = {};
   for (const [id, address] of Object.entries(o.members)) if (id !== o.id) peers[id] = address;

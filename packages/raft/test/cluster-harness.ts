@@ -1,6 +1,8 @@
 import { freePort, type NodeProcess, spawnNode, type TempDir, tempDir } from '@unrdf/test-utils';
 
-const FIXTURE = new URL('./fixtures/raft-node-process.ts', import.meta.url).pathname;
+import { createFaultProxy, type FaultProxy } from '../src/testing/fault-proxy.js';
+
+const NODE_SCRIPT = new URL('../scripts/node-process.ts', import.meta.url).pathname;
 
 export interface NodeStatus {
   id: string;
@@ -14,13 +16,16 @@ export interface NodeStatus {
 /** Three (or more) real node processes on loopback, each with its own data directory. */
 export class ProcessCluster implements AsyncDisposable {
   readonly processes = new Map<string, NodeProcess>();
+  /** proxies.get(`${from}>${to}`): the link `from` dials to reach `to`. */
+  readonly proxies = new Map<string, FaultProxy>();
   private constructor(
     readonly dir: TempDir,
     readonly members: Record<string, { host: string; port: number }>,
     readonly clientPorts: Record<string, number>,
   ) {}
 
-  static async start(size = 3): Promise<ProcessCluster> {
+  /** With `proxies`, every peer link goes through a fault proxy so tests can partition it. */
+  static async start(size = 3, options: { proxies?: boolean } = {}): Promise<ProcessCluster> {
     const dir = await tempDir('raft-cluster');
     const members: Record<string, { host: string; port: number }> = {};
     const clientPorts: Record<string, number> = {};
@@ -29,6 +34,13 @@ export class ProcessCluster implements AsyncDisposable {
       clientPorts[`n${i}`] = await freePort();
     }
     const cluster = new ProcessCluster(dir, members, clientPorts);
+    if (options.proxies) {
+      for (const from of Object.keys(members)) {
+        for (const [to, address] of Object.entries(members)) {
+          if (from !== to) cluster.proxies.set(`${from}>${to}`, await createFaultProxy(address));
+        }
+      }
+    }
     await Promise.all(Object.keys(members).map((id) => cluster.startNode(id)));
     return cluster;
   }
@@ -38,11 +50,33 @@ export class ProcessCluster implements AsyncDisposable {
   }
 
   async startNode(id: string): Promise<void> {
-    const child = spawnNode(FIXTURE, {
-      args: [id, JSON.stringify(this.members), this.dir.join(id), String(this.clientPorts[id])],
+    const child = spawnNode(NODE_SCRIPT, {
+      args: [id, JSON.stringify(this.viewOf(id)), this.dir.join(id), String(this.clientPorts[id])],
     });
     this.processes.set(id, child);
     await child.waitForLine(/^ready /, 20_000);
+  }
+
+  /** Node `id`'s member map: its own address, and its proxies to the others when there are any. */
+  private viewOf(id: string): Record<string, { host: string; port: number }> {
+    const view: Record<string, { host: string; port: number }> = {};
+    for (const [peer, address] of Object.entries(this.members)) {
+      const proxy = this.proxies.get(`${id}>${peer}`);
+      view[peer] = proxy ? { host: '127.0.0.1', port: proxy.port } : address;
+    }
+    return view;
+  }
+
+  /** Cuts every link to and from `id` without closing anything. */
+  isolate(id: string): void {
+    for (const [link, proxy] of this.proxies) {
+      const [from, to] = link.split('>');
+      if (from === id || to === id) proxy.partition(true);
+    }
+  }
+
+  heal(): void {
+    for (const proxy of this.proxies.values()) proxy.partition(false);
   }
 
   async kill9(id: string): Promise<void> {
@@ -119,6 +153,7 @@ export class ProcessCluster implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop(2000)));
+    await Promise.all([...this.proxies.values()].map((p) => p.close()));
     await this.dir.remove();
   }
 }

@@ -42,4 +42,40 @@ describe('RaftNode (3 real processes on loopback)', () => {
     expect([...counts.values()].every((c) => c === 1)).toBe(true);
     expect(reference).toHaveLength(90);
   }, 90_000);
+
+  it('elects a new leader when the leader is partitioned away (fault proxy), and the old one rejoins as a follower', async () => {
+    await using cluster = await ProcessCluster.start(3, { proxies: true });
+    const acked: string[] = [];
+    let sequence = 0;
+    const write = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        sequence++;
+        await cluster.put(`k${sequence % 5}`, `p${sequence}`, 'writer-2', sequence, 30_000);
+        acked.push(`k${sequence % 5}=p${sequence}`);
+      }
+    };
+    const old = await cluster.leader();
+    await write(10);
+    cluster.isolate(old);
+    cluster.guess = old; // the client keeps trying the old leader first: it must fail over
+    await write(15);
+    const statuses = await Promise.all(cluster.ids.filter((id) => id !== old).map((id) => cluster.status(id)));
+    const fresh = statuses.find((s) => s?.role === 'leader');
+    expect(fresh?.id).toBeDefined();
+    expect(fresh?.id).not.toBe(old);
+    cluster.heal();
+    await write(5);
+    const until = Date.now() + 15_000;
+    let dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
+    while (Date.now() < until && new Set(dumps.map((d) => d.applied.join('|'))).size !== 1) {
+      await new Promise((r) => setTimeout(r, 50));
+      dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
+    }
+    const reference = dumps[0]?.applied ?? [];
+    for (const dump of dumps) expect(dump.applied).toEqual(reference);
+    expect(reference).toEqual(acked);
+    const rejoined = dumps.find((d) => d.status.id === old)?.status;
+    expect(rejoined?.role).toBe('follower');
+    expect(rejoined?.term).toBeGreaterThan(1);
+  }, 120_000);
 });
