@@ -112,6 +112,7 @@ export const benchmark: Benchmark = {
       // /readyz?verbose (storage, raft, queue) from cached state. The baseline runs at the
       // same time and rate under the same contention: a bare loopback HTTP echo server.
       progress.update(1, steps, 'health checks under load, with the HTTP echo baseline');
+      const healthFailures = new Map<string, number>();
       const echo = createServer((_, res) => res.end('ok'));
       await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
       const echoUrl = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
@@ -122,8 +123,12 @@ export const benchmark: Benchmark = {
           fire: async (_, i) => {
             const node = nodes[i % nodes.length];
             if (!node) return;
-            const { status } = await get(node.url, '/readyz?verbose', agent);
-            if (status !== 200) throw new Error(`readyz ${status}`);
+            const { status, body } = await get(node.url, '/readyz?verbose', agent);
+            if (status !== 200) {
+              const failed = body.split('\n').filter((l) => l.startsWith('[-]'));
+              for (const f of failed) healthFailures.set(f, (healthFailures.get(f) ?? 0) + 1);
+              throw new Error(`readyz ${status}`);
+            }
           },
         }),
         openLoop({ ratePerSec: 50, durationMs: healthMs, fire: () => get(echoUrl, '/', agent) }),
@@ -285,6 +290,7 @@ export const benchmark: Benchmark = {
           'metrics query = the full report without its log snapshot (health, resources, consensus, merged HDR metrics, SLOs) from all 3 nodes',
           `accuracy = 100 x (1 - max relative error of merged-HDR p50/p95/p99 vs the exact values of ${exact.length} operations)`,
           'health checks run before the reports (a prober is not the process building reports); both under the same load',
+          ...[...healthFailures].map(([line, n]) => `readyz failed ${n}x: ${line}`),
           'one warm-up report precedes the measured ones (JIT); reports, metrics queries and aggregations then alternate',
         ],
       };

@@ -76,7 +76,8 @@ const HealthOptionsSchema = z.object({
 export type HealthOptions = z.input<typeof HealthOptionsSchema>;
 
 export const DEFAULT_HEALTH_INTERVAL_MS = 1000;
-export const DEFAULT_HEALTH_TIMEOUT_MS = 500;
+// The kubelet's default probe timeout (timeoutSeconds: 1).
+export const DEFAULT_HEALTH_TIMEOUT_MS = 1000;
 
 /** Health endpoints served from cached state. */
 export interface Health extends AsyncDisposable {
