@@ -270,7 +270,7 @@ export const benchmark: Benchmark = {
     ctx.progress.update(0, 0, 'proof generation');
     const proofs = proofGeneration(ledger, quick ? 2_000 : 20_000);
     const verification = offlineVerification(ctx, ledger, quick ? 20_000 : 300_000);
-    const sweep = await tamperSweep(ctx, ledger, key.signerKey, quick ? 3 : 28);
+    const sweep = await tamperSweep(ctx, ledger, key.signerKey, quick ? 3 : 32);
 
     const issued = perType.issued + sus.result.issued;
     const completed = perType.issued - perType.failed + sus.result.completed;

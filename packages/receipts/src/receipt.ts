@@ -205,6 +205,27 @@ export function canonicalText(r: Receipt): string {
   });
 }
 
+/** Internal: {@link canonicalText} for a validated batch member (a single-operation body). */
+export function canonicalMemberText(m: SingleReceiptBody): string {
+  const outcome =
+    m.outcome.status === 'failed'
+      ? { errorCode: m.outcome.errorCode, status: m.outcome.status }
+      : { status: m.outcome.status };
+  return JSON.stringify({
+    attempt: m.attempt,
+    finishedAt: m.finishedAt,
+    inputDigest: m.inputDigest,
+    nodeId: m.nodeId,
+    operationId: m.operationId,
+    outcome,
+    outputDigest: m.outputDigest,
+    startedAt: m.startedAt,
+    subject: m.subject,
+    submittedAt: m.submittedAt,
+    type: m.type,
+  });
+}
+
 /** Internal: the leaf hash of a validated receipt through {@link canonicalText}. */
 export function validatedLeafHash(receipt: Receipt): Uint8Array {
   return hashLeaf(platformSha256(concatBytes(RECEIPT_TAG, utf8(canonicalText(receipt)))));
@@ -280,15 +301,16 @@ export function buildBatchBody(
   members: readonly SingleReceiptBody[],
 ): Extract<ReceiptBody, { type: 'batch' }> {
   if (members.length === 0) throw new InvalidInputError('batch', ['members: a batch has at least one member']);
-  members.forEach((m, i) => {
+  const leaves = members.map((m, i) => {
     const parsed = SingleBodySchema.safeParse(m);
     if (!parsed.success)
       throw new InvalidInputError(
         'batch',
         zodIssues(parsed.error).map((s) => `members.${i}.${s}`),
       );
+    return hashLeaf(platformSha256(concatBytes(MEMBER_TAG, utf8(canonicalMemberText(parsed.data)))));
   });
-  const root = merkleRoot(members.map((m) => hashLeaf(memberHash(m))));
+  const root = merkleRoot(leaves);
   const body = { ...batch, type: 'batch' as const, members: { count: members.length, root: toHex(root) } };
   const parsed = BatchBodySchema.safeParse(body);
   if (!parsed.success) throw new InvalidInputError('batch', zodIssues(parsed.error), { cause: parsed.error });

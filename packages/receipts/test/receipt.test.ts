@@ -16,7 +16,7 @@ import {
   receiptLeafHash,
   verifyBatchMember,
 } from '../src/index.js';
-import { canonicalText, validatedLeafHash } from '../src/receipt.js';
+import { canonicalMemberText, canonicalText, validatedLeafHash } from '../src/receipt.js';
 import { bodyFor } from './fixtures.js';
 
 const origin = 'example.com/ledger';
@@ -191,6 +191,10 @@ describe('canonicalText (internal fast path)', () => {
     fc.assert(
       fc.property(arbReceipt, (r) => {
         expect(canonicalText(r)).toBe(canonicalize(r));
+        if (r.type !== 'batch') {
+          const { format: _f, origin: _o, leafIndex: _l, previousReceiptHash: _p, ...member } = r;
+          expect(canonicalMemberText(member)).toBe(canonicalize(member));
+        }
         expect(toHexBytes(validatedLeafHash(r))).toBe(toHexBytes(receiptLeafHash(r)));
       }),
       { numRuns: 500 },
