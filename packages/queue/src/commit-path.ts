@@ -65,8 +65,10 @@ const MAX_SYNCS_IN_FLIGHT = 2;
 interface Waiter {
   resolve(result: unknown): void;
   reject(error: unknown): void;
-  /** Resolved at COMMIT already (beforeSync). */
-  early: boolean;
+  /** Wants its result at COMMIT (beforeSync). */
+  readonly early: boolean;
+  /** Already resolved or rejected. */
+  settled: boolean;
 }
 
 interface Pending {
@@ -116,7 +118,8 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     for (let i = 0; i < pending.waiters.length; i++) {
       const outcome = outcomes[i];
       const waiter = pending.waiters[i] as Waiter;
-      if (waiter.early) continue;
+      if (waiter.settled) continue;
+      waiter.settled = true;
       if (outcome?.ok) waiter.resolve(outcome.result);
       else waiter.reject(outcome?.error ?? new Error('no outcome for command'));
     }
@@ -124,7 +127,8 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
 
   const fail = (error: unknown): void => {
     failure = new StoreSyncError({ cause: error });
-    for (const pending of awaitingSync) for (const waiter of pending.waiters) if (!waiter.early) waiter.reject(failure);
+    for (const pending of awaitingSync)
+      for (const waiter of pending.waiters) if (!waiter.settled) waiter.reject(failure);
     awaitingSync = [];
   };
 
@@ -194,6 +198,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     for (let i = 0; i < batchWaiters.length; i++) {
       const waiter = batchWaiters[i] as Waiter;
       if (!waiter.early) continue;
+      waiter.settled = true;
       const outcome = committed.outcomes[i];
       if (outcome?.ok) waiter.resolve(outcome.result);
       else waiter.reject(outcome?.error ?? new Error('no outcome for command'));
@@ -212,6 +217,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
           resolve: resolve as (result: unknown) => void,
           reject,
           early: submitOptions?.beforeSync === true,
+          settled: false,
         });
         if (commands.length >= maxBatch) flush();
         else if (scheduled === undefined) {

@@ -517,3 +517,53 @@ describe('openQueue', () => {
     });
   });
 });
+
+describe('openQueue durability modes and metrics', () => {
+  it('configures SQLite for each durability mode and completes work in all of them', async () => {
+    const expected = {
+      fsync: { synchronous: 0 },
+      'fsync-in-commit': { synchronous: 2 },
+      none: { synchronous: 0 },
+    } as const;
+    for (const durability of ['fsync', 'fsync-in-commit', 'none'] as const) {
+      const path = await fx.path(`${durability}.db`);
+      const queue = await fx.open({ path, durability, types: { job: { handler: () => durability } } });
+      const op = await queue.enqueue('job');
+      await allFinal(queue, [op.id]);
+      expect(queue.get(op.id)?.result).toBe(durability);
+      await queue.close();
+      const sm = createStateMachine({ path, synchronous: durability === 'fsync-in-commit' ? 'full' : 'off' });
+      try {
+        expect(sm.db.prepare('PRAGMA synchronous').get()).toEqual(expected[durability]);
+        expect(sm.get(op.id)?.state).toBe('completed');
+      } finally {
+        sm.close();
+      }
+    }
+  });
+
+  it('feeds OpenTelemetry instruments through the API', async () => {
+    const recorded: { name: string; value: number; attributes: unknown }[] = [];
+    const gauges: string[] = [];
+    const instrument = (name: string) => ({
+      add: (value: number, attributes?: unknown) => recorded.push({ name, value, attributes }),
+      record: (value: number, attributes?: unknown) => recorded.push({ name, value, attributes }),
+      addCallback: () => gauges.push(name),
+      removeCallback: () => undefined,
+    });
+    const meter = {
+      createCounter: instrument,
+      createHistogram: instrument,
+      createObservableGauge: instrument,
+    } as unknown as import('@opentelemetry/api').Meter;
+    const queue = await fx.open({ meter, types: { job: { handler: () => 1 } } });
+    const op = await queue.enqueue('job');
+    await allFinal(queue, [op.id]);
+    await queue.close();
+    const names = recorded.map((r) => `${r.name}:${JSON.stringify(r.attributes)}`);
+    expect(names).toContain('unrdf.queue.transitions:{"operation.type":"job","transition":"completed"}');
+    expect(names).toContain('unrdf.queue.wait.duration:{"operation.type":"job","transition":"claimed"}');
+    expect(names).toContain('unrdf.queue.run.duration:{"operation.type":"job","transition":"completed"}');
+    expect(gauges.sort()).toEqual(['unrdf.queue.depth', 'unrdf.queue.event_loop.delay', 'unrdf.queue.in_flight']);
+  });
+});

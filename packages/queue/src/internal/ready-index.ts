@@ -197,31 +197,37 @@ export class ReadyIndex {
     for (let p = 0; p < lane.priorities.length; p++) {
       const priority = lane.priorities[p] as number;
       const level = lane.levels.get(priority) as Level;
+      // Round-robin: start at the group after the last one served; a group skipped
+      // because it is at its limit keeps its turn (the cursor moves only past the served).
+      let i = level.cursor;
       let scanned = 0;
       while (scanned < level.ring.length) {
-        if (level.cursor >= level.ring.length) level.cursor = 0;
-        const group = level.ring[level.cursor] as string;
+        if (i >= level.ring.length) i = 0;
+        const group = level.ring[i] as string;
         const fifo = level.groups.get(group) as Fifo<ReadyEntry>;
         while (fifo.length > 0 && (fifo.peek() as ReadyEntry).removed) fifo.shift();
         if (fifo.length === 0) {
           level.groups.delete(group);
-          level.ring.splice(level.cursor, 1);
+          level.ring.splice(i, 1);
+          if (i < level.cursor) level.cursor--;
           continue;
         }
         if (group !== '' && !groupAvailable(group)) {
-          level.cursor++;
+          i++;
           scanned++;
           continue;
         }
         const entry = fifo.shift() as ReadyEntry;
-        level.cursor++;
         lane.size--;
         this.#byId.delete(entry.id);
+        level.cursor = i + 1;
         if (fifo.length === 0) {
           level.groups.delete(group);
-          level.ring.splice(level.cursor - 1, 1);
-          level.cursor--;
+          level.ring.splice(i, 1);
+          level.cursor = i;
         }
+        // Wrap now, so a group that (re)joins at the end of the ring waits its turn.
+        if (level.cursor >= level.ring.length) level.cursor = 0;
         this.#dropEmpty(type, lane, priority, level, p);
         return entry;
       }

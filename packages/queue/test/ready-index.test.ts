@@ -1,0 +1,81 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type ReadyEntry, ReadyIndex } from '../src/internal/ready-index.js';
+
+const entry = (id: string, priority: number, group: string, runAt = 0): ReadyEntry => ({
+  id,
+  type: 'job',
+  priority,
+  group,
+  runAt,
+  removed: false,
+  ready: false,
+});
+
+describe('ReadyIndex', () => {
+  it('hands out every live entry exactly once, by priority, FIFO within a group, round-robin between groups', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            priority: fc.integer({ min: -2, max: 2 }),
+            group: fc.constantFrom('', 'a', 'b', 'c'),
+            drop: fc.boolean(),
+          }),
+          { maxLength: 80 },
+        ),
+        (specs) => {
+          const index = new ReadyIndex();
+          const entries = specs.map((s, i) => entry(`op${i}`, s.priority, s.group));
+          for (const e of entries) index.add(e, 0);
+          const dropped = new Set(entries.filter((_, i) => specs[i]?.drop).map((e) => e.id));
+          for (const id of dropped) index.remove(id);
+          expect(index.readyCount).toBe(entries.length - dropped.size);
+          const taken: ReadyEntry[] = [];
+          for (let next = index.take('job', () => true); next; next = index.take('job', () => true)) taken.push(next);
+          expect(taken.map((e) => e.id).sort()).toEqual(
+            entries
+              .filter((e) => !dropped.has(e.id))
+              .map((e) => e.id)
+              .sort(),
+          );
+          expect(index.readyCount).toBe(0);
+          // Priorities never increase along the order of hand-out.
+          for (let i = 1; i < taken.length; i++) {
+            expect((taken[i] as ReadyEntry).priority).toBeLessThanOrEqual((taken[i - 1] as ReadyEntry).priority);
+          }
+          // Within a priority and a group, enqueue order is kept.
+          const pos = new Map(entries.map((e, i) => [e.id, i]));
+          const lastSeen = new Map<string, number>();
+          for (const e of taken) {
+            const key = `${e.priority}/${e.group}`;
+            expect(pos.get(e.id) ?? -1).toBeGreaterThan(lastSeen.get(key) ?? -1);
+            lastSeen.set(key, pos.get(e.id) ?? -1);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('skips groups at their limit without losing their place, and promotes delayed entries when due', () => {
+    const index = new ReadyIndex();
+    for (const [id, group] of [
+      ['a1', 'a'],
+      ['a2', 'a'],
+      ['b1', 'b'],
+    ] as const)
+      index.add(entry(id, 0, group), 0);
+    index.add(entry('late', 0, 'b', 100), 0);
+    expect(index.delayedCount).toBe(1);
+    expect(index.nextDueAt()).toBe(100);
+    const blockA = (group: string) => group !== 'a';
+    expect(index.take('job', blockA)?.id).toBe('b1');
+    expect(index.take('job', blockA)).toBeUndefined();
+    index.promoteDue(100);
+    expect(index.take('job', () => true)?.id).toBe('a1');
+    expect(index.take('job', () => true)?.id).toBe('late');
+    expect(index.take('job', () => true)?.id).toBe('a2');
+    expect(index.readyCount + index.delayedCount).toBe(0);
+  });
+});
