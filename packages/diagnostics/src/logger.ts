@@ -291,7 +291,9 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
   const logger = pino(
     {
       level: opts.level ?? 'info',
-      base: { node: opts.nodeId },
+      // pid tells restarts apart; the node id (in the mixin) replaces the hostname.
+      base: { pid: process.pid },
+
       timestamp: () => `,"time":${Math.floor(clock())}`,
       // pino calls the mixin once per record that passes the level filter, synchronously
       // before writing it, so seq has no holes from filtered records.
@@ -300,8 +302,11 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
         if (seq + 1 > reservedUpTo) reserve(seq + SEQ_RESERVATION_BLOCK);
         pendingSeq = ++seq;
         pendingWall = stamp.wallMs;
-        return { seq: pendingSeq, hlc: encodeHlc(stamp) };
+        return { node: opts.nodeId, seq: pendingSeq, hlc: encodeHlc(stamp) };
       },
+      // Ours win: a caller's `{ seq }`, `{ node }` or `{ hlc }` must not forge the stamp
+      // (JSON.parse keeps the last duplicate key, and the mixin's keys are written last).
+      mixinMergeStrategy: (mergeObject: object, mixinObject: object) => Object.assign(mergeObject, mixinObject),
     },
     sink,
   );

@@ -25,6 +25,18 @@ describe('createNodeLogger', () => {
     expect(page.lastSeq).toBe(3);
   });
 
+  it('does not let a caller forge node, seq or hlc', async () => {
+    await using log = createNodeLogger({ nodeId: 'n1' });
+    log.logger.info({ node: 'evil', seq: 999, hlc: 'x' }, 'forged?');
+    log.logger.child({ node: 'child' }).info('bound?');
+    const records = (await log.read()).records;
+    expect(records.map((r) => [r.node, r.seq])).toEqual([
+      ['n1', 1],
+      ['n1', 2],
+    ]);
+    expect(decodeHlc(records[0]?.hlc ?? '')).toBeDefined();
+  });
+
   it('keeps memory bounded and reads older records back from disk', async () => {
     await using dir = await tempDir('diag-log');
     await using log = createNodeLogger({ nodeId: 'n1', ringSize: 50, segmentDir: dir.path });
