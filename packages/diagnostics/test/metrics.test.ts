@@ -3,7 +3,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createMetrics, LatencyHistogram, SPEC_SLOS } from '../src/index.js';
+import { createMetrics, INDICATORS, LatencyHistogram, SPEC_SLOS } from '../src/index.js';
 import { ensurePromtool, promtool } from './support/promtool.js';
 
 /** The SDK wiring the app does: a MeterProvider with a pull-mode Prometheus reader. */
@@ -31,12 +31,19 @@ describe('createMetrics', () => {
       metrics.observe('receipt', { durationMs: 50, ok: false });
       metrics.recordOperation({ id: 'op-1', type: 'create', ok: true, durationMs: 12, queueWaitMs: 3 });
       metrics.observe('health_check', { durationMs: 0.3, ok: true, endpoint: 'readyz' });
+      for (const indicator of Object.keys(INDICATORS) as (keyof typeof INDICATORS)[]) {
+        metrics.observe(indicator, { durationMs: 7, ok: false });
+      }
       const text = await otel.exposition();
       await otel.close();
       expect(text).toContain('# TYPE unrdf_receipt_duration_seconds histogram');
       expect(text).toMatch(/unrdf_receipt_duration_seconds_bucket\{outcome="success",le="0.045"\} 1/);
       expect(text).toMatch(/unrdf_receipt_duration_seconds_sum\{outcome="success"\} 0.004/);
-      expect(text).toMatch(/unrdf_receipts_total\{outcome="failure"\} 1/);
+      expect(text).toMatch(/unrdf_receipts_total\{outcome="failure"\} 2/);
+      for (const indicator of Object.keys(INDICATORS)) {
+        expect(text).toContain(`# TYPE unrdf_${indicator}_duration_seconds histogram`);
+        expect(text).toContain(`# TYPE unrdf_${indicator}s_total counter`);
+      }
       expect(text).toMatch(/unrdf_operations_total\{outcome="success",type="create"\} 1/);
       expect(text).not.toMatch(/_total_total|_seconds_seconds|milliseconds/);
       const check = promtool(['check', 'metrics'], text);
