@@ -57,6 +57,9 @@ function readInclusionProof(proof: unknown): { leafIndex: number; treeSize: numb
   return { leafIndex, treeSize, hashes: decoded };
 }
 
+const NODE_CACHE_CHECKPOINTS = 8;
+const NODES_PER_CHECKPOINT = 1 << 16;
+
 const invalid = (reason: string): Verdict => ({ status: 'invalid', reason });
 const inconclusive = (reason: string): Verdict => ({ status: 'inconclusive', reason });
 const toVerifier = (k: TrustedKey) =>
@@ -88,11 +91,15 @@ export interface ReceiptVerifier {
 export function createReceiptVerifier(options: ReceiptVerifierOptions): ReceiptVerifier {
   const trustedKeys = options.trustedKeys.map((k) => ({ ...k, verifierKey: toVerifier(k) }));
   const cacheSize = options.cacheSize ?? 1024;
-  const cache = new Map<string, { checkpoint: Checkpoint; nodes: VerifiedNodes }>();
+  const cache = new Map<string, { checkpoint: Checkpoint; nodes?: VerifiedNodes | undefined }>();
+  // Proven nodes are kept for the most recent few checkpoints only, so memory stays
+  // bounded (NODE_CACHE_CHECKPOINTS x NODES_PER_CHECKPOINT entries) however many
+  // checkpoints a long-lived verifier sees.
+  const withNodes: { nodes?: VerifiedNodes | undefined }[] = [];
 
   const open = (
     note: unknown,
-  ): { ok: true; checkpoint: Checkpoint; nodes?: VerifiedNodes } | { ok: false; reason: string } => {
+  ): { ok: true; checkpoint: Checkpoint; nodes?: VerifiedNodes | undefined } | { ok: false; reason: string } => {
     if (typeof note === 'string') {
       const hit = cache.get(note);
       if (hit) return { ok: true, ...hit };
@@ -100,8 +107,14 @@ export function createReceiptVerifier(options: ReceiptVerifierOptions): ReceiptV
     const opened = openCheckpoint(note, trustedKeys);
     if (opened.ok && typeof note === 'string' && cacheSize > 0) {
       if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
-      const entry = { checkpoint: opened.checkpoint, nodes: createVerifiedNodes() };
+      const entry: { checkpoint: Checkpoint; nodes?: VerifiedNodes | undefined } = {
+        checkpoint: opened.checkpoint,
+        nodes: createVerifiedNodes(NODES_PER_CHECKPOINT),
+      };
       cache.set(note, entry);
+      withNodes.push(entry);
+      const retired = withNodes.length > NODE_CACHE_CHECKPOINTS ? withNodes.shift() : undefined;
+      if (retired) retired.nodes = undefined;
       return { ok: true, ...entry };
     }
     return opened;

@@ -114,3 +114,24 @@ describe('verifyCheckpointConsistency', () => {
     expect(verifyCheckpointConsistency(c.older, fork, c.proof, trusted).status).toBe('invalid');
   });
 });
+
+describe('createReceiptVerifier', () => {
+  it('verifies across many checkpoints, past its node-cache window, with the same answers', async () => {
+    await using dir = await tempDir('receipts-verifier');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    const appended = [];
+    for (const b of bodies(12)) appended.push(await ledger.append(b)); // 12 checkpoints, sizes 1..12
+    const verifier = createReceiptVerifier({ trustedKeys: ledger.trustedKeys, cacheSize: 4 });
+    for (let round = 0; round < 2; round++) {
+      for (const a of appended) {
+        for (let size = a.leafIndex + 1; size <= 12; size += 3) {
+          const proof = ledger.inclusionProof(a.leafIndex, size);
+          expect(verifier.verify(a.receipt, proof, ledger.checkpointAt(size))).toEqual({ status: 'valid' });
+          const bad = { ...proof, hashes: proof.hashes.toReversed() };
+          if (proof.hashes.length > 1)
+            expect(verifier.verify(a.receipt, bad, ledger.checkpointAt(size)).status).toBe('invalid');
+        }
+      }
+    }
+  });
+});
