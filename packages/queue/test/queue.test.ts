@@ -389,6 +389,61 @@ describe('openQueue', () => {
       expect(asked).toEqual([{ id, type: 'job', payload: { x: 1 }, token: 1, attempt: 1, idempotencyKey: 'idem-1' }]);
       expect(queue.get(id)).toMatchObject({ state: 'completed', token: 1, result: 'found it done' });
     });
+
+    it('retries when the reconcile hook itself fails', async () => {
+      const path = await fx.path();
+      const id = await strandedOperation(path, 'job');
+      const tokens: number[] = [];
+      const queue = await fx.open({
+        path,
+        types: {
+          job: {
+            handler: (_p, { token }) => tokens.push(token),
+            crashPolicy: 'reconcile',
+            reconcile: () => {
+              throw new Error('cannot tell');
+            },
+          },
+        },
+      });
+      await allFinal(queue, [id]);
+      expect(tokens).toEqual([2]);
+      expect(queue.get(id)).toMatchObject({ state: 'completed', token: 2 });
+    });
+  });
+
+  describe('close with operations claimed ahead', () => {
+    it('gives back leases claimed ahead of a free slot, unspent', async () => {
+      const path = await fx.path();
+      const gate = deferred();
+      const started = deferred();
+      const first = await openQueue({
+        path,
+        concurrency: 1,
+        abortGraceMs: 10,
+        types: {
+          job: {
+            handler: async (_p, { signal }) => {
+              started.resolve();
+              await Promise.race([gate.promise, new Promise((r) => signal.addEventListener('abort', r))]);
+            },
+          },
+        },
+      });
+      const running = await first.enqueue('job');
+      await started.promise;
+      const waiting = await first.enqueue('job');
+      await waitFor(() => first.stats().leased === 2, { what: 'the second operation is claimed ahead' });
+      expect(first.stats().inFlight).toBe(1);
+      await first.close({ drainMs: 0 });
+      const sm = createStateMachine({ path });
+      try {
+        expect(sm.get(running.id)).toMatchObject({ state: 'pending', attempts: 0, token: 1 });
+        expect(sm.get(waiting.id)).toMatchObject({ state: 'pending', attempts: 0, token: 1 });
+      } finally {
+        sm.close();
+      }
+    });
   });
 
   describe('close', () => {
