@@ -103,6 +103,12 @@ export function httpDiagnosticNode(options: HttpNodeOptions): DiagnosticNode {
             done();
             fail('unreachable', error.message, error);
           });
+          // A node that dies mid-answer: the body never completes (settling twice is a no-op).
+          res.on('close', () => {
+            if (res.complete) return;
+            done();
+            fail('unreachable', 'connection closed before the answer was complete');
+          });
         });
         req.end();
       });

@@ -133,6 +133,12 @@ describe('collectDiagnosticReport', () => {
       res.write('{"pad":"');
       pump();
     });
+    const cut = await listen((_, res) => {
+      // Dies mid-answer: half a body, then the connection is gone.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"schema":"unrdf.diagnostics.node-snapshot/v1","nodeId":"cut",');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
     const dead = await listen(() => undefined);
     await dead.close();
     try {
@@ -144,6 +150,7 @@ describe('collectDiagnosticReport', () => {
         httpDiagnosticNode({ id: 'hang', url: hang.url }),
         httpDiagnosticNode({ id: 'huge', url: huge.url, maxBytes: 1024 * 1024 }),
         httpDiagnosticNode({ id: 'dead', url: dead.url }),
+        httpDiagnosticNode({ id: 'cut', url: cut.url }),
       ];
       const t0 = performance.now();
       const report = await collectDiagnosticReport({ nodes, timeoutMs: 400 });
@@ -157,12 +164,20 @@ describe('collectDiagnosticReport', () => {
         hang: 'timeout',
         huge: 'too_large',
         dead: 'unreachable',
+        cut: 'unreachable',
       });
       expect(report.nodes.find((n) => n.nodeId === 'impostor')?.error).toBe('answered as node good');
       expect(report.status).toBe('critical'); // 1 of 7 voters healthy: no quorum
-      expect(report.reasons.at(-1)).toBe('quorum lost: 1 healthy voters of 7, need 4');
+      expect(report.reasons.at(-1)).toBe('quorum lost: 1 healthy voters of 8, need 5');
     } finally {
-      await Promise.all([garbage.close(), wrongShape.close(), impostor.close(), hang.close(), huge.close()]);
+      await Promise.all([
+        garbage.close(),
+        wrongShape.close(),
+        impostor.close(),
+        hang.close(),
+        huge.close(),
+        cut.close(),
+      ]);
     }
   });
 
