@@ -78,6 +78,8 @@ const CollectorOptionsSchema = z.object({
   maxPagesPerPoll: z.number().int().positive().optional(),
   /** Where the first poll starts (wall ms); everything the nodes still have when omitted. */
   sinceWallMs: z.number().optional(),
+  /** Records kept per node (the newest); older ones are let go and the view says so (`truncatedBefore`). */
+  maxRecordsPerNode: z.number().int().positive().optional(),
   /** The collecting node's metrics: each poll's duration is the `log_aggregation` SLI. */
   metrics: z.custom<Metrics>((v) => typeof v === 'object' && v !== null && 'observe' in v).optional(),
 });
@@ -112,7 +114,9 @@ export function createLogCollector(options: LogCollectorOptions): LogCollector {
     records: [] as LogRecord[],
     nodeLastSeq: null as number | null,
     error: null as string | null,
+    truncatedBefore: false,
   }));
+  const maxRecords = opts.maxRecordsPerNode ?? DEFAULT_MAX_LOG_RECORDS_PER_NODE;
 
   const pollNode = async (s: (typeof state)[number]) => {
     for (let page = 0; page < maxPages; page++) {
@@ -134,7 +138,13 @@ export function createLogCollector(options: LogCollectorOptions): LogCollector {
         // has (rotated out) is a gap. From a time horizon, the first record found starts it.
         s.expectedFirstSeq = request.afterSeq === 0 ? 1 : (first?.seq ?? logs.lastSeq + 1);
       }
-      s.records.push(...logs.records);
+      for (const record of logs.records) s.records.push(record);
+      if (s.records.length > maxRecords) {
+        // Bounded memory: keep the newest; what was let go is not a gap, and is said.
+        s.records = s.records.slice(-maxRecords);
+        s.expectedFirstSeq = s.records[0]?.seq ?? s.expectedFirstSeq;
+        s.truncatedBefore = true;
+      }
       const last = logs.records.at(-1);
       if (last) s.cursor = last.seq;
       else if (s.cursor === undefined) s.cursor = logs.lastSeq;
@@ -159,6 +169,7 @@ export function createLogCollector(options: LogCollectorOptions): LogCollector {
             records: s.records,
             nodeLastSeq: s.nodeLastSeq,
             ...(s.expectedFirstSeq === undefined ? {} : { expectedFirstSeq: s.expectedFirstSeq }),
+            truncatedBefore: s.truncatedBefore,
             error: s.error,
           }),
         ),

@@ -66,6 +66,14 @@ describe('createLogCollector', () => {
     const view = collector.view();
     expect(view.records.map((r) => r.seq)).toEqual(Array.from({ length: 2510 }, (_, i) => i + 1));
     expect(view.completeness[0]).toMatchObject({ status: 'complete', received: 2510, nodeLastSeq: 2510, missing: 0 });
+
+    const bounded = createLogCollector({
+      nodes: [httpDiagnosticNode({ id: 'p1', url: node.url })],
+      maxRecordsPerNode: 500,
+    });
+    await bounded.poll();
+    expect(bounded.view().records.map((r) => r.seq)).toEqual(Array.from({ length: 500 }, (_, i) => i + 2011));
+    expect(bounded.view().completeness[0]).toMatchObject({ status: 'complete', truncatedBefore: true, missing: 0 });
   });
 
   it('keeps every surviving record exactly once and reports the gap of a node killed mid-run', async () => {
