@@ -385,6 +385,7 @@ class DurableQueue implements Queue {
   #started = false;
   #closing = false;
   #dispatching = false;
+  #claimsInFlight = 0;
   #closePromise: Promise<void> | undefined;
   #idleWaiters: (() => void)[] = [];
   #delayTimer: NodeJS.Timeout | undefined;
@@ -640,8 +641,10 @@ class DurableQueue implements Queue {
     // what the policy does anyway (a killed process loses nothing: the page cache keeps
     // the claim). Types that must not re-run wait for the claim to be durable.
     const beforeSync = this.#o.types.get(entry.type)?.crashPolicy === 'retry';
+    this.#claimsInFlight++;
     void this.#commit.submit({ kind: 'claim', at: this.#now(), id: entry.id, epoch: this.#epoch }, { beforeSync }).then(
       (result) => {
+        this.#claimsInFlight--;
         if (!result.claimed) {
           this.#unlease(entry.type, entry.group);
           return;
@@ -654,6 +657,7 @@ class DurableQueue implements Queue {
         this.#startClaimed();
       },
       () => {
+        this.#claimsInFlight--;
         // The store refused the claim (I/O error): the operation is still pending there.
         this.#unlease(entry.type, entry.group);
         if (!this.#closing)
@@ -1073,7 +1077,9 @@ class DurableQueue implements Queue {
       running.abandoned = true;
       this.#track(this.#settleCommand({ kind: 'release', at: this.#now(), id, token: running.token }));
     }
-    // 4. Every outcome, claim and release in flight is committed before the store closes.
+    // 4. Claims still being committed settle (and are given back); then every outcome and
+    //    release in flight is committed before the store closes.
+    while (this.#claimsInFlight > 0) await new Promise((resolve) => setImmediate(resolve));
     while (this.#outstanding.size > 0) await Promise.allSettled([...this.#outstanding]);
     await this.#commit.close();
     this.#unsubscribe();

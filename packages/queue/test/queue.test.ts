@@ -446,6 +446,29 @@ describe('openQueue', () => {
     });
   });
 
+  describe('close with claims in flight', () => {
+    it('leaves no operation running in the store', async () => {
+      const path = await fx.path();
+      const queue = await openQueue({
+        path,
+        // 'fail': claims wait for their fsync, so they are still in flight when close() starts.
+        types: { job: { crashPolicy: 'fail', handler: () => new Promise((r) => setTimeout(r, 5)) } },
+      });
+      await queue.pause('job');
+      const ops = await Promise.all(Array.from({ length: 20 }, () => queue.enqueue('job')));
+      await queue.resume('job'); // its commit dispatches: claims are being committed now
+      await queue.close({ drainMs: 0 });
+      const sm = createStateMachine({ path });
+      try {
+        const states = ops.map((o) => sm.get(o.id)?.state);
+        expect(states.every((state) => state === 'pending' || state === 'completed')).toBe(true);
+        expect(sm.countByState().running).toBe(0);
+      } finally {
+        sm.close();
+      }
+    });
+  });
+
   describe('close', () => {
     it('drains running handlers, then aborts the rest and gives their leases back', async () => {
       const path = await fx.path();
