@@ -9,14 +9,15 @@ import { nanoid } from 'nanoid';
 import { z } from 'zod';
 import { InvalidInputError } from './errors.js';
 import { concatBytes, fromHex, toHex, utf8 } from './internal/bytes.js';
-import { platformSha256 } from './internal/platform.js';
+import { platformSha256, platformSha256Text } from './internal/platform.js';
 import { hashLeaf, inclusionProof, merkleRoot, verifyInclusion } from './merkle.js';
 
 /** The `format` field of every version-1 receipt. */
 export const RECEIPT_FORMAT = 'unrdf-receipt/v1';
 
 /** Domain tags, NUL-terminated (canonical JSON never contains a raw NUL). */
-const RECEIPT_TAG = utf8('unrdf-receipt/v1\0');
+const RECEIPT_TAG_TEXT = 'unrdf-receipt/v1\0';
+const RECEIPT_TAG = utf8(RECEIPT_TAG_TEXT);
 const MEMBER_TAG = utf8('unrdf-receipt-member/v1\0');
 
 /** Bound on receipt JSON accepted from outside, far above any honest receipt. */
@@ -165,14 +166,6 @@ function jcs(value: unknown): Uint8Array {
 }
 
 /**
- * Internal: the receipt hash of already-canonical bytes with a given SHA-256 backend
- * (the ledger passes node:crypto's). Not exported from the package index.
- */
-export function receiptDigest(canonicalBytes: Uint8Array, sha256: (data: Uint8Array) => Uint8Array): Uint8Array {
-  return sha256(concatBytes(RECEIPT_TAG, canonicalBytes));
-}
-
-/**
  * Internal: the RFC 8785 text of a receipt that has been validated (only the schema's
  * fields, integers below 2^53). It builds the object with its keys already in RFC 8785
  * order (UTF-16 code-unit order) and lets JSON.stringify, whose string and integer
@@ -226,9 +219,14 @@ export function canonicalMemberText(m: SingleReceiptBody): string {
   });
 }
 
+/** Internal: the receipt hash of RFC 8785 text (from {@link canonicalText}). */
+export function receiptDigestOfText(text: string): Uint8Array {
+  return platformSha256Text(`${RECEIPT_TAG_TEXT}${text}`);
+}
+
 /** Internal: the leaf hash of a validated receipt through {@link canonicalText}. */
 export function validatedLeafHash(receipt: Receipt): Uint8Array {
-  return hashLeaf(platformSha256(concatBytes(RECEIPT_TAG, utf8(canonicalText(receipt)))));
+  return hashLeaf(platformSha256Text(`${RECEIPT_TAG_TEXT}${canonicalText(receipt)}`));
 }
 
 /** The canonical bytes of a receipt: RFC 8785 (JCS) JSON in UTF-8. */

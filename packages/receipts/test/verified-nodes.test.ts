@@ -26,7 +26,7 @@ describe('verifyInclusionCached', () => {
         (size, queries) => {
           const leaves = Array.from({ length: size }, (_, i) => hashLeaf(Uint8Array.of(i & 255, i >> 8, 7)));
           const root = merkleRoot(leaves);
-          const cache = createVerifiedNodes();
+          const cache = createVerifiedNodes(size % 2 === 0 ? 40 : 1 << 18); // small: exercises the reset
           for (const [a, b, c, mode] of queries) {
             const index = a % size;
             let proof = inclusionProof(leaves, index);

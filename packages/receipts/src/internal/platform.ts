@@ -59,3 +59,11 @@ export function ed25519Verifier(publicKey: Uint8Array): (message: Uint8Array, si
     }
   };
 }
+
+/** SHA-256 of a string's UTF-8 bytes, without an intermediate copy on Node. */
+export const platformSha256Text: (text: string) => Uint8Array = nodeCrypto
+  ? ((hash) => (text: string) => {
+      const digest = hash('sha256', text, 'buffer');
+      return new Uint8Array(digest.buffer, digest.byteOffset, digest.length);
+    })(nodeCrypto.hash)
+  : (text) => sha256(new TextEncoder().encode(text));

@@ -281,8 +281,13 @@ export function verifyInclusionCached(
   if (used !== proof.length || !bytesEqual(r, root)) return false;
   if (cache) {
     computed.push([0, index, leafHash]);
+    if (cache.count + computed.length > cache.limit) {
+      // Full: start over rather than freeze. Verifiers walk ledgers in order, so the
+      // nodes of the current region are worth more than those of a region passed long ago.
+      cache.levels.length = 0;
+      cache.count = 0;
+    }
     for (const [l, i, hash] of computed) {
-      if (cache.count >= cache.limit) break;
       let byIndex = cache.levels[l];
       if (!byIndex) {
         byIndex = new Map();

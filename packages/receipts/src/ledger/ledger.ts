@@ -16,7 +16,8 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { z } from 'zod';
 import { type Checkpoint, signCheckpoint, type TrustedKey } from '../checkpoint.js';
 import { InvalidInputError, LedgerError } from '../errors.js';
-import { toHex, utf8 } from '../internal/bytes.js';
+import { toHex } from '../internal/bytes.js';
+import { platformTree as nodeTree } from '../internal/sha256.js';
 import { consistencyPath, inclusionPath, type SubtreeHash, splitPoint } from '../internal/tree.js';
 import { encodeVerifierKey, type NoteSigner } from '../note.js';
 import {
@@ -25,10 +26,10 @@ import {
   parseReceiptBody,
   type Receipt,
   type ReceiptBody,
-  receiptDigest,
+  receiptDigestOfText,
 } from '../receipt.js';
 import type { ConsistencyProofJson, InclusionProofJson } from '../verify.js';
-import { nodeSha256, nodeSigner, nodeTree } from './node-crypto.js';
+import { nodeSigner } from './node-crypto.js';
 
 const DEFAULT_MAX_BATCH = 4096;
 
@@ -292,7 +293,7 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
       // Bodies were validated on the way in (parseReceiptBody); the position is our own.
       const receipt = assembleReceipt(body, { origin, leafIndex, previousReceiptHash: previous });
       const text = canonicalText(receipt);
-      const digest = receiptDigest(utf8(text), nodeSha256);
+      const digest = receiptDigestOfText(text);
       const leafHash = nodeTree.leaf(digest);
       st.insertLeaf.run(leafIndex, leafHash, digest, receipt.operationId, text);
       // Carry up the tree: every odd index completes a subtree with its left sibling.

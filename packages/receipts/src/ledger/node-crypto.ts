@@ -1,15 +1,10 @@
 /**
- * node:crypto backends for the server side: SHA-256 through OpenSSL's one-shot
- * `crypto.hash` (measured ~25% faster than @noble/hashes on 65-byte node inputs here)
- * and Ed25519 signing through a KeyObject. Tests cross-check both against @noble.
+ * Ed25519 signing through node:crypto (OpenSSL) for the server side. (SHA-256 and
+ * Ed25519 verification pick node:crypto at run time in internal/platform.ts.) Tests
+ * cross-check its signatures byte for byte against @noble/curves.
  */
-import { createPrivateKey, hash, sign } from 'node:crypto';
-import { createTreeHasher, type Sha256 } from '../internal/tree.js';
+import { createPrivateKey, sign } from 'node:crypto';
 import { decodeSignerKey, type NoteSigner } from '../note.js';
-
-export const nodeSha256: Sha256 = (data) => hash('sha256', data, 'buffer');
-
-export const nodeTree = createTreeHasher(nodeSha256);
 
 const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
 
