@@ -91,13 +91,14 @@ export class ProcessCluster {
 
   private constructor(private readonly dataDir: string) {}
 
-  static async start(dataDir: string, size = 3): Promise<ProcessCluster> {
+  /** `proxies: false` connects peers directly (for write-path measurements). */
+  static async start(dataDir: string, size = 3, options: { proxies?: boolean } = {}): Promise<ProcessCluster> {
     const cluster = new ProcessCluster(dataDir);
     for (let i = 1; i <= size; i++) {
       cluster.members[`n${i}`] = { host: '127.0.0.1', port: await freePort() };
       cluster.clientPorts[`n${i}`] = await freePort();
     }
-    for (const from of cluster.ids) {
+    for (const from of options.proxies === false ? [] : cluster.ids) {
       for (const to of cluster.ids) {
         if (from !== to)
           cluster.proxies.set(

@@ -298,7 +298,7 @@ export class RaftNode implements AsyncDisposable {
 
   private handle(rd: Ready): void {
     // 1. Durable first (Raft Figure 2; etcd MustSync): one fsynced transaction.
-    this.storage.save({ hardState: rd.hardState, entries: rd.entries });
+    this.storage.save({ hardState: rd.hardState, entries: rd.entries }, { sync: rd.mustSync });
     // 2. Only now may messages that promise that state leave.
     this.transport?.send(rd.messages);
     // 3. Apply.

@@ -36,6 +36,7 @@ export class SqliteStorage implements Disposable {
   private readonly deleteFrom: StatementSync;
   private readonly insertEntry: StatementSync;
   private closed = false;
+  private syncing = true;
 
   constructor(path: string) {
     this.db = new DatabaseSync(path);
@@ -80,10 +81,21 @@ export class SqliteStorage implements Disposable {
     return { hardState, entries };
   }
 
-  /** Makes one Ready's hard state and entries durable, atomically. */
-  save(write: StorageWrite): void {
+  /**
+   * Writes one Ready's hard state and entries atomically. With `sync` (the Ready's
+   * `mustSync`: a new term, vote or entries) the commit fsyncs before returning; without
+   * it (only the commit index moved, which a restart can re-learn) the WAL frame is
+   * written but not fsynced, like etcd skipping the sync for a commit-only HardState. A
+   * later synced commit fsyncs the WAL up to and including it, so order is kept.
+   */
+  save(write: StorageWrite, options: { readonly sync?: boolean } = {}): void {
     const entries = write.entries ?? [];
     if (write.hardState === undefined && entries.length === 0) return;
+    const sync = options.sync ?? true;
+    if (sync !== this.syncing) {
+      this.db.exec(sync ? 'PRAGMA synchronous = FULL' : 'PRAGMA synchronous = NORMAL');
+      this.syncing = sync;
+    }
     this.db.exec('BEGIN IMMEDIATE');
     try {
       const first = entries[0];

@@ -41,6 +41,23 @@ describe('SqliteStorage', () => {
       ]);
     });
 
+    it('keeps an unsynced commit-index write, ordered before the next synced write', async () => {
+      await using dir = await tempDir('raft-storage');
+      const path = dir.join('raft.db');
+      {
+        using storage = openSqliteStorage({ path });
+        storage.save({
+          hardState: { term: 1, votedFor: 'n1', commit: 0 },
+          entries: [{ index: 1, term: 1, data: data('a') }],
+        });
+        storage.save({ hardState: { term: 1, votedFor: 'n1', commit: 1 } }, { sync: false });
+        storage.save({ entries: [{ index: 2, term: 1, data: data('b') }] }, { sync: true });
+      }
+      using reopened = openSqliteStorage({ path });
+      expect(reopened.load().hardState.commit).toBe(1);
+      expect(reopened.load().entries).toHaveLength(2);
+    });
+
     it('keeps an absent vote absent', async () => {
       await using dir = await tempDir('raft-storage');
       using storage = openSqliteStorage({ path: dir.join('raft.db') });
