@@ -1,0 +1,108 @@
+import { freePort, tempDir } from '@unrdf/test-utils';
+import { describe, expect, it } from 'vitest';
+import { NotLeaderError } from '../src/errors.js';
+import { openRaftNode, type RaftNode } from '../src/raft-node.js';
+
+async function inProcessCluster(dir: string) {
+  const members: Record<string, { host: string; port: number }> = {};
+  for (const id of ['n1', 'n2', 'n3']) members[id] = { host: '127.0.0.1', port: await freePort() };
+  const applied = new Map<string, string[]>();
+  const nodes = await Promise.all(
+    Object.keys(members).map((id) => {
+      applied.set(id, []);
+      return openRaftNode({
+        id,
+        members,
+        dataDir: `${dir}/${id}`,
+        clusterSecret: 'in-process test cluster secret',
+        // Fast timings keep the test short; the defaults are exercised by the benchmark.
+        tickMs: 5,
+        heartbeatMs: 20,
+        electionMs: 200,
+        seed: id.charCodeAt(1),
+        stateMachine: {
+          apply(command) {
+            const list = applied.get(id) as string[];
+            list.push(new TextDecoder().decode(command));
+            return list.length;
+          },
+        },
+      });
+    }),
+  );
+  let leader: RaftNode | undefined;
+  for (let i = 0; i < 400 && leader === undefined; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    leader = nodes.find((n) => n.status().role === 'leader');
+  }
+  if (leader === undefined) throw new Error('no leader');
+  return { nodes, leader, applied, close: () => Promise.all(nodes.map((n) => n.close())) };
+}
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+describe('RaftNode', () => {
+  it('applies a retried proposal once and answers the retry with the first result', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    try {
+      const first = await cluster.leader.propose(bytes('set x 1'), { clientId: 'c1', sequence: 1 });
+      // The client never saw the answer (say the leader died) and retries the same request.
+      const retry = await cluster.leader.propose(bytes('set x 1'), { clientId: 'c1', sequence: 1 });
+      const next = await cluster.leader.propose(bytes('set x 2'), { clientId: 'c1', sequence: 2 });
+      expect(retry).toBe(first);
+      expect(next).toBe(2);
+      expect(cluster.applied.get(cluster.leader.id)).toEqual(['set x 1', 'set x 2']);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('serves a linearizable read on the leader and refuses one on a follower', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    try {
+      await cluster.leader.propose(bytes('a'));
+      const seen = await cluster.leader.read(() => [...(cluster.applied.get(cluster.leader.id) as string[])]);
+      expect(seen).toEqual(['a']);
+      const follower = cluster.nodes.find((n) => n !== cluster.leader) as RaftNode;
+      await expect(follower.read(() => 1)).rejects.toBeInstanceOf(NotLeaderError);
+      await expect(follower.propose(bytes('b'))).rejects.toBeInstanceOf(NotLeaderError);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('reports role, term, commit and per-follower lag in status()', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    try {
+      await cluster.leader.propose(bytes('a'));
+      const status = cluster.leader.status();
+      expect(status.role).toBe('leader');
+      expect(status.commitIndex).toBeGreaterThanOrEqual(2);
+      expect(Object.keys(status.peers).sort()).toEqual(
+        cluster.nodes
+          .filter((n) => n !== cluster.leader)
+          .map((n) => n.id)
+          .sort(),
+      );
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('hands leadership over on request', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    try {
+      await cluster.leader.propose(bytes('a'));
+      const target = cluster.nodes.find((n) => n !== cluster.leader) as RaftNode;
+      cluster.leader.transferLeadership(target.id);
+      for (let i = 0; i < 200 && target.status().role !== 'leader'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(target.status().role).toBe('leader');
+    } finally {
+      await cluster.close();
+    }
+  });
+});
