@@ -46,6 +46,7 @@ export {
   type ApplyExtension,
   type ApplyOutcome,
   createStateMachine,
+  type PendingRow,
   type ScheduleRow,
   type StateMachine,
   type StateMachineOptions,

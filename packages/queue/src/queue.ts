@@ -46,7 +46,7 @@ import {
   type ScheduleOptions,
   ScheduleOptionsSchema,
 } from './options.js';
-import { createStateMachine, type StateMachine } from './state-machine.js';
+import { createStateMachine, type PendingRow, type StateMachine } from './state-machine.js';
 
 /** An operation as the public API shows it (JSON fields parsed). */
 export interface Operation {
@@ -1106,7 +1106,7 @@ class DurableQueue implements Queue {
   }
 }
 
-function entryOf(row: OperationRow): ReadyEntry {
+function entryOf(row: PendingRow): ReadyEntry {
   return {
     id: row.id,
     type: row.type,

@@ -40,6 +40,15 @@ export type ApplyOutcome =
   | { readonly ok: true; readonly result: CommandResult }
   | { readonly ok: false; readonly error: unknown };
 
+/** What an in-memory ready index needs of a pending operation. */
+export interface PendingRow {
+  readonly id: string;
+  readonly type: string;
+  readonly priority: number;
+  readonly groupKey: string | null;
+  readonly runAt: number;
+}
+
 /** A committed (not necessarily yet durable) batch. */
 export interface CommittedBatch {
   readonly outcomes: ApplyOutcome[];
@@ -97,8 +106,8 @@ export interface StateMachine {
   /** Hears every committed batch's transitions, in order. Returns the unsubscribe. */
   subscribe(listener: (transitions: readonly Transition[]) => void): () => void;
   get(id: string): OperationRow | undefined;
-  /** Every pending operation in enqueue order (to rebuild an in-memory ready index). */
-  pending(): OperationRow[];
+  /** Every pending operation in enqueue order, without payloads (to rebuild a ready index). */
+  pending(): PendingRow[];
   /** Every running operation (to recover leases of dead epochs). */
   running(): OperationRow[];
   pausedTypes(): string[];
@@ -189,7 +198,8 @@ class SqliteStateMachine implements StateMachine {
       advanceSchedule: p('UPDATE schedules SET next_run_at = ?, updated_at = ? WHERE name = ?'),
       purge: p(`DELETE FROM operations WHERE seq IN (SELECT seq FROM operations WHERE finished_at IS NOT NULL
           AND finished_at < ? ORDER BY finished_at, seq LIMIT ?)`),
-      pending: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE state = 'pending' ORDER BY seq`),
+      pending: p(`SELECT id, type, priority, group_key AS groupKey, run_at AS runAt FROM operations
+          WHERE state = 'pending' ORDER BY seq`),
       running: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE state = 'running' ORDER BY seq`),
       paused: p('SELECT type FROM paused_types ORDER BY type'),
       schedules: p(`SELECT ${SCHEDULE_COLUMNS} FROM schedules ORDER BY name`),
@@ -571,8 +581,8 @@ class SqliteStateMachine implements StateMachine {
     return this.#stmt('byId').get(id) as OperationRow | undefined;
   }
 
-  pending(): OperationRow[] {
-    return this.#stmt('pending').all() as unknown as OperationRow[];
+  pending(): PendingRow[] {
+    return this.#stmt('pending').all() as unknown as PendingRow[];
   }
 
   running(): OperationRow[] {
