@@ -1,8 +1,13 @@
 /** Byte helpers that run unchanged in Node and in a browser (no Buffer, no node: imports). */
 
 const HEX_DIGITS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-const HEX_VALUE = new Int8Array(128).fill(-1);
-for (let i = 0; i < 16; i++) HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
+/** Byte value of each pair of lowercase hex digits, indexed by (first << 7) | second; -1 elsewhere. */
+const HEX_PAIR = new Int16Array(1 << 14).fill(-1);
+for (let hi = 0; hi < 16; hi++) {
+  for (let lo = 0; lo < 16; lo++) {
+    HEX_PAIR[('0123456789abcdef'.charCodeAt(hi) << 7) | '0123456789abcdef'.charCodeAt(lo)] = hi * 16 + lo;
+  }
+}
 
 export function toHex(bytes: Uint8Array): string {
   let out = '';
@@ -15,12 +20,11 @@ export function fromHex(hex: string): Uint8Array | undefined {
   if (typeof hex !== 'string' || hex.length % 2 !== 0) return undefined;
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) {
-    const a = hex.charCodeAt(2 * i);
-    const b = hex.charCodeAt(2 * i + 1);
-    const hi = a < 128 ? (HEX_VALUE[a] as number) : -1;
-    const lo = b < 128 ? (HEX_VALUE[b] as number) : -1;
-    if (hi < 0 || lo < 0) return undefined;
-    out[i] = hi * 16 + lo;
+    const first = hex.charCodeAt(2 * i);
+    const second = hex.charCodeAt(2 * i + 1);
+    const value = (first | second) < 128 ? (HEX_PAIR[(first << 7) | second] as number) : -1;
+    if (value < 0) return undefined;
+    out[i] = value;
   }
   return out;
 }
