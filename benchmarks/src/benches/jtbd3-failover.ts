@@ -84,7 +84,7 @@ export const benchmark: Benchmark = {
       const writer = (async () => {
         while (writing) {
           const value = `steady-${++steadySeq}`;
-          const ack = await steady.put(`k${steadySeq % 32}`, value, 1000, 120_000);
+          const ack = await steady.put(`k${steadySeq % 32}`, value, 250, 120_000);
           acked.push({ value: `k${steadySeq % 32}=${value}`, ...ack });
         }
       })();

@@ -16,6 +16,7 @@ export {
   DEFAULT_ELECTION_MS,
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_TICK_MS,
+  LeadershipLostError,
   openRaftNode,
   ProposalDroppedError,
   ProposalTimeoutError,

@@ -34,6 +34,24 @@ export class ProposalDroppedError extends RaftError {
   }
 }
 
+/**
+ * This node stopped leading while the proposal was in flight: it may or may not be applied
+ * (etcd's "leader changed"). Retry on the new leader with the same session.
+ */
+export class LeadershipLostError extends RaftError {
+  override readonly name = 'LeadershipLostError';
+  readonly code = 'UNRDF_RAFT_LEADERSHIP_LOST';
+  constructor(
+    readonly leaderId: NodeId | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `This node lost leadership before the proposal was applied; its outcome is unknown. Retry${leaderId ? ` on ${leaderId}` : ''} with the same client session so it is applied once.`,
+      options,
+    );
+  }
+}
+
 /** The outcome of a proposal is unknown after the timeout: retry with the same session. */
 export class ProposalTimeoutError extends RaftError {
   override readonly name = 'ProposalTimeoutError';
@@ -316,7 +334,10 @@ export class RaftNode implements AsyncDisposable {
       for (const c of ready) c.resolve();
     }
     if (rd.softState !== undefined) {
-      if (rd.softState.role !== 'leader') this.failReads();
+      if (rd.softState.role !== 'leader') {
+        this.failReads();
+        this.failProposals(rd.softState.leader);
+      }
       this.onStateChange?.({ role: rd.softState.role, term: this.core.currentTerm, leader: rd.softState.leader });
     }
   }
@@ -345,6 +366,15 @@ export class RaftNode implements AsyncDisposable {
     clearTimeout(pending.timer);
     if (pending.term === entry.term) pending.resolve(result);
     else pending.reject(new ProposalDroppedError());
+  }
+
+  /** Answers every in-flight proposal at once instead of letting clients wait for the timeout. */
+  private failProposals(leader: NodeId | undefined): void {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new LeadershipLostError(leader));
+    }
+    this.pending.clear();
   }
 
   private failReads(): void {
