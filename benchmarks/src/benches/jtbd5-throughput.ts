@@ -337,7 +337,9 @@ export const benchmark: Benchmark = {
           unit: 'op/s',
           better: 'higher',
           specTarget: SPEC.throughput,
-          goal: profile.goals.completions,
+          // Keeping up: completions cannot exceed arrivals, so the issue's ">= arrival rate"
+          // is judged with 1% allowed for where the window's edges fall.
+          goal: profile.goals.completions === null ? null : profile.goals.completions * 0.99,
         };
       } else {
         metrics[`${p}_overload_completions`] = {
@@ -417,6 +419,7 @@ export const benchmark: Benchmark = {
       `Completions are counted in ${WINDOW_MS / 1000} s windows from the first completion (a quick run has one window); variation = stdev/mean of window rates, shown only with 2+ windows.`,
       'The machine is shared: the p-queue and fsync baselines of the same run show how loaded it was (idle: p-queue P99 about 1.5 ms at 9,000/s, 17,500 fsynced commits/s).',
       'Generator, queue and handlers share one Node process and event loop (embedded use).',
+      'Completion goals are the arrival rates less 1% for window edges (completions cannot exceed arrivals).',
     );
     return { metrics, baselines, notes };
   },

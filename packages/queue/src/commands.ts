@@ -118,6 +118,11 @@ export const PurgeCommand = z.object({
   limit: z.number().int().min(1).max(100_000),
 });
 
+/**
+ * Every state change of the queue, as data: what a replicated log carries. Parse a
+ * command read back from a log with `Command.parse(json)`.
+ * @throws z.ZodError from `parse` when the value is not a command
+ */
 export const Command = z.discriminatedUnion('kind', [
   EnqueueCommand,
   ClaimCommand,
