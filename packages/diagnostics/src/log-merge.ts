@@ -32,6 +32,7 @@ export interface NodeLogInput {
   readonly error?: string | null;
 }
 
+/** The merged view: records in HLC order, duplicates dropped, and what is missing per node. */
 export interface MergedLogs {
   /** Ordered by HLC, then node id, then seq; each (node, seq) once. */
   readonly records: LogRecord[];

@@ -1,6 +1,7 @@
 import { counterName, histogramName, SLI_WINDOWS, type SliWindow } from './indicators.js';
 import { type BurnRatePolicy, DEFAULT_BURN_RATE_POLICIES, DEFAULT_MIN_BAD_EVENTS, type SloDefinition } from './slo.js';
 
+/** Burn-rate policies and the low-traffic guard, as given to `evaluateSlos`, and the rule group name. */
 export interface PrometheusRulesOptions {
   readonly policies?: readonly BurnRatePolicy[];
   readonly minBadEvents?: number;
