@@ -483,16 +483,20 @@ class DurableQueue implements Queue {
       }
     }
     const at = this.#now();
-    if (decision.outcome === 'completed') {
-      await this.#submit({
-        kind: 'complete',
-        at,
-        id: row.id,
-        token: row.token,
-        result: JSON.stringify(decision.result ?? null),
-      });
-    } else if (decision.outcome === 'failed') {
-      const error = decision.message ? JSON.stringify({ name: 'CrashedError', message: decision.message }) : crashed;
+    let result: string | undefined;
+    if (decision?.outcome === 'completed') {
+      try {
+        result = JSON.stringify(decision.result ?? null);
+      } catch {
+        // An unstorable result cannot mark the operation done: run it again instead.
+      }
+    }
+    if (result !== undefined) {
+      await this.#submit({ kind: 'complete', at, id: row.id, token: row.token, result });
+    } else if (decision?.outcome === 'failed') {
+      const error = decision.message
+        ? JSON.stringify({ name: 'CrashedError', message: String(decision.message) })
+        : crashed;
       await this.#submit({ kind: 'fail', at, id: row.id, token: row.token, error, retryAt: null });
     } else {
       await this.#submit({ kind: 'fail', at, id: row.id, token: row.token, error: crashed, retryAt: at });
@@ -769,6 +773,8 @@ class DurableQueue implements Queue {
       const reason: unknown = signal.reason;
       if (reason instanceof OperationAbortedError) {
         // Cancelled: the state is final already. Shutdown: the lease goes back unspent.
+        // Even a handler that resolved after its abort may have bailed out early, so an
+        // aborted attempt's result never counts as done.
         if (reason.reason === 'shutdown')
           await this.#settleCommand({ kind: 'release', at, id: row.id, token: row.token });
         return;

@@ -390,7 +390,15 @@ describe('openQueue', () => {
       expect(queue.get(id)).toMatchObject({ state: 'completed', token: 1, result: 'found it done' });
     });
 
-    it('retries when the reconcile hook itself fails', async () => {
+    it.each([
+      [
+        'throws',
+        () => {
+          throw new Error('cannot tell');
+        },
+      ],
+      ['answers completed with a result that cannot be stored', () => ({ outcome: 'completed' as const, result: 1n })],
+    ])('retries when the reconcile hook %s', async (_case, reconcile) => {
       const path = await fx.path();
       const id = await strandedOperation(path, 'job');
       const tokens: number[] = [];
@@ -400,9 +408,7 @@ describe('openQueue', () => {
           job: {
             handler: (_p, { token }) => tokens.push(token),
             crashPolicy: 'reconcile',
-            reconcile: () => {
-              throw new Error('cannot tell');
-            },
+            reconcile,
           },
         },
       });
