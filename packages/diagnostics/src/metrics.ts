@@ -13,6 +13,7 @@ import {
 import { parseOptions } from './internal/parse.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { type SloDefinition, SPEC_SLOS } from './slo.js';
+import type { ConsensusView } from './snapshot.js';
 
 /** One completed (or failed) operation, as kept for "last 100 operations and failures". */
 export const OperationRecordSchema = z.object({
@@ -80,6 +81,8 @@ const MetricsOptionsSchema = z.object({
   maxErrorTypes: z.number().int().positive().max(1000).optional(),
   /** How many recent operations and failures are kept. */
   recentLimit: z.number().int().positive().max(1000).optional(),
+  /** The consensus view, exported as gauges (etcd's `etcd_server_has_leader` and friends). */
+  consensus: z.custom<() => ConsensusView | null>((v) => typeof v === 'function').optional(),
 });
 export type MetricsOptions = z.input<typeof MetricsOptionsSchema>;
 
@@ -182,6 +185,34 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       state.recentByMinute.delete(m);
     }
   };
+
+  if (opts.consensus) {
+    const consensus = opts.consensus;
+    const gauges = {
+      hasLeader: meter.createObservableGauge('unrdf_raft_has_leader', {
+        description: '1 when this node knows a leader (or runs alone), else 0',
+      }),
+      isLeader: meter.createObservableGauge('unrdf_raft_is_leader', { description: '1 when this node is the leader' }),
+      term: meter.createObservableGauge('unrdf_raft_term', {
+        description: 'Current Raft term (a change is an election)',
+      }),
+      commitIndex: meter.createObservableGauge('unrdf_raft_commit_index', {
+        description: 'Highest log index known committed',
+      }),
+      appliedIndex: meter.createObservableGauge('unrdf_raft_applied_index', {
+        description: 'Highest log index applied',
+      }),
+    };
+    meter.addBatchObservableCallback((result) => {
+      const view = consensus();
+      if (!view) return;
+      result.observe(gauges.hasLeader, view.role === 'standalone' || view.leaderId !== null ? 1 : 0);
+      result.observe(gauges.isLeader, view.role === 'leader' || view.role === 'standalone' ? 1 : 0);
+      result.observe(gauges.term, view.term);
+      result.observe(gauges.commitIndex, view.commitIndex);
+      result.observe(gauges.appliedIndex, view.appliedIndex);
+    }, Object.values(gauges));
+  }
 
   const recentOperations: OperationRecord[] = [];
   const recentFailures: OperationRecord[] = [];

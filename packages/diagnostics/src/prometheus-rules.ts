@@ -159,5 +159,24 @@ export function prometheusRules(slos: readonly SloDefinition[], options: Prometh
       a.annotations,
     );
   }
+  // Consensus health, from the gauges createMetrics exports (JTBD 3's alert table).
+  rule(
+    [
+      ['alert', 'UnrdfNoLeader'],
+      ['expr', q('max(unrdf_raft_has_leader) == 0')],
+      ['for', '1m'],
+    ],
+    { severity: 'critical' },
+    { summary: 'No node of the cluster knows a leader', action: 'Check ledger health + network' },
+  );
+  rule(
+    [
+      ['alert', 'UnrdfRepeatedFailovers'],
+      // Each new term is an election; more than one in an hour is the spec's "multiple failovers".
+      ['expr', q('max(changes(unrdf_raft_term[1h])) > 1')],
+    ],
+    { severity: 'critical' },
+    { summary: 'More than one leader election in the last hour', action: 'Check infrastructure health' },
+  );
   return `${lines.join('\n')}\n`;
 }

@@ -26,7 +26,18 @@ describe('createMetrics', () => {
   describe('Prometheus exposition', () => {
     it('uses base units, _seconds/_total names and second-sized buckets, and passes promtool check metrics', async () => {
       const otel = sdk();
-      const metrics = createMetrics({ meter: otel.meter });
+      const metrics = createMetrics({
+        meter: otel.meter,
+        consensus: () => ({
+          role: 'follower',
+          term: 5,
+          leaderId: 'n1',
+          commitIndex: 40,
+          appliedIndex: 38,
+          lastLogIndex: 41,
+          members: [],
+        }),
+      });
       metrics.observe('receipt', { durationMs: 4, ok: true });
       metrics.observe('receipt', { durationMs: 50, ok: false });
       metrics.recordOperation({ id: 'op-1', type: 'create', ok: true, durationMs: 12, queueWaitMs: 3 });
@@ -46,6 +57,9 @@ describe('createMetrics', () => {
       }
       expect(text).toMatch(/unrdf_operations_total\{outcome="success",type="create"\} 1/);
       expect(text).not.toMatch(/_total_total|_seconds_seconds|milliseconds/);
+      expect(text).toMatch(/^unrdf_raft_has_leader 1$/m);
+      expect(text).toMatch(/^unrdf_raft_term 5$/m);
+      expect(text).toMatch(/^unrdf_raft_applied_index 38$/m);
       const check = promtool(['check', 'metrics'], text);
       expect(check.output).toBe('');
       expect(check.status).toBe(0);

@@ -183,6 +183,45 @@ describe('prometheusRules', () => {
           ],
         },
         {
+          // Elections at minutes 10 and 40 on one node: two failovers within the hour.
+          interval: '1m',
+          input_series: [
+            { series: 'unrdf_raft_term{instance="n1"}', values: '3x9 4x30 5x80' },
+            { series: 'unrdf_raft_has_leader{instance="n1"}', values: '1x60 0x10 1x50' },
+            { series: 'unrdf_raft_has_leader{instance="n2"}', values: '1x60 0x10 1x50' },
+          ],
+          alert_rule_test: [
+            { eval_time: '30m', alertname: 'UnrdfRepeatedFailovers', exp_alerts: [] },
+            {
+              eval_time: '45m',
+              alertname: 'UnrdfRepeatedFailovers',
+              exp_alerts: [
+                {
+                  exp_labels: { severity: 'critical' },
+                  exp_annotations: {
+                    summary: 'More than one leader election in the last hour',
+                    action: 'Check infrastructure health',
+                  },
+                },
+              ],
+            },
+            { eval_time: '61m', alertname: 'UnrdfNoLeader', exp_alerts: [] },
+            {
+              eval_time: '65m',
+              alertname: 'UnrdfNoLeader',
+              exp_alerts: [
+                {
+                  exp_labels: { severity: 'critical' },
+                  exp_annotations: {
+                    summary: 'No node of the cluster knows a leader',
+                    action: 'Check ledger health + network',
+                  },
+                },
+              ],
+            },
+          ],
+        },
+        {
           // Half the receipts take longer than 45 ms, p99 above 60 ms: the latency SLO pages.
           interval: '1m',
           input_series: [
