@@ -190,8 +190,13 @@ export async function writeDebugBundle(report: DiagnosticReport, file: string): 
       'every node log record, deduplicated, ordered by HLC',
     );
     const nodes: BundleManifest['nodes'][number][] = [];
+    const used = new Set<string>();
     for (const n of report.nodes) {
-      const dir = `nodes/${safeName(n.nodeId)}`;
+      // Two ids may sanitise alike ('a/b', 'a_b'): each node still gets its own folder.
+      let name = safeName(n.nodeId);
+      for (let i = 2; used.has(name); i++) name = `${safeName(n.nodeId)}-${i}`;
+      used.add(name);
+      const dir = `nodes/${name}`;
       const own: string[] = [];
       await put(
         `${dir}/node.json`,

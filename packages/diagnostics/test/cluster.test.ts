@@ -215,6 +215,20 @@ describe('collectDiagnosticReport', () => {
     expect(DiagnosticReportSchema.parse(JSON.parse(reportInTar)).status).toBe('degraded');
   });
 
+  it('gives nodes whose ids sanitise alike their own bundle folders', async () => {
+    await using a = await startTestNode('a/b');
+    await using b = await startTestNode('a_b');
+    a.log.logger.info('from a/b');
+    b.log.logger.info('from a_b');
+    await using dir = await tempDir('diag-bundle');
+    const report = await collectDiagnosticReport({
+      nodes: [httpDiagnosticNode({ id: 'a/b', url: a.url }), httpDiagnosticNode({ id: 'a_b', url: b.url })],
+    });
+    const manifest = await writeDebugBundle(report, dir.join('b.tar.gz'));
+    expect(manifest.nodes.map((n) => n.files[0])).toEqual(['nodes/a_b/node.json', 'nodes/a_b-2/node.json']);
+    expect(manifest.files.filter((f) => f.path.endsWith('logs.ndjson')).map((f) => f.nodeId)).toEqual(['a/b', 'a_b']);
+  });
+
   it('orders logs from nodes that exchange messages causally (HLC), even with skewed clocks', async () => {
     let wall = 1_800_000_000_000;
     const fast = createHlc({ clock: () => wall + 500 });
