@@ -14,6 +14,8 @@ import type {
   ReadState,
   Ready,
   Role,
+  Snapshot,
+  SnapshotRequest,
   SoftState,
   VoteRequest,
 } from './types.js';
@@ -51,6 +53,8 @@ const RaftCoreOptionsSchema = z
         entries: z.custom<readonly Entry[]>((value) => Array.isArray(value)),
         /** Index the state machine has already applied (e.g. restored from a snapshot). */
         applied: z.number().int().nonnegative().optional(),
+        /** The latest snapshot on disk; `entries` then start right after it. */
+        snapshot: z.custom<Snapshot>().optional(),
       })
       .optional(),
     /** Test-only: deliberately broken rules the simulator must catch. */
@@ -94,7 +98,7 @@ export interface RaftCoreStatus {
   /** Leader only: per-follower match index. */
   readonly progress: ReadonlyMap<
     NodeId,
-    { readonly match: number; readonly next: number; readonly state: 'probe' | 'replicate' }
+    { readonly match: number; readonly next: number; readonly state: 'probe' | 'replicate' | 'snapshot' }
   >;
 }
 
@@ -126,6 +130,10 @@ export class RaftCore {
   private leadTransferee: NodeId | undefined = undefined;
 
   private messages: Message[] = [];
+  /** The newest local snapshot (sent to followers that fell behind the compacted log). */
+  private snapshot: Snapshot | undefined;
+  /** A snapshot received from the leader, for the next Ready. */
+  private pendingSnapshot: Snapshot | undefined = undefined;
   /** Reads waiting for a heartbeat quorum, oldest first (thesis §6.4 steps 2-3). */
   private pendingReads: { context: string; index: number; acks: Set<NodeId> }[] = [];
   /** Reads that arrived before this leader committed an entry of its term (thesis §6.4 step 1). */
@@ -152,10 +160,13 @@ export class RaftCore {
     this.term = hardState.term;
     this.votedFor = hardState.votedFor;
     const entries = initial?.entries ?? [];
+    const snapshot = initial?.snapshot;
     const first = entries[0];
-    const snapshotIndex = first === undefined ? 0 : first.index - 1;
-    this.log = new RaftLog(entries, snapshotIndex, 0, hardState.commit);
-    this.applied = initial?.applied ?? snapshotIndex;
+    const snapshotIndex = snapshot?.index ?? (first === undefined ? 0 : first.index - 1);
+    this.log = new RaftLog(entries, snapshotIndex, snapshot?.term ?? 0, Math.max(hardState.commit, snapshotIndex));
+    this.snapshot = snapshot;
+    // A state machine restarts from the snapshot (or empty) and re-applies what follows.
+    this.applied = Math.max(initial?.applied ?? snapshotIndex, snapshotIndex);
     this.persistedHardState = hardState;
     this.reportedSoftState = { leader: undefined, role: 'follower' };
     this.resetRandomizedElectionTimeout();
@@ -219,6 +230,25 @@ export class RaftCore {
     } else {
       this.electionElapsed = Math.max(0, this.randomizedElectionTimeout - delay);
     }
+  }
+
+  /**
+   * The host took a snapshot of the state machine at `index` (<= the applied index):
+   * entries up to it are dropped from memory, and followers that need them get `data`
+   * instead (Raft §7). The host drops them from storage too.
+   * @throws {RaftUsageError} when `index` is beyond what was applied.
+   */
+  compact(index: number, data: Uint8Array): void {
+    if (index > this.applied) throw new RaftUsageError(`cannot snapshot at ${index}: only ${this.applied} is applied`);
+    if (index <= this.log.snapshotIndex) return;
+    const term = this.log.term(index) as number;
+    this.log.compact(index);
+    this.snapshot = { index, term, data };
+  }
+
+  /** The newest snapshot this core knows (for the host's status and tests). */
+  latestSnapshot(): Snapshot | undefined {
+    return this.snapshot;
   }
 
   /**
@@ -320,7 +350,7 @@ export class RaftCore {
     if (soft.leader !== this.leader || soft.role !== this.role) return true;
     if (this.hardStateChanged()) return true;
     if (this.log.unstableFrom <= this.log.lastIndex()) return true;
-    if (this.messages.length > 0 || this.readStates.length > 0) return true;
+    if (this.messages.length > 0 || this.readStates.length > 0 || this.pendingSnapshot !== undefined) return true;
     return this.applyTarget() > this.applied;
   }
 
@@ -341,16 +371,20 @@ export class RaftCore {
     const entries = this.log.unstableEntries();
     const messages = this.messages;
     this.messages = [];
-    const committedEntries = this.log.slice(this.applied + 1, this.applyTarget() + 1);
+    const snapshot = this.pendingSnapshot;
+    this.pendingSnapshot = undefined;
+    const applyFrom = Math.max(this.applied, snapshot?.index ?? 0) + 1;
+    const committedEntries = this.log.slice(applyFrom, this.applyTarget() + 1);
     const readStates = this.readStates;
     this.readStates = [];
     // etcd-io/raft MustSync: term, vote or new entries must be durable before messages leave.
     const mustSync =
       entries.length > 0 ||
+      snapshot !== undefined ||
       (this.pendingHardState !== undefined &&
         (this.pendingHardState.term !== this.persistedHardState.term ||
           this.pendingHardState.votedFor !== this.persistedHardState.votedFor));
-    return { softState, hardState, entries, messages, committedEntries, readStates, mustSync };
+    return { softState, hardState, entries, messages, committedEntries, snapshot, readStates, mustSync };
   }
 
   /** The host finished everything `ready` asked for. */
@@ -360,6 +394,7 @@ export class RaftCore {
     if (ready.softState !== undefined) this.reportedSoftState = ready.softState;
     if (this.pendingHardState !== undefined) this.persistedHardState = this.pendingHardState;
     this.pendingHardState = undefined;
+    if (ready.snapshot !== undefined && ready.snapshot.index > this.applied) this.applied = ready.snapshot.index;
     const lastEntry = ready.entries[ready.entries.length - 1];
     if (lastEntry !== undefined) this.log.stableTo(lastEntry.index, lastEntry.term);
     const lastApplied = ready.committedEntries[ready.committedEntries.length - 1];
@@ -368,7 +403,7 @@ export class RaftCore {
 
   /** A snapshot of the volatile and persistent state, for status pages and tests. */
   status(): RaftCoreStatus {
-    const progress = new Map<NodeId, { match: number; next: number; state: 'probe' | 'replicate' }>();
+    const progress = new Map<NodeId, { match: number; next: number; state: 'probe' | 'replicate' | 'snapshot' }>();
     if (this.role === 'leader') {
       for (const [peer, pr] of this.progress) progress.set(peer, { match: pr.match, next: pr.next, state: pr.state });
     }
@@ -645,6 +680,10 @@ export class RaftCore {
         this.becomeFollower(m.term, m.from);
         this.handleHeartbeat(m);
         return;
+      case 'snapshot':
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
+        return;
       case 'voteResponse':
       case 'preVoteResponse': {
         const expected = this.role === 'preCandidate' ? 'preVoteResponse' : 'voteResponse';
@@ -677,6 +716,11 @@ export class RaftCore {
         this.electionElapsed = 0;
         this.leader = m.from;
         this.handleHeartbeat(m);
+        return;
+      case 'snapshot':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleSnapshot(m);
         return;
       case 'timeoutNow':
         // Thesis §3.10: the leader asked us to take over; campaign without pre-vote.
@@ -724,6 +768,37 @@ export class RaftCore {
     reply({ success: true, index: lastNew, hintIndex: 0, hintTerm: 0 });
   }
 
+  /** Raft §7 / Figure 13 (InstallSnapshot receiver). */
+  private handleSnapshot(m: SnapshotRequest): void {
+    const snap = m.snapshot;
+    const reply = (index: number) =>
+      this.send({
+        type: 'appendResponse',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        success: true,
+        index,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
+    if (snap.index <= this.log.committed) {
+      reply(this.log.committed);
+      return;
+    }
+    if (this.log.matchTerm(snap.index, snap.term)) {
+      // Step 6: our log already has the snapshot's last entry: keep what follows it.
+      this.log.commitTo(snap.index);
+      reply(this.log.lastIndex() >= snap.index ? snap.index : this.log.committed);
+      return;
+    }
+    // Steps 7-8: discard the whole log; the state machine restarts from the snapshot.
+    this.log.restore(snap.index, snap.term);
+    this.pendingSnapshot = snap;
+    this.snapshot = snap;
+    reply(snap.index);
+  }
+
   private handleHeartbeat(m: Heartbeat): void {
     // The leader sends min(its commit, our match), so this never passes our log.
     this.log.commitTo(m.commit);
@@ -750,6 +825,8 @@ export class RaftCore {
         pr.recentActive = true;
         pr.probeSent = false;
         if (m.context !== undefined) this.ackRead(m.from, m.context);
+        // A snapshot lost on the way is resent after an election timeout without an answer.
+        if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.options.electionTicks) pr.becomeProbe();
         if (pr.state === 'replicate' && pr.isPaused(this.options.maxInflight)) {
           // A lost append must not stall the pipeline forever (etcd frees one slot here).
           pr.becomeProbe();
@@ -769,6 +846,7 @@ export class RaftCore {
       return;
     }
     const acknowledged = this.bugs.has('match-leader-last-index') ? this.log.lastIndex() : m.index;
+    if (pr.state === 'snapshot' && acknowledged >= pr.pendingSnapshot) pr.becomeProbe();
     const wasProbe = pr.state === 'probe';
     if (pr.maybeUpdate(acknowledged)) {
       if (wasProbe) pr.becomeReplicate();
@@ -842,8 +920,13 @@ export class RaftCore {
     const prevLogIndex = pr.next - 1;
     const prevLogTerm = this.log.term(prevLogIndex);
     if (prevLogTerm === undefined) {
-      // The entries it needs were compacted away: snapshot transfer (not reachable without compaction).
-      throw new Error(`entry ${prevLogIndex} for ${to} is not in the log`);
+      // Raft §7: the entries it needs were compacted away; send the snapshot instead.
+      const snapshot = this.snapshot;
+      if (snapshot === undefined)
+        throw new Error(`entry ${prevLogIndex} for ${to} is neither in the log nor a snapshot`);
+      this.send({ type: 'snapshot', from: this.id, to, term: this.term, snapshot });
+      pr.becomeSnapshot(snapshot.index);
+      return true;
     }
     const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.options.maxEntriesPerAppend);
     if (entries.length === 0 && !sendIfEmpty) return false;

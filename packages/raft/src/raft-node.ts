@@ -13,6 +13,10 @@ import type { Entry, NodeId, Ready, Role } from './types.js';
 export interface StateMachine<Result = unknown> {
   /** Applies one committed command; must be deterministic (every replica runs it). */
   apply(command: Uint8Array, index: number): Result;
+  /** An image of the whole state, for log compaction (Raft §7). Without it the log is never compacted. */
+  snapshot?(): Uint8Array;
+  /** Replaces the whole state with an image `snapshot()` produced (on any replica). */
+  restore?(image: Uint8Array): void;
 }
 
 /** A client's identity and the sequence number of this request (thesis §6.3). */
@@ -80,6 +84,8 @@ const RaftNodeOptionsSchema = z.object({
   /** The election timeout is drawn from [electionMs, 2 * electionMs). */
   electionMs: z.number().int().positive().optional(),
   proposalTimeoutMs: z.number().int().positive().optional(),
+  /** Take a snapshot and compact the log every this many applied entries (default 10,000). */
+  snapshotEvery: z.number().int().positive().optional(),
   /** Called after every role or leader change (for logs and metrics). */
   onStateChange: z
     .custom<(state: { role: Role; term: number; leader: NodeId | undefined }) => void>((v) => typeof v === 'function')
@@ -108,6 +114,28 @@ export const DEFAULT_TICK_MS = 10;
 export const DEFAULT_HEARTBEAT_MS = 100;
 export const DEFAULT_ELECTION_MS = 1000;
 const DEFAULT_PROPOSAL_TIMEOUT_MS = 10_000;
+const DEFAULT_SNAPSHOT_EVERY = 10_000;
+
+/**
+ * Snapshot image: the client sessions (replicated state too, thesis §6.3) and the user
+ * state machine's bytes: u32 header length | JSON sessions | user image.
+ * Session results must be JSON-serialisable to survive a snapshot.
+ */
+function encodeImage(sessions: Map<string, { sequence: number; result: unknown }>, user: Uint8Array): Uint8Array {
+  const header = encoder.encode(JSON.stringify([...sessions].map(([id, s]) => [id, s.sequence, s.result ?? null])));
+  const out = new Uint8Array(4 + header.length + user.length);
+  new DataView(out.buffer).setUint32(0, header.length);
+  out.set(header, 4);
+  out.set(user, 4 + header.length);
+  return out;
+}
+
+function decodeImage(image: Uint8Array): { sessions: [string, number, unknown][]; user: Uint8Array } {
+  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  const length = view.getUint32(0);
+  const sessions = JSON.parse(decoder.decode(image.subarray(4, 4 + length))) as [string, number, unknown][];
+  return { sessions, user: image.subarray(4 + length) };
+}
 
 const PLAIN = 0;
 const SESSION = 1;
@@ -176,7 +204,22 @@ export class RaftNode implements AsyncDisposable {
     private readonly onStateChange:
       | ((state: { role: Role; term: number; leader: NodeId | undefined }) => void)
       | undefined,
+    private readonly snapshotEvery: number,
   ) {}
+
+  /** @internal restores the state machine and sessions from a snapshot image. */
+  restoreImage(index: number, image: Uint8Array): void {
+    const { sessions, user } = decodeImage(image);
+    this.sessions.clear();
+    for (const [id, sequence, result] of sessions) this.sessions.set(id, { sequence, result });
+    if (this.stateMachine.restore === undefined)
+      throw new Error('received a snapshot but the state machine has no restore()');
+    this.stateMachine.restore(user);
+    this.applied = index;
+    this.snapshotIndex = index;
+  }
+
+  private snapshotIndex = 0;
 
   /** @internal wires the transport after construction (it needs our callbacks). */
   attach(transport: TcpTransport): void {
@@ -311,12 +354,28 @@ export class RaftNode implements AsyncDisposable {
       const rd = this.core.ready();
       this.handle(rd);
       this.core.advance(rd);
+      this.maybeCompact();
     }
+  }
+
+  /** Raft §7: snapshot the state machine and drop the log it covers, every `snapshotEvery` entries. */
+  private maybeCompact(): void {
+    const take = this.stateMachine.snapshot;
+    if (take === undefined || this.applied - this.snapshotIndex < this.snapshotEvery) return;
+    const index = this.applied;
+    const term = this.core.termAt(index);
+    if (term === undefined) return;
+    const data = encodeImage(this.sessions, take.call(this.stateMachine));
+    // Storage first: a crash in between leaves the snapshot and the (still complete) log.
+    this.storage.compact({ index, term, data });
+    this.core.compact(index, data);
+    this.snapshotIndex = index;
   }
 
   private handle(rd: Ready): void {
     // 1. Durable first (Raft Figure 2; etcd MustSync): one fsynced transaction.
-    this.storage.save({ hardState: rd.hardState, entries: rd.entries }, { sync: rd.mustSync });
+    this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, { sync: rd.mustSync });
+    if (rd.snapshot !== undefined) this.restoreImage(rd.snapshot.index, rd.snapshot.data);
     // 2. Only now may messages that promise that state leave.
     this.transport?.send(rd.messages);
     // 3. Apply.
@@ -387,8 +446,8 @@ export class RaftNode implements AsyncDisposable {
 
 /**
  * Opens a Raft node: loads its SQLite state from `dataDir`, listens for peers, and starts
- * ticking. Committed entries are re-applied to `stateMachine` from index 1 on every start
- * (snapshots are not implemented yet).
+ * ticking. On start the state machine is restored from the latest snapshot (if any) and the
+ * committed entries after it are re-applied.
  * @throws {z.ZodError} on invalid options.
  * @example
  * await using node = await openRaftNode({ id: 'n1', members, dataDir, clusterSecret, stateMachine });
@@ -410,7 +469,12 @@ export async function openRaftNode(options: RaftNodeOptions): Promise<RaftNode> 
     heartbeatTicks,
     electionTicks,
     random: seededRandom(o.seed ?? randomBytes(4).readUInt32BE(0)),
-    initial: { hardState: stored.hardState, entries: stored.entries, applied: 0 },
+    initial: {
+      hardState: stored.hardState,
+      entries: stored.entries,
+      applied: stored.snapshot?.index ?? 0,
+      ...(stored.snapshot === undefined ? {} : { snapshot: stored.snapshot }),
+    },
   });
   const node = new RaftNode(
     o.id,
@@ -421,7 +485,9 @@ export async function openRaftNode(options: RaftNodeOptions): Promise<RaftNode> 
     tickMs,
     o.proposalTimeoutMs ?? DEFAULT_PROPOSAL_TIMEOUT_MS,
     o.onStateChange,
+    o.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY,
   );
+  if (stored.snapshot !== undefined) node.restoreImage(stored.snapshot.index, stored.snapshot.data);
   const peers: Record<NodeId, { host: string; port: number }> = {};
   for (const [id, address] of Object.entries(o.members)) if (id !== o.id) peers[id] = address;
   const transport = await createTcpTransport({

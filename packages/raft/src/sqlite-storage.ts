@@ -1,6 +1,6 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { z } from 'zod';
-import type { Entry, HardState, NodeId } from './types.js';
+import type { Entry, HardState, NodeId, Snapshot } from './types.js';
 
 const SqliteStorageOptionsSchema = z.object({
   /** Database file (created if missing). */
@@ -15,6 +15,7 @@ export interface StoredState {
   readonly hardState: HardState;
   /** Every log entry after the snapshot, in index order. */
   readonly entries: Entry[];
+  readonly snapshot: Snapshot | undefined;
 }
 
 /** The writes of one Ready (see `Ready`): both land in one fsynced transaction. */
@@ -22,6 +23,8 @@ export interface StorageWrite {
   readonly hardState?: HardState | undefined;
   /** Replaces the log from `entries[0].index` on (a follower's conflicting suffix goes). */
   readonly entries?: readonly Entry[];
+  /** A snapshot received from the leader: it replaces the whole log (written before `entries`). */
+  readonly snapshot?: Snapshot | undefined;
 }
 
 /**
@@ -35,6 +38,8 @@ export class SqliteStorage implements Disposable {
   private readonly putHardState: StatementSync;
   private readonly deleteFrom: StatementSync;
   private readonly insertEntry: StatementSync;
+  private readonly putSnapshot: StatementSync;
+  private readonly deleteUpTo: StatementSync;
   private closed = false;
   private syncing = true;
 
@@ -55,7 +60,18 @@ export class SqliteStorage implements Disposable {
         term INTEGER NOT NULL,
         data BLOB NOT NULL
       ) STRICT;
+      CREATE TABLE IF NOT EXISTS raft_snapshot (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        snapshot_index INTEGER NOT NULL,
+        term INTEGER NOT NULL,
+        data BLOB NOT NULL
+      ) STRICT;
     `);
+    this.putSnapshot = this.db.prepare(
+      `INSERT INTO raft_snapshot (id, snapshot_index, term, data) VALUES (0, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET snapshot_index = excluded.snapshot_index, term = excluded.term, data = excluded.data`,
+    );
+    this.deleteUpTo = this.db.prepare('DELETE FROM raft_log WHERE log_index <= ?');
     this.putHardState = this.db.prepare(
       `INSERT INTO raft_hard_state (id, term, voted_for, commit_index) VALUES (0, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET term = excluded.term, voted_for = excluded.voted_for, commit_index = excluded.commit_index`,
@@ -77,8 +93,16 @@ export class SqliteStorage implements Disposable {
       term: number;
       data: Uint8Array;
     }[];
-    const entries = rows.map((r) => ({ index: r.log_index, term: r.term, data: new Uint8Array(r.data) }));
-    return { hardState, entries };
+    const snap = this.db.prepare('SELECT snapshot_index, term, data FROM raft_snapshot WHERE id = 0').get() as
+      | { snapshot_index: number; term: number; data: Uint8Array }
+      | undefined;
+    const snapshot = snap
+      ? { index: snap.snapshot_index, term: snap.term, data: new Uint8Array(snap.data) }
+      : undefined;
+    const entries = rows
+      .map((r) => ({ index: r.log_index, term: r.term, data: new Uint8Array(r.data) }))
+      .filter((e) => snapshot === undefined || e.index > snapshot.index);
+    return { hardState, entries, snapshot };
   }
 
   /**
@@ -90,7 +114,7 @@ export class SqliteStorage implements Disposable {
    */
   save(write: StorageWrite, options: { readonly sync?: boolean } = {}): void {
     const entries = write.entries ?? [];
-    if (write.hardState === undefined && entries.length === 0) return;
+    if (write.hardState === undefined && entries.length === 0 && write.snapshot === undefined) return;
     const sync = options.sync ?? true;
     if (sync !== this.syncing) {
       this.db.exec(sync ? 'PRAGMA synchronous = FULL' : 'PRAGMA synchronous = NORMAL');
@@ -98,6 +122,11 @@ export class SqliteStorage implements Disposable {
     }
     this.db.exec('BEGIN IMMEDIATE');
     try {
+      if (write.snapshot !== undefined) {
+        // Raft §7: a snapshot from the leader replaces the whole log.
+        this.putSnapshot.run(write.snapshot.index, write.snapshot.term, write.snapshot.data);
+        this.deleteFrom.run(0);
+      }
       const first = entries[0];
       if (first !== undefined) {
         this.deleteFrom.run(first.index);
@@ -107,6 +136,26 @@ export class SqliteStorage implements Disposable {
         const hs = write.hardState;
         this.putHardState.run(hs.term, hs.votedFor ?? null, hs.commit);
       }
+      this.db.exec('COMMIT');
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /**
+   * Stores a snapshot the node took itself and drops the log entries it covers, in one
+   * fsynced transaction (log compaction, Raft §7).
+   */
+  compact(snapshot: Snapshot): void {
+    if (!this.syncing) {
+      this.db.exec('PRAGMA synchronous = FULL');
+      this.syncing = true;
+    }
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      this.putSnapshot.run(snapshot.index, snapshot.term, snapshot.data);
+      this.deleteUpTo.run(snapshot.index);
       this.db.exec('COMMIT');
     } catch (error) {
       this.db.exec('ROLLBACK');

@@ -81,6 +81,23 @@ export interface HeartbeatResponse extends Envelope {
   readonly context?: string;
 }
 
+/**
+ * A point-in-time image of the state machine covering the log up to `index` (Raft §7):
+ * entries up to it may be discarded.
+ */
+export interface Snapshot {
+  readonly index: number;
+  /** Term of the entry at `index`. */
+  readonly term: number;
+  readonly data: Uint8Array;
+}
+
+/** InstallSnapshot RPC (Raft §7, Figure 13), sent whole. */
+export interface SnapshotRequest extends Envelope {
+  readonly type: 'snapshot';
+  readonly snapshot: Snapshot;
+}
+
 /** Asks the receiver (a follower chosen by a leadership transfer) to campaign at once (thesis §3.10). */
 export interface TimeoutNow extends Envelope {
   readonly type: 'timeoutNow';
@@ -94,6 +111,7 @@ export type Message =
   | AppendResponse
   | Heartbeat
   | HeartbeatResponse
+  | SnapshotRequest
   | TimeoutNow;
 
 /** Volatile state the host may want to observe (leader changes, role). */
@@ -125,6 +143,11 @@ export interface Ready {
   readonly entries: readonly Entry[];
   readonly messages: readonly Message[];
   readonly committedEntries: readonly Entry[];
+  /**
+   * A snapshot received from the leader: persist it (replacing the log up to its index)
+   * and restore the state machine from it before applying `committedEntries`.
+   */
+  readonly snapshot: Snapshot | undefined;
   /** Reads confirmed by a quorum; serve each once `index` is applied. */
   readonly readStates: readonly ReadState[];
   /** True when the writes above must reach stable storage before `messages` leave. */

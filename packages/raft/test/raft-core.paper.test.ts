@@ -482,6 +482,90 @@ describe('RaftCore (Raft paper §5)', () => {
     });
   });
 
+  describe('snapshots and log compaction (Raft §7)', () => {
+    it('drops compacted entries and sends a lagging follower the snapshot instead', () => {
+      const net = new Network(THREE.map((id) => core(id, THREE)));
+      net.elect('n1');
+      net.drop = (m) => m.to === 'n3';
+      const leader = net.get('n1');
+      for (let i = 0; i < 5; i++) leader.propose(data(`w${i}`));
+      net.settle();
+      leader.compact(4, data('image@4'));
+      expect(leader.entries().map((e) => e.index)).toEqual([5, 6]);
+      net.drop = () => false;
+      net.tick(2);
+      const follower = net.get('n3');
+      expect(follower.latestSnapshot()).toEqual({ index: 4, term: 1, data: data('image@4') });
+      expect(follower.entries().map((e) => e.index)).toEqual([5, 6]);
+      expect(follower.commitIndex).toBe(6);
+      // Index 1 (the no-op) it applied before falling behind; 2-4 came inside the snapshot.
+      expect(net.applied.get('n3')?.map((e) => e.index)).toEqual([1, 5, 6]);
+    });
+
+    it('hands the host the received snapshot in a Ready that must be synced, before later entries', () => {
+      const follower = restored('n1', THREE, { term: 1, votedFor: undefined, commit: 0 }, entries(1));
+      follower.step({
+        type: 'snapshot',
+        from: 'n2',
+        to: 'n1',
+        term: 2,
+        snapshot: { index: 7, term: 2, data: data('s') },
+      });
+      const rd = drain(follower);
+      expect(rd.snapshot).toEqual({ index: 7, term: 2, data: data('s') });
+      expect(rd.mustSync).toBe(true);
+      expect(rd.committedEntries).toEqual([]);
+      expect(rd.messages).toEqual([expect.objectContaining({ type: 'appendResponse', success: true, index: 7 })]);
+      expect(follower.status().appliedIndex).toBe(7);
+    });
+
+    it('keeps the entries after a snapshot it already has in its log (Figure 13 step 6)', () => {
+      const follower = restored('n1', THREE, { term: 1, votedFor: undefined, commit: 0 }, entries(1, 1, 1, 1));
+      follower.step({
+        type: 'snapshot',
+        from: 'n2',
+        to: 'n1',
+        term: 1,
+        snapshot: { index: 2, term: 1, data: data('s') },
+      });
+      expect(follower.entries().map((e) => e.index)).toEqual([1, 2, 3, 4]);
+      expect(follower.commitIndex).toBe(2);
+    });
+
+    it('ignores a snapshot older than its commit index', () => {
+      const follower = restored('n1', THREE, { term: 1, votedFor: undefined, commit: 3 }, entries(1, 1, 1));
+      follower.step({
+        type: 'snapshot',
+        from: 'n2',
+        to: 'n1',
+        term: 1,
+        snapshot: { index: 2, term: 1, data: data('s') },
+      });
+      expect(drain(follower).snapshot).toBeUndefined();
+      expect(follower.lastIndex).toBe(3);
+    });
+
+    it('refuses to compact beyond what the state machine applied', () => {
+      const raft = restored('n1', THREE, { term: 1, votedFor: undefined, commit: 1 }, entries(1, 1), {
+        initial: undefined,
+      });
+      expect(() => raft.compact(5, data('x'))).toThrow(RaftUsageError);
+    });
+
+    it('restarts from a snapshot and the entries after it', () => {
+      const raft = core('n1', THREE, {
+        initial: {
+          hardState: { term: 3, votedFor: undefined, commit: 9 },
+          entries: [{ index: 9, term: 3, data: data('after') }],
+          snapshot: { index: 8, term: 2, data: data('image') },
+          applied: 8,
+        },
+      });
+      expect(raft.termAt(8)).toBe(2);
+      expect(drain(raft).committedEntries.map((e) => e.index)).toEqual([9]);
+    });
+  });
+
   describe('host contract', () => {
     it('refuses a proposal on a follower and names the leader', () => {
       const net = new Network(THREE.map((id) => core(id, THREE)));

@@ -3,40 +3,44 @@ import { describe, expect, it } from 'vitest';
 import { NotLeaderError } from '../src/errors.js';
 import { openRaftNode, type RaftNode } from '../src/raft-node.js';
 
-async function inProcessCluster(dir: string) {
+async function inProcessCluster(dir: string, snapshotEvery?: number) {
   const members: Record<string, { host: string; port: number }> = {};
   for (const id of ['n1', 'n2', 'n3']) members[id] = { host: '127.0.0.1', port: await freePort() };
   const applied = new Map<string, string[]>();
-  const nodes = await Promise.all(
-    Object.keys(members).map((id) => {
-      applied.set(id, []);
-      return openRaftNode({
-        id,
-        members,
-        dataDir: `${dir}/${id}`,
-        clusterSecret: 'in-process test cluster secret',
-        // Fast timings keep the test short; the defaults are exercised by the benchmark.
-        tickMs: 5,
-        heartbeatMs: 20,
-        electionMs: 200,
-        seed: id.charCodeAt(1),
-        stateMachine: {
-          apply(command) {
-            const list = applied.get(id) as string[];
-            list.push(new TextDecoder().decode(command));
-            return list.length;
-          },
+  const open = (id: string) => {
+    applied.set(id, []);
+    return openRaftNode({
+      id,
+      members,
+      dataDir: `${dir}/${id}`,
+      clusterSecret: 'in-process test cluster secret',
+      // Fast timings keep the test short; the defaults are exercised by the benchmark.
+      tickMs: 5,
+      heartbeatMs: 20,
+      electionMs: 200,
+      seed: id.charCodeAt(1),
+      ...(snapshotEvery === undefined ? {} : { snapshotEvery }),
+      stateMachine: {
+        apply(command) {
+          const list = applied.get(id) as string[];
+          list.push(new TextDecoder().decode(command));
+          return list.length;
         },
-      });
-    }),
-  );
+        snapshot: () => new TextEncoder().encode(JSON.stringify(applied.get(id))),
+        restore(image) {
+          applied.set(id, JSON.parse(new TextDecoder().decode(image)) as string[]);
+        },
+      },
+    });
+  };
+  const nodes = await Promise.all(Object.keys(members).map(open));
   let leader: RaftNode | undefined;
   for (let i = 0; i < 400 && leader === undefined; i++) {
     await new Promise((r) => setTimeout(r, 10));
     leader = nodes.find((n) => n.status().role === 'leader');
   }
   if (leader === undefined) throw new Error('no leader');
-  return { nodes, leader, applied, close: () => Promise.all(nodes.map((n) => n.close())) };
+  return { nodes, leader, applied, open, close: () => Promise.all(nodes.map((n) => n.close())) };
 }
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -87,6 +91,35 @@ describe('RaftNode', () => {
           .map((n) => n.id)
           .sort(),
       );
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('compacts its log into snapshots and catches a restarted follower up from one', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path, 5);
+    try {
+      const follower = cluster.nodes.find((n) => n !== cluster.leader) as RaftNode;
+      await follower.close();
+      for (let i = 0; i < 30; i++) await cluster.leader.propose(bytes(`w${i}`));
+      const back = await cluster.open(follower.id);
+      cluster.nodes[cluster.nodes.indexOf(follower)] = back;
+      const expected = Array.from({ length: 30 }, (_, i) => `w${i}`);
+      for (let i = 0; i < 300 && (cluster.applied.get(back.id) ?? []).length < 30; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(cluster.applied.get(back.id)).toEqual(expected);
+      expect(back.status().appliedIndex).toBe(cluster.leader.status().appliedIndex);
+      // The leader restarts from its own snapshot plus the entries after it.
+      const leaderId = cluster.leader.id;
+      await cluster.leader.close();
+      const reopened = await cluster.open(leaderId);
+      cluster.nodes[cluster.nodes.indexOf(cluster.leader)] = reopened;
+      for (let i = 0; i < 300 && (cluster.applied.get(leaderId) ?? []).length < 30; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(cluster.applied.get(leaderId)).toEqual(expected);
     } finally {
       await cluster.close();
     }

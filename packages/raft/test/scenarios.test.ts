@@ -284,6 +284,27 @@ describe('Raft scenarios', () => {
     expect(confirmed?.index).toBeGreaterThanOrEqual(write.index);
   });
 
+  it('snapshot catch-up with the stream killed mid-transfer: the leader resends and the follower converges', () => {
+    const net = cluster(THREE);
+    const leader = tickUntilLeader(net);
+    const lagging = THREE.find((id) => id !== leader.id) as string;
+    net.drop = isolate(lagging);
+    for (let i = 0; i < 20; i++) leader.propose(data(`w${i}`));
+    net.settle();
+    leader.compact(leader.commitIndex, data(`image@${leader.commitIndex}`));
+    // The first transfer dies on the way (a killed snapshot stream).
+    let killed = 0;
+    net.drop = (m) => m.type === 'snapshot' && killed++ === 0;
+    net.tick(30);
+    expect(killed).toBeGreaterThan(1);
+    const follower = net.get(lagging);
+    expect(follower.latestSnapshot()?.index).toBe(leader.latestSnapshot()?.index);
+    leader.propose(data('after'));
+    net.settle();
+    expect(terms(follower)).toEqual(terms(leader));
+    expect(committedData(net, lagging)).toEqual(['after']);
+  });
+
   it('split votes converge to one leader within a few election timeouts', () => {
     for (let seed = 1; seed <= 20; seed++) {
       const net = cluster(FIVE, seed);

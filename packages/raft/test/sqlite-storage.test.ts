@@ -10,7 +10,11 @@ describe('SqliteStorage', () => {
       const path = dir.join('raft.db');
       {
         using storage = openSqliteStorage({ path });
-        expect(storage.load()).toEqual({ hardState: { term: 0, votedFor: undefined, commit: 0 }, entries: [] });
+        expect(storage.load()).toEqual({
+          hardState: { term: 0, votedFor: undefined, commit: 0 },
+          entries: [],
+          snapshot: undefined,
+        });
         storage.save({
           hardState: { term: 2, votedFor: 'n3', commit: 1 },
           entries: [
@@ -26,6 +30,7 @@ describe('SqliteStorage', () => {
           { index: 1, term: 1, data: data('a') },
           { index: 2, term: 2, data: data('b') },
         ],
+        snapshot: undefined,
       });
     });
 
@@ -56,6 +61,28 @@ describe('SqliteStorage', () => {
       using reopened = openSqliteStorage({ path });
       expect(reopened.load().hardState.commit).toBe(1);
       expect(reopened.load().entries).toHaveLength(2);
+    });
+
+    it('compacts: keeps the snapshot and only the entries after it', async () => {
+      await using dir = await tempDir('raft-storage');
+      using storage = openSqliteStorage({ path: dir.join('raft.db') });
+      storage.save({ entries: [1, 2, 3, 4].map((i) => ({ index: i, term: 1, data: data(`${i}`) })) });
+      storage.compact({ index: 3, term: 1, data: data('image') });
+      expect(storage.load().snapshot).toEqual({ index: 3, term: 1, data: data('image') });
+      expect(storage.load().entries.map((e) => e.index)).toEqual([4]);
+    });
+
+    it('replaces the whole log with a snapshot received from the leader', async () => {
+      await using dir = await tempDir('raft-storage');
+      using storage = openSqliteStorage({ path: dir.join('raft.db') });
+      storage.save({ entries: [1, 2, 3].map((i) => ({ index: i, term: 1, data: data(`${i}`) })) });
+      storage.save({
+        snapshot: { index: 10, term: 4, data: data('leader image') },
+        entries: [{ index: 11, term: 4, data: data('x') }],
+      });
+      const loaded = storage.load();
+      expect(loaded.snapshot?.index).toBe(10);
+      expect(loaded.entries.map((e) => e.index)).toEqual([11]);
     });
 
     it('keeps an absent vote absent', async () => {

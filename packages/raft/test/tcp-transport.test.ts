@@ -62,6 +62,26 @@ describe('TcpTransport', () => {
     }
   });
 
+  it('carries a snapshot image as raw bytes', async () => {
+    const { a, b, got } = await pair();
+    try {
+      await waitFor(() => a.isConnected('b'), { timeoutMs: 5000 });
+      const image = new Uint8Array(100_000).map((_, i) => i % 251);
+      a.send([{ type: 'snapshot', from: 'a', to: 'b', term: 2, snapshot: { index: 40, term: 2, data: image } }]);
+      await waitFor(() => got.b.length === 1, { timeoutMs: 5000 });
+      expect(got.b[0]).toEqual({
+        type: 'snapshot',
+        from: 'a',
+        to: 'b',
+        term: 2,
+        snapshot: { index: 40, term: 2, data: image },
+      });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('refuses a peer without the cluster secret: nothing it sends is delivered', async () => {
     const { a, b, got, failures } = await pair('a different secret of length');
     try {

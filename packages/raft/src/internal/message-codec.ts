@@ -19,6 +19,11 @@ export function encodeMessage(message: Message): Uint8Array {
     payloads = message.entries;
     const meta: EntryMeta[] = message.entries.map((e) => [e.index, e.term, e.data.length]);
     header = JSON.stringify({ ...message, entries: meta });
+  } else if (message.type === 'snapshot') {
+    // The image travels raw after the header, like entry payloads.
+    const { index, term, data } = message.snapshot;
+    payloads = [{ index, term, data }];
+    header = JSON.stringify({ ...message, snapshot: { index, term, length: data.length } });
   } else {
     header = JSON.stringify(message);
   }
@@ -45,6 +50,17 @@ export function decodeMessage(bytes: Uint8Array): Message {
   const header = JSON.parse(decoder.decode(bytes.subarray(4, 4 + headerLength))) as Record<string, unknown>;
   if (typeof header.type !== 'string' || typeof header.from !== 'string' || typeof header.to !== 'string') {
     throw new Error('not a Raft message');
+  }
+  if (header.type === 'snapshot') {
+    const meta = header.snapshot as { index: number; term: number; length: number };
+    const start = 4 + headerLength;
+    if (start + meta.length > bytes.length) throw new Error('snapshot overruns the frame');
+    const data = new Uint8Array(meta.length);
+    data.set(bytes.subarray(start, start + meta.length));
+    return {
+      ...(header as unknown as Message & { type: 'snapshot' }),
+      snapshot: { index: meta.index, term: meta.term, data },
+    };
   }
   if (header.type !== 'append') return header as unknown as Message;
   const meta = header.entries as EntryMeta[];

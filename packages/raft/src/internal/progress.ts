@@ -7,7 +7,10 @@
 export class Progress {
   match = 0;
   next: number;
-  state: 'probe' | 'replicate' = 'probe';
+  state: 'probe' | 'replicate' | 'snapshot' = 'probe';
+  /** In snapshot state: the index of the snapshot sent, and ticks since it was sent. */
+  pendingSnapshot = 0;
+  snapshotTicks = 0;
   /** In probe state: an append is outstanding; wait for its answer or a heartbeat response. */
   probeSent = false;
   /** Heard from since the last check-quorum round (Raft thesis §6.2). */
@@ -20,7 +23,15 @@ export class Progress {
   }
 
   isPaused(maxInflight: number): boolean {
+    if (this.state === 'snapshot') return true;
     return this.state === 'probe' ? this.probeSent : this.inflight.length >= maxInflight;
+  }
+
+  becomeSnapshot(index: number): void {
+    this.state = 'snapshot';
+    this.pendingSnapshot = index;
+    this.snapshotTicks = 0;
+    this.inflight = [];
   }
 
   /** An append ending at `lastIndex` was sent. */
@@ -65,6 +76,15 @@ export class Progress {
   }
 
   becomeProbe(): void {
+    if (this.state === 'snapshot') {
+      // After a snapshot, continue right after it (etcd BecomeProbe).
+      this.next = Math.max(this.match + 1, this.pendingSnapshot + 1);
+      this.pendingSnapshot = 0;
+      this.state = 'probe';
+      this.probeSent = false;
+      this.inflight = [];
+      return;
+    }
     this.state = 'probe';
     this.probeSent = false;
     this.inflight = [];

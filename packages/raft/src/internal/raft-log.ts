@@ -131,6 +131,26 @@ export class RaftLog {
     if (first.index < this.unstableFrom) this.unstableFrom = first.index;
   }
 
+  /** Discards entries up to `index` (already in a snapshot). Raft §7. */
+  compact(index: number): void {
+    if (index <= this.snapshotIndex) return;
+    const term = this.term(index);
+    if (term === undefined) throw new Error(`cannot compact to ${index}: not in the log`);
+    if (index > this.committed) throw new Error(`cannot compact past the commit index ${this.committed}`);
+    this.entries = this.entries.slice(index - this.snapshotIndex);
+    this.snapshotIndex = index;
+    this.snapshotTerm = term;
+  }
+
+  /** Replaces the whole log with a snapshot's position (Raft §7, Figure 13 step 7-8). */
+  restore(index: number, term: number): void {
+    this.entries = [];
+    this.snapshotIndex = index;
+    this.snapshotTerm = term;
+    this.committed = index;
+    this.unstableFrom = index + 1;
+  }
+
   commitTo(index: number): void {
     if (index <= this.committed) return;
     if (index > this.lastIndex()) {

@@ -1,6 +1,6 @@
 import type { RaftBug } from '../internal/bugs.js';
 import { createRaftCore, type RaftCore } from '../raft-core.js';
-import type { Entry, HardState, Message, NodeId, Ready } from '../types.js';
+import type { Entry, HardState, Message, NodeId, Ready, Snapshot } from '../types.js';
 import { checkLinearizable, type KvOperation } from './linearizability.js';
 import { deriveSeed, seededRandom } from './seeded-random.js';
 
@@ -163,7 +163,7 @@ interface SimNode {
   gen: number;
   core: RaftCore | undefined;
   /** Stable storage: survives crashes. */
-  disk: { hardState: HardState; entries: Entry[] };
+  disk: { hardState: HardState; entries: Entry[]; snapshot: Snapshot | undefined };
   /** A Ready whose writes are in flight to a slow disk (lost on crash). */
   writing: Ready | undefined;
   slowDisk: boolean;
@@ -284,6 +284,11 @@ export function simulate(options: SimulationOptions): SimulationResult {
   const commitTermAt: number[] = [];
   // Small appends and windows exercise partial replication (Figure 8 needs it).
   const maxEntriesPerAppend = [1, 4, 64][Math.floor(faultRandom() * 3)] as number;
+  // Raft §7: a third of the seeds never compact; the others snapshot every few entries, so
+  // lagging and restarted nodes are caught up by InstallSnapshot.
+  const snapshotEvery = [0, 8, 25][Math.floor(faultRandom() * 3)] as number;
+  /** index -> the state machine image taken there by anyone (snapshots of one index must agree). */
+  const snapshotAt = new Map<number, string>();
   const history: MutableOp[] = [];
   let acknowledged = 0;
 
@@ -301,7 +306,12 @@ export function simulate(options: SimulationOptions): SimulationResult {
       heartbeatTicks: HEARTBEAT_TICKS,
       electionTicks: ELECTION_TICKS,
       random: seededRandom(deriveSeed(options.seed, 100 + node.index * 1000 + node.gen)),
-      initial: { hardState: node.disk.hardState, entries: node.disk.entries, applied: 0 },
+      initial: {
+        hardState: node.disk.hardState,
+        entries: node.disk.entries,
+        applied: node.disk.snapshot?.index ?? 0,
+        ...(node.disk.snapshot === undefined ? {} : { snapshot: node.disk.snapshot }),
+      },
       maxEntriesPerAppend,
       maxInflight: 8,
       testOnlyBugs: [...bugs],
@@ -312,7 +322,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
     index,
     gen: 0,
     core: undefined,
-    disk: { hardState: { term: 0, votedFor: undefined, commit: 0 }, entries: [] },
+    disk: { hardState: { term: 0, votedFor: undefined, commit: 0 }, entries: [], snapshot: undefined },
     writing: undefined,
     slowDisk: false,
     paused: false,
@@ -328,8 +338,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
 
   const start = (node: SimNode) => {
     node.core = makeCore(node);
-    node.kv = new Map();
-    node.applied = 0;
+    // The state machine restarts from the snapshot on disk, or empty.
+    restoreKv(node, node.disk.snapshot);
     node.lastCommit = 0;
     const core = node.core;
     // Durability: what the node promised in messages it sent must have survived.
@@ -382,6 +392,13 @@ export function simulate(options: SimulationOptions): SimulationResult {
 
   const finish = (node: SimNode, core: RaftCore, rd: Ready) => {
     // 1. persist (atomically, like one SQLite transaction with synchronous=FULL)
+    if (rd.snapshot !== undefined) {
+      node.disk.snapshot = rd.snapshot;
+      node.disk.entries = [];
+      registerSnapshot(node, rd.snapshot);
+      restoreKv(node, rd.snapshot);
+      log(`${node.id} installed a snapshot at ${rd.snapshot.index}`);
+    }
     if (rd.hardState !== undefined) node.disk.hardState = rd.hardState;
     const first = rd.entries[0];
     if (first !== undefined) {
@@ -389,7 +406,13 @@ export function simulate(options: SimulationOptions): SimulationResult {
       const offset = disk[0]?.index ?? first.index;
       disk.length = Math.max(0, first.index - offset);
       for (const entry of rd.entries) {
-        const prevTerm = entry.index === 1 ? 0 : (disk[entry.index - offset - 1]?.term ?? -1);
+        const snap = node.disk.snapshot;
+        const prevTerm =
+          entry.index === 1
+            ? 0
+            : snap !== undefined && entry.index - 1 === snap.index
+              ? snap.term
+              : (disk[entry.index - offset - 1]?.term ?? -1);
         const key = entry.index * 1_048_576 + entry.term;
         const known = entryAt.get(key);
         if (known === undefined) entryAt.set(key, { entry, prevTerm });
@@ -428,6 +451,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
     }
     if (rd.softState !== undefined && rd.softState.role !== 'leader') failReads(node);
     core.advance(rd);
+    // Compaction happens after advance(): the core must know the state machine applied it.
+    if (snapshotEvery > 0 && node.applied - (node.disk.snapshot?.index ?? 0) >= snapshotEvery) takeSnapshot(node, core);
     const commit = core.commitIndex;
     if (commit < node.lastCommit) fail(`${node.id} commit index went back from ${node.lastCommit} to ${commit}`);
     for (let i = node.lastCommit + 1; i <= commit; i++) {
@@ -435,6 +460,31 @@ export function simulate(options: SimulationOptions): SimulationResult {
       if (known === undefined || core.currentTerm < known) commitTermAt[i] = core.currentTerm;
     }
     node.lastCommit = commit;
+  };
+
+  const encodeKv = (kv: Map<string, string>): string => JSON.stringify([...kv].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+
+  const restoreKv = (node: SimNode, snapshot: Snapshot | undefined) => {
+    node.kv = new Map(snapshot === undefined ? [] : (JSON.parse(decoder.decode(snapshot.data)) as [string, string][]));
+    node.applied = snapshot?.index ?? 0;
+  };
+
+  const registerSnapshot = (node: SimNode, snapshot: Snapshot) => {
+    const image = decoder.decode(snapshot.data);
+    const known = snapshotAt.get(snapshot.index);
+    if (known === undefined) snapshotAt.set(snapshot.index, image);
+    else if (known !== image)
+      fail(`State Machine Safety: ${node.id} has a different snapshot at index ${snapshot.index}`);
+  };
+
+  /** The host compacts: snapshot the state machine, then drop the log up to it (one transaction). */
+  const takeSnapshot = (node: SimNode, core: RaftCore) => {
+    const data = encoder.encode(encodeKv(node.kv));
+    core.compact(node.applied, data);
+    const snapshot = core.latestSnapshot() as Snapshot;
+    registerSnapshot(node, snapshot);
+    node.disk.snapshot = snapshot;
+    node.disk.entries = node.disk.entries.filter((e) => e.index > snapshot.index);
   };
 
   const apply = (node: SimNode, entry: Entry) => {
@@ -495,6 +545,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
         for (let i = 1; i < appliedAt.length; i++) {
           const applied = appliedAt[i];
           const committedIn = commitTermAt[i];
+          // Entries inside the leader's snapshot are committed by construction.
+          if (i < (core.latestSnapshot()?.index ?? 0)) continue;
           if (
             applied !== undefined &&
             committedIn !== undefined &&
