@@ -10,7 +10,9 @@ import {
   SLI_WINDOWS,
   type SliWindow,
 } from './indicators.js';
+import { flushOnExit } from './internal/exit-flush.js';
 import { parseOptions } from './internal/parse.js';
+import { openSliStore } from './internal/sli-store.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { type SloDefinition, SPEC_SLOS } from './slo.js';
 import type { ConsensusView } from './snapshot.js';
@@ -81,6 +83,8 @@ const MetricsOptionsSchema = z.object({
   maxErrorTypes: z.number().int().positive().max(1000).optional(),
   /** How many recent operations and failures are kept. */
   recentLimit: z.number().int().positive().max(1000).optional(),
+  /** SQLite file keeping the per-minute SLI counts across restarts (the 30-day window); memory only when omitted. */
+  sliDatabase: z.string().min(1).optional(),
   /** The consensus view, exported as gauges (etcd's `etcd_server_has_leader` and friends). */
   consensus: z.custom<() => ConsensusView | null>((v) => typeof v === 'function').optional(),
 });
@@ -109,6 +113,9 @@ export interface Metrics {
   recordOperation(operation: Omit<OperationRecord, 'finishedAt'> & { queueWaitMs?: number }): void;
   /** Mergeable snapshot for the cluster report. */
   snapshot(): MetricsSnapshot;
+  /** Writes the SLI counts to `sliDatabase` (also done each minute and on process exit). */
+  flush(): void;
+  close(): void;
 }
 
 interface MinuteBucket {
@@ -118,6 +125,7 @@ interface MinuteBucket {
 }
 
 interface IndicatorState {
+  readonly name: IndicatorName;
   readonly histogram: Histogram;
   readonly counter: Counter;
   readonly thresholdsMs: number[];
@@ -160,6 +168,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       ...new Set(slos.flatMap((s) => (s.indicator === name && s.sli.kind === 'latency' ? [s.sli.thresholdMs] : []))),
     ].sort((a, b) => a - b);
     states.set(name, {
+      name,
       histogram: meter.createHistogram(histogramName(name), {
         description: spec.description,
         unit: 's',
@@ -214,6 +223,48 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }, Object.values(gauges));
   }
 
+  // Per-minute SLI counts survive restarts when a database is given.
+  const store = opts.sliDatabase === undefined ? undefined : openSliStore(opts.sliDatabase);
+  // Minutes changed since the last write, per indicator.
+  const dirty = new Map<IndicatorState, Set<number>>();
+  let currentDirtyMinute = Number.NEGATIVE_INFINITY;
+  if (store) {
+    const horizon = Math.floor(clock() / MINUTE_MS) - LONGEST_WINDOW_MIN;
+    for (const row of store.load(horizon)) {
+      const state = states.get(row.indicator as IndicatorName);
+      // Restore only what still means the same thing: every current threshold was counted.
+      const index = state?.thresholdsMs.map((t) => row.thresholdsMs.indexOf(t));
+      if (!state || !index || index.some((i) => i < 0)) continue;
+      state.minutes.set(row.minute, {
+        total: row.total,
+        failures: row.failures,
+        good: index.map((i) => row.good[i] ?? 0),
+      });
+    }
+  }
+  const flush = () => {
+    if (!store || dirty.size === 0) return;
+    const rows = [...dirty].flatMap(([state, minutes]) =>
+      [...minutes].flatMap((minute) => {
+        const b = state.minutes.get(minute);
+        if (!b) return [];
+        return [
+          {
+            indicator: state.name,
+            minute,
+            total: b.total,
+            failures: b.failures,
+            thresholdsMs: state.thresholdsMs,
+            good: b.good,
+          },
+        ];
+      }),
+    );
+    store.save(rows, Math.floor(clock() / MINUTE_MS) - LONGEST_WINDOW_MIN);
+    dirty.clear();
+  };
+  const unregister = store ? flushOnExit({ flushSync: flush }) : undefined;
+
   const recentOperations: OperationRecord[] = [];
   const recentFailures: OperationRecord[] = [];
   const errorTypes = new Map<string, { count: number; lastAt: number; lastMessage: string }>();
@@ -241,6 +292,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     state.recent.record(o.durationMs);
 
     let bucket = state.minutes.get(minute);
+    if (store) {
+      // A new minute: the previous ones are final, write them out.
+      if (minute !== currentDirtyMinute && dirty.size > 0) flush();
+      currentDirtyMinute = minute;
+      const minutes = dirty.get(state) ?? new Set<number>();
+      minutes.add(minute);
+      dirty.set(state, minutes);
+    }
     if (!bucket) {
       bucket = { total: 0, failures: 0, good: state.thresholdsMs.map(() => 0) };
       state.minutes.set(minute, bucket);
@@ -271,6 +330,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   };
 
   return {
+    flush,
+    close() {
+      flush();
+      unregister?.();
+      store?.close();
+    },
     observe,
     recordOperation(operation) {
       const { queueWaitMs, ...rest } = operation;

@@ -371,7 +371,7 @@ export function evaluateSlos(
     const errorBudgetRemaining = 1 - whole.bad / (budget * whole.total);
     const status: SloStatus['status'] =
       compliance < slo.objective ? 'violated' : alerts.some((a) => a.firing) || fixed?.firing ? 'at_risk' : 'met';
-    notes.push(`window ${windowName} covers at most the collecting nodes' uptime`);
+    notes.push(`window ${windowName} covers at most what the nodes kept (their uptime without sliDatabase)`);
     return {
       ...base,
       status,

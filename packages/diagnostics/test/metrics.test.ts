@@ -1,6 +1,7 @@
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { tempDir } from '@unrdf/test-utils';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, INDICATORS, LatencyHistogram, SPEC_SLOS } from '../src/index.js';
@@ -92,6 +93,30 @@ describe('createMetrics', () => {
       expect(receipt?.windows['30d']).toEqual({ total: 4, failures: 1, good: [1, 2] });
       expect(LatencyHistogram.decode(receipt?.recent ?? '').count).toBe(1);
       expect(LatencyHistogram.decode(receipt?.lifetime ?? '').count).toBe(4);
+    });
+
+    it('keeps the 30-day SLI counts across a restart when given a database, and lets them age out', async () => {
+      await using dir = await tempDir('diag-sli');
+      let now = Date.UTC(2026, 0, 1);
+      const first = createMetrics({ clock: () => now, sliDatabase: dir.join('sli.db') });
+      first.observe('receipt', { durationMs: 10, ok: true });
+      first.observe('receipt', { durationMs: 50, ok: true });
+      now += 60_000;
+      first.observe('receipt', { durationMs: 1, ok: false });
+      first.close();
+
+      now += 24 * 3600_000; // the next day, a new process
+      const second = createMetrics({ clock: () => now, sliDatabase: dir.join('sli.db') });
+      second.observe('receipt', { durationMs: 5, ok: true });
+      expect(second.snapshot().indicators.receipt?.windows['30d']).toEqual({ total: 4, failures: 1, good: [2, 2] });
+      expect(second.snapshot().indicators.receipt?.windows['1h']).toEqual({ total: 1, failures: 0, good: [1, 1] });
+      second.close();
+
+      now += 31 * 24 * 3600_000;
+      const third = createMetrics({ clock: () => now, sliDatabase: dir.join('sli.db') });
+      third.observe('receipt', { durationMs: 5, ok: true });
+      expect(third.snapshot().indicators.receipt?.windows['30d']).toEqual({ total: 1, failures: 0, good: [1, 1] });
+      third.close();
     });
 
     it('keeps the last 100 operations and failures and a bounded error-type summary', () => {
