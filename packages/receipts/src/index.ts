@@ -65,4 +65,5 @@ export {
   type Verdict,
   verifyCheckpointConsistency,
   verifyReceipt,
+  verifyReceiptChain,
 } from './verify.js';

@@ -4,12 +4,12 @@
  */
 import { z } from 'zod';
 import { type Checkpoint, openCheckpoint, type TrustedKey } from './checkpoint.js';
-import { bytesEqual, fromHex, toBase64 } from './internal/bytes.js';
+import { bytesEqual, fromHex, toBase64, toHex } from './internal/bytes.js';
 import { platformTree } from './internal/sha256.js';
 import { createVerifiedNodes, type VerifiedNodes, verifyInclusionCached } from './internal/tree.js';
 import { verifyConsistency } from './merkle.js';
 import { parseVerifierKey } from './note.js';
-import { ReceiptSchema, validatedLeafHash } from './receipt.js';
+import { canonicalText, ReceiptSchema, receiptDigestOfText, validatedLeafHash } from './receipt.js';
 
 /** Every verification answers with one of these; only `valid` is an acceptance. */
 export type Verdict =
@@ -223,4 +223,31 @@ export function verifyCheckpointConsistency(
   return (
     oneShot(trustedKeys)?.verifyConsistency(checkpointA, checkpointB, proof) ?? invalid('a trusted key is malformed')
   );
+}
+
+/**
+ * Checks that receipts are a gap-free run of one ledger: same origin, consecutive leaf
+ * indices, each `previousReceiptHash` the receipt hash of the one before (and `null`
+ * for leaf 0). It proves order and completeness of the run among themselves; that the
+ * run is in the ledger is what {@link verifyReceipt} proves for any one of them. Total.
+ */
+export function verifyReceiptChain(receipts: readonly unknown[]): Verdict {
+  try {
+    if (!Array.isArray(receipts) || receipts.length === 0) return invalid('no receipts');
+    let previous: { origin: string; leafIndex: number; hash: string } | undefined;
+    for (const [i, value] of receipts.entries()) {
+      const parsed = ReceiptSchema.safeParse(value);
+      if (!parsed.success) return invalid(`receipt ${i} is malformed`);
+      const r = parsed.data;
+      if (previous) {
+        if (r.origin !== previous.origin) return invalid(`receipt ${i} belongs to another ledger`);
+        if (r.leafIndex !== previous.leafIndex + 1) return invalid(`gap before receipt ${i} (leaf ${r.leafIndex})`);
+        if (r.previousReceiptHash !== previous.hash) return invalid(`receipt ${i} does not chain to receipt ${i - 1}`);
+      }
+      previous = { origin: r.origin, leafIndex: r.leafIndex, hash: toHex(receiptDigestOfText(canonicalText(r))) };
+    }
+    return { status: 'valid' };
+  } catch {
+    return invalid('malformed input');
+  }
 }

@@ -7,6 +7,7 @@ import {
   signCheckpoint,
   verifyCheckpointConsistency,
   verifyReceipt,
+  verifyReceiptChain,
 } from '../src/index.js';
 import { openLedger } from '../src/ledger/index.js';
 import { runTamperSweep, type SweepInput } from '../src/testing/index.js';
@@ -133,5 +134,28 @@ describe('createReceiptVerifier', () => {
         }
       }
     }
+  });
+});
+
+describe('verifyReceiptChain', () => {
+  it('accepts a gap-free run and names the first break', async () => {
+    await using dir = await tempDir('receipts-chain');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    await Promise.all(bodies(6).map((b) => ledger.append(b)));
+    const run = [0, 1, 2, 3, 4, 5].map((i) => ledger.receipt(i));
+    expect(verifyReceiptChain(run)).toEqual({ status: 'valid' });
+    expect(verifyReceiptChain(run.slice(2))).toEqual({ status: 'valid' });
+    expect(verifyReceiptChain([run[0], run[2]])).toMatchObject({
+      status: 'invalid',
+      reason: expect.stringMatching(/^gap/),
+    });
+    expect(verifyReceiptChain([run[1], run[0]]).status).toBe('invalid');
+    const forged = { ...(run[3] as object), attempt: 3 };
+    expect(verifyReceiptChain([run[2], forged, run[4]])).toMatchObject({
+      status: 'invalid',
+      reason: 'receipt 2 does not chain to receipt 1',
+    });
+    expect(verifyReceiptChain([]).status).toBe('invalid');
+    expect(verifyReceiptChain([null]).status).toBe('invalid');
   });
 });
