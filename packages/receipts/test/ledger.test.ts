@@ -209,6 +209,22 @@ describe('Ledger on a shared handle', () => {
     db.close();
   });
 
+  it('undoes only its own writes when a batch fails, leaving the caller transaction usable', async () => {
+    await using dir = await tempDir('receipts-shared');
+    const { db, ledger } = await setup(dir);
+    db.exec('BEGIN IMMEDIATE');
+    ledger.appendInTransaction([bodyFor(1)]);
+    db.prepare('INSERT INTO jobs VALUES (?, ?)').run('op2', 'succeeded');
+    expect(() => ledger.appendInTransaction([bodyFor(2), bodyFor(1)])).toThrow(/already has a receipt/);
+    expect(db.isTransaction).toBe(true);
+    db.exec('COMMIT');
+    expect(ledger.size()).toBe(1);
+    expect(db.prepare('SELECT count(*) AS n FROM jobs').get()?.n).toBe(1);
+    expect(openCheckpoint(ledger.latestCheckpoint(), ledger.trustedKeys)).toMatchObject({ ok: true });
+    await ledger.close();
+    db.close();
+  });
+
   it('refuses appendInTransaction outside a transaction and append() inside one', async () => {
     await using dir = await tempDir('receipts-shared');
     const { db, ledger } = await setup(dir);

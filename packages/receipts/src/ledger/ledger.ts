@@ -411,7 +411,24 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
       }
       const valid = bodies.map((b) => parseReceiptBody(b));
       if (valid.length === 0) return [];
-      return writeBatch(valid);
+      // A savepoint: a failure undoes only the ledger's writes and leaves the caller's
+      // transaction intact, to roll back or go on as it decides.
+      db.exec('SAVEPOINT receipts_append');
+      try {
+        const appended = writeBatch(valid);
+        db.exec('RELEASE receipts_append');
+        return appended;
+      } catch (cause) {
+        db.exec('ROLLBACK TO receipts_append');
+        db.exec('RELEASE receipts_append');
+        const duplicate = /UNIQUE constraint failed: receipts_leaves\.operation_id/.test(String(cause));
+        throw new LedgerError(
+          duplicate
+            ? 'An operation in this batch already has a receipt in the ledger; nothing was appended.'
+            : `Appending failed and nothing was appended: ${(cause as Error).message}`,
+          { cause },
+        );
+      }
     },
     size() {
       ensureOpen();
