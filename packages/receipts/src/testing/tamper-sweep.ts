@@ -24,6 +24,7 @@ export interface HonestConsistency {
   readonly proof: ConsistencyProofJson;
 }
 
+/** What a sweep starts from: honest material of one ledger, and material it must not accept. */
 export interface SweepInput {
   readonly honest: readonly HonestReceipt[];
   /**
@@ -37,6 +38,7 @@ export interface SweepInput {
   readonly forkedCheckpoints?: readonly string[];
 }
 
+/** How many cases ran and which ones the verifier got wrong (both lists must be empty). */
 export interface SweepResult {
   readonly honestCases: number;
   readonly tamperedCases: number;
