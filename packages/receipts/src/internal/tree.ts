@@ -275,31 +275,43 @@ export function verifyInclusionCached(
     const verified = known(level, k);
     if (verified) {
       if (!bytesEqual(verified, r)) return false; // a verified node of this tree differs: no path to the root
-      if (restIsVerified(level, k, used)) return true;
+      if (restIsVerified(level, k, used)) {
+        remember(cache, computed, index, leafHash); // proven too: they lead to a verified node
+        return true;
+      }
     }
   }
   if (used !== proof.length || !bytesEqual(r, root)) return false;
-  if (cache) {
-    computed.push([0, index, leafHash]);
-    if (cache.count + computed.length > cache.limit) {
-      // Full: start over rather than freeze. Verifiers walk ledgers in order, so the
-      // nodes of the current region are worth more than those of a region passed long ago.
-      cache.levels.length = 0;
-      cache.count = 0;
+  remember(cache, computed, index, leafHash);
+  return true;
+}
+
+/** Adds the nodes of a proven path to the cache (starting over when it is full). */
+function remember(
+  cache: VerifiedNodes | undefined,
+  computed: [number, number, Uint8Array][],
+  index: number,
+  leafHash: Uint8Array,
+): void {
+  if (!cache) return;
+  computed.push([0, index, leafHash]);
+  if (cache.count + computed.length > cache.limit) {
+    // Full: start over rather than freeze. Verifiers walk ledgers in order, so the
+    // nodes of the current region are worth more than those of a region passed long ago.
+    cache.levels.length = 0;
+    cache.count = 0;
+  }
+  for (const [l, i, hash] of computed) {
+    let byIndex = cache.levels[l];
+    if (!byIndex) {
+      byIndex = new Map();
+      cache.levels[l] = byIndex;
     }
-    for (const [l, i, hash] of computed) {
-      let byIndex = cache.levels[l];
-      if (!byIndex) {
-        byIndex = new Map();
-        cache.levels[l] = byIndex;
-      }
-      if (!byIndex.has(i)) {
-        byIndex.set(i, hash);
-        cache.count++;
-      }
+    if (!byIndex.has(i)) {
+      byIndex.set(i, hash);
+      cache.count++;
     }
   }
-  return true;
 }
 
 /** Number of low bits in which `index` and `last` differ: RFC 9162's inner proof length. */
