@@ -37,3 +37,9 @@ export class RaftUsageError extends RaftError {
   override readonly name = 'RaftUsageError';
   readonly code = 'UNRDF_RAFT_USAGE';
 }
+
+/** A membership change was refused (another is in flight, or it is not a valid single step). */
+export class ConfigChangeError extends RaftError {
+  override readonly name = 'ConfigChangeError';
+  readonly code = 'UNRDF_RAFT_CONFIG_CHANGE';
+}

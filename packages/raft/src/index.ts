@@ -1,5 +1,5 @@
 // Public API of @unrdf/raft, listed by name.
-export { LeadershipTransferError, NotLeaderError, RaftError, RaftUsageError } from './errors.js';
+export { ConfigChangeError, LeadershipTransferError, NotLeaderError, RaftError, RaftUsageError } from './errors.js';
 export type { RaftBug } from './internal/bugs.js';
 export {
   createRaftCore,
@@ -46,6 +46,8 @@ export { createTcpTransport, TcpTransport, type TcpTransportOptions } from './tc
 export type {
   AppendRequest,
   AppendResponse,
+  ClusterConfig,
+  ConfChange,
   Entry,
   HardState,
   Heartbeat,
@@ -55,6 +57,8 @@ export type {
   ReadState,
   Ready,
   Role,
+  Snapshot,
+  SnapshotRequest,
   SoftState,
   TimeoutNow,
   VoteRequest,

@@ -1,11 +1,13 @@
 import { z } from 'zod';
-import { LeadershipTransferError, NotLeaderError, RaftUsageError } from './errors.js';
+import { ConfigChangeError, LeadershipTransferError, NotLeaderError, RaftUsageError } from './errors.js';
 import type { RaftBug } from './internal/bugs.js';
 import { Progress } from './internal/progress.js';
 import { RaftLog } from './internal/raft-log.js';
 import type {
   AppendRequest,
   AppendResponse,
+  ClusterConfig,
+  ConfChange,
   Entry,
   HardState,
   Heartbeat,
@@ -28,12 +30,16 @@ const DEFAULT_MAX_ENTRIES_PER_APPEND = 64;
 const DEFAULT_MAX_INFLIGHT = 256;
 
 const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 const RaftCoreOptionsSchema = z
   .object({
     id: z.string().min(1),
-    /** Every voting member, including `id`. */
+    /** Every voting member, including `id` (unless it starts as a learner). */
     peers: z.array(z.string().min(1)).min(1),
+    /** Non-voting members that replicate the log (a new server catching up; thesis §4.2.1). */
+    learners: z.array(z.string().min(1)).optional(),
     heartbeatTicks: z.number().int().positive().optional(),
     electionTicks: z.number().int().positive().optional(),
     /** Thesis §9.6: a candidate first asks whether it could win; on by default. */
@@ -60,7 +66,10 @@ const RaftCoreOptionsSchema = z
     /** Test-only: deliberately broken rules the simulator must catch. */
     testOnlyBugs: z.array(z.custom<RaftBug>((value) => typeof value === 'string')).optional(),
   })
-  .refine((options) => options.peers.includes(options.id), { message: 'peers must include id', path: ['peers'] });
+  .refine((options) => options.peers.includes(options.id) || (options.learners ?? []).includes(options.id), {
+    message: 'peers or learners must include id',
+    path: ['peers'],
+  });
 
 /** Options of {@link createRaftCore}. */
 export type RaftCoreOptions = z.input<typeof RaftCoreOptionsSchema>;
@@ -69,6 +78,7 @@ export type RaftCoreOptions = z.input<typeof RaftCoreOptionsSchema>;
 export interface ResolvedRaftCoreOptions {
   readonly id: NodeId;
   readonly peers: readonly NodeId[];
+  readonly learners: readonly NodeId[];
   readonly heartbeatTicks: number;
   readonly electionTicks: number;
   readonly preVote: boolean;
@@ -113,7 +123,11 @@ export class RaftCore {
   readonly id: NodeId;
   private readonly random: () => number;
   private readonly bugs: ReadonlySet<RaftBug>;
-  private readonly quorum: number;
+  /** The membership in force: the newest config entry in the log, even uncommitted (thesis §4.1). */
+  private config: ClusterConfig;
+  /** Index of the entry that set `config` (0 or the snapshot index: the initial/snapshot config). */
+  private configIndex = 0;
+  private readonly initialConfig: ClusterConfig;
 
   private term: number;
   private votedFor: NodeId | undefined;
@@ -155,7 +169,8 @@ export class RaftCore {
     this.id = options.id;
     this.random = random;
     this.bugs = new Set(bugs);
-    this.quorum = Math.floor(options.peers.length / 2) + 1;
+    this.initialConfig = { voters: options.peers, learners: options.learners };
+    this.config = this.initialConfig;
     const hardState = initial?.hardState ?? { term: 0, votedFor: undefined, commit: 0 };
     this.term = hardState.term;
     this.votedFor = hardState.votedFor;
@@ -165,11 +180,113 @@ export class RaftCore {
     const snapshotIndex = snapshot?.index ?? (first === undefined ? 0 : first.index - 1);
     this.log = new RaftLog(entries, snapshotIndex, snapshot?.term ?? 0, Math.max(hardState.commit, snapshotIndex));
     this.snapshot = snapshot;
+    this.recomputeConfig();
     // A state machine restarts from the snapshot (or empty) and re-applies what follows.
     this.applied = Math.max(initial?.applied ?? snapshotIndex, snapshotIndex);
     this.persistedHardState = hardState;
     this.reportedSoftState = { leader: undefined, role: 'follower' };
     this.resetRandomizedElectionTimeout();
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  private get quorum(): number {
+    return Math.floor(this.config.voters.length / 2) + 1;
+  }
+
+  private isVoter(id: NodeId): boolean {
+    return this.config.voters.includes(id);
+  }
+
+  private members(): NodeId[] {
+    return [...this.config.voters, ...this.config.learners];
+  }
+
+  /** The current membership (voters and learners). */
+  get clusterConfig(): ClusterConfig {
+    return this.config;
+  }
+
+  /** The config in force at `index`: the newest config entry at or before it. */
+  private configAt(index: number): { config: ClusterConfig; index: number } {
+    for (let i = Math.min(index, this.log.lastIndex()); i > this.log.snapshotIndex; i--) {
+      const entry = this.log.entry(i);
+      if (entry?.kind === 'config')
+        return { config: JSON.parse(decoder.decode(entry.data)) as ClusterConfig, index: i };
+    }
+    return { config: this.snapshot?.config ?? this.initialConfig, index: this.log.snapshotIndex };
+  }
+
+  private recomputeConfig(): void {
+    const { config, index } = this.configAt(this.log.lastIndex());
+    this.setConfig(config, index);
+  }
+
+  private setConfig(config: ClusterConfig, index: number): void {
+    this.config = config;
+    this.configIndex = index;
+    if (this.role !== 'leader') return;
+    // A leader tracks every member it must replicate to (thesis §4.1: effective on append).
+    for (const member of this.members()) {
+      if (!this.progress.has(member)) {
+        const pr = new Progress(this.log.lastIndex() + 1);
+        pr.recentActive = true;
+        this.progress.set(member, pr);
+      }
+    }
+    for (const peer of [...this.progress.keys()]) {
+      if (peer !== this.id && !this.members().includes(peer)) this.progress.delete(peer);
+    }
+  }
+
+  /**
+   * Leader only: appends one membership step (thesis §4.1, one server at a time): add a
+   * learner, promote a caught-up learner to voter, or remove a member (the leader too: it
+   * steps down once the change commits, §4.2.2). Takes effect when appended.
+   * @throws {NotLeaderError} when not the leader.
+   * @throws {ConfigChangeError} when a change is still uncommitted, this leader has not
+   * committed an entry of its term yet (the thesis' single-server-change fix), or the step is invalid.
+   */
+  proposeConfChange(change: ConfChange): ProposalPosition {
+    if (this.role !== 'leader') throw new NotLeaderError(this.leader);
+    if (this.configIndex > this.log.committed)
+      throw new ConfigChangeError('another membership change is not committed yet');
+    if (this.log.term(this.log.committed) !== this.term) {
+      throw new ConfigChangeError('this leader has not committed an entry of its term yet; retry shortly');
+    }
+    const { voters, learners } = this.config;
+    const node = change.node;
+    let next: ClusterConfig;
+    if (change.type === 'addLearner') {
+      if (voters.includes(node) || learners.includes(node)) throw new ConfigChangeError(`${node} is already a member`);
+      next = { voters, learners: [...learners, node].sort() };
+    } else if (change.type === 'promoteLearner') {
+      if (!learners.includes(node)) throw new ConfigChangeError(`${node} is not a learner`);
+      const pr = this.progress.get(node);
+      if (pr === undefined || pr.match < this.log.committed) {
+        throw new ConfigChangeError(
+          `${node} has not caught up yet (match ${pr?.match ?? 0} < commit ${this.log.committed})`,
+        );
+      }
+      next = { voters: [...voters, node].sort(), learners: learners.filter((l) => l !== node) };
+    } else {
+      if (!voters.includes(node) && !learners.includes(node)) throw new ConfigChangeError(`${node} is not a member`);
+      if (voters.length === 1 && voters[0] === node) throw new ConfigChangeError('cannot remove the last voter');
+      next = { voters: voters.filter((v) => v !== node), learners: learners.filter((l) => l !== node) };
+    }
+    const entry: Entry = {
+      index: this.log.lastIndex() + 1,
+      term: this.term,
+      data: encoder.encode(JSON.stringify(next)),
+      kind: 'config',
+    };
+    this.log.append([entry]);
+    this.setConfig(next, entry.index);
+    const self = this.progress.get(this.id);
+    if (self !== undefined) self.maybeUpdate(this.log.lastIndex());
+    this.maybeCommit();
+    this.broadcastAppend();
+    return { index: entry.index, term: entry.term };
   }
 
   // ---------------------------------------------------------------- inputs
@@ -199,7 +316,7 @@ export class RaftCore {
 
   /** Starts an election now (as if the election timeout had fired). */
   campaign(): void {
-    if (this.role === 'leader') return;
+    if (this.role === 'leader' || !this.isVoter(this.id)) return;
     this.startCampaign(this.options.preVote ? 'preVote' : 'vote', false);
   }
 
@@ -242,8 +359,9 @@ export class RaftCore {
     if (index > this.applied) throw new RaftUsageError(`cannot snapshot at ${index}: only ${this.applied} is applied`);
     if (index <= this.log.snapshotIndex) return;
     const term = this.log.term(index) as number;
+    const { config } = this.configAt(index);
     this.log.compact(index);
-    this.snapshot = { index, term, data };
+    this.snapshot = { index, term, data, config };
   }
 
   /** The newest snapshot this core knows (for the host's status and tests). */
@@ -287,8 +405,9 @@ export class RaftCore {
     const at = this.pendingReads.findIndex((read) => read.context === context);
     if (at < 0) return;
     const read = this.pendingReads[at] as { acks: Set<NodeId> };
+    if (!this.isVoter(from)) return;
     read.acks.add(from);
-    if (read.acks.size + 1 < this.quorum) return;
+    if (read.acks.size + (this.isVoter(this.id) ? 1 : 0) < this.quorum) return;
     // A quorum for this round also confirms every earlier read.
     for (const done of this.pendingReads.splice(0, at + 1)) {
       this.readStates.push({ context: done.context, index: done.index });
@@ -301,7 +420,7 @@ export class RaftCore {
    */
   transferLeadership(transferee: NodeId): void {
     if (this.role !== 'leader') throw new NotLeaderError(this.leader);
-    if (transferee === this.id || !this.progress.has(transferee)) return;
+    if (transferee === this.id || !this.progress.has(transferee) || !this.isVoter(transferee)) return;
     this.leadTransferee = transferee;
     // Thesis §3.10: the transfer must finish within an election timeout or be abandoned.
     this.electionElapsed = 0;
@@ -315,7 +434,14 @@ export class RaftCore {
 
   /** Feeds one message received from a peer. Messages for another server are ignored. */
   step(m: Message): void {
-    if (m.to !== this.id || !this.options.peers.includes(m.from)) return;
+    if (m.to !== this.id) return;
+    if (
+      !this.config.voters.includes(m.from) &&
+      !this.config.learners.includes(m.from) &&
+      !this.options.peers.includes(m.from)
+    ) {
+      return;
+    }
     if (!this.stepTerm(m)) return;
 
     switch (m.type) {
@@ -502,7 +628,7 @@ export class RaftCore {
     this.pendingReads = [];
     this.deferredReads = [];
     const next = this.log.lastIndex() + 1;
-    for (const peer of this.options.peers) {
+    for (const peer of this.members()) {
       const pr = new Progress(next);
       if (peer === this.id) pr.match = this.log.lastIndex();
       this.progress.set(peer, pr);
@@ -521,6 +647,8 @@ export class RaftCore {
     this.electionElapsed++;
     if (this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
+      // A learner or a removed server never campaigns (thesis §4.2.1, §4.2.3).
+      if (!this.isVoter(this.id)) return;
       this.startCampaign(this.options.preVote ? 'preVote' : 'vote', false);
     }
   }
@@ -545,7 +673,7 @@ export class RaftCore {
   private checkQuorum(): void {
     let active = 0;
     for (const [peer, pr] of this.progress) {
-      if (peer === this.id || pr.recentActive) active++;
+      if (this.isVoter(peer) && (peer === this.id || pr.recentActive)) active++;
       if (peer !== this.id) pr.recentActive = false;
     }
     if (active < this.quorum) this.becomeFollower(this.term, undefined);
@@ -567,7 +695,7 @@ export class RaftCore {
       else this.becomeLeader();
       return;
     }
-    for (const peer of this.options.peers) {
+    for (const peer of this.config.voters) {
       if (peer === this.id) continue;
       const request: VoteRequest = {
         type: kind,
@@ -584,13 +712,13 @@ export class RaftCore {
 
   private tallyWon(): boolean {
     let granted = 0;
-    for (const vote of this.votes.values()) if (vote) granted++;
+    for (const [voter, vote] of this.votes) if (vote && this.isVoter(voter)) granted++;
     return granted >= this.quorum;
   }
 
   private tallyLost(): boolean {
     let rejected = 0;
-    for (const vote of this.votes.values()) if (!vote) rejected++;
+    for (const [voter, vote] of this.votes) if (!vote && this.isVoter(voter)) rejected++;
     return rejected >= this.quorum;
   }
 
@@ -724,7 +852,7 @@ export class RaftCore {
         return;
       case 'timeoutNow':
         // Thesis §3.10: the leader asked us to take over; campaign without pre-vote.
-        this.startCampaign('vote', true);
+        if (this.isVoter(this.id)) this.startCampaign('vote', true);
         return;
       default:
         return;
@@ -760,7 +888,10 @@ export class RaftCore {
         ? m.prevLogIndex + 1
         : this.log.findConflict(m.entries);
     if (conflict !== 0) {
-      this.log.truncateAndAppend(m.entries.slice(conflict - m.prevLogIndex - 1));
+      const appended = m.entries.slice(conflict - m.prevLogIndex - 1);
+      this.log.truncateAndAppend(appended);
+      // Thesis §4.1: a server uses the newest config in its log, and falls back when it is truncated.
+      if (conflict <= this.configIndex || appended.some((e) => e.kind === 'config')) this.recomputeConfig();
     }
     // Figure 2 receiver step 5: commitIndex = min(leaderCommit, index of last new entry).
     const commitBound = this.bugs.has('commit-beyond-new-entries') ? this.log.lastIndex() : lastNew;
@@ -796,6 +927,7 @@ export class RaftCore {
     this.log.restore(snap.index, snap.term);
     this.pendingSnapshot = snap;
     this.snapshot = snap;
+    this.recomputeConfig();
     reply(snap.index);
   }
 
@@ -871,13 +1003,20 @@ export class RaftCore {
    */
   private maybeCommit(): boolean {
     const matches: number[] = [];
-    for (const pr of this.progress.values()) matches.push(pr.match);
+    // Thesis §4.2.2: a leader removed by an uncommitted change manages the cluster without counting itself.
+    for (const [peer, pr] of this.progress) if (this.isVoter(peer)) matches.push(pr.match);
+    if (matches.length === 0) return false;
     matches.sort((a, b) => b - a);
     const needed = this.bugs.has('quorum-too-small') ? Math.max(1, this.quorum - 1) : this.quorum;
     const candidate = matches[needed - 1] as number;
     if (candidate <= this.log.committed) return false;
     if (!this.bugs.has('commit-previous-term') && this.log.term(candidate) !== this.term) return false;
     this.log.commitTo(candidate);
+    if (!this.isVoter(this.id) && this.configIndex <= this.log.committed) {
+      // Thesis §4.2.2: the change that removed this leader is committed; step down.
+      this.becomeFollower(this.term, undefined);
+      return true;
+    }
     if (this.deferredReads.length > 0 && this.log.term(candidate) === this.term) {
       const deferred = this.deferredReads;
       this.deferredReads = [];
@@ -894,7 +1033,7 @@ export class RaftCore {
   }
 
   private broadcastAppend(): void {
-    for (const peer of this.options.peers) if (peer !== this.id) this.sendAppend(peer, true);
+    for (const peer of this.progress.keys()) if (peer !== this.id) this.sendAppend(peer, true);
   }
 
   private broadcastHeartbeat(context?: string): void {
@@ -982,6 +1121,7 @@ export function createRaftCore(options: RaftCoreOptions): RaftCore {
   const resolved: ResolvedRaftCoreOptions = Object.freeze({
     id: parsed.id,
     peers: Object.freeze([...new Set(parsed.peers)].sort()),
+    learners: Object.freeze([...new Set(parsed.learners ?? [])].sort()),
     heartbeatTicks: parsed.heartbeatTicks ?? DEFAULT_HEARTBEAT_TICKS,
     electionTicks: parsed.electionTicks ?? DEFAULT_ELECTION_TICKS,
     preVote: parsed.preVote ?? true,

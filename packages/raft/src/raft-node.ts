@@ -7,7 +7,7 @@ import { createRaftCore, type RaftCore } from './raft-core.js';
 import { seededRandom } from './simulation/seeded-random.js';
 import { openSqliteStorage, type SqliteStorage } from './sqlite-storage.js';
 import { createTcpTransport, type TcpTransport } from './tcp-transport.js';
-import type { Entry, NodeId, Ready, Role } from './types.js';
+import type { ClusterConfig, Entry, NodeId, Ready, Role } from './types.js';
 
 /** The replicated application: a deterministic function of the committed commands. */
 export interface StateMachine<Result = unknown> {
@@ -72,8 +72,10 @@ const Address = z.object({ host: z.string().min(1), port: z.number().int().min(1
 
 const RaftNodeOptionsSchema = z.object({
   id: z.string().min(1),
-  /** Every voting member (including this one) and its peer address. */
+  /** Every member (including this one) and its peer address. */
   members: z.record(z.string(), Address),
+  /** Start as a learner joining an existing cluster (the leader then calls `addLearner`). */
+  learner: z.boolean().optional(),
   dataDir: z.string().min(1),
   clusterSecret: z.union([z.string().min(16), z.instanceof(Uint8Array)]),
   clusterId: z.string().min(1).optional(),
@@ -121,8 +123,17 @@ const DEFAULT_SNAPSHOT_EVERY = 10_000;
  * state machine's bytes: u32 header length | JSON sessions | user image.
  * Session results must be JSON-serialisable to survive a snapshot.
  */
-function encodeImage(sessions: Map<string, { sequence: number; result: unknown }>, user: Uint8Array): Uint8Array {
-  const header = encoder.encode(JSON.stringify([...sessions].map(([id, s]) => [id, s.sequence, s.result ?? null])));
+function encodeImage(
+  sessions: Map<string, { sequence: number; result: unknown }>,
+  addresses: Map<NodeId, { host: string; port: number }>,
+  user: Uint8Array,
+): Uint8Array {
+  const header = encoder.encode(
+    JSON.stringify({
+      sessions: [...sessions].map(([id, s]) => [id, s.sequence, s.result ?? null]),
+      addresses: [...addresses],
+    }),
+  );
   const out = new Uint8Array(4 + header.length + user.length);
   new DataView(out.buffer).setUint32(0, header.length);
   out.set(header, 4);
@@ -130,15 +141,24 @@ function encodeImage(sessions: Map<string, { sequence: number; result: unknown }
   return out;
 }
 
-function decodeImage(image: Uint8Array): { sessions: [string, number, unknown][]; user: Uint8Array } {
+function decodeImage(image: Uint8Array): {
+  sessions: [string, number, unknown][];
+  addresses: [NodeId, { host: string; port: number }][];
+  user: Uint8Array;
+} {
   const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
   const length = view.getUint32(0);
-  const sessions = JSON.parse(decoder.decode(image.subarray(4, 4 + length))) as [string, number, unknown][];
-  return { sessions, user: image.subarray(4 + length) };
+  const header = JSON.parse(decoder.decode(image.subarray(4, 4 + length))) as {
+    sessions: [string, number, unknown][];
+    addresses: [NodeId, { host: string; port: number }][];
+  };
+  return { ...header, user: image.subarray(4 + length) };
 }
 
 const PLAIN = 0;
 const SESSION = 1;
+/** Runtime metadata, not for the state machine: a member's peer address (JSON). */
+const MEMBER_ADDRESS = 2;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -209,9 +229,10 @@ export class RaftNode implements AsyncDisposable {
 
   /** @internal restores the state machine and sessions from a snapshot image. */
   restoreImage(index: number, image: Uint8Array): void {
-    const { sessions, user } = decodeImage(image);
+    const { sessions, addresses, user } = decodeImage(image);
     this.sessions.clear();
     for (const [id, sequence, result] of sessions) this.sessions.set(id, { sequence, result });
+    for (const [id, address] of addresses) this.learnAddress(id, address);
     if (this.stateMachine.restore === undefined)
       throw new Error('received a snapshot but the state machine has no restore()');
     this.stateMachine.restore(user);
@@ -220,6 +241,55 @@ export class RaftNode implements AsyncDisposable {
   }
 
   private snapshotIndex = 0;
+  /** Peer addresses, replicated through the log so a joining member can be dialled by everyone. */
+  readonly addresses = new Map<NodeId, { host: string; port: number }>();
+
+  private learnAddress(id: NodeId, address: { host: string; port: number }): void {
+    this.addresses.set(id, address);
+    if (id !== this.id) this.transport?.addPeer(id, address);
+  }
+
+  /**
+   * Adds a server as a learner (it replicates but does not vote), after replicating its
+   * address to every member (thesis §4.2.1). Start the new node with `learner: true` first.
+   * @throws {NotLeaderError} (rejects) when not the leader; {@link ConfigChangeError} when refused.
+   */
+  async addLearner(id: NodeId, address: { host: string; port: number }): Promise<void> {
+    const record = encoder.encode(JSON.stringify({ id, host: address.host, port: address.port }));
+    const tagged = new Uint8Array(1 + record.length);
+    tagged[0] = MEMBER_ADDRESS;
+    tagged.set(record, 1);
+    await this.track(this.core.propose(tagged));
+    await this.track(this.core.proposeConfChange({ type: 'addLearner', node: id }));
+  }
+
+  /** Makes a caught-up learner a voter (thesis §4.1). @throws {ConfigChangeError} (rejects) if it lags. */
+  async promoteLearner(id: NodeId): Promise<void> {
+    await this.track(this.core.proposeConfChange({ type: 'promoteLearner', node: id }));
+  }
+
+  /** Removes a member, this leader included (it steps down once the change commits, thesis §4.2.2). */
+  async removeMember(id: NodeId): Promise<void> {
+    await this.track(this.core.proposeConfChange({ type: 'removeNode', node: id }));
+  }
+
+  /** The current membership. */
+  get clusterConfig(): ClusterConfig {
+    return this.core.clusterConfig;
+  }
+
+  /** Resolves when the entry at `position` is applied here (rejects if it lost its slot). */
+  private track(position: { index: number; term: number }): Promise<unknown> {
+    const promise = new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(position.index);
+        reject(new ProposalTimeoutError(this.proposalTimeoutMs));
+      }, this.proposalTimeoutMs);
+      this.pending.set(position.index, { term: position.term, resolve, reject, timer });
+    });
+    this.schedule();
+    return promise;
+  }
 
   /** @internal wires the transport after construction (it needs our callbacks). */
   attach(transport: TcpTransport): void {
@@ -365,7 +435,7 @@ export class RaftNode implements AsyncDisposable {
     const index = this.applied;
     const term = this.core.termAt(index);
     if (term === undefined) return;
-    const data = encodeImage(this.sessions, take.call(this.stateMachine));
+    const data = encodeImage(this.sessions, this.addresses, take.call(this.stateMachine));
     // Storage first: a crash in between leaves the snapshot and the (still complete) log.
     this.storage.compact({ index, term, data });
     this.core.compact(index, data);
@@ -404,7 +474,23 @@ export class RaftNode implements AsyncDisposable {
   private apply(entry: Entry): void {
     this.applied = entry.index;
     let result: unknown;
-    if (entry.data.length > 0) {
+    if (entry.kind === 'config') {
+      // The core already uses the new config; the transport follows once it is committed.
+      const config = JSON.parse(decoder.decode(entry.data)) as ClusterConfig;
+      for (const peer of this.addresses.keys()) {
+        if (peer !== this.id && !config.voters.includes(peer) && !config.learners.includes(peer)) {
+          this.addresses.delete(peer);
+          this.transport?.removePeer(peer);
+        }
+      }
+    } else if (entry.data[0] === MEMBER_ADDRESS) {
+      const { id, host, port } = JSON.parse(decoder.decode(entry.data.subarray(1))) as {
+        id: NodeId;
+        host: string;
+        port: number;
+      };
+      this.learnAddress(id, { host, port });
+    } else if (entry.data.length > 0) {
       const { command, session } = unwrap(entry.data);
       if (session === undefined) {
         result = this.stateMachine.apply(command, entry.index);
@@ -465,7 +551,8 @@ export async function openRaftNode(options: RaftNodeOptions): Promise<RaftNode> 
   const stored = storage.load();
   const core = createRaftCore({
     id: o.id,
-    peers: Object.keys(o.members),
+    peers: o.learner ? Object.keys(o.members).filter((id) => id !== o.id) : Object.keys(o.members),
+    ...(o.learner ? { learners: [o.id] } : {}),
     heartbeatTicks,
     electionTicks,
     random: seededRandom(o.seed ?? randomBytes(4).readUInt32BE(0)),
@@ -487,9 +574,11 @@ export async function openRaftNode(options: RaftNodeOptions): Promise<RaftNode> 
     o.onStateChange,
     o.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY,
   );
+  for (const [id, address] of Object.entries(o.members)) node.addresses.set(id, address);
   if (stored.snapshot !== undefined) node.restoreImage(stored.snapshot.index, stored.snapshot.data);
+  // Members from the options plus any a snapshot recorded (joined later).
   const peers: Record<NodeId, { host: string; port: number }> = {};
-  for (const [id, address] of Object.entries(o.members)) if (id !== o.id) peers[id] = address;
+  for (const [id, address] of node.addresses) if (id !== o.id) peers[id] = address;
   const transport = await createTcpTransport({
     id: o.id,
     listen: self,

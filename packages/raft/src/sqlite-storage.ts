@@ -1,6 +1,6 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { z } from 'zod';
-import type { Entry, HardState, NodeId, Snapshot } from './types.js';
+import type { ClusterConfig, Entry, HardState, NodeId, Snapshot } from './types.js';
 
 const SqliteStorageOptionsSchema = z.object({
   /** Database file (created if missing). */
@@ -58,18 +58,23 @@ export class SqliteStorage implements Disposable {
       CREATE TABLE IF NOT EXISTS raft_log (
         log_index INTEGER PRIMARY KEY,
         term INTEGER NOT NULL,
-        data BLOB NOT NULL
+        data BLOB NOT NULL,
+        -- 1: a membership entry (Entry.kind 'config')
+        kind INTEGER NOT NULL DEFAULT 0
       ) STRICT;
       CREATE TABLE IF NOT EXISTS raft_snapshot (
         id INTEGER PRIMARY KEY CHECK (id = 0),
         snapshot_index INTEGER NOT NULL,
         term INTEGER NOT NULL,
-        data BLOB NOT NULL
+        data BLOB NOT NULL,
+        -- JSON ClusterConfig in force at snapshot_index, or NULL for the initial peers
+        config TEXT
       ) STRICT;
     `);
     this.putSnapshot = this.db.prepare(
-      `INSERT INTO raft_snapshot (id, snapshot_index, term, data) VALUES (0, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET snapshot_index = excluded.snapshot_index, term = excluded.term, data = excluded.data`,
+      `INSERT INTO raft_snapshot (id, snapshot_index, term, data, config) VALUES (0, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET snapshot_index = excluded.snapshot_index, term = excluded.term,
+         data = excluded.data, config = excluded.config`,
     );
     this.deleteUpTo = this.db.prepare('DELETE FROM raft_log WHERE log_index <= ?');
     this.putHardState = this.db.prepare(
@@ -77,7 +82,7 @@ export class SqliteStorage implements Disposable {
        ON CONFLICT (id) DO UPDATE SET term = excluded.term, voted_for = excluded.voted_for, commit_index = excluded.commit_index`,
     );
     this.deleteFrom = this.db.prepare('DELETE FROM raft_log WHERE log_index >= ?');
-    this.insertEntry = this.db.prepare('INSERT INTO raft_log (log_index, term, data) VALUES (?, ?, ?)');
+    this.insertEntry = this.db.prepare('INSERT INTO raft_log (log_index, term, data, kind) VALUES (?, ?, ?, ?)');
   }
 
   /** Reads everything a restarting node needs. */
@@ -88,19 +93,30 @@ export class SqliteStorage implements Disposable {
     const hardState: HardState = row
       ? { term: row.term, votedFor: (row.voted_for ?? undefined) as NodeId | undefined, commit: row.commit_index }
       : { term: 0, votedFor: undefined, commit: 0 };
-    const rows = this.db.prepare('SELECT log_index, term, data FROM raft_log ORDER BY log_index').all() as {
+    const rows = this.db.prepare('SELECT log_index, term, data, kind FROM raft_log ORDER BY log_index').all() as {
       log_index: number;
       term: number;
       data: Uint8Array;
+      kind: number;
     }[];
-    const snap = this.db.prepare('SELECT snapshot_index, term, data FROM raft_snapshot WHERE id = 0').get() as
-      | { snapshot_index: number; term: number; data: Uint8Array }
+    const snap = this.db.prepare('SELECT snapshot_index, term, data, config FROM raft_snapshot WHERE id = 0').get() as
+      | { snapshot_index: number; term: number; data: Uint8Array; config: string | null }
       | undefined;
-    const snapshot = snap
-      ? { index: snap.snapshot_index, term: snap.term, data: new Uint8Array(snap.data) }
+    const snapshot: Snapshot | undefined = snap
+      ? {
+          index: snap.snapshot_index,
+          term: snap.term,
+          data: new Uint8Array(snap.data),
+          ...(snap.config === null ? {} : { config: JSON.parse(snap.config) as ClusterConfig }),
+        }
       : undefined;
     const entries = rows
-      .map((r) => ({ index: r.log_index, term: r.term, data: new Uint8Array(r.data) }))
+      .map(
+        (r): Entry =>
+          r.kind === 1
+            ? { index: r.log_index, term: r.term, data: new Uint8Array(r.data), kind: 'config' }
+            : { index: r.log_index, term: r.term, data: new Uint8Array(r.data) },
+      )
       .filter((e) => snapshot === undefined || e.index > snapshot.index);
     return { hardState, entries, snapshot };
   }
@@ -124,13 +140,15 @@ export class SqliteStorage implements Disposable {
     try {
       if (write.snapshot !== undefined) {
         // Raft §7: a snapshot from the leader replaces the whole log.
-        this.putSnapshot.run(write.snapshot.index, write.snapshot.term, write.snapshot.data);
+        const snap = write.snapshot;
+        this.putSnapshot.run(snap.index, snap.term, snap.data, snap.config ? JSON.stringify(snap.config) : null);
         this.deleteFrom.run(0);
       }
       const first = entries[0];
       if (first !== undefined) {
         this.deleteFrom.run(first.index);
-        for (const entry of entries) this.insertEntry.run(entry.index, entry.term, entry.data);
+        for (const entry of entries)
+          this.insertEntry.run(entry.index, entry.term, entry.data, entry.kind === 'config' ? 1 : 0);
       }
       if (write.hardState !== undefined) {
         const hs = write.hardState;
@@ -154,7 +172,12 @@ export class SqliteStorage implements Disposable {
     }
     this.db.exec('BEGIN IMMEDIATE');
     try {
-      this.putSnapshot.run(snapshot.index, snapshot.term, snapshot.data);
+      this.putSnapshot.run(
+        snapshot.index,
+        snapshot.term,
+        snapshot.data,
+        snapshot.config ? JSON.stringify(snapshot.config) : null,
+      );
       this.deleteUpTo.run(snapshot.index);
       this.db.exec('COMMIT');
     } catch (error) {

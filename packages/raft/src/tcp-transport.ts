@@ -106,6 +106,8 @@ export class TcpTransport implements AsyncDisposable {
   private closed = false;
   /** Messages dropped because a peer was unreachable or too slow. */
   dropped = 0;
+  /** Members we may dial and accept, by id (changes with membership). */
+  private readonly addresses = new Map<NodeId, { host: string; port: number }>();
 
   constructor(private readonly options: Resolved) {
     this.secret = createSecretKey(
@@ -115,6 +117,7 @@ export class TcpTransport implements AsyncDisposable {
     );
     this.cluster = options.clusterId ?? 'default';
     this.server = createServer((socket) => this.accept(socket));
+    for (const [peer, address] of Object.entries(options.peers)) this.addresses.set(peer, address);
     for (const peer of Object.keys(options.peers)) {
       this.outbound.set(peer, {
         socket: undefined,
@@ -161,6 +164,38 @@ export class TcpTransport implements AsyncDisposable {
     }
   }
 
+  /** A member joined (membership change): dial it and accept it. */
+  addPeer(peer: NodeId, address: { host: string; port: number }): void {
+    if (peer === this.options.id || this.closed) return;
+    const known = this.addresses.get(peer);
+    this.addresses.set(peer, address);
+    if (known !== undefined && known.host === address.host && known.port === address.port) return;
+    const existing = this.outbound.get(peer);
+    if (existing) {
+      if (existing.timer) clearTimeout(existing.timer);
+      existing.socket?.destroy();
+    }
+    this.outbound.set(peer, {
+      socket: undefined,
+      key: undefined,
+      seq: 0n,
+      connecting: false,
+      backoffMs: 20,
+      timer: undefined,
+    });
+    this.dial(peer);
+  }
+
+  /** A member left: stop dialling it and refuse its connections. */
+  removePeer(peer: NodeId): void {
+    this.addresses.delete(peer);
+    const out = this.outbound.get(peer);
+    if (out === undefined) return;
+    this.outbound.delete(peer);
+    if (out.timer) clearTimeout(out.timer);
+    out.socket?.destroy();
+  }
+
   /** Whether an authenticated outbound stream to `peer` is up. */
   isConnected(peer: NodeId): boolean {
     return this.outbound.get(peer)?.key !== undefined;
@@ -184,9 +219,13 @@ export class TcpTransport implements AsyncDisposable {
   // ------------------------------------------------------------------ dialer side
 
   private dial(peer: NodeId): void {
-    const out = this.outbound.get(peer) as Outbound;
-    if (this.closed || out.connecting || out.socket) return;
-    const address = this.options.peers[peer] as { host: string; port: number };
+    const out = this.outbound.get(peer);
+    if (out === undefined || this.closed || out.connecting || out.socket) return;
+    const address = this.addresses.get(peer);
+    if (address === undefined) {
+      out.connecting = false;
+      return;
+    }
     out.connecting = true;
     const socket = createConnection({ host: address.host, port: address.port, noDelay: true });
     const nonce = randomBytes(32);
@@ -198,7 +237,7 @@ export class TcpTransport implements AsyncDisposable {
       out.connecting = false;
       out.socket = undefined;
       out.key = undefined;
-      if (this.closed) return;
+      if (this.closed || this.outbound.get(peer) !== out) return;
       out.timer = setTimeout(() => this.dial(peer), out.backoffMs);
       out.backoffMs = Math.min(out.backoffMs * 2, 500);
     };
@@ -296,7 +335,7 @@ export class TcpTransport implements AsyncDisposable {
           }
           if (hello.p !== PROTOCOL || hello.c !== this.cluster || hello.to !== this.options.id)
             return reject('wrong protocol, cluster or target');
-          if (typeof hello.from !== 'string' || !(hello.from in this.options.peers))
+          if (typeof hello.from !== 'string' || !this.addresses.has(hello.from))
             return reject(`unknown member ${hello.from}`);
           peer = hello.from;
           clientNonce = Buffer.from(hello.n ?? '', 'base64');

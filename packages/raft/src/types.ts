@@ -10,7 +10,21 @@ export interface Entry {
   readonly index: number;
   readonly term: number;
   readonly data: Uint8Array;
+  /** A membership change (`data` holds the new {@link ClusterConfig} as JSON); absent for commands. */
+  readonly kind?: 'config';
 }
+
+/** Who votes and who only replicates (thesis §4.2.1 learners / non-voting members). */
+export interface ClusterConfig {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+}
+
+/** One membership step (thesis §4.1: one server at a time). */
+export type ConfChange =
+  | { readonly type: 'addLearner'; readonly node: NodeId }
+  | { readonly type: 'promoteLearner'; readonly node: NodeId }
+  | { readonly type: 'removeNode'; readonly node: NodeId };
 
 /**
  * The state a server must have on stable storage before it answers any RPC
@@ -90,6 +104,8 @@ export interface Snapshot {
   /** Term of the entry at `index`. */
   readonly term: number;
   readonly data: Uint8Array;
+  /** The membership in force at `index` (absent: the initial peers). */
+  readonly config?: ClusterConfig;
 }
 
 /** InstallSnapshot RPC (Raft §7, Figure 13), sent whole. */

@@ -495,7 +495,12 @@ describe('RaftCore (Raft paper §5)', () => {
       net.drop = () => false;
       net.tick(2);
       const follower = net.get('n3');
-      expect(follower.latestSnapshot()).toEqual({ index: 4, term: 1, data: data('image@4') });
+      expect(follower.latestSnapshot()).toEqual({
+        index: 4,
+        term: 1,
+        data: data('image@4'),
+        config: { voters: THREE, learners: [] },
+      });
       expect(follower.entries().map((e) => e.index)).toEqual([5, 6]);
       expect(follower.commitIndex).toBe(6);
       // Index 1 (the no-op) it applied before falling behind; 2-4 came inside the snapshot.

@@ -125,6 +125,61 @@ describe('RaftNode', () => {
     }
   });
 
+  it('adds a learner, promotes it, then removes the leader; the cluster keeps committing', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    const extra: RaftNode[] = [];
+    try {
+      const n4Address = { host: '127.0.0.1', port: await freePort() };
+      const members: Record<string, { host: string; port: number }> = { n4: n4Address };
+      for (const node of cluster.nodes)
+        members[node.id] = node.addresses.get(node.id) as { host: string; port: number };
+      cluster.applied.set('n4', []);
+      const n4 = await openRaftNode({
+        id: 'n4',
+        members,
+        learner: true,
+        dataDir: `${dir.path}/n4`,
+        clusterSecret: 'in-process test cluster secret',
+        tickMs: 5,
+        heartbeatMs: 20,
+        electionMs: 200,
+        stateMachine: {
+          apply(command) {
+            (cluster.applied.get('n4') as string[]).push(new TextDecoder().decode(command));
+            return 0;
+          },
+        },
+      });
+      extra.push(n4);
+      await cluster.leader.propose(bytes('before'));
+      await cluster.leader.addLearner('n4', n4Address);
+      for (let i = 0; i < 300 && n4.status().appliedIndex < cluster.leader.status().commitIndex; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await cluster.leader.promoteLearner('n4');
+      expect(cluster.leader.clusterConfig.voters).toEqual(['n1', 'n2', 'n3', 'n4']);
+      const old = cluster.leader;
+      await old.removeMember(old.id);
+      const rest = [...cluster.nodes.filter((n) => n !== old), n4];
+      let leader: RaftNode | undefined;
+      for (let i = 0; i < 400 && leader === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        leader = rest.find((n) => n.status().role === 'leader');
+      }
+      expect(leader).toBeDefined();
+      expect(leader?.clusterConfig.voters).not.toContain(old.id);
+      await leader?.propose(bytes('after'));
+      for (let i = 0; i < 300 && (cluster.applied.get('n4') ?? []).at(-1) !== 'after'; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(cluster.applied.get('n4')).toEqual(['before', 'after']);
+    } finally {
+      await Promise.all(extra.map((n) => n.close()));
+      await cluster.close();
+    }
+  });
+
   it('hands leadership over on request', async () => {
     await using dir = await tempDir('raft-node');
     const cluster = await inProcessCluster(dir.path);

@@ -1,4 +1,4 @@
-import type { Entry, Message } from '../types.js';
+import type { ClusterConfig, Entry, Message } from '../types.js';
 
 /**
  * Wire form of a Raft message: a JSON header (the message without entry payloads, plus
@@ -10,20 +10,23 @@ import type { Entry, Message } from '../types.js';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-type EntryMeta = [index: number, term: number, length: number];
+/** index, term, payload length, and 1 for a membership entry. */
+type EntryMeta = [index: number, term: number, length: number, config?: 1];
 
 export function encodeMessage(message: Message): Uint8Array {
   let header: string;
   let payloads: readonly Entry[] = [];
   if (message.type === 'append') {
     payloads = message.entries;
-    const meta: EntryMeta[] = message.entries.map((e) => [e.index, e.term, e.data.length]);
+    const meta: EntryMeta[] = message.entries.map((e) =>
+      e.kind === 'config' ? [e.index, e.term, e.data.length, 1] : [e.index, e.term, e.data.length],
+    );
     header = JSON.stringify({ ...message, entries: meta });
   } else if (message.type === 'snapshot') {
     // The image travels raw after the header, like entry payloads.
-    const { index, term, data } = message.snapshot;
+    const { index, term, data, config } = message.snapshot;
     payloads = [{ index, term, data }];
-    header = JSON.stringify({ ...message, snapshot: { index, term, length: data.length } });
+    header = JSON.stringify({ ...message, snapshot: { index, term, length: data.length, config } });
   } else {
     header = JSON.stringify(message);
   }
@@ -52,7 +55,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
     throw new Error('not a Raft message');
   }
   if (header.type === 'snapshot') {
-    const meta = header.snapshot as { index: number; term: number; length: number };
+    const meta = header.snapshot as { index: number; term: number; length: number; config?: ClusterConfig };
     const start = 4 + headerLength;
     if (start + meta.length > bytes.length) throw new Error('snapshot overruns the frame');
     const data = new Uint8Array(meta.length);
@@ -66,13 +69,13 @@ export function decodeMessage(bytes: Uint8Array): Message {
   const meta = header.entries as EntryMeta[];
   if (!Array.isArray(meta)) throw new Error('append without entries');
   let offset = 4 + headerLength;
-  const entries: Entry[] = meta.map(([index, term, length]) => {
+  const entries: Entry[] = meta.map(([index, term, length, config]) => {
     if (offset + length > bytes.length) throw new Error('entry overruns the frame');
     // Copy into a plain Uint8Array: the frame may be a view of a larger reused Buffer.
     const data = new Uint8Array(length);
     data.set(bytes.subarray(offset, offset + length));
     offset += length;
-    return { index, term, data };
+    return config === 1 ? { index, term, data, kind: 'config' } : { index, term, data };
   });
   return { ...(header as unknown as Message & { type: 'append' }), entries };
 }

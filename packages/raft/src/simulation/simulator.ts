@@ -1,6 +1,6 @@
 import type { RaftBug } from '../internal/bugs.js';
 import { createRaftCore, type RaftCore } from '../raft-core.js';
-import type { Entry, HardState, Message, NodeId, Ready, Snapshot } from '../types.js';
+import type { ConfChange, Entry, HardState, Message, NodeId, Ready, Snapshot } from '../types.js';
 import { checkLinearizable, type KvOperation } from './linearizability.js';
 import { deriveSeed, seededRandom } from './seeded-random.js';
 
@@ -29,6 +29,10 @@ export interface FaultProfile {
   readonly pause: number;
   readonly slowDisk: number;
   readonly heal: number;
+  /** Membership steps (add learner, promote, remove; thesis §4) driven through the leader. */
+  readonly reconfigure: number;
+  /** Servers that start outside the cluster, as learners-to-be. */
+  readonly spares: number;
 }
 
 export const FAULT_PROFILES: Readonly<Record<'crash' | 'partition' | 'chaos', FaultProfile>> = {
@@ -47,6 +51,8 @@ export const FAULT_PROFILES: Readonly<Record<'crash' | 'partition' | 'chaos', Fa
     pause: 1,
     slowDisk: 2,
     heal: 2,
+    reconfigure: 0,
+    spares: 0,
   },
   /** Symmetric and one-way partitions of 5 nodes, with message loss and reordering. */
   partition: {
@@ -63,8 +69,14 @@ export const FAULT_PROFILES: Readonly<Record<'crash' | 'partition' | 'chaos', Fa
     pause: 0,
     slowDisk: 0,
     heal: 3,
+    reconfigure: 0,
+    spares: 0,
   },
-  /** Everything at once on 5 nodes: crashes, partitions, loss, duplication, delay, slow disks, pauses. */
+  /**
+   * Everything at once on 5 voters and 1 spare: crashes, partitions, loss, duplication,
+   * delay, slow disks, pauses, and membership changes (the spare joins as a learner, gets
+   * promoted; members, the leader included, get removed and re-added).
+   */
   chaos: {
     name: 'chaos',
     nodes: 5,
@@ -79,6 +91,8 @@ export const FAULT_PROFILES: Readonly<Record<'crash' | 'partition' | 'chaos', Fa
     pause: 2,
     slowDisk: 2,
     heal: 3,
+    reconfigure: 2,
+    spares: 1,
   },
 };
 
@@ -264,7 +278,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
   let elections = 0;
   let healed = false;
 
-  const ids = Array.from({ length: profile.nodes }, (_, i) => `n${i + 1}`);
+  const ids = Array.from({ length: profile.nodes + profile.spares }, (_, i) => `n${i + 1}`);
+  const initialVoters = ids.slice(0, profile.nodes);
   const indexOf = new Map(ids.map((id, i) => [id, i]));
   /** blocked[from][to]: messages from -> to are dropped. */
   const blocked = ids.map(() => ids.map(() => false));
@@ -302,7 +317,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
   const makeCore = (node: SimNode): RaftCore =>
     createRaftCore({
       id: node.id,
-      peers: ids,
+      peers: initialVoters,
+      ...(initialVoters.includes(node.id) ? {} : { learners: [node.id] }),
       heartbeatTicks: HEARTBEAT_TICKS,
       electionTicks: ELECTION_TICKS,
       random: seededRandom(deriveSeed(options.seed, 100 + node.index * 1000 + node.gen)),
@@ -498,7 +514,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
       );
     }
     let result: string | null = null;
-    if (entry.data.length > 0) {
+    if (entry.kind !== 'config' && entry.data.length > 0) {
       let command = decoded.get(entry.data);
       if (command === undefined) {
         command = JSON.parse(decoder.decode(entry.data)) as Command;
@@ -644,7 +660,35 @@ export function simulate(options: SimulationOptions): SimulationResult {
   // ------------------------------------------------------------------ nemesis
 
   const totalWeight =
-    profile.crash + profile.partition + profile.oneWay + profile.pause + profile.slowDisk + profile.heal;
+    profile.crash +
+    profile.partition +
+    profile.oneWay +
+    profile.pause +
+    profile.slowDisk +
+    profile.heal +
+    profile.reconfigure;
+
+  /** One membership step through whichever node leads; refusals (a change in flight) are normal. */
+  const reconfigure = (victim: SimNode) => {
+    const leaderNode = nodes.find((n) => n.core?.currentRole === 'leader' && !n.paused);
+    const core = leaderNode?.core;
+    if (leaderNode === undefined || core === undefined) return;
+    const { voters, learners } = core.clusterConfig;
+    const outsiders = ids.filter((id) => !voters.includes(id) && !learners.includes(id));
+    let change: ConfChange;
+    const outsider = outsiders[Math.floor(faultRandom() * Math.max(1, outsiders.length))];
+    if (outsider !== undefined && faultRandom() < 0.6) change = { type: 'addLearner', node: outsider };
+    else if (learners.length > 0) change = { type: 'promoteLearner', node: learners[0] as NodeId };
+    else if (voters.length > 3) change = { type: 'removeNode', node: victim.id };
+    else return;
+    try {
+      core.proposeConfChange(change);
+      log(`${leaderNode.id} proposes ${change.type} ${change.node}`);
+    } catch {
+      return;
+    }
+    pump(leaderNode);
+  };
 
   const healAll = () => {
     for (const row of blocked) row.fill(false);
@@ -689,7 +733,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
   };
 
   const fault = () => {
-    const kinds = ['crash', 'partition', 'oneWay', 'pause', 'slowDisk', 'heal'] as const;
+    const kinds = ['crash', 'partition', 'oneWay', 'pause', 'slowDisk', 'heal', 'reconfigure'] as const;
     let pick = faultRandom() * totalWeight;
     let kind: (typeof kinds)[number] = 'heal';
     for (const candidate of kinds) {
@@ -729,6 +773,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
     } else if (kind === 'slowDisk') {
       victim.slowDisk = true;
       log(`slow disk ${victim.id}`);
+    } else if (kind === 'reconfigure') {
+      reconfigure(victim);
     } else {
       healAll();
       log('heal');
@@ -839,7 +885,10 @@ export function simulate(options: SimulationOptions): SimulationResult {
     for (const node of nodes) if (node.core?.currentRole === 'leader') leader = node;
     if (leader === undefined) fail(`no leader ${CONVERGE_MS} ms after the network healed`);
     const commit = leader.core?.commitIndex ?? 0;
+    const config = leader.core?.clusterConfig ?? { voters: ids, learners: [] };
     for (const node of nodes) {
+      // Servers removed from the cluster are left behind by design.
+      if (!config.voters.includes(node.id) && !config.learners.includes(node.id)) continue;
       if (node.applied < commit) fail(`${node.id} applied ${node.applied} < leader commit ${commit} after healing`);
       for (const [key, value] of leader.kv) {
         if (node.kv.get(key) !== value) fail(`${node.id} has ${key}=${node.kv.get(key)} but the leader has ${value}`);
