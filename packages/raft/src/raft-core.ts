@@ -434,14 +434,10 @@ export class RaftCore {
 
   /** Feeds one message received from a peer. Messages for another server are ignored. */
   step(m: Message): void {
-    if (m.to !== this.id) return;
-    if (
-      !this.config.voters.includes(m.from) &&
-      !this.config.learners.includes(m.from) &&
-      !this.options.peers.includes(m.from)
-    ) {
-      return;
-    }
+    // Thesis §4.2.3: no sender filter by membership. A server must accept a leader that is
+    // not in its latest (possibly uncommitted) config, or it could never learn it was
+    // superseded; disruptive votes from removed servers are stopped by the lease instead.
+    if (m.to !== this.id || m.from === this.id) return;
     if (!this.stepTerm(m)) return;
 
     switch (m.type) {

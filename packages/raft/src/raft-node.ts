@@ -443,11 +443,16 @@ export class RaftNode implements AsyncDisposable {
   }
 
   private handle(rd: Ready): void {
+    // 0. Thesis §10.2.1: the leader's appends may leave before its own write; followers'
+    //    disk writes then overlap the leader's. (The leader's commit index in them never
+    //    counts entries of this Ready: their acknowledgements cannot have arrived yet.)
+    const appends = rd.messages.filter((m) => m.type === 'append');
+    if (appends.length > 0) this.transport?.send(appends);
     // 1. Durable first (Raft Figure 2; etcd MustSync): one fsynced transaction.
     this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, { sync: rd.mustSync });
     if (rd.snapshot !== undefined) this.restoreImage(rd.snapshot.index, rd.snapshot.data);
     // 2. Only now may messages that promise that state leave.
-    this.transport?.send(rd.messages);
+    this.transport?.send(appends.length > 0 ? rd.messages.filter((m) => m.type !== 'append') : rd.messages);
     // 3. Apply.
     for (const entry of rd.committedEntries) this.apply(entry);
     // 4. Reads confirmed by a quorum, served once applied.

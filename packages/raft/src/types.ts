@@ -148,8 +148,9 @@ export interface ReadState {
 /**
  * One batch of work the host must do, in this order (etcd-io/raft `Ready`):
  * 1. persist `hardState` (if any) and `entries` (overwriting from `entries[0].index`),
- *    with fsync when `mustSync`;
- * 2. only then send `messages` (a vote or an append acknowledgement promises durability);
+ *    with fsync when `mustSync`; `append` messages (only a leader sends them) may leave
+ *    before or during this write (thesis §10.2.1), and the next Ready is taken only after it;
+ * 2. only then send the other `messages` (a vote or an append acknowledgement promises durability);
  * 3. apply `committedEntries` to the state machine;
  * 4. call `advance(ready)`.
  */

@@ -146,6 +146,31 @@ describe('RaftCore membership (thesis §4)', () => {
     expect(follower.clusterConfig.voters).toEqual(THREE);
   });
 
+  it('accepts a leader that its latest, uncommitted config removed (thesis §4.2.3)', () => {
+    // n2 holds an uncommitted entry removing n3; n3 then leads a later term.
+    const removal = {
+      index: 2,
+      term: 1,
+      data: data(JSON.stringify({ voters: ['n1', 'n2'], learners: [] })),
+      kind: 'config' as const,
+    };
+    const follower = restored('n2', THREE, { term: 1, votedFor: undefined, commit: 1 }, [...entries(1), removal]);
+    follower.step({
+      type: 'append',
+      from: 'n3',
+      to: 'n2',
+      term: 2,
+      prevLogIndex: 1,
+      prevLogTerm: 1,
+      entries: [{ index: 2, term: 2, data: new Uint8Array(0) }],
+      commit: 2,
+    });
+    expect(follower.currentTerm).toBe(2);
+    expect(follower.currentLeader).toBe('n3');
+    expect(follower.clusterConfig.voters).toEqual(THREE);
+    expect(follower.commitIndex).toBe(2);
+  });
+
   it('carries the config in snapshots', () => {
     const net = cluster();
     const leader = net.get('n1');

@@ -397,6 +397,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
     if (core === undefined || node.writing !== undefined || node.paused) return;
     while (core.hasReady()) {
       const rd = core.ready();
+      // Thesis §10.2.1: a leader's appends go out while its own disk write is in progress.
+      for (const message of rd.messages) if (message.type === 'append') send(message);
       if (node.slowDisk && rd.mustSync) {
         node.writing = rd;
         queue.push(now + 2 + Math.floor(faultRandom() * 40), { kind: 'disk', node: node.index, gen: node.gen });
@@ -440,8 +442,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
         disk.push(entry);
       }
     }
-    // 2. send
-    for (const message of rd.messages) send(message);
+    // 2. send what depends on the write (the leader's appends already left)
+    for (const message of rd.messages) if (message.type !== 'append') send(message);
     // 3. apply
     for (const entry of rd.committedEntries) apply(node, entry);
     // 4. ReadIndex (thesis §6.4): serve a confirmed read once its index is applied.
