@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,6 +43,8 @@ interface ProfileResult {
   readonly eventLoopP99: number;
   readonly rssMaxMb: number;
   readonly recoveryMs: number | null;
+  /** WAL size at the end of the run (checkpoints keep it bounded). */
+  readonly walMb: number;
 }
 
 function profiles(quick: boolean): Profile[] {
@@ -173,8 +176,9 @@ async function runDurable(profile: Profile, ctx: BenchContext): Promise<ProfileR
   const completedAt: number[] = [];
   let dead = 0;
   let seq = 0;
+  const dbPath = join(ctx.scratchDir, `${profile.name}.db`);
   const queue: Queue = await openQueue({
-    path: join(ctx.scratchDir, `${profile.name}.db`),
+    path: dbPath,
     concurrency: profile.concurrency,
     types: {
       work: {
@@ -225,6 +229,7 @@ async function runDurable(profile: Profile, ctx: BenchContext): Promise<ProfileR
   );
   const { maxBacklog, rssMaxMb, samples } = sample.stop();
   eld.disable();
+  const walMb = fileMb(`${dbPath}-wal`);
   await queue.close({ drainMs: 1000 });
   const first = profile.phases[0] as Phase;
   const rates = windowRates(completedAt, first.durationMs);
@@ -246,7 +251,16 @@ async function runDurable(profile: Profile, ctx: BenchContext): Promise<ProfileR
     eventLoopP99: eld.percentile(99) / 1e6,
     rssMaxMb,
     recoveryMs,
+    walMb,
   };
+}
+
+function fileMb(path: string): number {
+  try {
+    return statSync(path).size / 2 ** 20;
+  } catch {
+    return 0;
+  }
 }
 
 /** The in-memory ceiling on the same workload: p-queue, nothing persisted. */
@@ -320,6 +334,7 @@ export const benchmark: Benchmark = {
     const metrics: Record<string, MetricInput> = {};
     const notes: string[] = [];
     let rssMax = 0;
+    let walMax = 0;
     for (const profile of profiles(quick)) {
       log(
         `profile ${profile.name}: concurrency ${profile.concurrency}, ${profile.phases.map((p) => `${p.ratePerSec}/s for ${p.durationMs / 1000} s`).join(' then ')}`,
@@ -328,6 +343,7 @@ export const benchmark: Benchmark = {
       const w = r.wait.summary();
       const p = profile.name;
       rssMax = Math.max(rssMax, r.rssMaxMb);
+      walMax = Math.max(walMax, r.walMb);
       log(
         `${p}: ${Math.round(r.completionsPerSec)}/s over ${r.windows} window(s), wait p50 ${w.p50} p99 ${w.p99} p99.9 ${w.p999} ms, backlog max ${r.maxBacklog}`,
       );
@@ -383,6 +399,7 @@ export const benchmark: Benchmark = {
       metrics[`${p}_event_loop_p99`] = { value: r.eventLoopP99, unit: 'ms', better: 'lower' };
     }
     metrics.rss_max = { value: rssMax, unit: 'MiB', better: 'lower' };
+    metrics.wal_size_max = { value: walMax, unit: 'MiB', better: 'lower' };
 
     log('no-op handlers: durable drain');
     const noopTotal = quick ? 60_000 : 300_000;
