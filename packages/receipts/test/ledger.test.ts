@@ -273,3 +273,25 @@ describe('openLedger on a handle inside a transaction', () => {
     db.close();
   });
 });
+
+describe('openLedger integrity check', () => {
+  it('refuses a file whose stored tree no longer hashes to its latest signed root', async () => {
+    await using dir = await tempDir('receipts-corrupt');
+    const path = dir.join('l.db');
+    const ledger = await openLedger({ path, origin, signers: [{ signer: key.signerKey }] });
+    await Promise.all(bodies(9).map((b) => ledger.append(b)));
+    await ledger.close();
+    const db = new DatabaseSync(path);
+    db.prepare('UPDATE receipts_nodes SET hash = ? WHERE level = 3 AND idx = 0').run(new Uint8Array(32));
+    db.close();
+    await expect(openLedger({ path, origin, signers: [{ signer: key.signerKey }] })).rejects.toThrow(
+      /does not hash to the latest signed root/,
+    );
+    const db2 = new DatabaseSync(path);
+    db2.exec('DELETE FROM receipts_checkpoints');
+    db2.close();
+    await expect(openLedger({ path, origin, signers: [{ signer: key.signerKey }] })).rejects.toThrow(
+      /without any signed checkpoint/,
+    );
+  });
+});

@@ -14,9 +14,9 @@
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { z } from 'zod';
-import { type Checkpoint, signCheckpoint, type TrustedKey } from '../checkpoint.js';
+import { type Checkpoint, parseCheckpoint, signCheckpoint, type TrustedKey } from '../checkpoint.js';
 import { InvalidInputError, LedgerError } from '../errors.js';
-import { toHex } from '../internal/bytes.js';
+import { bytesEqual, toHex } from '../internal/bytes.js';
 import { platformTree as nodeTree } from '../internal/sha256.js';
 import { consistencyPath, inclusionPath, type SubtreeHash, splitPoint } from '../internal/tree.js';
 import { encodeVerifierKey, type NoteSigner } from '../note.js';
@@ -324,6 +324,38 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     st.insertCheckpoint.run(size, note);
     return written.map((w) => ({ ...w, checkpoint: note, treeSize: size }));
   };
+
+  /**
+   * At open: the latest signed checkpoint must describe exactly what is stored (same
+   * size, same root recomputed from the stored subtrees, O(log n) reads), or the file
+   * was damaged or edited behind the ledger's back.
+   */
+  const checkIntegrity = (): void => {
+    const row = st.latestCheckpoint.get();
+    if (!row) {
+      if (currentSize() > 0) throw new LedgerError('Corrupt ledger: leaves without any signed checkpoint.');
+      return;
+    }
+    const note = String(row.note);
+    const body = parseCheckpoint(note.slice(0, note.lastIndexOf('\n\n') + 1));
+    const size = currentSize();
+    if (body.origin !== origin || body.size !== Number(row.tree_size) || body.size !== size) {
+      throw new LedgerError(
+        `Corrupt ledger: the latest checkpoint is for size ${body.size}, the log holds ${size} leaves.`,
+      );
+    }
+    if (!bytesEqual(rootOf(size), body.root)) {
+      throw new LedgerError('Corrupt ledger: the stored tree does not hash to the latest signed root.');
+    }
+  };
+  try {
+    checkIntegrity();
+  } catch (error) {
+    if (ownsDatabase) db.close();
+    throw error instanceof LedgerError
+      ? error
+      : new LedgerError('Corrupt ledger: unreadable checkpoint.', { cause: error });
+  }
 
   let closed = false;
   let queue: Pending[] = [];
