@@ -295,3 +295,19 @@ describe('openLedger integrity check', () => {
     );
   });
 });
+
+describe('Ledger.receiptBundle', () => {
+  it('returns receipt, proof and checkpoint that verify offline, by index or operation id', async () => {
+    await using dir = await tempDir('receipts-bundle');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    await Promise.all(bodies(7).map((b) => ledger.append(b)));
+    const byIndex = ledger.receiptBundle(3);
+    const byId = ledger.receiptBundle(bodyFor(3).operationId);
+    expect(byId).toEqual(byIndex);
+    expect(verifyReceipt(byIndex?.receipt, byIndex?.proof, byIndex?.checkpoint, ledger.trustedKeys)).toEqual({
+      status: 'valid',
+    });
+    expect(ledger.receiptBundle(99)).toBeUndefined();
+    expect(ledger.receiptBundle('unknown')).toBeUndefined();
+  });
+});

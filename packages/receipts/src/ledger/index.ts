@@ -7,5 +7,6 @@ export {
   type OpenLedgerOptions,
   OpenLedgerOptionsSchema,
   openLedger,
+  type ReceiptBundle,
 } from './ledger.js';
 export { nodeSigner } from './node-crypto.js';

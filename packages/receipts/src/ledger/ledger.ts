@@ -75,6 +75,13 @@ export interface AppendedReceipt {
   readonly treeSize: number;
 }
 
+/** A receipt with its inclusion proof and the signed checkpoint the proof leads to. */
+export interface ReceiptBundle {
+  readonly receipt: Receipt;
+  readonly proof: InclusionProofJson;
+  readonly checkpoint: string;
+}
+
 /** An open ledger. Disposable: `await using ledger = await openLedger(…)`. */
 export interface Ledger extends AsyncDisposable {
   readonly origin: string;
@@ -90,6 +97,11 @@ export interface Ledger extends AsyncDisposable {
   root(treeSize?: number): Uint8Array;
   receipt(leafIndex: number): Receipt | undefined;
   receiptByOperationId(operationId: string): Receipt | undefined;
+  /**
+   * Everything an offline verifier needs for one receipt (by leaf index or operation id):
+   * the receipt, its proof and the latest signed checkpoint the proof is for.
+   */
+  receiptBundle(leafIndexOrOperationId: number | string): ReceiptBundle | undefined;
   /** The latest signed checkpoint, or undefined for an empty ledger. */
   latestCheckpoint(): string | undefined;
   /** The signed checkpoint of exactly `treeSize`, if one was signed. */
@@ -482,6 +494,15 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
       ensureOpen();
       const row = st.receiptByOp.get(operationId);
       return row ? (JSON.parse(String(row.receipt)) as Receipt) : undefined;
+    },
+    receiptBundle(key) {
+      ensureOpen();
+      const receipt = typeof key === 'number' ? ledger.receipt(key) : ledger.receiptByOperationId(key);
+      const row = st.latestCheckpoint.get();
+      if (!receipt || !row) return undefined;
+      const treeSize = Number(row.tree_size);
+      if (receipt.leafIndex >= treeSize) return undefined; // written in an open transaction, not yet checkpointed
+      return { receipt, proof: ledger.inclusionProof(receipt.leafIndex, treeSize), checkpoint: String(row.note) };
     },
     latestCheckpoint() {
       ensureOpen();
