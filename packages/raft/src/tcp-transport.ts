@@ -103,6 +103,7 @@ export class TcpTransport implements AsyncDisposable {
   private readonly cluster: string;
   private readonly outbound = new Map<NodeId, Outbound>();
   private readonly inbound = new Set<Socket>();
+  private readonly snapshotSockets = new Set<Socket>();
   private closed = false;
   /** Messages dropped because a peer was unreachable or too slow. */
   dropped = 0;
@@ -151,6 +152,10 @@ export class TcpTransport implements AsyncDisposable {
   send(messages: readonly Message[]): void {
     const limit = this.options.maxBufferedBytes ?? 16 * 1024 * 1024;
     for (const message of messages) {
+      if (message.type === 'snapshot') {
+        this.sendSnapshotStream(message);
+        continue;
+      }
       const out = this.outbound.get(message.to);
       if (out === undefined) continue;
       const socket = out.socket;
@@ -209,6 +214,7 @@ export class TcpTransport implements AsyncDisposable {
       out.socket?.destroy();
     }
     for (const socket of this.inbound) socket.destroy();
+    for (const socket of this.snapshotSockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
@@ -221,19 +227,8 @@ export class TcpTransport implements AsyncDisposable {
   private dial(peer: NodeId): void {
     const out = this.outbound.get(peer);
     if (out === undefined || this.closed || out.connecting || out.socket) return;
-    const address = this.addresses.get(peer);
-    if (address === undefined) {
-      out.connecting = false;
-      return;
-    }
     out.connecting = true;
-    const socket = createConnection({ host: address.host, port: address.port, noDelay: true });
-    const nonce = randomBytes(32);
-    const reader = new FrameReader();
-    let stage: 'hello' | 'ready' = 'hello';
-    const timeout = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
     const retry = () => {
-      clearTimeout(timeout);
       out.connecting = false;
       out.socket = undefined;
       out.key = undefined;
@@ -241,49 +236,118 @@ export class TcpTransport implements AsyncDisposable {
       out.timer = setTimeout(() => this.dial(peer), out.backoffMs);
       out.backoffMs = Math.min(out.backoffMs * 2, 500);
     };
+    const started = this.handshake(
+      peer,
+      'raft',
+      (socket, key) => {
+        out.key = key;
+        out.seq = 0n;
+        out.socket = socket;
+        out.connecting = false;
+        out.backoffMs = 20;
+      },
+      retry,
+    );
+    if (!started) retry();
+  }
+
+  /**
+   * Sends one snapshot on its own authenticated connection, so a large image does not
+   * hold up appends and heartbeats behind it (etcd's separate snapshot stream). A broken
+   * stream just loses the message: the leader resends after an election timeout.
+   */
+  private sendSnapshotStream(message: Message): void {
+    const payload = encodeMessage(message);
+    this.handshake(
+      message.to,
+      'snapshot',
+      (socket, key) => {
+        const mac = hmac(key, seqBytes(0n), payload).subarray(0, MAC_BYTES);
+        socket.end(frame(payload, mac));
+      },
+      () => {},
+    );
+  }
+
+  /**
+   * Dials `peer` and runs the dialer's half of the handshake; `onReady` gets the
+   * authenticated socket and its frame key. Returns false when the peer's address is unknown.
+   */
+  private handshake(
+    peer: NodeId,
+    stream: 'raft' | 'snapshot',
+    onReady: (socket: Socket, key: KeyObject) => void,
+    onClose: () => void,
+  ): boolean {
+    const address = this.addresses.get(peer);
+    if (address === undefined || this.closed) return false;
+    const socket = createConnection({ host: address.host, port: address.port, noDelay: true });
+    if (stream === 'snapshot') this.snapshotSockets.add(socket);
+    const nonce = randomBytes(32);
+    const reader = new FrameReader();
+    let stage: 'hello' | 'ready' = 'hello';
+    const timeout = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
     socket.on('connect', () => {
-      socket.write(
-        frame(
-          Buffer.from(
-            JSON.stringify({
-              p: PROTOCOL,
-              c: this.cluster,
-              from: this.options.id,
-              to: peer,
-              n: nonce.toString('base64'),
-            }),
-          ),
-        ),
-      );
+      const hello = {
+        p: PROTOCOL,
+        c: this.cluster,
+        from: this.options.id,
+        to: peer,
+        s: stream,
+        n: nonce.toString('base64'),
+      };
+      socket.write(frame(Buffer.from(JSON.stringify(hello))));
     });
     socket.on('data', (chunk) => {
       const ok = reader.push(chunk, (f) => {
         if (stage !== 'hello') return false; // the listener sends nothing after its proof
         const reply = JSON.parse(f.toString('utf8')) as { n?: string; m?: string };
         const theirNonce = Buffer.from(reply.n ?? '', 'base64');
-        const expected = hmac(this.secret, PROTOCOL, 'server', this.cluster, this.options.id, peer, nonce, theirNonce);
+        const expected = hmac(
+          this.secret,
+          PROTOCOL,
+          'server',
+          stream,
+          this.cluster,
+          this.options.id,
+          peer,
+          nonce,
+          theirNonce,
+        );
         const got = Buffer.from(reply.m ?? '', 'base64');
         if (theirNonce.length !== 32 || got.length !== expected.length || !timingSafeEqual(got, expected)) {
           this.options.onAuthFailure?.(`${peer} failed to prove the cluster secret`);
           return false;
         }
-        const proof = hmac(this.secret, PROTOCOL, 'client', this.cluster, this.options.id, peer, nonce, theirNonce);
+        const proof = hmac(
+          this.secret,
+          PROTOCOL,
+          'client',
+          stream,
+          this.cluster,
+          this.options.id,
+          peer,
+          nonce,
+          theirNonce,
+        );
         socket.write(frame(Buffer.from(JSON.stringify({ m: proof.toString('base64') }))));
         clearTimeout(timeout);
-        out.key = createSecretKey(
-          hmac(this.secret, PROTOCOL, 'session', this.cluster, this.options.id, peer, nonce, theirNonce),
+        const key = createSecretKey(
+          hmac(this.secret, PROTOCOL, 'session', stream, this.cluster, this.options.id, peer, nonce, theirNonce),
         );
-        out.seq = 0n;
-        out.socket = socket;
-        out.connecting = false;
-        out.backoffMs = 20;
         stage = 'ready';
+        onReady(socket, key);
         return true;
       });
       if (!ok) socket.destroy();
     });
     socket.on('error', () => {});
-    socket.on('close', retry);
+    socket.on('close', () => {
+      clearTimeout(timeout);
+      this.snapshotSockets.delete(socket);
+      onClose();
+    });
+    return true;
   }
 
   // ------------------------------------------------------------------ listener side
@@ -294,6 +358,7 @@ export class TcpTransport implements AsyncDisposable {
     const reader = new FrameReader();
     let stage: 'hello' | 'proof' | 'ready' = 'hello';
     let peer: NodeId | undefined;
+    let stream: 'raft' | 'snapshot' = 'raft';
     let clientNonce: Buffer = Buffer.alloc(0);
     let ourNonce: Buffer = Buffer.alloc(0);
     let key: KeyObject | undefined;
@@ -327,7 +392,7 @@ export class TcpTransport implements AsyncDisposable {
           return true;
         }
         if (stage === 'hello') {
-          let hello: { p?: string; c?: string; from?: string; to?: string; n?: string };
+          let hello: { p?: string; c?: string; from?: string; to?: string; s?: string; n?: string };
           try {
             hello = JSON.parse(f.toString('utf8'));
           } catch {
@@ -338,6 +403,8 @@ export class TcpTransport implements AsyncDisposable {
           if (typeof hello.from !== 'string' || !this.addresses.has(hello.from))
             return reject(`unknown member ${hello.from}`);
           peer = hello.from;
+          if (hello.s !== 'raft' && hello.s !== 'snapshot') return reject('unknown stream kind');
+          stream = hello.s;
           clientNonce = Buffer.from(hello.n ?? '', 'base64');
           if (clientNonce.length !== 32) return reject('bad nonce');
           ourNonce = randomBytes(32);
@@ -345,6 +412,7 @@ export class TcpTransport implements AsyncDisposable {
             this.secret,
             PROTOCOL,
             'server',
+            stream,
             this.cluster,
             peer,
             this.options.id,
@@ -368,6 +436,7 @@ export class TcpTransport implements AsyncDisposable {
           this.secret,
           PROTOCOL,
           'client',
+          stream,
           this.cluster,
           peer as string,
           this.options.id,
@@ -378,7 +447,17 @@ export class TcpTransport implements AsyncDisposable {
         if (got.length !== expected.length || !timingSafeEqual(got, expected))
           return reject(`${peer} failed to prove the cluster secret`);
         key = createSecretKey(
-          hmac(this.secret, PROTOCOL, 'session', this.cluster, peer as string, this.options.id, clientNonce, ourNonce),
+          hmac(
+            this.secret,
+            PROTOCOL,
+            'session',
+            stream,
+            this.cluster,
+            peer as string,
+            this.options.id,
+            clientNonce,
+            ourNonce,
+          ),
         );
         stage = 'ready';
         clearTimeout(timeout);
@@ -390,8 +469,9 @@ export class TcpTransport implements AsyncDisposable {
     socket.on('close', () => {
       clearTimeout(timeout);
       this.inbound.delete(socket);
-      // Only an authenticated stream's end says anything about the peer.
-      if (stage === 'ready' && peer !== undefined && !this.closed) this.options.onPeerDown?.(peer);
+      // Only the end of an authenticated raft stream says anything about the peer (a
+      // snapshot stream closes when its one frame is through).
+      if (stage === 'ready' && stream === 'raft' && peer !== undefined && !this.closed) this.options.onPeerDown?.(peer);
     });
   }
 }
