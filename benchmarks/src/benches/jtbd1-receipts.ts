@@ -24,7 +24,8 @@ import type { MetricInput } from '../harness/report.js';
 // JTBD 1 (receipt generation) and the offline half of JTBD 2 (verification) of the SLO
 // spec, on @unrdf/receipts alone: latency from submission to a *durable* receipt with
 // its leaf index (SQLite WAL, synchronous=FULL, group commit, one signed checkpoint per
-// batch), per operation type at 1,000/s; a sustained run at 20,000/s (1,000,000 receipts
+// batch), per operation type at 1,000/s; a sustained run offered 25,000/s, above the
+// 20,000/s goal so the rate it sustains is the ledger's, not the generator's (1,000,000 receipts
 // in the full run); proof generation on the resulting ledger; offline verification; and
 // the tamper sweep (300,000 tampered + 300,000 honest cases in the full run).
 
@@ -39,6 +40,8 @@ const SPEC_BY_TYPE: Record<OperationType, { p50: number; p95: number; p99: numbe
 };
 const SPEC = { p50: 5, p95: 15, p99: 45, p999: 100, successPct: 99.95, collisionsPerMillion: 0 } as const;
 const SPEC_VERIFY = { p99Ms: 120_000, falsePct: 0.001 } as const;
+/** Offered above the 20,000/s goal: completions per second then measure capacity, not the offer. */
+const SUSTAINED_OFFERED_PER_SEC = 25_000;
 const GOAL = { p99: 5, sustained: 20_000, proofMs: 1, verifyPerSec: 20_000 } as const;
 
 const hex = (n: number) => n.toString(16).padStart(64, '0');
@@ -114,7 +117,7 @@ async function perTypeLatency(ctx: BenchContext, ledger: Ledger, collisions: Col
 }
 
 async function sustained(ctx: BenchContext, ledger: Ledger, collisions: CollisionCounter) {
-  const rate = 20_000;
+  const rate = SUSTAINED_OFFERED_PER_SEC;
   const total = ctx.quick ? 100_000 : 1_000_000;
   const checkpoints: AppendedReceipt[] = [];
   const cpu = process.cpuUsage();
@@ -249,7 +252,7 @@ async function tamperSweep(ctx: BenchContext, ledger: Ledger, signerKey: string,
 export const benchmark: Benchmark = {
   name: 'jtbd1-receipts',
   description:
-    'durable receipt latency per operation type at 1,000/s, sustained 20,000/s (1M receipts full), proof generation, offline verification, tamper sweep',
+    'durable receipt latency per operation type at 1,000/s, sustained run offered 25,000/s (1M receipts full), proof generation, offline verification, tamper sweep',
   async run(ctx) {
     const { quick } = ctx;
     const loadBefore = loadavg()[0] ?? 0;
@@ -368,7 +371,7 @@ export const benchmark: Benchmark = {
         quick
           ? 'Per-type: 10,000 operations at 1,000/s, the four types interleaved (2,500 each).'
           : 'Per-type: 10,000 operations of each type at 1,000/s.',
-        `Sustained: ${sus.result.issued.toLocaleString('en-US')} receipts offered at 20,000/s; ${sus.result.errors} errors.`,
+        `Sustained: ${sus.result.issued.toLocaleString('en-US')} receipts offered at ${SUSTAINED_OFFERED_PER_SEC.toLocaleString('en-US')}/s (latency at that rate; throughput is what completed); ${sus.result.errors} errors.`,
         `Proofs generated on a ledger of ${proofs.size.toLocaleString('en-US')} leaves${quick ? ' (the full run reaches 1,000,000)' : ''}.`,
         `Batch receipts aggregate 10-16 member operations; member hashing is inside the measured latency.`,
         `Tamper sweep: ${sweep.tamperedCases.toLocaleString('en-US')} tampered cases, ${sweep.falseAccepts.length} accepted; honest: ${honestTotal.toLocaleString('en-US')}, ${falseRejects} rejected.`,
