@@ -311,3 +311,72 @@ describe('Ledger.receiptBundle', () => {
     expect(ledger.receiptBundle('unknown')).toBeUndefined();
   });
 });
+
+describe('openLedger durability', () => {
+  it('serves a batch to readers only once the fsync after its COMMIT returned (fsync-after-commit)', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    const pending = ledger.append(bodyFor(0));
+    // The batch commits in a check-phase callback queued before this one; the fdatasync
+    // it started on the thread pool cannot have reported back (that takes a poll phase).
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ledger.size()).toBe(0);
+    expect(ledger.latestCheckpoint()).toBeUndefined();
+    expect(ledger.receipt(0)).toBeUndefined();
+    expect(ledger.receiptByOperationId(bodyFor(0).operationId)).toBeUndefined();
+    expect(ledger.checkpointAt(1)).toBeUndefined();
+    expect(() => ledger.inclusionProof(0, 1)).toThrow(InvalidInputError);
+    const appended = await pending;
+    expect(ledger.size()).toBe(1);
+    expect(ledger.latestCheckpoint()).toBe(appended.checkpoint);
+    expect(ledger.receiptByOperationId(bodyFor(0).operationId)).toEqual(appended.receipt);
+  });
+
+  it('checkpoints the WAL under synchronous=FULL and keeps it bounded', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    const path = dir.join('l.db');
+    const ledger = await openLedger({
+      path,
+      origin,
+      signers: [{ signer: key.signerKey }],
+      checkpointBytes: 64 * 1024,
+    });
+    const { statSync } = await import('node:fs');
+    let largestWal = 0;
+    for (let round = 0; round < 40; round++) {
+      await Promise.all(bodies(8, round * 8).map((b) => ledger.append(b)));
+      largestWal = Math.max(largestWal, statSync(`${path}-wal`).size);
+    }
+    // Without checkpoints the WAL grows by several pages per batch (40 batches ≈ 1 MiB).
+    expect(largestWal).toBeLessThan(64 * 1024 + 256 * 1024);
+    const root = toHex(ledger.root());
+    await ledger.close();
+    const db = new DatabaseSync(path);
+    expect(db.prepare('PRAGMA synchronous').get()?.synchronous).toBe(2); // a fresh handle: FULL
+    db.close();
+    await using again = await openLedger({ path, origin, signers: [{ signer: key.signerKey }] });
+    expect(again.size()).toBe(320);
+    expect(toHex(again.root())).toBe(root);
+  });
+
+  it('behaves the same with fsync-in-commit', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    await using ledger = await openLedger({
+      path: dir.join('l.db'),
+      origin,
+      signers: [{ signer: key.signerKey }],
+      durability: 'fsync-in-commit',
+    });
+    const results = await Promise.all(bodies(20).map((b) => ledger.append(b)));
+    expect(ledger.size()).toBe(20);
+    expect(ledger.latestCheckpoint()).toBe(results[19]?.checkpoint);
+  });
+
+  it('refuses durability options on a shared handle: there the caller commits', async () => {
+    const db = new DatabaseSync(':memory:');
+    await expect(
+      openLedger({ database: db, origin, signers: [{ signer: key.signerKey }], durability: 'fsync-in-commit' }),
+    ).rejects.toThrow(InvalidInputError);
+    db.close();
+  });
+});

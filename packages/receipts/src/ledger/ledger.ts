@@ -5,13 +5,18 @@
  *
  * Two ways to write:
  * - `append(body)`: the ledger owns the transaction; concurrent calls are grouped into
- *   one transaction, and each promise resolves only after that transaction's COMMIT
- *   (fsynced) with the receipt, its leaf index and the checkpoint that covers it.
+ *   one transaction, and each promise resolves only once that transaction is on disk,
+ *   with the receipt, its leaf index and the checkpoint that covers it. By default
+ *   (`durability: 'fsync-after-commit'`) SQLite commits without syncing and the ledger
+ *   fdatasyncs the WAL on the libuv thread pool after COMMIT, so the event loop never
+ *   waits for the disk; `'fsync-in-commit'` is SQLite's own synchronous=FULL.
  * - `appendInTransaction(bodies)`: inside a transaction the caller already holds on the
  *   same DatabaseSync handle, so the caller's state change, the receipts, their leaves
  *   and the checkpoint commit or roll back together. Nothing is durable until the caller
  *   commits; after a rollback the ledger re-reads its state, nothing is cached across calls.
  */
+import { closeSync, fdatasync, fstatSync, fsyncSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { z } from 'zod';
 import { type Checkpoint, parseCheckpoint, signCheckpoint, type TrustedKey } from '../checkpoint.js';
@@ -32,6 +37,10 @@ import type { ConsistencyProofJson, InclusionProofJson } from '../verify.js';
 import { nodeSigner } from './node-crypto.js';
 
 const DEFAULT_MAX_BATCH = 4096;
+/** With fsync-after-commit: checkpoint the WAL into the database once it exceeds this. */
+const DEFAULT_CHECKPOINT_BYTES = 16 * 2 ** 20;
+/** fdatasyncs in flight at once (libuv's pool has 4 threads, shared with all fs work). */
+const MAX_SYNCS_IN_FLIGHT = 2;
 
 const SignerSchema = z.strictObject({
   /** `PRIVATE+KEY+…` text, or a signer (e.g. from `loadSignerKeyFile`). */
@@ -58,9 +67,29 @@ export const OpenLedgerOptionsSchema = z
     signers: z.array(SignerSchema).min(1),
     /** Most receipts in one group commit. */
     maxBatch: z.number().int().min(1).max(1_000_000).optional(),
+    /**
+     * How an owned ledger (`path`) makes a batch durable before resolving its appends:
+     * - `'fsync-after-commit'` (default): SQLite synchronous=OFF; after COMMIT the WAL is
+     *   fdatasynced on the libuv thread pool (the event loop keeps running) and the batch
+     *   is released once that returns. WAL checkpoints run under synchronous=FULL. A
+     *   failed fsync is final: the ledger refuses all further appends.
+     * - `'fsync-in-commit'`: SQLite synchronous=FULL, COMMIT fsyncs on the event loop.
+     * Not for `database`: there the caller's COMMIT and its synchronous setting decide.
+     */
+    durability: z.enum(['fsync-after-commit', 'fsync-in-commit']).optional(),
+    /** With fsync-after-commit: checkpoint the WAL (under synchronous=FULL) beyond this many bytes. */
+    checkpointBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .optional(),
   })
   .refine((o) => (o.path === undefined) !== (o.database === undefined), {
     message: 'give exactly one of path and database',
+  })
+  .refine((o) => o.database === undefined || (o.durability === undefined && o.checkpointBytes === undefined), {
+    message:
+      "durability and checkpointBytes are for a ledger opened by path; with database, the caller's COMMIT decides",
   });
 export type OpenLedgerOptions = z.input<typeof OpenLedgerOptionsSchema>;
 
@@ -91,7 +120,11 @@ export interface Ledger extends AsyncDisposable {
   append(body: ReceiptBody): Promise<AppendedReceipt>;
   /** Appends inside the caller's open transaction on the shared handle (see module doc). */
   appendInTransaction(bodies: readonly ReceiptBody[]): AppendedReceipt[];
-  /** Leaves committed (or written in the caller's open transaction). */
+  /**
+   * Leaves an owned ledger holds durably (a batch counts once its appends resolved), or,
+   * on a shared handle, leaves committed or written in the caller's open transaction.
+   * Every read below sees exactly this prefix of the log.
+   */
   size(): number;
   /** RFC 9162 root of the first `treeSize` leaves (default all). */
   root(treeSize?: number): Uint8Array;
@@ -160,6 +193,19 @@ interface Pending {
   readonly reject: (e: unknown) => void;
 }
 
+/** What one append gets from its batch's COMMIT: its receipt or its error. */
+type Outcome =
+  | { readonly pending: Pending; readonly result: AppendedReceipt }
+  | { readonly pending: Pending; readonly error: unknown; readonly result?: undefined };
+
+/** A committed flush waiting for an fsync (fsync-after-commit). */
+interface Unsynced {
+  readonly seq: number;
+  /** The log size once it is durable. */
+  readonly treeSize: number;
+  readonly outcomes: readonly Outcome[];
+}
+
 /** log2(width) when width is a power of two, else -1 (no 32-bit bit tricks: sizes reach 2^53). */
 function exactLog2(width: number): number {
   let level = 0;
@@ -217,11 +263,62 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
 
   const ownsDatabase = resolved.path !== undefined;
   const db = resolved.database ?? new DatabaseSync(resolved.path as string);
+  const syncAfterCommit = ownsDatabase && (resolved.durability ?? 'fsync-after-commit') === 'fsync-after-commit';
+  const checkpointBytes = resolved.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES;
+  /** The WAL's descriptor, only ever fdatasynced (fsync-after-commit). */
+  let walFd: number | undefined;
   if (ownsDatabase) {
-    // Durable on COMMIT (WAL + fsync); a 32 MiB page cache keeps the upper tree and the
-    // operation-id index in memory at millions of leaves.
-    db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA cache_size=-32768;');
+    // A 32 MiB page cache keeps the upper tree and the operation-id index in memory at
+    // millions of leaves.
+    db.exec('PRAGMA busy_timeout=5000; PRAGMA cache_size=-32768;');
+    const mode = db.prepare('PRAGMA journal_mode=WAL').get()?.journal_mode;
+    if (mode !== 'wal') {
+      db.close();
+      throw new LedgerError(`The ledger needs a file SQLite can run in WAL mode; ${resolved.path} runs "${mode}".`);
+    }
+    if (syncAfterCommit) {
+      // https://sqlite.org/pragma.html#pragma_synchronous: OFF hands writes to the OS and
+      // never syncs; the ledger syncs the WAL itself after each COMMIT. No automatic
+      // checkpoints: under OFF one would copy the WAL into an unsynced database and then
+      // restart the WAL, losing what the copy had not yet put on disk. The ledger
+      // checkpoints under FULL instead (syncCheckpoint).
+      db.exec('PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0;');
+      // 'a' creates the WAL if SQLite has not yet (SQLite opens the same file); the
+      // directory is synced once so the WAL's name survives a power cut too.
+      walFd = openSync(`${resolved.path as string}-wal`, 'a');
+      const dirFd = openSync(dirname(resolved.path as string), 'r');
+      try {
+        fsyncSync(dirFd);
+      } finally {
+        closeSync(dirFd);
+      }
+    } else {
+      db.exec('PRAGMA synchronous=FULL;'); // COMMIT fsyncs the WAL before it returns
+    }
   }
+  /** Closes what the ledger opened, leaving the database synced (close checkpoints under FULL). */
+  const closeOwned = (): void => {
+    if (walFd !== undefined) {
+      closeSync(walFd);
+      walFd = undefined;
+    }
+    if (!ownsDatabase || !db.isOpen) return;
+    if (syncAfterCommit) db.exec('PRAGMA synchronous=FULL');
+    db.close();
+  };
+  /**
+   * Copies the WAL into the database and truncates it, under synchronous=FULL so SQLite
+   * syncs the WAL, then the database, before cutting the WAL: afterwards everything
+   * committed is on disk (https://sqlite.org/pragma.html#pragma_wal_checkpoint).
+   */
+  const syncCheckpoint = (): void => {
+    db.exec('PRAGMA synchronous=FULL');
+    try {
+      db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    } finally {
+      db.exec('PRAGMA synchronous=OFF');
+    }
+  };
   const prepareSchema = () => {
     db.exec(SCHEMA);
     const row = db.prepare("SELECT value FROM receipts_ledger_meta WHERE key = 'origin'").get();
@@ -240,7 +337,7 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
       db.exec('COMMIT');
     } catch (error) {
       if (db.isTransaction) db.exec('ROLLBACK');
-      if (ownsDatabase) db.close();
+      closeOwned();
       throw error;
     }
   }
@@ -256,8 +353,10 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     insertNode: db.prepare('INSERT INTO receipts_nodes (level, idx, hash) VALUES (?, ?, ?)'),
     insertCheckpoint: db.prepare('INSERT OR REPLACE INTO receipts_checkpoints (tree_size, note) VALUES (?, ?)'),
     receipt: db.prepare('SELECT receipt FROM receipts_leaves WHERE leaf_index = ?'),
-    receiptByOp: db.prepare('SELECT receipt FROM receipts_leaves WHERE operation_id = ?'),
-    latestCheckpoint: db.prepare('SELECT tree_size, note FROM receipts_checkpoints ORDER BY tree_size DESC LIMIT 1'),
+    receiptByOp: db.prepare('SELECT leaf_index, receipt FROM receipts_leaves WHERE operation_id = ?'),
+    latestCheckpoint: db.prepare(
+      'SELECT tree_size, note FROM receipts_checkpoints WHERE tree_size <= ? ORDER BY tree_size DESC LIMIT 1',
+    ),
     checkpointAt: db.prepare('SELECT note FROM receipts_checkpoints WHERE tree_size = ?'),
   };
 
@@ -343,7 +442,7 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
    * was damaged or edited behind the ledger's back.
    */
   const checkIntegrity = (): void => {
-    const row = st.latestCheckpoint.get();
+    const row = st.latestCheckpoint.get(Number.MAX_SAFE_INTEGER);
     if (!row) {
       if (currentSize() > 0) throw new LedgerError('Corrupt ledger: leaves without any signed checkpoint.');
       return;
@@ -362,8 +461,11 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
   };
   try {
     checkIntegrity();
+    // What an earlier run committed may still sit unsynced in the OS: put it on disk
+    // before serving any of it as durable.
+    if (syncAfterCommit) syncCheckpoint();
   } catch (error) {
-    if (ownsDatabase) db.close();
+    closeOwned();
     throw error instanceof LedgerError
       ? error
       : new LedgerError('Corrupt ledger: unreadable checkpoint.', { cause: error });
@@ -372,35 +474,123 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
   let closed = false;
   let queue: Pending[] = [];
   let scheduled: Promise<void> | undefined;
+  /** With fsync-after-commit, the log prefix known durable: all that reads serve. */
+  let durableSize = currentSize();
+  const visibleSize = (): number => (syncAfterCommit ? durableSize : currentSize());
+  /** A failed fdatasync: final, every later append is refused with it. */
+  let syncFailure: LedgerError | undefined;
+  /** Committed flushes waiting for an fsync that covers them, oldest first. */
+  let unsynced: Unsynced[] = [];
+  let committedSeq = 0;
+  let lastSyncStartedFor = 0;
+  let syncsInFlight = 0;
+  let syncIdleWaiters: (() => void)[] = [];
 
-  /** Commits one batch in its own transaction; resolves its promises only after COMMIT. */
-  const commitBatch = (batch: readonly Pending[]): void => {
+  /** Commits one batch in its own transaction; returns what each append gets. */
+  const commitBatch = (batch: readonly Pending[], outcomes: Outcome[]): void => {
     if (db.isTransaction) {
       const error = new LedgerError(
         'The shared database handle is inside a transaction; use appendInTransaction() within it.',
       );
-      for (const p of batch) p.reject(error);
+      for (const pending of batch) outcomes.push({ pending, error });
       return;
     }
     let results: AppendedReceipt[];
     try {
       db.exec('BEGIN IMMEDIATE');
       results = writeBatch(batch.map((p) => p.body));
-      db.exec('COMMIT'); // synchronous=FULL: durable when this returns
+      db.exec('COMMIT'); // fsync-in-commit: durable when this returns; else once the WAL is synced
     } catch (error) {
       if (db.isTransaction) db.exec('ROLLBACK');
       // One bad receipt (say a duplicate operation id) must not sink its batch-mates:
       // retry each alone so only the culprit fails.
       if (batch.length > 1) {
-        for (const p of batch) commitBatch([p]);
+        for (const p of batch) commitBatch([p], outcomes);
       } else {
-        for (const p of batch) p.reject(error);
+        for (const pending of batch) outcomes.push({ pending, error });
       }
       return;
     }
-    batch.forEach((p, i) => {
-      p.resolve(results[i] as AppendedReceipt);
+    batch.forEach((pending, i) => {
+      outcomes.push({ pending, result: results[i] as AppendedReceipt });
     });
+  };
+
+  const settle = (outcomes: readonly Outcome[]): void => {
+    for (const o of outcomes) {
+      if (o.result) o.pending.resolve(o.result);
+      else o.pending.reject(o.error);
+    }
+  };
+
+  /** Releases, in commit order, every flush an fsync that started after it covers. */
+  const releaseUpTo = (seq: number): void => {
+    let n = 0;
+    while (n < unsynced.length && (unsynced[n] as Unsynced).seq <= seq) n++;
+    if (n === 0) return;
+    const released = unsynced.slice(0, n);
+    unsynced = unsynced.slice(n);
+    for (const u of released) {
+      durableSize = Math.max(durableSize, u.treeSize);
+      settle(u.outcomes);
+    }
+  };
+
+  const failSync = (cause: unknown): void => {
+    // After a failed fsync nothing written since the last good one can be known durable
+    // (PostgreSQL's "fsyncgate", 2018: a retried fsync may succeed having dropped the
+    // pages), so the ledger stops: reopening recovers the last durable state.
+    syncFailure = new LedgerError(
+      'Syncing the ledger to disk failed; close it and reopen (it recovers its last durable state).',
+      { cause },
+    );
+    for (const u of unsynced) for (const o of u.outcomes) o.pending.reject(syncFailure);
+    unsynced = [];
+  };
+
+  /**
+   * An fdatasync of the WAL makes durable every flush committed before it started. Up to
+   * MAX_SYNCS_IN_FLIGHT run at once (the kernel merges them), so a flush committed during
+   * a slow fsync starts its own instead of waiting for that one to end.
+   */
+  const startSync = (): void => {
+    const fd = walFd;
+    if (fd === undefined || syncFailure !== undefined || syncsInFlight >= MAX_SYNCS_IN_FLIGHT) return;
+    const covers = committedSeq;
+    if (unsynced.length === 0 || lastSyncStartedFor >= covers) return;
+    lastSyncStartedFor = covers;
+    syncsInFlight++;
+    fdatasync(fd, (error) => {
+      syncsInFlight--;
+      if (error) failSync(error);
+      else {
+        releaseUpTo(covers);
+        if (walFd !== undefined && fstatSync(walFd).size > checkpointBytes) {
+          try {
+            syncCheckpoint();
+          } catch {
+            // A reader in another process can hold the WAL; the next checkpoint catches up.
+          }
+        }
+      }
+      startSync();
+      if (syncsInFlight === 0 && (unsynced.length === 0 || syncFailure !== undefined)) {
+        const waiters = syncIdleWaiters;
+        syncIdleWaiters = [];
+        for (const w of waiters) w();
+      }
+    });
+  };
+
+  const flushQueue = (batch: readonly Pending[]): void => {
+    const outcomes: Outcome[] = [];
+    commitBatch(batch, outcomes);
+    if (!syncAfterCommit) {
+      settle(outcomes);
+      return;
+    }
+    unsynced.push({ seq: ++committedSeq, treeSize: currentSize(), outcomes });
+    startSync();
   };
 
   const scheduleFlush = (): Promise<void> => {
@@ -412,7 +602,8 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
         scheduled = undefined;
         const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
         queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
-        commitBatch(batch);
+        if (syncFailure) for (const p of batch) p.reject(syncFailure);
+        else flushQueue(batch);
         if (queue.length > 0) void scheduleFlush();
         resolve();
       });
@@ -430,7 +621,7 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     }
   };
 
-  const latestCheckpointSize = (): number => Number(st.latestCheckpoint.get()?.tree_size ?? 0);
+  const latestCheckpointSize = (): number => Number(st.latestCheckpoint.get(visibleSize())?.tree_size ?? 0);
 
   const ledger: Ledger = {
     origin,
@@ -439,6 +630,7 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
       let valid: ReceiptBody;
       try {
         ensureOpen();
+        if (syncFailure) throw syncFailure;
         valid = parseReceiptBody(body);
       } catch (error) {
         return Promise.reject(error);
@@ -476,29 +668,31 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     },
     size() {
       ensureOpen();
-      return currentSize();
+      return visibleSize();
     },
     root(treeSize) {
       ensureOpen();
-      const size = currentSize();
+      const size = visibleSize();
       const n = treeSize ?? size;
       checkSize('treeSize', n, 0, size);
       return Uint8Array.from(rootOf(n));
     },
     receipt(leafIndex) {
       ensureOpen();
+      if (syncAfterCommit && !(leafIndex < durableSize)) return undefined;
       const row = st.receipt.get(leafIndex);
       return row ? (JSON.parse(String(row.receipt)) as Receipt) : undefined;
     },
     receiptByOperationId(operationId) {
       ensureOpen();
       const row = st.receiptByOp.get(operationId);
-      return row ? (JSON.parse(String(row.receipt)) as Receipt) : undefined;
+      if (!row || (syncAfterCommit && !(Number(row.leaf_index) < durableSize))) return undefined;
+      return JSON.parse(String(row.receipt)) as Receipt;
     },
     receiptBundle(key) {
       ensureOpen();
       const receipt = typeof key === 'number' ? ledger.receipt(key) : ledger.receiptByOperationId(key);
-      const row = st.latestCheckpoint.get();
+      const row = st.latestCheckpoint.get(visibleSize());
       if (!receipt || !row) return undefined;
       const treeSize = Number(row.tree_size);
       if (receipt.leafIndex >= treeSize) return undefined; // written in an open transaction, not yet checkpointed
@@ -506,17 +700,18 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     },
     latestCheckpoint() {
       ensureOpen();
-      const row = st.latestCheckpoint.get();
+      const row = st.latestCheckpoint.get(visibleSize());
       return row ? String(row.note) : undefined;
     },
     checkpointAt(treeSize) {
       ensureOpen();
+      if (syncAfterCommit && !(treeSize <= durableSize)) return undefined;
       const row = st.checkpointAt.get(treeSize);
       return row ? String(row.note) : undefined;
     },
     inclusionProof(leafIndex, treeSize) {
       ensureOpen();
-      const size = currentSize();
+      const size = visibleSize();
       const n = treeSize ?? latestCheckpointSize();
       checkSize('treeSize', n, 1, size);
       checkSize('leafIndex', leafIndex, 0, n - 1);
@@ -525,7 +720,7 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     },
     consistencyProof(oldSize, newSize) {
       ensureOpen();
-      const size = currentSize();
+      const size = visibleSize();
       const n = newSize ?? latestCheckpointSize();
       checkSize('newSize', n, 0, size);
       checkSize('oldSize', oldSize, 0, n);
@@ -533,12 +728,18 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     },
     async flush() {
       while (scheduled || queue.length > 0) await (scheduled ?? scheduleFlush());
+      while (syncsInFlight > 0 || (unsynced.length > 0 && syncFailure === undefined)) {
+        await new Promise<void>((resolve) => {
+          syncIdleWaiters.push(resolve);
+          startSync();
+        });
+      }
     },
     async close() {
       if (closed) return;
       await ledger.flush();
       closed = true;
-      if (ownsDatabase) db.close();
+      closeOwned();
     },
     [Symbol.asyncDispose]: () => ledger.close(),
   };

@@ -3,9 +3,16 @@
 import { openLedger } from '../../src/ledger/index.js';
 import { bodyFor } from '../fixtures.js';
 
-const [path, signerKey] = process.argv.slice(2);
-if (!path || !signerKey) throw new Error('usage: ledger-writer <db path> <signer key>');
-const ledger = await openLedger({ path, origin: 'example.com/crash/ledger', signers: [{ signer: signerKey }] });
+const [path, signerKey, durability = 'fsync-after-commit', checkpointBytes] = process.argv.slice(2);
+if (!path || !signerKey) throw new Error('usage: ledger-writer <db path> <signer key> [durability] [checkpoint bytes]');
+if (durability !== 'fsync-after-commit' && durability !== 'fsync-in-commit') throw new Error('bad durability');
+const ledger = await openLedger({
+  path,
+  origin: 'example.com/crash/ledger',
+  signers: [{ signer: signerKey }],
+  durability,
+  ...(checkpointBytes ? { checkpointBytes: Number(checkpointBytes) } : {}),
+});
 const start = ledger.size();
 process.stdout.write(`ready ${start}\n`);
 for (let n = start; n < start + 10_000_000; n += 64) {
