@@ -46,6 +46,12 @@ export const CompleteCommand = z.object({
   id: OperationId,
   token: FencingToken,
   result: JsonText,
+  /**
+   * The operation's type, if the proposer knows it (the executor does): lets `apply`
+   * finish the attempt with one guarded write instead of a read and a write. Optional
+   * and checked: a wrong or missing type gives the same outcome, the slower way.
+   */
+  type: TypeName.optional(),
 });
 
 export const FailCommand = z.object({

@@ -492,7 +492,7 @@ class DurableQueue implements Queue {
       }
     }
     if (result !== undefined) {
-      await this.#submit({ kind: 'complete', at, id: row.id, token: row.token, result });
+      await this.#submit({ kind: 'complete', at, id: row.id, token: row.token, result, type: row.type });
     } else if (decision?.outcome === 'failed') {
       const error = decision.message
         ? JSON.stringify({ name: 'CrashedError', message: String(decision.message) })
@@ -788,7 +788,7 @@ class DurableQueue implements Queue {
         failure = new UnrecoverableError(`The handler's result is not JSON-serialisable: ${String(error)}`);
       }
       if (result !== undefined) {
-        await this.#settleCommand({ kind: 'complete', at, id: row.id, token: row.token, result });
+        await this.#settleCommand({ kind: 'complete', at, id: row.id, token: row.token, result, type: row.type });
         return;
       }
     } else {

@@ -150,6 +150,10 @@ class SqliteStateMachine implements StateMachine {
   readonly #s: Record<string, StatementSync>;
   // Transitions of the command being applied; reset per command.
   #pending: Transition[] = [];
+  // Operations inserted by the open transaction and not touched since, exactly as
+  // stored: a claim of one of them (the executor claims on enqueue, in the same
+  // transaction) needs no read. Any other command on the id drops it; cleared per transaction.
+  readonly #fresh = new Map<string, OperationRow>();
 
   constructor(
     db: DatabaseSync,
@@ -177,6 +181,9 @@ class SqliteStateMachine implements StateMachine {
       claim: p(`UPDATE operations SET state = 'running', attempts = attempts + 1, token = token + 1, epoch = ?,
           started_at = ? WHERE seq = ?`),
       complete: p(`UPDATE operations SET state = 'completed', result = ?, finished_at = ?, epoch = NULL WHERE seq = ?`),
+      // The fence and the write in one statement (a complete that names its type).
+      completeFenced: p(`UPDATE operations SET state = 'completed', result = ?, finished_at = ?, epoch = NULL
+          WHERE id = ? AND state = 'running' AND token = ? AND type = ?`),
       retry: p(`UPDATE operations SET state = 'pending', run_at = ?, error = ?, epoch = NULL WHERE seq = ?`),
       dead: p(`UPDATE operations SET state = 'dead', error = ?, finished_at = ?, epoch = NULL WHERE seq = ?`),
       release: p(`UPDATE operations SET state = 'pending', attempts = attempts - 1, epoch = NULL WHERE seq = ?`),
@@ -230,6 +237,7 @@ class SqliteStateMachine implements StateMachine {
     if (commands.length === 0) return { outcomes: [], transitions: [] };
     const transitions: Transition[] = [];
     const outcomes: ApplyOutcome[] = [];
+    this.#fresh.clear();
     this.db.exec('BEGIN IMMEDIATE');
     try {
       for (const command of commands) {
@@ -238,7 +246,9 @@ class SqliteStateMachine implements StateMachine {
         outcomes.push({ ok: true, result });
       }
       this.db.exec('COMMIT');
+      this.#fresh.clear();
     } catch (error) {
+      this.#fresh.clear();
       this.#rollback();
       if (commands.length === 1) return { outcomes: [{ ok: false, error }], transitions: [] };
       // Replay one per transaction so only the failing command fails: the same
@@ -383,6 +393,7 @@ class SqliteStateMachine implements StateMachine {
       error: null,
       schedule,
     };
+    this.#fresh.set(command.id, operation);
     this.#pending.push({
       kind: 'enqueued',
       at: command.at,
@@ -403,7 +414,9 @@ class SqliteStateMachine implements StateMachine {
   }
 
   #claim(command: CommandOf<'claim'>): ResultOf<'claim'> {
-    const status = this.#stmt('claimable').get(command.id) as ClaimableRow | undefined;
+    const fresh = this.#fresh.get(command.id);
+    if (fresh !== undefined) this.#fresh.delete(command.id);
+    const status = fresh ?? (this.#stmt('claimable').get(command.id) as ClaimableRow | undefined);
     if (status === undefined) return { claimed: false, rejection: 'not-found' };
     if (status.state !== 'pending') return { claimed: false, rejection: 'not-pending' };
     if (status.runAt > command.at) return { claimed: false, rejection: 'not-due' };
@@ -442,6 +455,28 @@ class SqliteStateMachine implements StateMachine {
   }
 
   #complete(command: CommandOf<'complete'>): ResultOf<'complete'> {
+    this.#fresh.delete(command.id);
+    if (command.type !== undefined) {
+      const { changes } = this.#stmt('completeFenced').run(
+        command.result,
+        command.at,
+        command.id,
+        command.token,
+        command.type,
+      );
+      // Nothing matched: a rejection (or a wrong type); the read below says which.
+      if (Number(changes) === 1) {
+        this.#pending.push({
+          kind: 'completed',
+          at: command.at,
+          id: command.id,
+          type: command.type,
+          token: command.token,
+          previous: 'running',
+        });
+        return { applied: true };
+      }
+    }
     const status = this.#status(command.id);
     const rejection = this.#fence(status, command.token);
     if (rejection !== undefined || status === undefined) return { applied: false, rejection: rejection ?? 'not-found' };
@@ -458,6 +493,7 @@ class SqliteStateMachine implements StateMachine {
   }
 
   #fail(command: CommandOf<'fail'>): ResultOf<'fail'> {
+    this.#fresh.delete(command.id);
     const status = this.#status(command.id);
     const rejection = this.#fence(status, command.token);
     if (rejection !== undefined || status === undefined) return { applied: false, rejection: rejection ?? 'not-found' };
@@ -492,6 +528,7 @@ class SqliteStateMachine implements StateMachine {
   }
 
   #release(command: CommandOf<'release'>): ResultOf<'release'> {
+    this.#fresh.delete(command.id);
     const status = this.#status(command.id);
     const rejection = this.#fence(status, command.token);
     if (rejection !== undefined || status === undefined) return { applied: false, rejection: rejection ?? 'not-found' };
@@ -512,6 +549,7 @@ class SqliteStateMachine implements StateMachine {
   }
 
   #cancel(command: CommandOf<'cancel'>): ResultOf<'cancel'> {
+    this.#fresh.delete(command.id);
     const status = this.#status(command.id);
     if (status === undefined) return { applied: false, rejection: 'not-found' };
     if (status.state !== 'pending' && status.state !== 'running') return { applied: false, rejection: 'already-final' };
@@ -528,6 +566,7 @@ class SqliteStateMachine implements StateMachine {
   }
 
   #redrive(command: CommandOf<'redrive'>): ResultOf<'redrive'> {
+    this.#fresh.delete(command.id);
     const status = this.#status(command.id);
     if (status === undefined) return { applied: false, rejection: 'not-found' };
     if (status.state !== 'dead') return { applied: false, rejection: 'not-dead' };

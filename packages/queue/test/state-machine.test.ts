@@ -131,6 +131,65 @@ describe('createStateMachine', () => {
       });
     });
 
+    it('fences a complete that names its type the same way, and a wrong type cannot mislabel it', () => {
+      const sm = memory();
+      const events: string[] = [];
+      sm.subscribe((ts) => {
+        for (const t of ts) events.push(`${t.kind}:${t.type}`);
+      });
+      sm.apply(enqueue('a'));
+      sm.apply({ kind: 'claim', at: 1001, id: 'a', epoch: 1 });
+      expect(sm.apply({ kind: 'complete', at: 1002, id: 'a', token: 2, result: '1', type: 'job' })).toEqual({
+        applied: false,
+        rejection: 'stale-token',
+      });
+      expect(sm.apply({ kind: 'complete', at: 1003, id: 'a', token: 1, result: '2', type: 'other' })).toEqual({
+        applied: true,
+      });
+      expect(sm.get('a')).toMatchObject({ state: 'completed', result: '2', finishedAt: 1003, epoch: null });
+      expect(sm.apply({ kind: 'complete', at: 1004, id: 'a', token: 1, result: '3', type: 'job' })).toEqual({
+        applied: false,
+        rejection: 'not-running',
+      });
+      expect(sm.apply({ kind: 'complete', at: 1005, id: 'zz', token: 1, result: '3', type: 'job' })).toEqual({
+        applied: false,
+        rejection: 'not-found',
+      });
+      expect(events).toEqual(['enqueued:job', 'claimed:job', 'completed:job']);
+    });
+
+    it('claims an operation enqueued earlier in the same transaction exactly as a later claim would', () => {
+      const sm = memory();
+      const [, claimed, , notDue, , reclaimed] = sm.applyBatch([
+        enqueue('a', { payload: '{"p":1}', groupKey: 'g', idempotencyKey: 'k' }),
+        { kind: 'claim', at: 1001, id: 'a', epoch: 1 },
+        enqueue('b', { runAt: 5000 }),
+        { kind: 'claim', at: 1001, id: 'b', epoch: 1 },
+        { kind: 'fail', at: 1002, id: 'a', token: 1, error: '{}', retryAt: 1002 },
+        { kind: 'claim', at: 1003, id: 'a', epoch: 1 },
+      ]);
+      expect(claimed).toEqual({
+        ok: true,
+        result: {
+          claimed: true,
+          operation: {
+            id: 'a',
+            type: 'job',
+            payload: '{"p":1}',
+            groupKey: 'g',
+            idempotencyKey: 'k',
+            maxAttempts: 3,
+            attempts: 1,
+            token: 1,
+            runAt: 1000,
+          },
+        },
+      });
+      expect(notDue).toEqual({ ok: true, result: { claimed: false, rejection: 'not-due' } });
+      expect(reclaimed).toMatchObject({ ok: true, result: { claimed: true, operation: { attempts: 2, token: 2 } } });
+      expect(sm.get('a')).toMatchObject({ state: 'running', attempts: 2, token: 2, startedAt: 1003 });
+    });
+
     it('releases a lease without spending the attempt', () => {
       const sm = memory();
       sm.apply(enqueue('a'));
@@ -261,6 +320,14 @@ describe('createStateMachine', () => {
       fc.record({ kind: fc.constant('claim' as const), at, id, epoch: fc.integer({ min: 1, max: 3 }) }),
       fc.record({ kind: fc.constant('complete' as const), at, id, token, result: fc.json() }),
       fc.record({
+        kind: fc.constant('complete' as const),
+        at,
+        id,
+        token,
+        result: fc.json(),
+        type: fc.constantFrom('x', 'y'),
+      }),
+      fc.record({
         kind: fc.constant('fail' as const),
         at,
         id,
@@ -284,6 +351,9 @@ describe('createStateMachine', () => {
           (commands, cuts) => {
             const one = createStateMachine({ path: ':memory:' });
             const two = createStateMachine({ path: ':memory:' });
+            const heard: [unknown[], unknown[]] = [[], []];
+            one.subscribe((ts) => heard[0].push(...ts));
+            two.subscribe((ts) => heard[1].push(...ts));
             try {
               // Replica one: a command per transaction. Replica two: group-committed batches.
               const singles = commands.map((c) => one.applyBatch([c])[0]);
@@ -295,6 +365,7 @@ describe('createStateMachine', () => {
               }
               expect(batched).toEqual(singles);
               expect(dump(two)).toEqual(dump(one));
+              expect(heard[1]).toEqual(heard[0]);
             } finally {
               one.close();
               two.close();

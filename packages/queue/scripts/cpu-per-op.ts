@@ -1,0 +1,69 @@
+// CPU cost per operation of the queue, for comparing changes on a shared machine:
+// wall-clock rates move with the load of other processes, CPU time per operation much
+// less. Not a test and not the benchmark (that is benchmarks/src/benches/jtbd5-throughput.ts).
+//
+//   node --conditions=@unrdf/source --import tsx packages/queue/scripts/cpu-per-op.ts [srcDir] [noop|open] [n]
+//
+// `srcDir` (default ../src) lets two copies of the source be compared in one session.
+// `noop`: enqueue, claim, complete with no-op handlers, at most 5,000 outstanding.
+// `open`: 9,000 arrivals/s for n/9000 s with 100 ms handlers (the benchmark's extreme profile).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const [srcArg = new URL('../src', import.meta.url).pathname, mode = 'noop', nArg = '60000'] = process.argv.slice(2);
+const total = Number(nArg);
+const { openQueue } = (await import(join(resolve(srcArg), 'index.ts'))) as typeof import('../src/index.js');
+const dir = mkdtempSync(join(tmpdir(), 'queue-cpu-'));
+let completed = 0;
+let wake: (() => void) | undefined;
+const queue = await openQueue({
+  path: join(dir, 'q.db'),
+  concurrency: 1000,
+  types: {
+    noop: { handler: () => null },
+    work: { handler: () => sleep(100), timeoutMs: 30_000 },
+  },
+});
+queue.onEvent((event) => {
+  if (event.kind !== 'completed') return;
+  completed++;
+  if (wake && (completed === total || completed % 500 === 0)) {
+    wake();
+    wake = undefined;
+  }
+});
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+if (mode === 'noop') {
+  for (let i = 0; i < total; i++) {
+    while (i - completed >= 5000) await new Promise<void>((r) => (wake = r));
+    void queue.enqueue('noop', i);
+    if (i % 256 === 0) await new Promise<void>((r) => setImmediate(r));
+  }
+} else {
+  const rate = 9000;
+  for (let i = 0; i < total; ) {
+    const due = Math.floor(((performance.now() - t0) * rate) / 1000);
+    for (; i < Math.min(due, total); i++) void queue.enqueue('work', i);
+    await sleep(1);
+  }
+}
+while (completed < total) await new Promise<void>((r) => (wake = r));
+const elapsed = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
+await queue.close();
+rmSync(dir, { recursive: true, force: true });
+const us = (cpu.user + cpu.system) / total;
+console.log(
+  JSON.stringify({
+    src: srcArg,
+    mode,
+    total,
+    opsPerSec: Math.round((total * 1000) / elapsed),
+    cpuUsPerOp: Number(us.toFixed(1)),
+    userUsPerOp: Number((cpu.user / total).toFixed(1)),
+    sysUsPerOp: Number((cpu.system / total).toFixed(1)),
+  }),
+);
