@@ -23,6 +23,7 @@ export {
   RaftNode,
   type RaftNodeOptions,
   type RaftNodeStatus,
+  SessionExpiredError,
   type StateMachine,
 } from './raft-node.js';
 export { checkLinearizable, type KvOperation, type LinearizabilityResult } from './simulation/linearizability.js';

@@ -56,6 +56,20 @@ export class LeadershipLostError extends RaftError {
   }
 }
 
+/**
+ * The client's session is unknown (expired or never opened with sequence 1), so the
+ * request was not applied: it may be a retry of one applied before. Open a new session.
+ */
+export class SessionExpiredError extends RaftError {
+  override readonly name = 'SessionExpiredError';
+  readonly code = 'UNRDF_RAFT_SESSION_EXPIRED';
+  constructor(options?: ErrorOptions) {
+    super('The client session expired (or did not start at sequence 1); start a new client id at sequence 1.', options);
+  }
+}
+
+const SESSION_EXPIRED: unique symbol = Symbol('session expired');
+
 /** The outcome of a proposal is unknown after the timeout: retry with the same session. */
 export class ProposalTimeoutError extends RaftError {
   override readonly name = 'ProposalTimeoutError';
@@ -86,6 +100,11 @@ const RaftNodeOptionsSchema = z.object({
   /** The election timeout is drawn from [electionMs, 2 * electionMs). */
   electionMs: z.number().int().positive().optional(),
   proposalTimeoutMs: z.number().int().positive().optional(),
+  /**
+   * Client sessions kept (least recently used evicted first; default 100,000). A client must
+   * start at sequence 1; one whose session was evicted gets SessionExpiredError.
+   */
+  maxSessions: z.number().int().positive().optional(),
   /** Take a snapshot and compact the log every this many applied entries (default 10,000). */
   snapshotEvery: z.number().int().positive().optional(),
   /** Called after every role or leader change (for logs and metrics). */
@@ -225,6 +244,7 @@ export class RaftNode implements AsyncDisposable {
       | ((state: { role: Role; term: number; leader: NodeId | undefined }) => void)
       | undefined,
     private readonly snapshotEvery: number,
+    private readonly maxSessions: number,
   ) {}
 
   /** @internal restores the state machine and sessions from a snapshot image. */
@@ -504,9 +524,20 @@ export class RaftNode implements AsyncDisposable {
         const known = this.sessions.get(session.clientId);
         if (known !== undefined && session.sequence <= known.sequence) {
           result = known.result;
+        } else if (known === undefined && session.sequence !== 1) {
+          // Unknown client past its first request: its session expired, and a retry could be a
+          // duplicate, so refuse instead of applying (thesis §6.3).
+          result = SESSION_EXPIRED;
         } else {
           result = this.stateMachine.apply(command, entry.index);
+          // Re-insert so the Map's order is least recently used first; every replica
+          // evicts the same sessions because it applies the same log (deterministic).
+          this.sessions.delete(session.clientId);
           this.sessions.set(session.clientId, { sequence: session.sequence, result });
+          if (this.sessions.size > this.maxSessions) {
+            const oldest = this.sessions.keys().next().value as string;
+            this.sessions.delete(oldest);
+          }
         }
       }
     }
@@ -514,8 +545,9 @@ export class RaftNode implements AsyncDisposable {
     if (pending === undefined) return;
     this.pending.delete(entry.index);
     clearTimeout(pending.timer);
-    if (pending.term === entry.term) pending.resolve(result);
-    else pending.reject(new ProposalDroppedError());
+    if (pending.term !== entry.term) pending.reject(new ProposalDroppedError());
+    else if (result === SESSION_EXPIRED) pending.reject(new SessionExpiredError());
+    else pending.resolve(result);
   }
 
   /** Answers every in-flight proposal at once instead of letting clients wait for the timeout. */
@@ -578,6 +610,7 @@ export async function openRaftNode(options: RaftNodeOptions): Promise<RaftNode> 
     o.proposalTimeoutMs ?? DEFAULT_PROPOSAL_TIMEOUT_MS,
     o.onStateChange,
     o.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY,
+    o.maxSessions ?? 100_000,
   );
   for (const [id, address] of Object.entries(o.members)) node.addresses.set(id, address);
   if (stored.snapshot !== undefined) node.restoreImage(stored.snapshot.index, stored.snapshot.data);

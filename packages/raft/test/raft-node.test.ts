@@ -1,9 +1,9 @@
 import { freePort, tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { NotLeaderError } from '../src/errors.js';
-import { openRaftNode, type RaftNode } from '../src/raft-node.js';
+import { openRaftNode, type RaftNode, SessionExpiredError } from '../src/raft-node.js';
 
-async function inProcessCluster(dir: string, snapshotEvery?: number) {
+async function inProcessCluster(dir: string, snapshotEvery?: number, maxSessions?: number) {
   const members: Record<string, { host: string; port: number }> = {};
   for (const id of ['n1', 'n2', 'n3']) members[id] = { host: '127.0.0.1', port: await freePort() };
   const applied = new Map<string, string[]>();
@@ -20,6 +20,7 @@ async function inProcessCluster(dir: string, snapshotEvery?: number) {
       electionMs: 200,
       seed: id.charCodeAt(1),
       ...(snapshotEvery === undefined ? {} : { snapshotEvery }),
+      ...(maxSessions === undefined ? {} : { maxSessions }),
       stateMachine: {
         apply(command) {
           const list = applied.get(id) as string[];
@@ -57,6 +58,28 @@ describe('RaftNode', () => {
       expect(retry).toBe(first);
       expect(next).toBe(2);
       expect(cluster.applied.get(cluster.leader.id)).toEqual(['set x 1', 'set x 2']);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('expires the least recently used session and refuses its later requests rather than risk a duplicate', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path, undefined, 2);
+    try {
+      const leader = cluster.leader;
+      await leader.propose(bytes('a1'), { clientId: 'a', sequence: 1 });
+      await leader.propose(bytes('b1'), { clientId: 'b', sequence: 1 });
+      await leader.propose(bytes('a2'), { clientId: 'a', sequence: 2 });
+      await leader.propose(bytes('c1'), { clientId: 'c', sequence: 1 }); // evicts b, the least recently used
+      await expect(leader.propose(bytes('b2'), { clientId: 'b', sequence: 2 })).rejects.toBeInstanceOf(
+        SessionExpiredError,
+      );
+      await expect(leader.propose(bytes('z5'), { clientId: 'z', sequence: 5 })).rejects.toBeInstanceOf(
+        SessionExpiredError,
+      );
+      await leader.propose(bytes('a3'), { clientId: 'a', sequence: 3 });
+      expect(cluster.applied.get(leader.id)).toEqual(['a1', 'b1', 'a2', 'c1', 'a3']);
     } finally {
       await cluster.close();
     }
