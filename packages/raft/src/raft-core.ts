@@ -310,8 +310,18 @@ export class RaftCore {
     if (this.leadTransferee !== undefined) throw new LeadershipTransferError(this.leadTransferee);
     const entry: Entry = { index: this.log.lastIndex() + 1, term: this.term, data };
     this.appendEntry(entry);
-    this.broadcastAppend();
+    // Proposals made before the host next takes a Ready share one append per follower
+    // (etcd batches MsgProp the same way): fewer messages, fsyncs and acknowledgements.
+    this.broadcastPending = true;
     return { index: entry.index, term: entry.term };
+  }
+
+  private broadcastPending = false;
+
+  private flushBroadcast(): void {
+    if (!this.broadcastPending) return;
+    this.broadcastPending = false;
+    if (this.role === 'leader') this.broadcastAppend();
   }
 
   /** Starts an election now (as if the election timeout had fired). */
@@ -468,6 +478,7 @@ export class RaftCore {
   /** Whether {@link ready} has anything for the host. */
   hasReady(): boolean {
     if (this.readyOutstanding) return false;
+    if (this.broadcastPending && this.role === 'leader') return true;
     const soft = this.reportedSoftState;
     if (soft.leader !== this.leader || soft.role !== this.role) return true;
     if (this.hardStateChanged()) return true;
@@ -482,6 +493,7 @@ export class RaftCore {
    */
   ready(): Ready {
     if (this.readyOutstanding) throw new RaftUsageError('advance() the previous Ready before taking another');
+    this.flushBroadcast();
     this.readyOutstanding = true;
     const softChanged = this.reportedSoftState.leader !== this.leader || this.reportedSoftState.role !== this.role;
     const softState: SoftState | undefined = softChanged ? { leader: this.leader, role: this.role } : undefined;
@@ -621,6 +633,7 @@ export class RaftCore {
     this.leadTransferee = undefined;
     this.votes.clear();
     this.progress.clear();
+    this.broadcastPending = false;
     this.pendingReads = [];
     this.deferredReads = [];
     const next = this.log.lastIndex() + 1;
