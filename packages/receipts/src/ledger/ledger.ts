@@ -15,7 +15,7 @@
  *   and the checkpoint commit or roll back together. Nothing is durable until the caller
  *   commits; after a rollback the ledger re-reads its state, nothing is cached across calls.
  */
-import { closeSync, fdatasync, fstatSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { z } from 'zod';
@@ -282,7 +282,7 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
       // checkpoints: under OFF one would copy the WAL into an unsynced database and then
       // restart the WAL, losing what the copy had not yet put on disk. The ledger
       // checkpoints under FULL instead (syncCheckpoint).
-      db.exec('PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0;');
+      db.exec(`PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=${2 * checkpointBytes};`);
       // 'a' creates the WAL if SQLite has not yet (SQLite opens the same file); the
       // directory is synced once so the WAL's name survives a power cut too.
       walFd = openSync(`${resolved.path as string}-wal`, 'a');
@@ -302,22 +302,45 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
       closeSync(walFd);
       walFd = undefined;
     }
+    if (shmFd !== undefined) {
+      closeSync(shmFd);
+      shmFd = undefined;
+    }
     if (!ownsDatabase || !db.isOpen) return;
     if (syncAfterCommit) db.exec('PRAGMA synchronous=FULL');
     db.close();
   };
   /**
-   * Copies the WAL into the database and truncates it, under synchronous=FULL so SQLite
-   * syncs the WAL, then the database, before cutting the WAL: afterwards everything
-   * committed is on disk (https://sqlite.org/pragma.html#pragma_wal_checkpoint).
+   * Copies the WAL into the database and restarts it, under synchronous=FULL so SQLite
+   * syncs the WAL, then the database, before the next writer starts the WAL over:
+   * afterwards everything committed is on disk
+   * (https://sqlite.org/pragma.html#pragma_wal_checkpoint). RESTART, not TRUNCATE: the
+   * WAL keeps its blocks and new frames overwrite them, so the fdatasync after each
+   * COMMIT flushes data only; on a WAL that grows, every fdatasync also commits the
+   * file's new size to the filesystem journal (measured here: P99 at 1,000/s three to
+   * ten times worse).
    */
   const syncCheckpoint = (): void => {
     db.exec('PRAGMA synchronous=FULL');
     try {
-      db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+      db.exec('PRAGMA wal_checkpoint(RESTART)');
     } finally {
       db.exec('PRAGMA synchronous=OFF');
     }
+  };
+  /**
+   * Bytes of WAL in use: mxFrame, the last valid frame, from the wal-index header that
+   * SQLite keeps in the -shm file (https://sqlite.org/walformat.html §2.1: a native
+   * byte-order u32 at offset 16), times the frame size (page + 24-byte frame header).
+   * The WAL file's own size says nothing once frames overwrite a restarted WAL.
+   */
+  let shmFd: number | undefined;
+  const frameBytes = Number(db.prepare('PRAGMA page_size').get()?.page_size ?? 4096) + 24;
+  const mxFrame = new Uint32Array(1);
+  const walBytesInUse = (): number => {
+    if (shmFd === undefined) return 0;
+    const read = readSync(shmFd, new Uint8Array(mxFrame.buffer), 0, 4, 16);
+    return read === 4 ? 32 + (mxFrame[0] as number) * frameBytes : 0;
   };
   const prepareSchema = () => {
     db.exec(SCHEMA);
@@ -463,7 +486,10 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     checkIntegrity();
     // What an earlier run committed may still sit unsynced in the OS: put it on disk
     // before serving any of it as durable.
-    if (syncAfterCommit) syncCheckpoint();
+    if (syncAfterCommit) {
+      syncCheckpoint();
+      shmFd = openSync(`${resolved.path as string}-shm`, 'r'); // exists: the schema step opened the WAL
+    }
   } catch (error) {
     closeOwned();
     throw error instanceof LedgerError
@@ -565,7 +591,7 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
       if (error) failSync(error);
       else {
         releaseUpTo(covers);
-        if (walFd !== undefined && fstatSync(walFd).size > checkpointBytes) {
+        if (walBytesInUse() > checkpointBytes) {
           try {
             syncCheckpoint();
           } catch {
