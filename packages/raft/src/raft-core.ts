@@ -795,7 +795,16 @@ export class RaftCore {
         (m.type === 'preVote' && m.term > this.term);
     // Raft §5.4.1: grant only to a candidate whose log is at least as up to date.
     const upToDate = this.bugs.has('no-up-to-date-check') || this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
-    if (canVote && upToDate) {
+    // Two pre-candidates that started together would each grant the other, both become
+    // candidates and split the vote (costing a whole election timeout). A pre-candidate
+    // grants a rival only if the rival ranks higher (longer log, then id): pre-votes bind
+    // nobody, so this changes liveness only, never safety.
+    const yields =
+      m.type !== 'preVote' ||
+      this.role !== 'preCandidate' ||
+      m.term !== this.term + 1 ||
+      this.ranksBelow(m.from, m.lastLogIndex, m.lastLogTerm);
+    if (canVote && upToDate && yields) {
       this.send({ type: responseType, from: this.id, to: m.from, term: m.term, granted: true });
       if (m.type === 'vote') {
         this.electionElapsed = 0;
@@ -804,6 +813,15 @@ export class RaftCore {
     } else {
       this.send({ type: responseType, from: this.id, to: m.from, term: this.term, granted: false });
     }
+  }
+
+  /** Whether a rival with this log outranks us for a pre-vote tie (log first, then id). */
+  private ranksBelow(rival: NodeId, lastIndex: number, lastTerm: number): boolean {
+    const myTerm = this.log.lastTerm();
+    if (lastTerm !== myTerm) return lastTerm > myTerm;
+    const myIndex = this.log.lastIndex();
+    if (lastIndex !== myIndex) return lastIndex > myIndex;
+    return rival > this.id;
   }
 
   private stepCandidate(m: Message): void {

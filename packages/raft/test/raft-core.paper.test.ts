@@ -454,6 +454,19 @@ describe('RaftCore (Raft paper §5)', () => {
       expect(net.get('n3').currentTerm).toBe(2);
     });
 
+    it('does not split the vote when both survivors campaign at the same instant', () => {
+      const net = new Network(THREE.map((id) => core(id, THREE)));
+      net.elect('n1');
+      net.crash('n1');
+      // Both draw no delay: two pre-candidates at once; only the higher-ranked one (n3) gets a grant.
+      net.get('n2').peerUnreachable('n1');
+      net.get('n3').peerUnreachable('n1');
+      net.settle();
+      expect(net.get('n3').currentRole).toBe('leader');
+      expect(net.get('n3').currentTerm).toBe(2);
+      expect(net.get('n2').currentLeader).toBe('n3');
+    });
+
     it('campaigns on the next tick when the drawn delay is one tick', () => {
       const raft = core('n3', THREE, { random: () => 0.9 });
       raft.step({ type: 'heartbeat', from: 'n1', to: 'n3', term: 1, commit: 0 });

@@ -177,9 +177,9 @@ describe('RaftNode', () => {
       extra.push(n4);
       await cluster.leader.propose(bytes('before'));
       await cluster.leader.addLearner('n4', n4Address);
-      for (let i = 0; i < 300 && n4.status().appliedIndex < cluster.leader.status().commitIndex; i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      // Promotion needs the leader to see the learner caught up (its match index, not n4's own view).
+      const caughtUp = () => (cluster.leader.status().peers.n4?.match ?? 0) >= cluster.leader.status().commitIndex;
+      for (let i = 0; i < 300 && !caughtUp(); i++) await new Promise((r) => setTimeout(r, 10));
       await cluster.leader.promoteLearner('n4');
       expect(cluster.leader.clusterConfig.voters).toEqual(['n1', 'n2', 'n3', 'n4']);
       const old = cluster.leader;
