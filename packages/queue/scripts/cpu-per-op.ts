@@ -2,18 +2,23 @@
 // wall-clock rates move with the load of other processes, CPU time per operation much
 // less. Not a test and not the benchmark (that is benchmarks/src/benches/jtbd5-throughput.ts).
 //
-//   node --conditions=@unrdf/source --import tsx packages/queue/scripts/cpu-per-op.ts [srcDir] [noop|open] [n]
+//   node --conditions=@unrdf/source --import tsx packages/queue/scripts/cpu-per-op.ts [srcDir] [noop|open] [n] [rate]
 //
 // `srcDir` (default ../src) lets two copies of the source be compared in one session.
 // `noop`: enqueue, claim, complete with no-op handlers, at most 5,000 outstanding.
-// `open`: 9,000 arrivals/s for n/9000 s with 100 ms handlers (the benchmark's extreme profile).
+// `open`: `rate` (default 9,000) arrivals/s for n/rate s with 100 ms handlers (the benchmark's
+// extreme profile); also prints the queue wait from the intended arrival (P50/P99/max, ms).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const [srcArg = new URL('../src', import.meta.url).pathname, mode = 'noop', nArg = '60000'] = process.argv.slice(2);
+const [srcArg = new URL('../src', import.meta.url).pathname, mode = 'noop', nArg = '60000', rateArg = '9000'] =
+  process.argv.slice(2);
 const total = Number(nArg);
+const rate = Number(rateArg);
+const waits: number[] = [];
+let t0 = 0;
 const { openQueue } = (await import(join(resolve(srcArg), 'index.ts'))) as typeof import('../src/index.js');
 const dir = mkdtempSync(join(tmpdir(), 'queue-cpu-'));
 let completed = 0;
@@ -23,7 +28,13 @@ const queue = await openQueue({
   concurrency: 1000,
   types: {
     noop: { handler: () => null },
-    work: { handler: () => sleep(100), timeoutMs: 30_000 },
+    work: {
+      handler: (i: number) => {
+        waits.push(performance.now() - (t0 + (i * 1000) / rate));
+        return sleep(100);
+      },
+      timeoutMs: 30_000,
+    },
   },
 });
 queue.onEvent((event) => {
@@ -35,7 +46,7 @@ queue.onEvent((event) => {
   }
 });
 const cpu0 = process.cpuUsage();
-const t0 = performance.now();
+t0 = performance.now();
 if (mode === 'noop') {
   for (let i = 0; i < total; i++) {
     while (i - completed >= 5000) await new Promise<void>((r) => (wake = r));
@@ -43,7 +54,6 @@ if (mode === 'noop') {
     if (i % 256 === 0) await new Promise<void>((r) => setImmediate(r));
   }
 } else {
-  const rate = 9000;
   for (let i = 0; i < total; ) {
     const due = Math.floor(((performance.now() - t0) * rate) / 1000);
     for (; i < Math.min(due, total); i++) void queue.enqueue('work', i);
@@ -65,5 +75,13 @@ console.log(
     cpuUsPerOp: Number(us.toFixed(1)),
     userUsPerOp: Number((cpu.user / total).toFixed(1)),
     sysUsPerOp: Number((cpu.system / total).toFixed(1)),
+    ...(mode === 'open' ? waitPercentiles() : {}),
   }),
 );
+
+function waitPercentiles() {
+  const sorted = waits.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Number((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0).toFixed(1));
+  return { rate, waitP50: at(0.5), waitP99: at(0.99), waitMax: at(1 - 1e-9) };
+}

@@ -1,4 +1,6 @@
-import { closeSync, fdatasync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, openSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import type { Command, CommandKind, CommandOf, ResultOf } from './commands.js';
 import { QueueClosedError, QueueError } from './errors.js';
 import type { CommittedBatch, StateMachine } from './state-machine.js';
@@ -61,6 +63,134 @@ export class StoreSyncError extends QueueError {
 
 /** fsyncs running at once; libuv's thread pool has 4 threads by default, shared with all fs work. */
 const MAX_SYNCS_IN_FLIGHT = 2;
+/** Background checkpoint passes before the event loop finishes the remainder itself. */
+const MAX_BACKGROUND_PASSES = 3;
+/** How long a background pass may take before the event loop checkpoints itself. */
+const PASS_TIMEOUT_MS = 1000;
+/** WAL bytes not yet in the database small enough for the event loop to checkpoint. */
+const REMAINDER_BYTES = 256 * 1024;
+
+/**
+ * Frames in the WAL since it last started over: `mxFrame` of the wal-index header at the
+ * start of the -shm file (https://sqlite.org/walformat.html#the_wal_index_file_format:
+ * a u32 at offset 16, in the machine's byte order). Read between transactions of the
+ * only writer, so it is current. Undefined if the file cannot be read.
+ */
+class WalFrames {
+  readonly #path: string;
+  readonly #buffer = Buffer.alloc(4);
+  #fd: number | undefined;
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  read(): number | undefined {
+    try {
+      this.#fd ??= openSync(this.#path, 'r');
+      if (readSync(this.#fd, this.#buffer, 0, 4, 16) !== 4) return undefined;
+      return endianness() === 'LE' ? this.#buffer.readUInt32LE(0) : this.#buffer.readUInt32BE(0);
+    } catch {
+      return undefined;
+    }
+  }
+
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+}
+
+// The worker's whole program (CommonJS, evaluated: nothing to resolve in src or dist).
+// Its own connection runs PASSIVE checkpoints under synchronous=FULL: the WAL is synced,
+// frames are copied into the database, the database is synced, and only then does SQLite
+// record them as backfilled (https://sqlite.org/c3ref/wal_checkpoint_v2.html). PASSIVE
+// takes no writer lock, so the queue's writer goes on committing meanwhile.
+const CHECKPOINTER_SOURCE = `
+const { DatabaseSync } = require('node:sqlite');
+const { parentPort, workerData } = require('node:worker_threads');
+const db = new DatabaseSync(workerData.path);
+db.exec('PRAGMA synchronous = FULL');
+db.exec('PRAGMA busy_timeout = 5000');
+const pass = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+parentPort.on('message', () => {
+  try {
+    const row = pass.get();
+    parentPort.postMessage({ ok: true, busy: row.busy, log: row.log, checkpointed: row.checkpointed });
+  } catch (error) {
+    parentPort.postMessage({ ok: false, message: String(error && error.message) });
+  }
+});
+`;
+
+interface PassResult {
+  readonly ok: boolean;
+  readonly busy?: number;
+  readonly log?: number;
+  readonly checkpointed?: number;
+}
+
+/**
+ * Copies the WAL into the database on a worker thread, so that the event loop only
+ * has to checkpoint what was committed during the copy (a few hundred KiB instead of
+ * megabytes: milliseconds instead of tens of milliseconds without handlers running).
+ */
+class BackgroundCheckpointer {
+  readonly #worker: Worker;
+  #reply: ((result: PassResult) => void) | undefined;
+  #broken = false;
+  // Until the worker runs (tens of milliseconds after open, more on a busy machine), the
+  // event loop checkpoints itself.
+  #online = false;
+
+  constructor(path: string) {
+    // execArgv [] : the program needs no loader hooks of the parent (tsx would slow its start).
+    this.#worker = new Worker(CHECKPOINTER_SOURCE, { eval: true, workerData: { path }, execArgv: [] });
+    this.#worker.unref();
+    this.#worker.on('online', () => {
+      this.#online = true;
+    });
+    this.#worker.on('message', (result: PassResult) => this.#settle(result));
+    this.#worker.on('error', () => {
+      this.#broken = true;
+      this.#settle({ ok: false });
+    });
+    this.#worker.on('exit', () => {
+      this.#broken = true;
+      this.#settle({ ok: false });
+    });
+  }
+
+  #settle(result: PassResult): void {
+    const reply = this.#reply;
+    this.#reply = undefined;
+    reply?.(result);
+  }
+
+  /** One PASSIVE pass; resolves `{ ok: false }` if the worker cannot (the caller then checkpoints itself). */
+  pass(): Promise<PassResult> {
+    if (this.#broken || !this.#online || this.#reply !== undefined) return Promise.resolve({ ok: false });
+    // Referenced while a pass runs (an awaited reply keeps the process alive), not while idle.
+    this.#worker.ref();
+    return new Promise((resolve) => {
+      // A worker slow to answer (starting, or starved of CPU) must not let the WAL grow:
+      // after PASS_TIMEOUT_MS the event loop checkpoints itself (its late answer is dropped).
+      const timer = setTimeout(() => this.#settle({ ok: false }), PASS_TIMEOUT_MS);
+      this.#reply = (result) => {
+        clearTimeout(timer);
+        this.#worker.unref();
+        resolve(result);
+      };
+      this.#worker.postMessage(null);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#broken = true;
+    this.#worker.ref();
+    await this.#worker.terminate();
+  }
+}
 
 interface Waiter {
   resolve(result: unknown): void;
@@ -101,6 +231,21 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     // 'a' creates the WAL if SQLite has not yet; the descriptor is only ever fsynced.
     walFd = openSync(stateMachine.walPath, 'a');
   }
+  const checkpointer =
+    walFd !== undefined && stateMachine.walPath !== undefined
+      ? new BackgroundCheckpointer(stateMachine.walPath.slice(0, -'-wal'.length))
+      : undefined;
+  let checkpointing = false;
+  const frameBytes = checkpointer
+    ? 24 + Number((stateMachine.db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size)
+    : 0;
+  const walFrames =
+    stateMachine.walPath === undefined ? undefined : new WalFrames(`${stateMachine.walPath.slice(0, -4)}-shm`);
+  /** Bytes of WAL frames written since the WAL last started over (the file itself is reused, not shrunk). */
+  const walBytes = (fd: number): number => {
+    const frames = walFrames?.read();
+    return frames === undefined || frameBytes === 0 ? fstatSync(fd).size : 32 + frames * frameBytes;
+  };
   let commands: Command[] = [];
   let waiters: Waiter[] = [];
   let scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
@@ -153,23 +298,43 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
           released++;
         }
         if (released > 0) awaitingSync = awaitingSync.slice(released);
-        if (walFd !== undefined && fstatSync(walFd).size > checkpointBytes) {
-          try {
-            // Under synchronous=FULL: syncs the WAL, copies it into the database, syncs
-            // that, truncates the WAL. Everything committed so far is then durable.
-            stateMachine.checkpoint();
-            for (const pending of awaitingSync) release(pending);
-            awaitingSync = [];
-          } catch {
-            // A busy reader can block a checkpoint; the next one catches up.
-          }
-        }
+        if (walFd !== undefined && !checkpointing && walBytes(walFd) > checkpointBytes) void checkpoint();
       }
       startSync();
       if (syncsInFlight === 0 && (awaitingSync.length === 0 || failure !== undefined)) onSynced?.();
     });
   };
   let lastSyncStartedFor = 0;
+
+  // Keeps the WAL bounded: worker passes copy the bulk while commits go on, then the
+  // event loop checkpoints the small remainder and truncates the WAL.
+  const checkpoint = async (): Promise<void> => {
+    checkpointing = true;
+    try {
+      for (let i = 0; checkpointer !== undefined && i < MAX_BACKGROUND_PASSES; i++) {
+        const result = await checkpointer.pass();
+        if (!result.ok || walFd === undefined || failure !== undefined) break;
+        // The WAL (truncated at every checkpoint, so its size counts its frames) is a
+        // 32-byte header and frames of a 24-byte header and a page
+        // (https://sqlite.org/fileformat2.html#walformat); what is not backfilled is left.
+        const remainder = walBytes(walFd) - 32 - (result.checkpointed ?? 0) * frameBytes;
+        if (remainder <= Math.min(REMAINDER_BYTES, checkpointBytes / 4)) break;
+      }
+      if (walFd === undefined || failure !== undefined) return;
+      // Under synchronous=FULL: syncs the WAL, copies what is left into the database and
+      // syncs that. Everything committed so far is then durable, and the next commit
+      // starts the WAL over at its beginning, reusing the file: truncating it instead
+      // costs tens of milliseconds on ext4 (mounted with discard here), all on the event
+      // loop. The maintenance tick still truncates it (bounded disk use when idle).
+      stateMachine.checkpoint(checkpointer === undefined ? 'truncate' : 'passive');
+      for (const pending of awaitingSync) release(pending);
+      awaitingSync = [];
+    } catch {
+      // A busy reader can block a checkpoint; the next one catches up.
+    } finally {
+      checkpointing = false;
+    }
+  };
 
   const flush = (): void => {
     if (scheduled !== undefined) {
@@ -235,6 +400,9 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
         });
         onSynced = undefined;
       }
+      while (checkpointing) await new Promise((resolve) => setImmediate(resolve));
+      await checkpointer?.close();
+      walFrames?.close();
       if (walFd !== undefined) {
         closeSync(walFd);
         walFd = undefined;

@@ -117,8 +117,13 @@ export interface StateMachine {
   countByState(): Record<OperationState, number>;
   /** The current boot epoch (0 before the first boot command). */
   epoch(): number;
-  /** Moves the WAL into the database (fsyncing both) and truncates it: bounded disk use. */
-  checkpoint(): void;
+  /**
+   * Moves the WAL into the database, fsyncing both. `truncate` (default) then cuts the
+   * WAL file to zero bytes (bounded disk use; slow on some file systems); `passive`
+   * leaves the file, and the next write transaction starts the WAL over from its
+   * beginning if every frame was moved.
+   */
+  checkpoint(mode?: 'truncate' | 'passive'): void;
   /** The path of the WAL file (for a caller that fsyncs it). */
   readonly walPath: string | undefined;
   close(): void;
@@ -650,14 +655,14 @@ class SqliteStateMachine implements StateMachine {
     return (this.#stmt('epoch').get() as { value: number }).value;
   }
 
-  checkpoint(): void {
+  checkpoint(mode: 'truncate' | 'passive' = 'truncate'): void {
     // TRUNCATE: copy every WAL frame into the database, then cut the WAL to zero bytes
     // (https://sqlite.org/pragma.html#pragma_wal_checkpoint).
     // With synchronous=OFF a checkpoint would not fsync the database before the WAL
     // restarts; run it under FULL so WAL and database are both on disk first.
     if (this.#synchronous === 'off') this.db.exec('PRAGMA synchronous = FULL');
     try {
-      this.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+      this.db.exec(mode === 'truncate' ? 'PRAGMA wal_checkpoint(TRUNCATE)' : 'PRAGMA wal_checkpoint(PASSIVE)');
     } finally {
       if (this.#synchronous === 'off') this.db.exec('PRAGMA synchronous = OFF');
     }
