@@ -115,6 +115,103 @@ export const ReceiptSchema = z.discriminatedUnion('type', [
 ]);
 export type Receipt = z.infer<typeof ReceiptSchema>;
 
+const HEX32 = /^[0-9a-f]{64}$/;
+const OPERATION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const NODE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const ERROR_CODE = /^[A-Z0-9_]{1,128}$/;
+const ORIGIN = /^[^\s+][^\n+]*$/u;
+const SINGLE_KEYS = 15;
+const isPlain = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+const isInt = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max;
+const isHex32 = (v: unknown): v is string => typeof v === 'string' && v.length === 64 && HEX32.test(v);
+const isText = (v: unknown, max: number): v is string =>
+  typeof v === 'string' && v.length >= 1 && v.length <= max && v.isWellFormed();
+
+/**
+ * Internal: a fast path for {@link ReceiptSchema} on the verifier's hot path. It accepts
+ * only plain objects (what JSON.parse makes) that the schema accepts too, and returns a
+ * fresh copy read field by field once, as zod would; anything else (including what the
+ * schema might accept in a form this path does not recognise) gives undefined, and the
+ * caller falls back to the schema. So it can change how fast an answer comes, never the
+ * answer: a property test checks it against the schema on valid and mutated receipts.
+ */
+export function readValidReceipt(value: unknown): Receipt | undefined {
+  if (!isPlain(value)) return undefined;
+  const type = value.type;
+  const batch = type === 'batch';
+  if (!batch && type !== 'create' && type !== 'update' && type !== 'delete') return undefined;
+  let keys = 0;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) return undefined;
+    keys++;
+  }
+  if (keys !== (batch ? SINGLE_KEYS + 1 : SINGLE_KEYS)) return undefined;
+  const {
+    format,
+    origin,
+    leafIndex,
+    previousReceiptHash,
+    operationId,
+    subject,
+    inputDigest,
+    outputDigest,
+    outcome,
+    attempt,
+    submittedAt,
+    startedAt,
+    finishedAt,
+    nodeId,
+  } = value;
+  if (format !== RECEIPT_FORMAT) return undefined;
+  if (!isText(origin, 256) || !ORIGIN.test(origin)) return undefined;
+  if (!isInt(leafIndex, 0, Number.MAX_SAFE_INTEGER)) return undefined;
+  if (previousReceiptHash === null ? leafIndex !== 0 : leafIndex === 0 || !isHex32(previousReceiptHash)) {
+    return undefined;
+  }
+  if (typeof operationId !== 'string' || !OPERATION_ID.test(operationId)) return undefined;
+  if (!isText(subject, 1024) || !isHex32(inputDigest)) return undefined;
+  if (outputDigest !== null && !isHex32(outputDigest)) return undefined;
+  if (!isInt(attempt, 1, 1_000_000)) return undefined;
+  if (!isInt(submittedAt, 0, Number.MAX_SAFE_INTEGER) || !isInt(startedAt, 0, Number.MAX_SAFE_INTEGER))
+    return undefined;
+  if (!isInt(finishedAt, 0, Number.MAX_SAFE_INTEGER)) return undefined;
+  if (!(submittedAt <= startedAt && startedAt <= finishedAt)) return undefined;
+  if (typeof nodeId !== 'string' || !NODE_ID.test(nodeId)) return undefined;
+  if (!isPlain(outcome)) return undefined;
+  let copiedOutcome: Receipt['outcome'];
+  const status = outcome.status;
+  if (status === 'succeeded' && Object.keys(outcome).length === 1) copiedOutcome = { status };
+  else if (status === 'failed' && Object.keys(outcome).length === 2) {
+    const errorCode = outcome.errorCode;
+    if (typeof errorCode !== 'string' || !ERROR_CODE.test(errorCode)) return undefined;
+    copiedOutcome = { status, errorCode };
+  } else return undefined;
+  const common = {
+    format,
+    origin,
+    leafIndex,
+    previousReceiptHash: previousReceiptHash as string | null,
+    operationId,
+    subject,
+    inputDigest,
+    outputDigest: outputDigest as string | null,
+    outcome: copiedOutcome,
+    attempt,
+    submittedAt,
+    startedAt,
+    finishedAt,
+    nodeId,
+  } as const;
+  if (!batch) return { ...common, type };
+  const members = value.members;
+  if (!isPlain(members) || Object.keys(members).length !== 2) return undefined;
+  const { count, root } = members;
+  if (!isInt(count, 1, 1_000_000) || !isHex32(root)) return undefined;
+  return { ...common, type, members: { count, root } };
+}
+
 /** Where a receipt sits: assigned by the ledger. */
 export interface LedgerPosition {
   readonly origin: string;

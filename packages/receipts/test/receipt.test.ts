@@ -16,7 +16,13 @@ import {
   receiptLeafHash,
   verifyBatchMember,
 } from '../src/index.js';
-import { canonicalMemberText, canonicalText, validatedLeafHash } from '../src/receipt.js';
+import {
+  canonicalMemberText,
+  canonicalText,
+  ReceiptSchema,
+  readValidReceipt,
+  validatedLeafHash,
+} from '../src/receipt.js';
 import { bodyFor } from './fixtures.js';
 
 const origin = 'example.com/ledger';
@@ -199,6 +205,39 @@ describe('canonicalText (internal fast path)', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('readValidReceipt accepts only what ReceiptSchema accepts, with the same data', () => {
+    const keys = [...Object.keys(first), 'members', 'extra'];
+    const mutation = fc.record({
+      key: fc.constantFrom(...keys),
+      action: fc.constantFrom('set', 'delete', 'nest'),
+      value: fc.oneof(fc.jsonValue(), fc.constantFrom(0, -1, 1.5, 2 ** 53, '', 'a'.repeat(65), null, '\ud800')),
+    });
+    fc.assert(
+      fc.property(arbReceipt, fc.array(mutation, { maxLength: 3 }), (valid, mutations) => {
+        const candidate: Record<string, unknown> = JSON.parse(JSON.stringify(valid));
+        for (const m of mutations) {
+          if (m.action === 'delete') delete candidate[m.key];
+          else if (m.action === 'set') candidate[m.key] = m.value;
+          else {
+            const inner = candidate[m.key === 'members' ? 'members' : 'outcome'] as Record<string, unknown>;
+            if (inner && typeof inner === 'object') inner[m.key] = m.value;
+          }
+        }
+        const fast = readValidReceipt(candidate);
+        const parsed = ReceiptSchema.safeParse(candidate);
+        if (mutations.length === 0) expect(fast).toEqual(parsed.data);
+        if (fast !== undefined) {
+          expect(parsed.success).toBe(true);
+          expect(fast).toEqual(parsed.data);
+        }
+      }),
+      { numRuns: 1500 },
+    );
+    // Only plain objects take the fast path; the schema decides everything else.
+    expect(readValidReceipt(Object.assign(Object.create({ inherited: 1 }), first))).toBeUndefined();
+    expect(readValidReceipt(JSON.stringify(first))).toBeUndefined();
   });
 });
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { platformTree } from '../src/internal/sha256.js';
 import { createVerifiedNodes, verifyInclusionCached, verifyInclusionWith } from '../src/internal/tree.js';
 import { hashLeaf, inclusionProof, merkleRoot } from '../src/merkle.js';
-import { hex, probes } from './vectors.js';
+import { hex, probes, toHex } from './vectors.js';
 
 describe('verifyInclusionCached', () => {
   it('answers every verifier probe like RFC 9162 §2.1.3.2, cold and warm', () => {
@@ -27,6 +27,7 @@ describe('verifyInclusionCached', () => {
           const leaves = Array.from({ length: size }, (_, i) => hashLeaf(Uint8Array.of(i & 255, i >> 8, 7)));
           const root = merkleRoot(leaves);
           const cache = createVerifiedNodes(size % 2 === 0 ? 40 : 1 << 18); // small: exercises the reset
+          const hexCache = createVerifiedNodes(size % 2 === 0 ? 40 : 1 << 18); // the same, fed hex proofs
           for (const [a, b, c, mode] of queries) {
             const index = a % size;
             let proof = inclusionProof(leaves, index);
@@ -49,6 +50,21 @@ describe('verifyInclusionCached', () => {
             const leaf = leaves[index] as Uint8Array;
             const expected = verifyInclusionWith(platformTree, leaf, leafIndex, treeSize, proof, root);
             expect(verifyInclusionCached(platformTree, leaf, leafIndex, treeSize, proof, root, cache)).toBe(expected);
+            const hexProof = proof.map(toHex);
+            expect(verifyInclusionCached(platformTree, leaf, leafIndex, treeSize, hexProof, root, hexCache)).toBe(
+              expected,
+            );
+            if (expected && hexProof.length > 0) {
+              // The same proof with one element's text not strict lowercase hex: rejected,
+              // whether the element would be hashed or matched against a verified node.
+              const at = b % hexProof.length;
+              const text = hexProof[at] as string;
+              const spoiled = /[a-f]/.test(text)
+                ? text.replace(/[a-f]/, (ch) => ch.toUpperCase())
+                : `${text.slice(0, 63)}g`;
+              const args = [leaf, leafIndex, treeSize, hexProof.with(at, spoiled), root] as const;
+              expect(verifyInclusionCached(platformTree, ...args, hexCache)).toBe(false);
+            }
             if (mode === 0) expect(expected).toBe(true);
           }
         },

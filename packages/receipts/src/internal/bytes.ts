@@ -29,6 +29,17 @@ export function fromHex(hex: string): Uint8Array | undefined {
   return out;
 }
 
+/** True when `hex` is strict lowercase hex of `length` bytes (what fromHex would decode). */
+export function isLowerHex(hex: unknown, length: number): hex is string {
+  if (typeof hex !== 'string' || hex.length !== length * 2) return false;
+  for (let i = 0; i < hex.length; i += 2) {
+    const first = hex.charCodeAt(i);
+    const second = hex.charCodeAt(i + 1);
+    if ((first | second) >= 128 || (HEX_PAIR[(first << 7) | second] as number) < 0) return false;
+  }
+  return true;
+}
+
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Standard (RFC 4648 §4) padded base64. */

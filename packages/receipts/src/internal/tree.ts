@@ -3,7 +3,7 @@
  * abstract source of subtree hashes, so the in-memory functions of `merkle.ts` and the
  * SQLite ledger (which reads stored complete-subtree hashes) share one implementation.
  */
-import { bytesEqual, isHash } from './bytes.js';
+import { bytesEqual, fromHex, isHash, toHex } from './bytes.js';
 
 export type Sha256 = (data: Uint8Array) => Uint8Array;
 
@@ -209,11 +209,52 @@ export function verifyConsistencyWith(
  */
 export interface VerifiedNodes {
   readonly levels: Map<number, Uint8Array>[];
+  /** The same nodes as lowercase hex, filled as hex proofs are checked against them. */
+  readonly hexLevels: Map<number, string>[];
   count: number;
   readonly limit: number;
 }
 
-export const createVerifiedNodes = (limit = 1 << 18): VerifiedNodes => ({ levels: [], count: 0, limit });
+export const createVerifiedNodes = (limit = 1 << 18): VerifiedNodes => ({
+  levels: [],
+  hexLevels: [],
+  count: 0,
+  limit,
+});
+
+/** Proof elements as bytes, or as hex text decoded only when an element is hashed. */
+type ProofElements = readonly Uint8Array[] | readonly string[];
+
+// Hex elements are only length-checked here: each is then either decoded (fromHex is
+// strict) or matched, as text, against the hex of a verified node, so a `true` answer
+// implies every element was valid lowercase hex, without a separate pass over the text.
+const isProofElements = (proof: unknown): proof is ProofElements =>
+  Array.isArray(proof) &&
+  (proof.every(isHash) || proof.every((element: unknown) => typeof element === 'string' && element.length === 64));
+
+const elementAt = (proof: ProofElements, i: number): Uint8Array | undefined => {
+  const element = proof[i];
+  return typeof element === 'string' ? fromHex(element) : element;
+};
+
+/** Proof element i equals verified node (l, k), compared as text for a hex proof. */
+const elementEquals = (proof: ProofElements, i: number, cache: VerifiedNodes, l: number, k: number): boolean => {
+  const element = proof[i];
+  const node = cache.levels[l]?.get(k);
+  if (element === undefined || node === undefined) return false;
+  if (typeof element !== 'string') return bytesEqual(element, node);
+  let hexOfLevel = cache.hexLevels[l];
+  if (!hexOfLevel) {
+    hexOfLevel = new Map();
+    cache.hexLevels[l] = hexOfLevel;
+  }
+  let hex = hexOfLevel.get(k);
+  if (hex === undefined) {
+    hex = toHex(node);
+    hexOfLevel.set(k, hex);
+  }
+  return hex === element; // equal text is valid hex: `hex` is
+};
 
 /**
  * RFC 9162 §2.1.3.2 inclusion verification in its inner/border form (as transparency-dev
@@ -221,6 +262,8 @@ export const createVerifiedNodes = (limit = 1 << 18): VerifiedNodes => ({ levels
  * verified node and every remaining proof element equals the verified sibling at its
  * position, the proof is exactly the honest proof and hashing can stop. The answer is
  * the same as without the cache (a test proves it); only the number of hashes changes.
+ * The proof may be 32-byte hashes or their lowercase hex: hex elements are decoded only
+ * when hashed, and compared against verified nodes as text, without decoding.
  */
 export function verifyInclusionCached(
   hasher: TreeHasher,
@@ -231,51 +274,35 @@ export function verifyInclusionCached(
   root: unknown,
   cache: VerifiedNodes | undefined,
 ): boolean {
-  if (!isHash(leafHash) || !isHash(root) || !isSize(index) || !isSize(size) || !isProof(proof)) return false;
+  if (!isHash(leafHash) || !isHash(root) || !isSize(index) || !isSize(size) || !isProofElements(proof)) return false;
   if (index >= size) return false;
   const inner = innerLength(index, size - 1);
   let border = 0;
   for (let v = Math.floor(index / 2 ** inner); v > 0; v = Math.floor(v / 2)) border += v % 2;
   if (proof.length !== inner + border) return false;
 
-  // Every node the path computes and every sibling it consumes, as [level, index, hash],
-  // to remember once the path is proven to reach the root.
-  const computed: [number, number, Uint8Array][] = [];
+  // Every node the path computes and every sibling it consumes, as flat (level, index,
+  // hash, hex or undefined) quadruples, to remember once the path is proven to reach the root.
+  const computed: (number | Uint8Array | string | undefined)[] = [];
   let r = leafHash;
   let level = 0;
   let k = index;
   let used = 0;
-  const known = (l: number, i: number) => cache?.levels[l]?.get(i);
-  /** True when proof[used..] are exactly the verified siblings along the rest of the path. */
-  const restIsVerified = (l0: number, k0: number, from: number): boolean => {
-    let l = l0;
-    let i = k0;
-    let p = from;
-    while (l < inner || i > 0) {
-      if (l < inner || i % 2 === 1) {
-        const sibling = known(l, l < inner ? (i % 2 === 1 ? i - 1 : i + 1) : i - 1);
-        const element = proof[p++];
-        if (!sibling || !element || !bytesEqual(sibling, element)) return false;
-      }
-      i = Math.floor(i / 2);
-      l++;
-    }
-    return p === proof.length;
-  };
   while (level < inner || k > 0) {
     if (level < inner || k % 2 === 1) {
-      const p = proof[used++] as Uint8Array;
+      const p = elementAt(proof, used++);
+      if (!p) return false;
       const siblingIndex = level < inner ? (k % 2 === 1 ? k - 1 : k + 1) : k - 1;
       r = k % 2 === 1 ? hasher.children(p, r) : hasher.children(r, p);
-      computed.push([level, siblingIndex, p]);
+      computed.push(level, siblingIndex, p, proof[used - 1] as Uint8Array | string);
     }
     k = Math.floor(k / 2);
     level++;
-    computed.push([level, k, r]);
-    const verified = known(level, k);
+    computed.push(level, k, r, undefined);
+    const verified = cache?.levels[level]?.get(k);
     if (verified) {
       if (!bytesEqual(verified, r)) return false; // a verified node of this tree differs: no path to the root
-      if (restIsVerified(level, k, used)) {
+      if (restIsVerified(cache as VerifiedNodes, proof, inner, level, k, used)) {
         remember(cache, computed, index, leafHash); // proven too: they lead to a verified node
         return true;
       }
@@ -286,30 +313,66 @@ export function verifyInclusionCached(
   return true;
 }
 
+/** True when proof[from..] are exactly the verified siblings along the rest of the path from (l0, k0). */
+function restIsVerified(
+  cache: VerifiedNodes,
+  proof: ProofElements,
+  inner: number,
+  l0: number,
+  k0: number,
+  from: number,
+): boolean {
+  let l = l0;
+  let i = k0;
+  let p = from;
+  while (l < inner || i > 0) {
+    if (l < inner || i % 2 === 1) {
+      if (!elementEquals(proof, p++, cache, l, l < inner ? (i % 2 === 1 ? i - 1 : i + 1) : i - 1)) return false;
+    }
+    i = Math.floor(i / 2);
+    l++;
+  }
+  return p === proof.length;
+}
+
 /** Adds the nodes of a proven path to the cache (starting over when it is full). */
 function remember(
   cache: VerifiedNodes | undefined,
-  computed: [number, number, Uint8Array][],
+  computed: (number | Uint8Array | string | undefined)[],
   index: number,
   leafHash: Uint8Array,
 ): void {
   if (!cache) return;
-  computed.push([0, index, leafHash]);
-  if (cache.count + computed.length > cache.limit) {
+  computed.push(0, index, leafHash, undefined);
+  const entries = computed.length / 4;
+  if (cache.count + entries > cache.limit) {
     // Full: start over rather than freeze. Verifiers walk ledgers in order, so the
     // nodes of the current region are worth more than those of a region passed long ago.
     cache.levels.length = 0;
+    cache.hexLevels.length = 0;
     cache.count = 0;
   }
-  for (const [l, i, hash] of computed) {
+  for (let e = 0; e < computed.length; e += 4) {
+    const l = computed[e] as number;
+    const i = computed[e + 1] as number;
     let byIndex = cache.levels[l];
     if (!byIndex) {
       byIndex = new Map();
       cache.levels[l] = byIndex;
     }
     if (!byIndex.has(i)) {
-      byIndex.set(i, hash);
+      byIndex.set(i, computed[e + 2] as Uint8Array);
       cache.count++;
+      const text = computed[e + 3];
+      if (typeof text === 'string') {
+        // A sibling from a hex proof: its text is already at hand (and proven valid).
+        let hexOfLevel = cache.hexLevels[l];
+        if (!hexOfLevel) {
+          hexOfLevel = new Map();
+          cache.hexLevels[l] = hexOfLevel;
+        }
+        hexOfLevel.set(i, text);
+      }
     }
   }
 }
