@@ -129,6 +129,9 @@ export interface StateMachine {
   close(): void;
 }
 
+/** Rows per multi-row INSERT (10 parameters each, far below SQLite's limit of 32,766). */
+const MAX_INSERT_ROWS = 64;
+
 const SCHEDULE_COLUMNS = `name, type, cron, timezone, payload, priority, max_attempts AS maxAttempts, next_run_at AS nextRunAt`;
 
 /** Opens (creating if needed) the queue store and its state machine. */
@@ -159,6 +162,9 @@ class SqliteStateMachine implements StateMachine {
   // stored: a claim of one of them (the executor claims on enqueue, in the same
   // transaction) needs no read. Any other command on the id drops it; cleared per transaction.
   readonly #fresh = new Map<string, OperationRow>();
+  // Multi-row INSERT statements by row count, and the seqs of the run being applied.
+  readonly #inserts: (StatementSync | undefined)[] = [];
+  #runSeqs: number[] = [];
 
   constructor(
     db: DatabaseSync,
@@ -245,10 +251,27 @@ class SqliteStateMachine implements StateMachine {
     this.#fresh.clear();
     this.db.exec('BEGIN IMMEDIATE');
     try {
-      for (const command of commands) {
-        const result = this.#applyOne(command);
+      for (let i = 0; i < commands.length; ) {
+        const end = this.#extensions.length === 0 ? this.#insertRun(commands, i) : i;
+        if (end > i) {
+          // The run's enqueues are in the store already (one statement); the rest as usual.
+          let k = 0;
+          for (; i < end; i++) {
+            const command = commands[i] as Command;
+            let result: CommandResult;
+            if (command.kind === 'enqueue') {
+              this.#pending = [];
+              result = this.#inserted(command, null, this.#runSeqs[k++] as number);
+            } else result = this.#applyOne(command);
+            transitions.push(...this.#pending);
+            outcomes.push({ ok: true, result });
+          }
+          continue;
+        }
+        const result = this.#applyOne(commands[i] as Command);
         transitions.push(...this.#pending);
         outcomes.push({ ok: true, result });
+        i++;
       }
       this.db.exec('COMMIT');
       this.#fresh.clear();
@@ -268,6 +291,50 @@ class SqliteStateMachine implements StateMachine {
       return { outcomes: single, transitions: replayed };
     }
     return { outcomes, transitions };
+  }
+
+  /**
+   * Inserts the enqueues of a run starting at `start` with one multi-row INSERT and
+   * returns the run's end (or `start` if there is no run). A run is consecutive
+   * enqueues (at least two, at most MAX_INSERT_ROWS) and claims of operations enqueued
+   * earlier in it (the executor claims on enqueue); nothing else in it reads what the
+   * other enqueues write, so inserting them first ends in the same state. Any conflict
+   * or constraint fails the whole statement (SQLite undoes it) and the run is applied
+   * one command at a time instead, which gives duplicates their original operation.
+   * Only without extensions: an extension sees the store after each command.
+   */
+  #insertRun(commands: readonly Command[], start: number): number {
+    const enqueues: CommandOf<'enqueue'>[] = [];
+    const ids = new Set<string>();
+    let end = start;
+    for (; end < commands.length && enqueues.length < MAX_INSERT_ROWS; end++) {
+      const command = commands[end] as Command;
+      if (command.kind === 'enqueue') {
+        enqueues.push(command);
+        ids.add(command.id);
+      } else if (!(command.kind === 'claim' && ids.has(command.id))) break;
+    }
+    if (enqueues.length < 2) return start;
+    let statement = this.#inserts[enqueues.length];
+    if (statement === undefined) {
+      const rows = Array.from({ length: enqueues.length }, () => "(?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, NULL)");
+      statement = this.db.prepare(`INSERT INTO operations (id, type, state, payload, priority, group_key,
+          idempotency_key, run_at, created_at, max_attempts, schedule) VALUES ${rows.join(', ')}`);
+      this.#inserts[enqueues.length] = statement;
+    }
+    const values: (string | number | null)[] = [];
+    for (const c of enqueues)
+      values.push(c.id, c.type, c.payload, c.priority, c.groupKey, c.idempotencyKey, c.runAt, c.at, c.maxAttempts);
+    let last: number;
+    try {
+      last = Number(statement.run(...values).lastInsertRowid);
+    } catch {
+      return start;
+    }
+    // Rows of one INSERT take consecutive rowids (max + 1 each: no AUTOINCREMENT gaps).
+    const first = last - enqueues.length + 1;
+    this.#runSeqs = enqueues.map((_, k) => first + k);
+    return end;
   }
 
   #rollback(): void {
@@ -376,7 +443,11 @@ class SqliteStateMachine implements StateMachine {
       if (original === undefined) throw new Error(`enqueue of ${command.id} conflicted with nothing`);
       return { created: false, operation: original };
     }
-    const seq = Number(inserted.lastInsertRowid);
+    return this.#inserted(command, schedule, Number(inserted.lastInsertRowid));
+  }
+
+  /** The result and transition of an enqueue whose row was inserted with `seq`. */
+  #inserted(command: CommandOf<'enqueue'>, schedule: string | null, seq: number): ResultOf<'enqueue'> {
     const operation: OperationRow = {
       seq,
       id: command.id,

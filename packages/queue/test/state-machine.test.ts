@@ -343,6 +343,74 @@ describe('createStateMachine', () => {
       fc.record({ kind: fc.constant('purge' as const), at, finishedBefore: at, limit: fc.integer({ min: 1, max: 3 }) }),
     );
 
+    // Mostly enqueues (several in a row make one multi-row INSERT) with their claims,
+    // over a pool where ids and idempotency keys sometimes collide.
+    const wideId = fc.oneof(
+      fc.constantFrom('a', 'b'),
+      fc.integer({ min: 0, max: 200 }).map((n) => `n${n}`),
+    );
+    const enqueueHeavy: fc.Arbitrary<Command> = fc.oneof(
+      {
+        weight: 6,
+        arbitrary: fc.record({
+          kind: fc.constant('enqueue' as const),
+          at,
+          id: wideId,
+          type: fc.constantFrom('x', 'y'),
+          payload: fc.json(),
+          priority: fc.integer({ min: -2, max: 2 }),
+          runAt: at,
+          groupKey: fc.option(fc.constantFrom('g1', 'g2'), { nil: null }),
+          idempotencyKey: fc.option(
+            fc.integer({ min: 0, max: 30 }).map((n) => `k${n}`),
+            { nil: null, freq: 2 },
+          ),
+          maxAttempts: fc.integer({ min: 1, max: 3 }),
+        }),
+      },
+      {
+        weight: 3,
+        arbitrary: fc.record({ kind: fc.constant('claim' as const), at, id: wideId, epoch: fc.constant(1) }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          kind: fc.constant('complete' as const),
+          at,
+          id: wideId,
+          token: fc.constant(1),
+          result: fc.constant('null'),
+          type: fc.constantFrom('x', 'y'),
+        }),
+      },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), at, id: wideId }) },
+    );
+
+    it('gives the same outcomes, events and state whether enqueues are inserted together or one by one', () => {
+      fc.assert(
+        fc.property(fc.array(enqueueHeavy, { maxLength: 120 }), fc.integer({ min: 2, max: 120 }), (commands, size) => {
+          const one = createStateMachine({ path: ':memory:' });
+          const two = createStateMachine({ path: ':memory:' });
+          const heard: [unknown[], unknown[]] = [[], []];
+          one.subscribe((ts) => heard[0].push(...ts));
+          two.subscribe((ts) => heard[1].push(...ts));
+          try {
+            const singles = commands.map((c) => one.applyBatch([c])[0]);
+            const batched: unknown[] = [];
+            for (let i = 0; i < commands.length; i += size)
+              batched.push(...two.applyBatch(commands.slice(i, i + size)));
+            expect(batched).toEqual(singles);
+            expect(heard[1]).toEqual(heard[0]);
+            expect(dump(two)).toEqual(dump(one));
+          } finally {
+            one.close();
+            two.close();
+          }
+        }),
+        { numRuns: 100 },
+      );
+    });
+
     it('gives two instances fed the same commands identical state, however the commands are batched', () => {
       fc.assert(
         fc.property(
