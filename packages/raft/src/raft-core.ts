@@ -654,6 +654,12 @@ export class RaftCore {
 
   private tickElection(): void {
     this.electionElapsed++;
+    if (
+      (this.role === 'preCandidate' || this.role === 'candidate') &&
+      this.electionElapsed % this.options.heartbeatTicks === 0
+    ) {
+      this.resendVoteRequests();
+    }
     if (this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       // A learner or a removed server never campaigns (thesis §4.2.1, §4.2.3).
@@ -716,6 +722,28 @@ export class RaftCore {
         ...(force ? { force: true } : {}),
       };
       this.send(request);
+    }
+  }
+
+  /**
+   * Asks again, every heartbeat interval, the voters that have not answered: a survivor
+   * that ignored our request while it still trusted the dead leader (its lease) answers
+   * once it has noticed, instead of leaving both to wait out an election timeout.
+   * Requests are idempotent, so this changes liveness only.
+   */
+  private resendVoteRequests(): void {
+    const kind = this.role === 'preCandidate' ? 'preVote' : 'vote';
+    const term = kind === 'preVote' ? this.term + 1 : this.term;
+    for (const peer of this.config.voters) {
+      if (peer === this.id || this.votes.has(peer)) continue;
+      this.send({
+        type: kind,
+        from: this.id,
+        to: peer,
+        term,
+        lastLogIndex: this.log.lastIndex(),
+        lastLogTerm: this.log.lastTerm(),
+      });
     }
   }
 

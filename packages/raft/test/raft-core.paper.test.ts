@@ -467,6 +467,23 @@ describe('RaftCore (Raft paper §5)', () => {
       expect(net.get('n2').currentLeader).toBe('n3');
     });
 
+    it('asks again a survivor that ignored its pre-vote while it still trusted the dead leader', () => {
+      const net = new Network(THREE.map((id) => core(id, THREE)));
+      net.elect('n1');
+      net.crash('n1');
+      // n3 (the higher rank) notices first; n2 still trusts n1 and ignores n3's pre-vote.
+      net.get('n3').peerUnreachable('n1');
+      net.settle();
+      expect(net.get('n3').currentRole).toBe('preCandidate');
+      // n2 notices later and campaigns too; n3 refuses it (n2 ranks lower)...
+      net.get('n2').peerUnreachable('n1');
+      net.settle();
+      // ...and n3's next heartbeat-interval retry reaches an n2 that no longer trusts n1.
+      net.tick(1, ['n3']);
+      expect(net.get('n3').currentRole).toBe('leader');
+      expect(net.get('n3').currentTerm).toBe(2);
+    });
+
     it('campaigns on the next tick when the drawn delay is one tick', () => {
       const raft = core('n3', THREE, { random: () => 0.9 });
       raft.step({ type: 'heartbeat', from: 'n1', to: 'n3', term: 1, commit: 0 });
