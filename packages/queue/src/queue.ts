@@ -166,7 +166,6 @@ interface RunningOperation {
   readonly controller: AbortController;
   /** The queue gave the lease back during close; the handler's outcome no longer counts. */
   abandoned: boolean;
-  readonly settled: Promise<void>;
 }
 
 export const DEFAULT_CONCURRENCY = 1000;
@@ -707,15 +706,7 @@ class DurableQueue implements Queue {
     this.#slots.add(row.type, group);
     const type = this.#o.types.get(row.type) as ResolvedType;
     const controller = new AbortController();
-    let settle!: () => void;
-    const running: RunningOperation = {
-      token: row.token,
-      controller,
-      abandoned: false,
-      settled: new Promise<void>((resolve) => {
-        settle = resolve;
-      }),
-    };
+    const running: RunningOperation = { token: row.token, controller, abandoned: false };
     this.#running.set(row.id, running);
     const timer = setTimeout(() => controller.abort(new OperationTimeoutError(type.timeoutMs)), type.timeoutMs);
     const started = performance.now();
@@ -747,7 +738,6 @@ class DurableQueue implements Queue {
       // The slot is held until the handler settled, even past its timeout: no zombie overlaps a retry.
       this.#running.delete(row.id);
       this.#slots.remove(row.type, group);
-      settle();
       this.#startClaimed();
       this.#unlease(row.type, group);
       this.#metrics.run.record(
@@ -1132,7 +1122,7 @@ class QueueMetrics {
   readonly #gauges: ObservableGauge[];
   readonly #observe: (result: ObservableResult, which: 'depth' | 'inFlight' | 'eventLoop') => void;
   readonly #callbacks: ((result: ObservableResult) => void)[];
-  readonly #attrs = new Map<string, Attributes>();
+  readonly #attrs = new Map<string, Map<string, Attributes>>();
 
   constructor(
     meter: NonNullable<QueueOptions['meter']>,
@@ -1175,11 +1165,15 @@ class QueueMetrics {
 
   /** Cached attribute objects, so the hot path allocates none. */
   attrs(type: string, kind: string): Attributes {
-    const key = `${type}\u0000${kind}`;
-    let attrs = this.#attrs.get(key);
+    let ofType = this.#attrs.get(type);
+    if (ofType === undefined) {
+      ofType = new Map();
+      this.#attrs.set(type, ofType);
+    }
+    let attrs = ofType.get(kind);
     if (attrs === undefined) {
       attrs = Object.freeze({ 'operation.type': type, transition: kind });
-      this.#attrs.set(key, attrs);
+      ofType.set(kind, attrs);
     }
     return attrs;
   }
