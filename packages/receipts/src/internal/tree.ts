@@ -3,7 +3,7 @@
  * abstract source of subtree hashes, so the in-memory functions of `merkle.ts` and the
  * SQLite ledger (which reads stored complete-subtree hashes) share one implementation.
  */
-import { bytesEqual, fromHex, isHash, toHex } from './bytes.js';
+import { bytesEqual, isHash } from './bytes.js';
 
 export type Sha256 = (data: Uint8Array) => Uint8Array;
 
@@ -206,55 +206,65 @@ export function verifyConsistencyWith(
  * Nodes of one tree (one signed size and root) already proven to lead to its root:
  * `levels[L].get(k)` is the hash of node (L, k), the subtree over leaves
  * [k·2^L, min((k+1)·2^L, size)). Shared by all verifications against that tree head.
+ * A node is kept as bytes when the verifier computed it and as the proof's lowercase
+ * hex when it came from a hex proof (no decoding kept, no copy).
  */
 export interface VerifiedNodes {
-  readonly levels: Map<number, Uint8Array>[];
-  /** The same nodes as lowercase hex, filled as hex proofs are checked against them. */
-  readonly hexLevels: Map<number, string>[];
+  readonly levels: Map<number, Uint8Array | string>[];
   count: number;
   readonly limit: number;
 }
 
-export const createVerifiedNodes = (limit = 1 << 18): VerifiedNodes => ({
-  levels: [],
-  hexLevels: [],
-  count: 0,
-  limit,
-});
+export const createVerifiedNodes = (limit = 1 << 18): VerifiedNodes => ({ levels: [], count: 0, limit });
 
 /** Proof elements as bytes, or as hex text decoded only when an element is hashed. */
 type ProofElements = readonly Uint8Array[] | readonly string[];
 
-// Hex elements are only length-checked here: each is then either decoded (fromHex is
-// strict) or matched, as text, against the hex of a verified node, so a `true` answer
-// implies every element was valid lowercase hex, without a separate pass over the text.
+// Hex elements are only length-checked here: each is then either decoded (strictly) or
+// matched against a verified node (strictly), so a `true` answer implies every element
+// was valid lowercase hex, without a separate pass over the text.
 const isProofElements = (proof: unknown): proof is ProofElements =>
   Array.isArray(proof) &&
   (proof.every(isHash) || proof.every((element: unknown) => typeof element === 'string' && element.length === 64));
 
-const elementAt = (proof: ProofElements, i: number): Uint8Array | undefined => {
-  const element = proof[i];
-  return typeof element === 'string' ? fromHex(element) : element;
-};
+/** Byte value of each pair of lowercase hex digits, indexed by (first << 7) | second; -1 elsewhere. */
+const HEX_PAIR = new Int16Array(1 << 14).fill(-1);
+for (let hi = 0; hi < 16; hi++) {
+  for (let lo = 0; lo < 16; lo++) {
+    HEX_PAIR[('0123456789abcdef'.charCodeAt(hi) << 7) | '0123456789abcdef'.charCodeAt(lo)] = hi * 16 + lo;
+  }
+}
 
-/** Proof element i equals verified node (l, k), compared as text for a hex proof. */
-const elementEquals = (proof: ProofElements, i: number, cache: VerifiedNodes, l: number, k: number): boolean => {
-  const element = proof[i];
-  const node = cache.levels[l]?.get(k);
-  if (element === undefined || node === undefined) return false;
-  if (typeof element !== 'string') return bytesEqual(element, node);
-  let hexOfLevel = cache.hexLevels[l];
-  if (!hexOfLevel) {
-    hexOfLevel = new Map();
-    cache.hexLevels[l] = hexOfLevel;
+/** Strictly decodes 64 lowercase hex digits into `out` (32 bytes); false if any is not. */
+function decodeInto(hex: string, out: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) {
+    const first = hex.charCodeAt(2 * i);
+    const second = hex.charCodeAt(2 * i + 1);
+    const value = (first | second) < 128 ? (HEX_PAIR[(first << 7) | second] as number) : -1;
+    if (value < 0) return false;
+    out[i] = value;
   }
-  let hex = hexOfLevel.get(k);
-  if (hex === undefined) {
-    hex = toHex(node);
-    hexOfLevel.set(k, hex);
+  return true;
+}
+
+/** True when `hex` is the strict lowercase hex of the 32 `bytes` (no allocation). */
+function hexEquals(hex: string, bytes: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) {
+    const first = hex.charCodeAt(2 * i);
+    const second = hex.charCodeAt(2 * i + 1);
+    if ((first | second) >= 128 || HEX_PAIR[(first << 7) | second] !== bytes[i]) return false;
   }
-  return hex === element; // equal text is valid hex: `hex` is
-};
+  return true;
+}
+
+/** Two 32-byte hashes, each as bytes or as (strict lowercase) hex, are equal. */
+function sameHash(a: Uint8Array | string, b: Uint8Array | string): boolean {
+  if (typeof a === 'string') return typeof b === 'string' ? a === b : hexEquals(a, b);
+  return typeof b === 'string' ? hexEquals(b, a) : bytesEqual(a, b);
+}
+
+/** Decoded hex elements land here; hasher.children copies its inputs before it returns. */
+const decoded = new Uint8Array(32);
 
 /**
  * RFC 9162 §2.1.3.2 inclusion verification in its inner/border form (as transparency-dev
@@ -263,7 +273,7 @@ const elementEquals = (proof: ProofElements, i: number, cache: VerifiedNodes, l:
  * position, the proof is exactly the honest proof and hashing can stop. The answer is
  * the same as without the cache (a test proves it); only the number of hashes changes.
  * The proof may be 32-byte hashes or their lowercase hex: hex elements are decoded only
- * when hashed, and compared against verified nodes as text, without decoding.
+ * when hashed, and compared against verified nodes without decoding.
  */
 export function verifyInclusionCached(
   hasher: TreeHasher,
@@ -282,26 +292,30 @@ export function verifyInclusionCached(
   if (proof.length !== inner + border) return false;
 
   // Every node the path computes and every sibling it consumes, as flat (level, index,
-  // hash, hex or undefined) quadruples, to remember once the path is proven to reach the root.
-  const computed: (number | Uint8Array | string | undefined)[] = [];
+  // hash) triples, to remember once the path is proven to reach the root.
+  const computed: (number | Uint8Array | string)[] = [];
   let r = leafHash;
   let level = 0;
   let k = index;
   let used = 0;
   while (level < inner || k > 0) {
     if (level < inner || k % 2 === 1) {
-      const p = elementAt(proof, used++);
-      if (!p) return false;
+      const element = proof[used++] as Uint8Array | string;
+      let p: Uint8Array;
+      if (typeof element === 'string') {
+        if (!decodeInto(element, decoded)) return false;
+        p = decoded;
+      } else p = element;
       const siblingIndex = level < inner ? (k % 2 === 1 ? k - 1 : k + 1) : k - 1;
       r = k % 2 === 1 ? hasher.children(p, r) : hasher.children(r, p);
-      computed.push(level, siblingIndex, p, proof[used - 1] as Uint8Array | string);
+      computed.push(level, siblingIndex, element);
     }
     k = Math.floor(k / 2);
     level++;
-    computed.push(level, k, r, undefined);
+    computed.push(level, k, r);
     const verified = cache?.levels[level]?.get(k);
-    if (verified) {
-      if (!bytesEqual(verified, r)) return false; // a verified node of this tree differs: no path to the root
+    if (verified !== undefined) {
+      if (!sameHash(verified, r)) return false; // a verified node of this tree differs: no path to the root
       if (restIsVerified(cache as VerifiedNodes, proof, inner, level, k, used)) {
         remember(cache, computed, index, leafHash); // proven too: they lead to a verified node
         return true;
@@ -327,7 +341,9 @@ function restIsVerified(
   let p = from;
   while (l < inner || i > 0) {
     if (l < inner || i % 2 === 1) {
-      if (!elementEquals(proof, p++, cache, l, l < inner ? (i % 2 === 1 ? i - 1 : i + 1) : i - 1)) return false;
+      const sibling = cache.levels[l]?.get(l < inner ? (i % 2 === 1 ? i - 1 : i + 1) : i - 1);
+      const element = proof[p++];
+      if (sibling === undefined || element === undefined || !sameHash(element, sibling)) return false;
     }
     i = Math.floor(i / 2);
     l++;
@@ -338,21 +354,19 @@ function restIsVerified(
 /** Adds the nodes of a proven path to the cache (starting over when it is full). */
 function remember(
   cache: VerifiedNodes | undefined,
-  computed: (number | Uint8Array | string | undefined)[],
+  computed: (number | Uint8Array | string)[],
   index: number,
   leafHash: Uint8Array,
 ): void {
   if (!cache) return;
-  computed.push(0, index, leafHash, undefined);
-  const entries = computed.length / 4;
-  if (cache.count + entries > cache.limit) {
+  computed.push(0, index, leafHash);
+  if (cache.count + computed.length / 3 > cache.limit) {
     // Full: start over rather than freeze. Verifiers walk ledgers in order, so the
     // nodes of the current region are worth more than those of a region passed long ago.
     cache.levels.length = 0;
-    cache.hexLevels.length = 0;
     cache.count = 0;
   }
-  for (let e = 0; e < computed.length; e += 4) {
+  for (let e = 0; e < computed.length; e += 3) {
     const l = computed[e] as number;
     const i = computed[e + 1] as number;
     let byIndex = cache.levels[l];
@@ -361,18 +375,8 @@ function remember(
       cache.levels[l] = byIndex;
     }
     if (!byIndex.has(i)) {
-      byIndex.set(i, computed[e + 2] as Uint8Array);
+      byIndex.set(i, computed[e + 2] as Uint8Array | string);
       cache.count++;
-      const text = computed[e + 3];
-      if (typeof text === 'string') {
-        // A sibling from a hex proof: its text is already at hand (and proven valid).
-        let hexOfLevel = cache.hexLevels[l];
-        if (!hexOfLevel) {
-          hexOfLevel = new Map();
-          cache.hexLevels[l] = hexOfLevel;
-        }
-        hexOfLevel.set(i, text);
-      }
     }
   }
 }
