@@ -14,7 +14,7 @@ const CAUGHT: ReadonlyArray<readonly [RaftBug, FaultProfileName]> = [
   ['stale-term-accepted', 'chaos'],
   ['no-prev-log-term-check', 'crash'],
   ['quorum-too-small', 'partition'],
-  ['vote-twice', 'crash'],
+  ['vote-twice', 'chaos'],
   ['match-leader-last-index', 'crash'],
   ['apply-uncommitted', 'chaos'],
   ['read-without-quorum', 'chaos'],
