@@ -120,7 +120,6 @@ const OPERATION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const NODE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const ERROR_CODE = /^[A-Z0-9_]{1,128}$/;
 const ORIGIN = /^[^\s+][^\n+]*$/u;
-const SINGLE_KEYS = 15;
 const isPlain = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 const isInt = (v: unknown, min: number, max: number): v is number =>
@@ -130,14 +129,24 @@ const isText = (v: unknown, max: number): v is string =>
   typeof v === 'string' && v.length >= 1 && v.length <= max && v.isWellFormed();
 
 /**
- * Internal: a fast path for {@link ReceiptSchema} on the verifier's hot path. It accepts
- * only plain objects (what JSON.parse makes) that the schema accepts too, and returns a
- * fresh copy read field by field once, as zod would; anything else (including what the
- * schema might accept in a form this path does not recognise) gives undefined, and the
- * caller falls back to the schema. So it can change how fast an answer comes, never the
- * answer: a property test checks it against the schema on valid and mutated receipts.
+ * Internal: fast paths for {@link ReceiptSchema} (the verifier's hot path) and
+ * {@link ReceiptBodySchema} (the ledger's append). They accept only plain objects (what
+ * JSON.parse and object literals make) that the schema accepts too, and return a fresh
+ * copy read field by field once, as zod would; anything else (including what the schema
+ * might accept in a form these do not recognise) gives undefined, and the caller falls
+ * back to the schema. So they change how fast an answer comes, never the answer: a
+ * property test checks them against the schemas on valid and mutated input.
  */
-export function readValidReceipt(value: unknown): Receipt | undefined {
+export const readValidReceipt = (value: unknown): Receipt | undefined => readValid(value, true) as Receipt | undefined;
+
+/** Internal: as {@link readValidReceipt}, for a receipt body (no ledger position). */
+export const readValidBody = (value: unknown): ReceiptBody | undefined =>
+  readValid(value, false) as ReceiptBody | undefined;
+
+const BODY_KEYS = 11;
+const POSITION_KEYS = 4;
+
+function readValid(value: unknown, positioned: boolean): Receipt | ReceiptBody | undefined {
   if (!isPlain(value)) return undefined;
   const type = value.type;
   const batch = type === 'batch';
@@ -147,12 +156,21 @@ export function readValidReceipt(value: unknown): Receipt | undefined {
     if (!Object.hasOwn(value, key)) return undefined;
     keys++;
   }
-  if (keys !== (batch ? SINGLE_KEYS + 1 : SINGLE_KEYS)) return undefined;
+  // With the count right, every expected key must hold a valid value below, so no
+  // unknown key can hide in place of a missing one.
+  if (keys !== BODY_KEYS + (positioned ? POSITION_KEYS : 0) + (batch ? 1 : 0)) return undefined;
+  let position: (LedgerPosition & { format: typeof RECEIPT_FORMAT }) | undefined;
+  if (positioned) {
+    const { format, origin, leafIndex, previousReceiptHash } = value;
+    if (format !== RECEIPT_FORMAT) return undefined;
+    if (!isText(origin, 256) || !ORIGIN.test(origin)) return undefined;
+    if (!isInt(leafIndex, 0, Number.MAX_SAFE_INTEGER)) return undefined;
+    if (previousReceiptHash === null ? leafIndex !== 0 : leafIndex === 0 || !isHex32(previousReceiptHash)) {
+      return undefined;
+    }
+    position = { format, origin, leafIndex, previousReceiptHash: previousReceiptHash as string | null };
+  }
   const {
-    format,
-    origin,
-    leafIndex,
-    previousReceiptHash,
     operationId,
     subject,
     inputDigest,
@@ -164,12 +182,6 @@ export function readValidReceipt(value: unknown): Receipt | undefined {
     finishedAt,
     nodeId,
   } = value;
-  if (format !== RECEIPT_FORMAT) return undefined;
-  if (!isText(origin, 256) || !ORIGIN.test(origin)) return undefined;
-  if (!isInt(leafIndex, 0, Number.MAX_SAFE_INTEGER)) return undefined;
-  if (previousReceiptHash === null ? leafIndex !== 0 : leafIndex === 0 || !isHex32(previousReceiptHash)) {
-    return undefined;
-  }
   if (typeof operationId !== 'string' || !OPERATION_ID.test(operationId)) return undefined;
   if (!isText(subject, 1024) || !isHex32(inputDigest)) return undefined;
   if (outputDigest !== null && !isHex32(outputDigest)) return undefined;
@@ -188,11 +200,8 @@ export function readValidReceipt(value: unknown): Receipt | undefined {
     if (typeof errorCode !== 'string' || !ERROR_CODE.test(errorCode)) return undefined;
     copiedOutcome = { status, errorCode };
   } else return undefined;
-  const common = {
-    format,
-    origin,
-    leafIndex,
-    previousReceiptHash: previousReceiptHash as string | null,
+  const facts = {
+    ...position,
     operationId,
     subject,
     inputDigest,
@@ -203,13 +212,13 @@ export function readValidReceipt(value: unknown): Receipt | undefined {
     startedAt,
     finishedAt,
     nodeId,
-  } as const;
-  if (!batch) return { ...common, type };
+  };
+  if (!batch) return { ...facts, type } as Receipt | ReceiptBody;
   const members = value.members;
   if (!isPlain(members) || Object.keys(members).length !== 2) return undefined;
   const { count, root } = members;
   if (!isInt(count, 1, 1_000_000) || !isHex32(root)) return undefined;
-  return { ...common, type, members: { count, root } };
+  return { ...facts, type, members: { count, root } } as Receipt | ReceiptBody;
 }
 
 /** Where a receipt sits: assigned by the ledger. */
@@ -250,6 +259,8 @@ export function parseReceipt(input: unknown): Receipt {
  * @throws {InvalidInputError} with `path: message` issues.
  */
 export function parseReceiptBody(input: unknown): ReceiptBody {
+  const fast = readValidBody(input);
+  if (fast) return fast;
   const parsed = ReceiptBodySchema.safeParse(input);
   if (!parsed.success) throw new InvalidInputError('receipt body', zodIssues(parsed.error), { cause: parsed.error });
   return parsed.data;

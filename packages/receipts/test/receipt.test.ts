@@ -19,7 +19,9 @@ import {
 import {
   canonicalMemberText,
   canonicalText,
+  ReceiptBodySchema,
   ReceiptSchema,
+  readValidBody,
   readValidReceipt,
   validatedLeafHash,
 } from '../src/receipt.js';
@@ -207,7 +209,7 @@ describe('canonicalText (internal fast path)', () => {
     );
   });
 
-  it('readValidReceipt accepts only what ReceiptSchema accepts, with the same data', () => {
+  it('readValidReceipt and readValidBody accept only what the schemas accept, with the same data', () => {
     const keys = [...Object.keys(first), 'members', 'extra'];
     const mutation = fc.record({
       key: fc.constantFrom(...keys),
@@ -232,6 +234,16 @@ describe('canonicalText (internal fast path)', () => {
           expect(parsed.success).toBe(true);
           expect(fast).toEqual(parsed.data);
         }
+        // The same for bodies: the candidate without its ledger position.
+        const { format: _f, origin: _o, leafIndex: _l, previousReceiptHash: _p, ...body } = candidate;
+        const fastBody = readValidBody(body);
+        const parsedBody = ReceiptBodySchema.safeParse(body);
+        if (mutations.length === 0) expect(fastBody).toEqual(parsedBody.data);
+        if (fastBody !== undefined) {
+          expect(parsedBody.success).toBe(true);
+          expect(fastBody).toEqual(parsedBody.data);
+        }
+        expect(readValidBody(candidate)).toBeUndefined(); // position fields are not body fields
       }),
       { numRuns: 1500 },
     );
