@@ -2,7 +2,7 @@
 // wall-clock rates move with the load of other processes, CPU time per operation much
 // less. Not a test and not the benchmark (that is benchmarks/src/benches/jtbd5-throughput.ts).
 //
-//   node --conditions=@unrdf/source --import tsx packages/queue/scripts/cpu-per-op.ts [srcDir] [noop|open] [n] [rate]
+//   node --conditions=@unrdf/source --import tsx packages/queue/scripts/cpu-per-op.ts [srcDir] [noop|open] [n] [rate] [groupCommitWindowMs]
 //
 // `srcDir` (default ../src) lets two copies of the source be compared in one session.
 // `noop`: enqueue, claim, complete with no-op handlers, at most 5,000 outstanding.
@@ -13,8 +13,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const [srcArg = new URL('../src', import.meta.url).pathname, mode = 'noop', nArg = '60000', rateArg = '9000'] =
-  process.argv.slice(2);
+const [
+  srcArg = new URL('../src', import.meta.url).pathname,
+  mode = 'noop',
+  nArg = '60000',
+  rateArg = '9000',
+  windowArg = '0',
+] = process.argv.slice(2);
 const total = Number(nArg);
 const rate = Number(rateArg);
 const waits: number[] = [];
@@ -26,6 +31,7 @@ let wake: (() => void) | undefined;
 const queue = await openQueue({
   path: join(dir, 'q.db'),
   concurrency: 1000,
+  groupCommitWindowMs: Number(windowArg),
   types: {
     noop: { handler: () => null },
     work: {
@@ -69,6 +75,7 @@ const us = (cpu.user + cpu.system) / total;
 console.log(
   JSON.stringify({
     src: srcArg,
+    windowMs: Number(windowArg),
     mode,
     total,
     opsPerSec: Math.round((total * 1000) / elapsed),
