@@ -328,7 +328,11 @@ class SqliteStateMachine implements StateMachine {
     let last: number;
     try {
       last = Number(statement.run(...values).lastInsertRowid);
-    } catch {
+    } catch (error) {
+      // Only a constraint (SQLITE_CONSTRAINT = 19, the low byte of the extended code)
+      // leaves the transaction as it was; anything else (I/O, disk full) fails the batch.
+      const code = (error as { errcode?: unknown }).errcode;
+      if (typeof code !== 'number' || (code & 0xff) !== 19 || !this.db.isTransaction) throw error;
       return start;
     }
     // Rows of one INSERT take consecutive rowids (max + 1 each: no AUTOINCREMENT gaps).
