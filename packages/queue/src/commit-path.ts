@@ -144,8 +144,10 @@ class BackgroundCheckpointer {
   #online = false;
 
   constructor(path: string) {
-    // execArgv [] : the program needs no loader hooks of the parent (tsx would slow its start).
-    this.#worker = new Worker(CHECKPOINTER_SOURCE, { eval: true, workerData: { path }, execArgv: [] });
+    // None of the parent's loader hooks (tsx would slow its start); only the flag that
+    // node:sqlite needs on Node 22.12. If the worker cannot start, the event loop checkpoints.
+    const execArgv = process.execArgv.filter((arg) => arg === '--experimental-sqlite');
+    this.#worker = new Worker(CHECKPOINTER_SOURCE, { eval: true, workerData: { path }, execArgv });
     this.#worker.unref();
     this.#worker.on('online', () => {
       this.#online = true;
