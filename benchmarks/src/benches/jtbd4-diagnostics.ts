@@ -52,7 +52,8 @@ function startNode(id: string, scratchDir: string, loadMs: number): Promise<Node
       String(loadMs),
       NODE_IDS.join(','),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // stdin is a pipe the node watches: if this process dies, the node exits too.
+    { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let out = '';
   let err = '';

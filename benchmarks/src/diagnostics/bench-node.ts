@@ -103,8 +103,15 @@ server.listen(0, '127.0.0.1', () => {
     );
   });
 });
-process.on('SIGTERM', () => {
+let stopping = false;
+const shutdown = () => {
+  if (stopping) return;
+  stopping = true;
   server.closeAllConnections();
   server.close();
   void Promise.all([diagnostics.close(), health.close(), log.close()]).then(() => process.exit(0));
-});
+};
+process.on('SIGTERM', shutdown);
+// The benchmark holds our stdin: when it dies without stopping us (killed, crashed),
+// the pipe closes and we leave too instead of serving on as an orphan.
+process.stdin.on('close', shutdown).resume();
