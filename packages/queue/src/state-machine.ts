@@ -120,8 +120,8 @@ export interface StateMachine {
   /**
    * Moves the WAL into the database, fsyncing both. `truncate` (default) then cuts the
    * WAL file to zero bytes (bounded disk use; slow on some file systems); `passive`
-   * leaves the file, and the next write transaction starts the WAL over from its
-   * beginning if every frame was moved.
+   * leaves the file, and the next write starts the WAL over from its beginning if
+   * every frame was moved.
    */
   checkpoint(mode?: 'truncate' | 'passive'): void;
   /** The path of the WAL file (for a caller that fsyncs it). */
@@ -733,13 +733,16 @@ class SqliteStateMachine implements StateMachine {
   checkpoint(mode: 'truncate' | 'passive' = 'truncate'): void {
     // TRUNCATE: copy every WAL frame into the database, then cut the WAL to zero bytes
     // (https://sqlite.org/pragma.html#pragma_wal_checkpoint).
-    // With synchronous=OFF a checkpoint would not fsync the database before the WAL
-    // restarts; run it under FULL so WAL and database are both on disk first.
+    // Run under FULL (for `off`, NORMAL would sync as well): the WAL is synced before it
+    // is copied and the database after, before any frame counts as copied.
     if (this.#synchronous === 'off') this.db.exec('PRAGMA synchronous = FULL');
     try {
+      // PASSIVE leaves the file; once every frame is in the synced database, the next
+      // write starts the WAL over from its beginning, syncing its new header first
+      // (synchronous=NORMAL, see schema.ts) so that no new frame can pass for an old one.
       this.db.exec(mode === 'truncate' ? 'PRAGMA wal_checkpoint(TRUNCATE)' : 'PRAGMA wal_checkpoint(PASSIVE)');
     } finally {
-      if (this.#synchronous === 'off') this.db.exec('PRAGMA synchronous = OFF');
+      if (this.#synchronous === 'off') this.db.exec('PRAGMA synchronous = NORMAL');
     }
   }
 

@@ -57,7 +57,12 @@ CREATE TABLE IF NOT EXISTS schedules (
 ) STRICT;
 `;
 
-/** How SQLite itself syncs: FULL fsyncs the WAL inside every COMMIT; OFF leaves fsync to the caller. */
+/**
+ * How SQLite itself syncs: `full` fsyncs the WAL inside every COMMIT; `off` leaves the
+ * commits' fsync to the caller (SQLite's NORMAL in WAL mode: no sync at COMMIT, but the
+ * syncs that keep the file sound: at checkpoints, and of the WAL header when the WAL
+ * starts over).
+ */
 export type Synchronous = 'full' | 'off';
 
 /** Pragmas for a single-writer store, then the schema (idempotent). */
@@ -66,7 +71,10 @@ export function initialiseStore(db: DatabaseSync, synchronous: Synchronous, auto
   // so a committed transaction survives power loss (https://sqlite.org/pragma.html#pragma_synchronous).
   // OFF is only for callers that fsync the WAL themselves before acknowledging (see commit-path.ts).
   db.exec('PRAGMA journal_mode = WAL');
-  db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'OFF'}`);
+  // NORMAL rather than OFF for `off`: OFF would also skip syncing the new WAL header when
+  // the WAL starts over after a checkpoint, and after a power cut new frames written over
+  // old ones under the old header could bring old pages back (https://sqlite.org/src/info/ff5be73dee).
+  db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   // 0 disables automatic checkpoints: with synchronous=OFF a checkpoint would not fsync the
   // database before the WAL restarts, so the caller runs them itself under FULL.
   db.exec(`PRAGMA wal_autocheckpoint = ${autoCheckpoint ? 1000 : 0}`);
