@@ -636,11 +636,12 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
       // loop keeps turning under load.
       setImmediate(() => {
         scheduled = undefined;
-        if (syncsInFlight > 0 && syncFailure === undefined) {
+        if (syncsInFlight > 0 && queue.length < maxBatch && syncFailure === undefined) {
           // Group commit paced by the disk: while an fsync runs, appends gather into the
           // next batch, committed the moment it returns. Committing each turn instead
           // would write a transaction and a signed checkpoint per turn, and under a slow
-          // disk every fsync would have more to flush (measured: P99 several times worse).
+          // disk every fsync would have more to flush. A full batch gains nothing by
+          // waiting: it commits now (a backlog keeps the CPU busy while the disk syncs).
           heldForSync = true;
           resolve();
           return;
