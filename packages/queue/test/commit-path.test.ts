@@ -62,7 +62,7 @@ describe('createGroupCommitPath', () => {
     const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });
     const path = createGroupCommitPath(sm, { syncWal: true, checkpointBytes: 64 * 1024 });
     let largest = 0;
-    for (let round = 0; round < 40; round++) {
+    for (let round = 0; round < 100; round++) {
       await Promise.all(
         Array.from({ length: 50 }, (_, i) =>
           path.submit({ ...enqueue(`r${round}-${i}`), payload: JSON.stringify('x'.repeat(400)) }),
@@ -70,14 +70,15 @@ describe('createGroupCommitPath', () => {
       );
       largest = Math.max(largest, statSync(dir.join('q.db-wal')).size);
       // Give the checkpoint worker time to start, so both the event loop's checkpoints
-      // (before it runs) and the worker's passes (after) take part.
-      if (round === 0) await sleep(300);
+      // (before it runs) and the worker's passes (after) take part; then a steady writer.
+      await sleep(round === 0 ? 300 : 2);
     }
     await path.close();
-    expect(sm.countByState().pending).toBe(2000);
-    // Without checkpoints the WAL would hold every page written (~1 MB here); commits
-    // go on while a worker checkpoints, so the WAL may pass the threshold by a little.
-    expect(largest).toBeLessThan(384 * 1024);
+    expect(sm.countByState().pending).toBe(5000);
+    // Without checkpoints the WAL would hold every page written (~5 MB here). Commits go
+    // on while the worker copies, so the WAL passes the threshold by what they write
+    // meanwhile (more on a busy machine); the file is reused, not truncated.
+    expect(largest).toBeLessThan(1024 * 1024);
     sm.close();
   });
 });
