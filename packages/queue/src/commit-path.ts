@@ -309,15 +309,14 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
   let lastSyncStartedFor = 0;
 
   // Keeps the WAL bounded: worker passes copy the bulk while commits go on, then the
-  // event loop checkpoints the small remainder and truncates the WAL.
+  // event loop checkpoints the small remainder and the WAL starts over.
   const checkpoint = async (): Promise<void> => {
     checkpointing = true;
     try {
       for (let i = 0; checkpointer !== undefined && i < MAX_BACKGROUND_PASSES; i++) {
         const result = await checkpointer.pass();
         if (!result.ok || walFd === undefined || failure !== undefined) break;
-        // The WAL (truncated at every checkpoint, so its size counts its frames) is a
-        // 32-byte header and frames of a 24-byte header and a page
+        // The WAL is a 32-byte header and frames of a 24-byte header and a page
         // (https://sqlite.org/fileformat2.html#walformat); what is not backfilled is left.
         const remainder = walBytes(walFd) - 32 - (result.checkpointed ?? 0) * frameBytes;
         if (remainder <= Math.min(REMAINDER_BYTES, checkpointBytes / 4)) break;
@@ -328,9 +327,14 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
       // starts the WAL over at its beginning, reusing the file: truncating it instead
       // costs tens of milliseconds on ext4 (mounted with discard here), all on the event
       // loop. The maintenance tick still truncates it (bounded disk use when idle).
-      stateMachine.checkpoint(checkpointer === undefined ? 'truncate' : 'passive');
-      for (const pending of awaitingSync) release(pending);
-      awaitingSync = [];
+      const done = stateMachine.checkpoint(checkpointer === undefined ? 'truncate' : 'passive');
+      // Only a checkpoint that ran to the end synced the WAL (one blocked by another
+      // checkpointer, such as a worker pass that timed out, may have synced nothing):
+      // otherwise the batches wait for their own fsync as usual.
+      if (done.busy === 0 && done.checkpointed === done.log) {
+        for (const pending of awaitingSync) release(pending);
+        awaitingSync = [];
+      }
     } catch {
       // A busy reader can block a checkpoint; the next one catches up.
     } finally {

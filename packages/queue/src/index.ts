@@ -45,6 +45,7 @@ export {
   type ApplyContext,
   type ApplyExtension,
   type ApplyOutcome,
+  type CheckpointResult,
   createStateMachine,
   type PendingRow,
   type ScheduleRow,

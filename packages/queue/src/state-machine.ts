@@ -123,10 +123,20 @@ export interface StateMachine {
    * leaves the file, and the next write starts the WAL over from its beginning if
    * every frame was moved.
    */
-  checkpoint(mode?: 'truncate' | 'passive'): void;
+  checkpoint(mode?: 'truncate' | 'passive'): CheckpointResult;
   /** The path of the WAL file (for a caller that fsyncs it). */
   readonly walPath: string | undefined;
   close(): void;
+}
+
+/**
+ * What a checkpoint did, in WAL frames (https://sqlite.org/pragma.html#pragma_wal_checkpoint):
+ * `busy` 1 if it could not run to completion (then nothing may have been synced).
+ */
+export interface CheckpointResult {
+  readonly busy: number;
+  readonly log: number;
+  readonly checkpointed: number;
 }
 
 /** Rows per multi-row INSERT (10 parameters each, far below SQLite's limit of 32,766). */
@@ -730,7 +740,7 @@ class SqliteStateMachine implements StateMachine {
     return (this.#stmt('epoch').get() as { value: number }).value;
   }
 
-  checkpoint(mode: 'truncate' | 'passive' = 'truncate'): void {
+  checkpoint(mode: 'truncate' | 'passive' = 'truncate'): CheckpointResult {
     // TRUNCATE: copy every WAL frame into the database, then cut the WAL to zero bytes
     // (https://sqlite.org/pragma.html#pragma_wal_checkpoint).
     // Run under FULL (for `off`, NORMAL would sync as well): the WAL is synced before it
@@ -740,7 +750,9 @@ class SqliteStateMachine implements StateMachine {
       // PASSIVE leaves the file; once every frame is in the synced database, the next
       // write starts the WAL over from its beginning, syncing its new header first
       // (synchronous=NORMAL, see schema.ts) so that no new frame can pass for an old one.
-      this.db.exec(mode === 'truncate' ? 'PRAGMA wal_checkpoint(TRUNCATE)' : 'PRAGMA wal_checkpoint(PASSIVE)');
+      return this.db
+        .prepare(mode === 'truncate' ? 'PRAGMA wal_checkpoint(TRUNCATE)' : 'PRAGMA wal_checkpoint(PASSIVE)')
+        .get() as unknown as CheckpointResult;
     } finally {
       if (this.#synchronous === 'off') this.db.exec('PRAGMA synchronous = NORMAL');
     }
