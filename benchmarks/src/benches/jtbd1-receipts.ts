@@ -32,9 +32,9 @@ import type { MetricInput } from '../harness/report.js';
 // the tamper sweep (300,000 tampered + 300,000 honest cases in the full run).
 
 const ORIGIN = 'bench.unrdf.example/ledger';
-const TYPES: readonly OperationType[] = ['create', 'update', 'delete', 'batch'];
+const TYPES = ['create', 'update', 'delete', 'batch'] as const satisfies readonly OperationType[];
 /** SLO-SPEC.md, JTBD 1, "Performance Targets by Operation Type" (ms). */
-const SPEC_BY_TYPE: Record<OperationType, { p50: number; p95: number; p99: number }> = {
+const SPEC_BY_TYPE: Record<(typeof TYPES)[number], { p50: number; p95: number; p99: number }> = {
   create: { p50: 3, p95: 12, p99: 40 },
   update: { p50: 5, p95: 18, p99: 45 },
   delete: { p50: 4, p95: 15, p99: 42 },

@@ -35,6 +35,16 @@ const Label = z
   .max(1024)
   .refine((s) => s.isWellFormed(), wellFormed);
 
+/**
+ * The operation's type: the spec's create, update and delete, or any other operation
+ * type name the daemon runs (letters, digits and `._:-`, as in @unrdf/queue). `batch`
+ * is reserved for batch receipts, which carry `members`.
+ */
+const SingleType = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/, 'expected an operation type (letters, digits and ._:-, 1-100 chars)')
+  .refine((t) => t !== 'batch', { message: '"batch" receipts carry members' });
+
 const Outcome = z.discriminatedUnion('status', [
   z.strictObject({ status: z.literal('succeeded') }),
   z.strictObject({
@@ -50,7 +60,8 @@ const BodyShape = {
   /** The digest of what the operation produced; null when it produced nothing (a failure, a delete). */
   outputDigest: Hex32.nullable(),
   outcome: Outcome,
-  attempt: z.number().int().min(1).max(1_000_000),
+  /** Attempts the operation made (0: it was cancelled before it ever ran). */
+  attempt: z.number().int().min(0).max(1_000_000),
   submittedAt: Millis,
   startedAt: Millis,
   finishedAt: Millis,
@@ -69,7 +80,7 @@ const TIMES_MESSAGE = { message: 'timestamps must satisfy submittedAt <= started
 
 /** A create, update or delete: also the shape of a batch's members. */
 export const SingleBodySchema = z
-  .strictObject({ ...BodyShape, type: z.enum(['create', 'update', 'delete']) })
+  .strictObject({ ...BodyShape, type: SingleType })
   .refine(timesInOrder, TIMES_MESSAGE);
 
 const BatchBodySchema = z
@@ -77,7 +88,7 @@ const BatchBodySchema = z
   .refine(timesInOrder, TIMES_MESSAGE);
 
 /** What the caller states about an operation: every field comes in, nothing is read from a clock. */
-export const ReceiptBodySchema = z.discriminatedUnion('type', [SingleBodySchema, BatchBodySchema]);
+export const ReceiptBodySchema = z.union([BatchBodySchema, SingleBodySchema]);
 export type ReceiptBody = z.infer<typeof ReceiptBodySchema>;
 export type SingleReceiptBody = z.infer<typeof SingleBodySchema>;
 export type OperationType = ReceiptBody['type'];
@@ -103,9 +114,9 @@ const chainShape = (r: { leafIndex: number; previousReceiptHash: string | null }
 const CHAIN_MESSAGE = { message: 'previousReceiptHash is null exactly for leafIndex 0' };
 
 /** A receipt as it appears in the ledger (validate anything from outside with {@link parseReceipt}). */
-export const ReceiptSchema = z.discriminatedUnion('type', [
+export const ReceiptSchema = z.union([
   z
-    .strictObject({ ...PositionShape, ...BodyShape, type: z.enum(['create', 'update', 'delete']) })
+    .strictObject({ ...PositionShape, ...BodyShape, type: SingleType })
     .refine(timesInOrder, TIMES_MESSAGE)
     .refine(chainShape, CHAIN_MESSAGE),
   z
@@ -117,6 +128,7 @@ export type Receipt = z.infer<typeof ReceiptSchema>;
 
 const HEX32 = /^[0-9a-f]{64}$/;
 const OPERATION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const OPERATION_TYPE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 const NODE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const ERROR_CODE = /^[A-Z0-9_]{1,128}$/;
 const ORIGIN = /^[^\s+][^\n+]*$/u;
@@ -150,7 +162,7 @@ function readValid(value: unknown, positioned: boolean): Receipt | ReceiptBody |
   if (!isPlain(value)) return undefined;
   const type = value.type;
   const batch = type === 'batch';
-  if (!batch && type !== 'create' && type !== 'update' && type !== 'delete') return undefined;
+  if (typeof type !== 'string' || !OPERATION_TYPE.test(type)) return undefined;
   let keys = 0;
   for (const key in value) {
     if (!Object.hasOwn(value, key)) return undefined;
@@ -185,7 +197,7 @@ function readValid(value: unknown, positioned: boolean): Receipt | ReceiptBody |
   if (typeof operationId !== 'string' || !OPERATION_ID.test(operationId)) return undefined;
   if (!isText(subject, 1024) || !isHex32(inputDigest)) return undefined;
   if (outputDigest !== null && !isHex32(outputDigest)) return undefined;
-  if (!isInt(attempt, 1, 1_000_000)) return undefined;
+  if (!isInt(attempt, 0, 1_000_000)) return undefined;
   if (!isInt(submittedAt, 0, Number.MAX_SAFE_INTEGER) || !isInt(startedAt, 0, Number.MAX_SAFE_INTEGER))
     return undefined;
   if (!isInt(finishedAt, 0, Number.MAX_SAFE_INTEGER)) return undefined;
@@ -292,7 +304,7 @@ export function canonicalText(r: Receipt): string {
     format: r.format,
     inputDigest: r.inputDigest,
     leafIndex: r.leafIndex,
-    members: r.type === 'batch' ? { count: r.members.count, root: r.members.root } : undefined, // undefined: omitted
+    members: 'members' in r ? { count: r.members.count, root: r.members.root } : undefined, // undefined: omitted
     nodeId: r.nodeId,
     operationId: r.operationId,
     origin: r.origin,
@@ -442,7 +454,7 @@ export function verifyBatchMember(
   batchReceipt: Receipt,
 ): boolean {
   try {
-    if (batchReceipt.type !== 'batch') return false;
+    if (batchReceipt.type !== 'batch' || !('members' in batchReceipt)) return false;
     const parsed = SingleBodySchema.safeParse(member);
     if (!parsed.success) return false;
     const root = fromHex(batchReceipt.members.root);

@@ -106,7 +106,7 @@ describe('openLedger', () => {
     const settled = await Promise.allSettled([
       ledger.append(bodyFor(2)),
       ledger.append(bodyFor(1)), // same operation id
-      ledger.append({ ...bodyFor(3), attempt: 0 }),
+      ledger.append({ ...bodyFor(3), attempt: -1 }),
       ledger.append(bodyFor(4)),
     ]);
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);

@@ -83,7 +83,8 @@ describe('parseReceipt', () => {
       JSON.stringify({ ...first, leafIndex: 1.5 }),
       JSON.stringify({ ...first, inputDigest: 'ABC' }),
       JSON.stringify({ ...first, extra: 1 }),
-      JSON.stringify({ ...first, type: 'upsert' }),
+      JSON.stringify({ ...first, type: 'up sert' }),
+      JSON.stringify({ ...first, type: 'batch' }), // a batch without members
       JSON.stringify({ ...first, format: 'unrdf-receipt/v2' }),
       JSON.stringify({ ...first, outcome: { status: 'failed' } }),
       'x'.repeat(70_000),

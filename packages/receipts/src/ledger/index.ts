@@ -7,6 +7,7 @@ export {
   type OpenLedgerOptions,
   OpenLedgerOptionsSchema,
   openLedger,
+  openLedgerSync,
   type ReceiptBundle,
 } from './ledger.js';
 export { nodeSigner } from './node-crypto.js';

@@ -235,6 +235,16 @@ const asBytes = (v: unknown): Uint8Array => {
  * const { receipt, checkpoint } = await ledger.append(body);
  */
 export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
+  return openLedgerSync(options);
+}
+
+/**
+ * {@link openLedger} without the promise: opening does no asynchronous work, and a
+ * caller that attaches the ledger to a handle inside a synchronous hook (the daemon's
+ * queue extension, at store open) cannot await.
+ * @throws as {@link openLedger}
+ */
+export function openLedgerSync(options: OpenLedgerOptions): Ledger {
   const parsed = OpenLedgerOptionsSchema.safeParse(options);
   if (!parsed.success) {
     throw new InvalidInputError(
