@@ -168,7 +168,7 @@ async function perTypeLatency(ctx: BenchContext, ledger: Ledger, collisions: Col
       ratePerSec: 1000,
       durationMs: run.count,
       fire: async (intendedAt, i) => {
-        const type = run.types[i % run.types.length] as OperationType;
+        const type = run.types[i % run.types.length] as (typeof TYPES)[number];
         const appended = await ledger.append(bodyOf(type, issued + i, Date.now()));
         const latency = performance.now() - intendedAt;
         byType.get(type)?.record(latency);
