@@ -1,15 +1,15 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type {
-  ClaimedOperation,
+import {
+  type ClaimedOperation,
   Command,
-  CommandKind,
-  CommandOf,
-  CommandResult,
-  OperationRow,
-  OperationState,
-  Rejection,
-  ResultOf,
-  Transition,
+  type CommandKind,
+  type CommandOf,
+  type CommandResult,
+  type OperationRow,
+  type OperationState,
+  type Rejection,
+  type ResultOf,
+  type Transition,
 } from './commands.js';
 import { initialiseStore, OPERATION_COLUMNS, type Synchronous } from './internal/schema.js';
 
@@ -30,9 +30,22 @@ export interface ApplyContext {
  */
 export interface ApplyExtension {
   readonly name: string;
+  /**
+   * The command kinds `afterApply` sees (default: all). An extension that does not watch
+   * `enqueue` keeps the store's fast path for runs of enqueues (one multi-row INSERT).
+   */
+  readonly watches?: readonly CommandKind[];
   /** Called once, at open, to create the extension's own tables. */
   init?(db: DatabaseSync): void;
   afterApply(context: ApplyContext): void;
+  /**
+   * Called once per transaction, after its last `afterApply` and before COMMIT (the
+   * daemon appends the batch's receipts here, under one signed checkpoint). A throw
+   * fails the transaction like a throw in `afterApply`.
+   */
+  beforeCommit?(db: DatabaseSync): void;
+  /** The transaction rolled back: forget what `afterApply` collected for it. */
+  afterRollback?(): void;
 }
 
 /** The outcome of one command of a batch. */
@@ -139,6 +152,8 @@ export interface CheckpointResult {
   readonly checkpointed: number;
 }
 
+const ALL_KINDS: readonly CommandKind[] = Command.options.map((o) => o.shape.kind.value);
+
 /** Rows per multi-row INSERT (10 parameters each, far below SQLite's limit of 32,766). */
 const MAX_INSERT_ROWS = 64;
 
@@ -164,6 +179,10 @@ class SqliteStateMachine implements StateMachine {
   readonly walPath: string | undefined;
   readonly #synchronous: Synchronous;
   readonly #extensions: readonly ApplyExtension[];
+  /** Extensions by the command kind they watch. */
+  readonly #watchers = new Map<CommandKind, ApplyExtension[]>();
+  /** No extension watches enqueues: runs of them may be inserted with one statement. */
+  readonly #insertRuns: boolean;
   readonly #listeners = new Set<(transitions: readonly Transition[]) => void>();
   readonly #s: Record<string, StatementSync>;
   // Transitions of the command being applied; reset per command.
@@ -186,6 +205,14 @@ class SqliteStateMachine implements StateMachine {
     this.walPath = walPath;
     this.#synchronous = synchronous;
     this.#extensions = extensions;
+    for (const extension of extensions) {
+      for (const kind of extension.watches ?? ALL_KINDS) {
+        const list = this.#watchers.get(kind) ?? [];
+        list.push(extension);
+        this.#watchers.set(kind, list);
+      }
+    }
+    this.#insertRuns = !this.#watchers.has('enqueue');
     const p = (sql: string) => db.prepare(sql);
     this.#s = {
       // No RETURNING anywhere on the hot path: SQLite materialises RETURNING rows in an
@@ -262,7 +289,7 @@ class SqliteStateMachine implements StateMachine {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       for (let i = 0; i < commands.length; ) {
-        const end = this.#extensions.length === 0 ? this.#insertRun(commands, i) : i;
+        const end = this.#insertRuns ? this.#insertRun(commands, i) : i;
         if (end > i) {
           // The run's enqueues are in the store already (one statement); the rest as usual.
           let k = 0;
@@ -283,11 +310,13 @@ class SqliteStateMachine implements StateMachine {
         outcomes.push({ ok: true, result });
         i++;
       }
+      for (const extension of this.#extensions) extension.beforeCommit?.(this.db);
       this.db.exec('COMMIT');
       this.#fresh.clear();
     } catch (error) {
       this.#fresh.clear();
       this.#rollback();
+      for (const extension of this.#extensions) extension.afterRollback?.();
       if (commands.length === 1) return { outcomes: [{ ok: false, error }], transitions: [] };
       // Replay one per transaction so only the failing command fails: the same
       // outcome as applying them one by one, which is what a replica would do.
@@ -311,7 +340,7 @@ class SqliteStateMachine implements StateMachine {
    * other enqueues write, so inserting them first ends in the same state. Any conflict
    * or constraint fails the whole statement (SQLite undoes it) and the run is applied
    * one command at a time instead, which gives duplicates their original operation.
-   * Only without extensions: an extension sees the store after each command.
+   * Only when no extension watches enqueues: such an extension sees the store after each command.
    */
   #insertRun(commands: readonly Command[], start: number): number {
     const enqueues: CommandOf<'enqueue'>[] = [];
@@ -372,7 +401,7 @@ class SqliteStateMachine implements StateMachine {
   #applyOne(command: Command): CommandResult {
     this.#pending = [];
     const result = this.#dispatch(command);
-    for (const extension of this.#extensions) {
+    for (const extension of this.#watchers.get(command.kind) ?? []) {
       extension.afterApply({ db: this.db, command, result, transitions: this.#pending });
     }
     return result;

@@ -283,6 +283,45 @@ describe('createStateMachine', () => {
       expect(sm.db.prepare('SELECT id FROM ledger ORDER BY id').all()).toEqual([{ id: 'a' }, { id: 'c' }]);
     });
 
+    it('shows an extension only the kinds it watches and calls beforeCommit once per transaction', () => {
+      const seen: string[] = [];
+      let collected: string[] = [];
+      const commits: string[][] = [];
+      let rollbacks = 0;
+      const receipts: ApplyExtension = {
+        name: 'receipts',
+        watches: ['complete', 'cancel'],
+        afterApply({ command, transitions }) {
+          seen.push(command.kind);
+          if (command.kind === 'cancel' && command.id === 'boom') throw new Error('refused');
+          for (const t of transitions) collected.push(`${t.kind}:${'id' in t ? t.id : ''}`);
+        },
+        beforeCommit() {
+          commits.push(collected);
+          collected = [];
+        },
+        afterRollback() {
+          rollbacks++;
+          collected = [];
+        },
+      };
+      const sm = memory([receipts]);
+      // Enqueues are not watched: the run of them is still inserted with one statement.
+      sm.applyBatch([enqueue('a'), enqueue('b'), enqueue('boom'), { kind: 'claim', at: 1001, id: 'a', epoch: 1 }]);
+      expect(seen).toEqual([]);
+      expect(commits).toEqual([[]]);
+      const outcomes = sm.applyBatch([
+        { kind: 'complete', at: 1002, id: 'a', token: 1, result: '{}' },
+        { kind: 'cancel', at: 1003, id: 'boom' },
+        { kind: 'cancel', at: 1004, id: 'b' },
+      ]);
+      expect(outcomes.map((o) => o.ok)).toEqual([true, false, true]);
+      // The batch rolled back once, then each command ran in its own transaction.
+      expect(rollbacks).toBe(2);
+      expect(commits.slice(1)).toEqual([['completed:a'], ['cancelled:b']]);
+      expect(sm.get('boom')?.state).toBe('pending');
+    });
+
     it('survives reopening from disk with the same state', async () => {
       await using dir = await tempDir('queue-sm');
       const path = dir.join('q.db');
