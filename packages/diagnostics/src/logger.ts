@@ -79,6 +79,8 @@ const NodeLoggerOptionsSchema = z.object({
   flushIntervalMs: z.number().int().positive().optional(),
   /** fsync each flush (durable against power loss, slower). */
   fsync: z.boolean().optional(),
+  /** Also hands every record (one JSON line) to this stream, e.g. process.stdout for an operator. */
+  echo: z.custom<{ write(line: string): unknown }>((v) => typeof v === 'object' && v !== null && 'write' in v).optional(),
 });
 export type NodeLoggerOptions = z.input<typeof NodeLoggerOptionsSchema>;
 
@@ -279,6 +281,7 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
       ring[ringHead] = entry;
       ringHead = (ringHead + 1) % ringSize;
       if (ringCount < ringSize) ringCount++;
+      opts.echo?.write(line);
       if (dir !== undefined && !closed) {
         rotateIfDue(clock(), entry.seq);
         buffer.push(line);

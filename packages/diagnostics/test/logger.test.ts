@@ -25,6 +25,16 @@ describe('createNodeLogger', () => {
     expect(page.lastSeq).toBe(3);
   });
 
+  it('echoes every record it keeps to the echo stream, as the same JSON line', async () => {
+    const echoed: string[] = [];
+    await using log = createNodeLogger({ nodeId: 'n1', echo: { write: (line: string) => echoed.push(line) } });
+    log.logger.info({ op: 'op-1' }, 'one');
+    log.logger.debug('filtered out');
+    const page = await log.read();
+    expect(echoed).toHaveLength(1);
+    expect(JSON.parse(echoed[0] ?? '')).toEqual(page.records[0]);
+  });
+
   it('does not let a caller forge node, seq or hlc', async () => {
     await using log = createNodeLogger({ nodeId: 'n1' });
     log.logger.info({ node: 'evil', seq: 999, hlc: 'x' }, 'forged?');
