@@ -44,7 +44,9 @@ export interface ApplyExtension {
    * fails the transaction like a throw in `afterApply`.
    */
   beforeCommit?(db: DatabaseSync): void;
-  /** The transaction rolled back: forget what `afterApply` collected for it. */
+  /** The transaction committed (durability is the commit path's business, not yet known here). */
+  afterCommit?(): void;
+  /** The transaction rolled back: forget what `afterApply` and `beforeCommit` did for it. */
   afterRollback?(): void;
 }
 
@@ -329,6 +331,8 @@ class SqliteStateMachine implements StateMachine {
       }
       return { outcomes: single, transitions: replayed };
     }
+    // Outside the try: the transaction is committed, nothing may roll it back or replay it.
+    for (const extension of this.#extensions) extension.afterCommit?.();
     return { outcomes, transitions };
   }
 

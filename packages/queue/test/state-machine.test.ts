@@ -286,6 +286,7 @@ describe('createStateMachine', () => {
     it('shows an extension only the kinds it watches and calls beforeCommit once per transaction', () => {
       const seen: string[] = [];
       let collected: string[] = [];
+      let staged: string[] = [];
       const commits: string[][] = [];
       let rollbacks = 0;
       const receipts: ApplyExtension = {
@@ -297,8 +298,11 @@ describe('createStateMachine', () => {
           for (const t of transitions) collected.push(`${t.kind}:${'id' in t ? t.id : ''}`);
         },
         beforeCommit() {
-          commits.push(collected);
+          staged = collected;
           collected = [];
+        },
+        afterCommit() {
+          commits.push(staged);
         },
         afterRollback() {
           rollbacks++;
