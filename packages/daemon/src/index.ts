@@ -1,6 +1,14 @@
 // The public API of @unrdf/daemon, listed by name.
 
 export {
+  type ConsistencyAnswer,
+  createDaemon,
+  type Daemon,
+  type DaemonState,
+  type OperationView,
+  ReceiptBundleSchema,
+} from './daemon.js';
+export {
   DaemonError,
   DataDirLockedError,
   InvalidInputError,
@@ -8,8 +16,10 @@ export {
   NotRunningError,
   UnknownTypeError,
 } from './errors.js';
+export { loadOrCreateSigningKeys, type RotatedKey, rotateSigningKey, type SigningKeys } from './keys.js';
 export {
   type BatchMember,
+  DATA_FILES,
   type DaemonHandler,
   type DaemonHandlerContext,
   type DaemonOptions,

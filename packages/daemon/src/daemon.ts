@@ -1,0 +1,732 @@
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  collectDiagnosticReport,
+  createHealth,
+  createHlc,
+  createMetrics,
+  createNodeDiagnostics,
+  createNodeLogger,
+  type DiagnosticReport,
+  eventLoopCheck,
+  type Health,
+  type HealthResponse,
+  type LogPage,
+  type LogQuery,
+  localDiagnosticNode,
+  type Metrics,
+  type NodeDiagnostics,
+  type NodeLogger,
+  pingCheck,
+  queueAcceptingCheck,
+  raftLeaderCheck,
+  type SloStatus,
+  storageWritableCheck,
+} from '@unrdf/diagnostics';
+import {
+  type HandlerContext,
+  type Operation,
+  type OperationState,
+  openQueue,
+  type Queue,
+  type QueueEvent,
+  InvalidInputError as QueueInvalidInputError,
+  type TypeOptions,
+} from '@unrdf/queue';
+import {
+  type ConsistencyProofJson,
+  createReceiptVerifier,
+  type Receipt,
+  type ReceiptVerifier,
+  receiptHash,
+  type TrustedKey,
+  type Verdict,
+} from '@unrdf/receipts';
+import type { ReceiptBundle } from '@unrdf/receipts/ledger';
+import { nanoid } from 'nanoid';
+import { z } from 'zod';
+import { DataDirLockedError, InvalidInputError, NotRunningError, UnknownTypeError } from './errors.js';
+import { hex, jsonDigest, type PayloadEnvelope, type ResultEnvelope } from './internal/envelope.js';
+import { loadOrCreateSigningKeys } from './keys.js';
+import {
+  type DaemonHandler,
+  type DaemonOptions,
+  type HandlerDefinition,
+  HandlerDefinitionSchema,
+  type HandlerPolicy,
+  OperationTypeName,
+  type ResolvedDaemonOptions,
+  resolveDaemonOptions,
+  type SubmitRequest,
+  SubmitSchema,
+} from './options.js';
+import { createReceiptExtension, type ReceiptExtension } from './receipt-extension.js';
+
+/** An operation as the daemon shows it. */
+export interface OperationView {
+  readonly id: string;
+  readonly type: string;
+  readonly subject: string;
+  /** `completed`, `dead` (failed for good: dead letter) and `cancelled` are final. */
+  readonly state: OperationState;
+  /** For a final state: how it ended. */
+  readonly outcome: 'succeeded' | 'failed' | 'cancelled' | null;
+  readonly input: unknown;
+  readonly output: unknown;
+  readonly error: { readonly name: string; readonly message: string; readonly code?: string } | null;
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly priority: number;
+  readonly idempotencyKey: string | null;
+  readonly submittedAt: number;
+  readonly runAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  /** Where its receipt is, once the receipt is durable. */
+  readonly receipt: { readonly leafIndex: number; readonly receiptHash: string } | null;
+}
+
+/** What an offline verifier needs: a receipt, its inclusion proof, and the signed checkpoint it leads to. */
+export const ReceiptBundleSchema = z.strictObject({
+  receipt: z.unknown(),
+  proof: z.unknown(),
+  checkpoint: z
+    .string()
+    .min(1)
+    .max(64 * 1024),
+});
+
+/** Consistency between two signed checkpoints of this ledger. */
+export interface ConsistencyAnswer {
+  readonly from: { readonly treeSize: number; readonly checkpoint: string };
+  readonly to: { readonly treeSize: number; readonly checkpoint: string };
+  readonly proof: ConsistencyProofJson;
+}
+
+export type DaemonState = 'created' | 'starting' | 'running' | 'closing' | 'closed';
+
+/** A running daemon. Disposable: `await using daemon = createDaemon(…)`. */
+export interface Daemon extends AsyncDisposable {
+  readonly nodeId: string;
+  readonly origin: string;
+  readonly dataDir: string;
+  readonly state: DaemonState;
+  /** Registers a handler for `type` (before start). */
+  handle(type: string, handler: DaemonHandler, policy?: HandlerPolicy): Daemon;
+  /** Opens the store, loads keys and handler modules, recovers crashed operations, starts running. */
+  start(): Promise<void>;
+  /**
+   * Submits an operation; resolves once it is durable (a duplicate idempotency key
+   * resolves with the original).
+   * @throws {InvalidInputError} for a malformed request or input; {@link UnknownTypeError}; {@link NotRunningError}.
+   */
+  submit(request: SubmitRequest): Promise<OperationView>;
+  get(id: string): OperationView | undefined;
+  /** Resolves with the operation once it is final and its receipt durable (or undefined after timeoutMs). */
+  waitFor(id: string, options?: { readonly timeoutMs?: number }): Promise<OperationView | undefined>;
+  /** Cancels a pending or running operation; false when it is already final. */
+  cancel(id: string): Promise<boolean>;
+  /** The receipt, its inclusion proof and the durable signed checkpoint the proof leads to. */
+  receipt(id: string): ReceiptBundle | undefined;
+  /** The latest durable signed checkpoint (undefined while the ledger is empty). */
+  checkpoint(): string | undefined;
+  /** A consistency proof between two durable signed checkpoints (to: default the latest). */
+  consistency(fromSize: number, toSize?: number): ConsistencyAnswer;
+  /** Verifies a bundle against this ledger's trusted keys (what an offline verifier does). */
+  verify(bundle: unknown): Verdict;
+  readonly trustedKeys: readonly TrustedKey[];
+  /** Path of the current verifier key file. */
+  readonly verifierKeyPath: string;
+  health(): { readonly livez: HealthResponse; readonly readyz: HealthResponse };
+  /** Node-side diagnostics: serves /livez, /readyz and the snapshot over HTTP. */
+  readonly diagnostics: NodeDiagnostics;
+  readonly metrics: Metrics;
+  readonly logger: NodeLogger;
+  logs(query?: LogQuery): Promise<LogPage>;
+  report(): Promise<DiagnosticReport>;
+  slo(): Promise<SloStatus[]>;
+  /** Stops accepting, lets running handlers finish for drainMs (default 10 s), aborts the rest, closes. */
+  close(options?: { readonly drainMs?: number }): Promise<void>;
+}
+
+/** Lock files this process holds (a second daemon here on the same directory is refused too). */
+const LOCKED_HERE = new Set<string>();
+
+const FINAL: ReadonlySet<OperationState> = new Set(['completed', 'dead', 'cancelled']);
+
+/**
+ * Creates the daemon: a durable operation queue whose every final state gets a receipt
+ * in a signed RFC 9162 ledger in the same commit, with health, metrics, logs and SLOs.
+ * Nothing touches the disk until `start()`.
+ * @throws {InvalidInputError} for bad options.
+ * @example
+ * await using daemon = createDaemon({ dataDir: './data' });
+ * daemon.handle('greet', async ({ name }) => ({ hello: name }));
+ * await daemon.start();
+ * const op = await daemon.submit({ type: 'greet', subject: 'urn:example:1', input: { name: 'Ada' } });
+ * const done = await daemon.waitFor(op.id);
+ * const bundle = daemon.receipt(op.id); // verify it offline with daemon.trustedKeys
+ */
+export function createDaemon(options: DaemonOptions): Daemon {
+  return new UnrdfDaemon(resolveDaemonOptions(options));
+}
+
+interface Registered {
+  readonly definition: HandlerDefinition;
+}
+
+class UnrdfDaemon implements Daemon {
+  readonly #o: ResolvedDaemonOptions;
+  readonly #types = new Map<string, Registered>();
+  #state: DaemonState = 'created';
+  #queue: Queue | undefined;
+  #extension: ReceiptExtension | undefined;
+  #verifier: ReceiptVerifier | undefined;
+  #trustedKeys: readonly TrustedKey[] = [];
+  #verifierKeyPath = '';
+  #logger: NodeLogger | undefined;
+  #metrics: Metrics | undefined;
+  #health: Health | undefined;
+  #eventLoop: (ReturnType<typeof eventLoopCheck> & { close(): void }) | undefined;
+  #diagnostics: NodeDiagnostics | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #lockHeld = false;
+  readonly #waiters = new Map<string, Set<(view: OperationView) => void>>();
+  #closePromise: Promise<void> | undefined;
+
+  constructor(options: ResolvedDaemonOptions) {
+    this.#o = options;
+    for (const [type, definition] of Object.entries(options.handlers)) this.#register(type, definition);
+  }
+
+  get nodeId() {
+    return this.#o.nodeId;
+  }
+  get origin() {
+    return this.#o.origin;
+  }
+  get dataDir() {
+    return this.#o.dataDir;
+  }
+  get state() {
+    return this.#state;
+  }
+  get trustedKeys() {
+    return this.#trustedKeys;
+  }
+  get verifierKeyPath() {
+    return this.#verifierKeyPath;
+  }
+  get diagnostics(): NodeDiagnostics {
+    return this.#need(this.#diagnostics);
+  }
+  get metrics(): Metrics {
+    return this.#need(this.#metrics);
+  }
+  get logger(): NodeLogger {
+    return this.#need(this.#logger);
+  }
+
+  #need<T>(value: T | undefined): T {
+    if (value === undefined) throw new NotRunningError(this.#state === 'created' ? 'not started' : this.#state);
+    return value;
+  }
+
+  #register(type: string, definition: HandlerDefinition): void {
+    const name = OperationTypeName.safeParse(type);
+    if (!name.success) throw InvalidInputError.fromZod(`operation type '${type}'`, name.error);
+    const parsed = HandlerDefinitionSchema.safeParse(definition);
+    if (!parsed.success) throw InvalidInputError.fromZod(`handler of '${type}'`, parsed.error);
+    if (type === 'batch' && definition.batchMembers === undefined) {
+      throw new InvalidInputError(`handler of 'batch'`, [
+        'batchMembers: the type "batch" makes batch receipts, which commit to members: give batchMembers',
+      ]);
+    }
+    this.#types.set(type, { definition });
+  }
+
+  handle(type: string, handler: DaemonHandler, policy: HandlerPolicy = {}): Daemon {
+    if (this.#state !== 'created') throw new NotRunningError(`${this.#state}: register handlers before start()`);
+    this.#register(type, { ...policy, handler });
+    return this;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'created') throw new NotRunningError(`${this.#state}: start() runs once`);
+    this.#state = 'starting';
+    try {
+      await this.#start();
+      this.#state = 'running';
+    } catch (error) {
+      await this.#teardown();
+      this.#state = 'closed';
+      throw error;
+    }
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#o;
+    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+    this.#lock();
+    for (const module of o.handlerModules) await this.#loadModule(module);
+    if (this.#types.size === 0) {
+      throw new InvalidInputError('daemon options', ['handlers: register at least one handler (handle() or handlers)']);
+    }
+    const keys = await loadOrCreateSigningKeys(o.keysDir, o.origin);
+    this.#trustedKeys = keys.trustedKeys;
+    this.#verifierKeyPath = keys.verifierKeyPath;
+    this.#verifier = createReceiptVerifier({ trustedKeys: keys.trustedKeys });
+
+    const hlc = createHlc({ clock: o.clock });
+    const diag = o.diagnostics;
+    this.#logger = createNodeLogger({
+      nodeId: o.nodeId,
+      hlc,
+      clock: o.clock,
+      segmentDir: o.logDir,
+      ...(diag.logLevel === undefined ? {} : { level: diag.logLevel }),
+      ...(diag.logRingSize === undefined ? {} : { ringSize: diag.logRingSize }),
+      ...(diag.logRetentionMs === undefined ? {} : { retentionMs: diag.logRetentionMs }),
+      ...(diag.echo === undefined ? {} : { echo: diag.echo }),
+    });
+    const types = [...this.#types.keys()];
+    this.#metrics = createMetrics({
+      clock: o.clock,
+      sliDatabase: o.sliPath,
+      operationTypes: types.filter((t) => /^[a-zA-Z0-9_.-]{1,64}$/.test(t)).slice(0, 100),
+      ...(o.meter === undefined ? {} : { meter: o.meter }),
+      ...(diag.slos === undefined ? {} : { slos: diag.slos }),
+    });
+    this.#eventLoop = eventLoopCheck();
+    this.#health = createHealth({
+      checks: [
+        pingCheck(),
+        this.#eventLoop,
+        storageWritableCheck(o.dataDir),
+        // Single node: ready with no election to wait for. Cluster mode reports the Raft leader here.
+        raftLeaderCheck(() => ({ singleNode: true, leaderId: o.nodeId, term: 0 })),
+        queueAcceptingCheck(() =>
+          this.#state === 'running' ? { accepting: true } : { accepting: false, reason: `daemon is ${this.#state}` },
+        ),
+      ],
+    });
+
+    this.#extension = createReceiptExtension({ nodeId: o.nodeId, origin: o.origin, signers: [...keys.signers] });
+    const queueTypes: Record<string, TypeOptions> = {};
+    for (const [type, { definition }] of this.#types) queueTypes[type] = this.#queueType(type, definition);
+    this.#queue = await openQueue({
+      path: o.storePath,
+      types: queueTypes,
+      concurrency: o.concurrency,
+      durability: o.durability,
+      clock: { now: o.clock },
+      generateId: o.generateId ?? (() => nanoid()),
+      extensions: [this.#extension],
+      ...(o.retentionMs === undefined ? {} : { retentionMs: o.retentionMs }),
+      ...(o.meter === undefined ? {} : { meter: o.meter }),
+    });
+    this.#unsubscribe = this.#queue.onEvent((event) => this.#onEvent(event));
+
+    this.#diagnostics = createNodeDiagnostics({
+      nodeId: o.nodeId,
+      version: o.version,
+      logger: this.#logger,
+      health: this.#health,
+      metrics: this.#metrics,
+      dataDir: o.dataDir,
+      consensus: () => null,
+    });
+    this.#state = 'running'; // the readiness check reads it
+    await this.#health.refresh();
+    this.#logger.logger.info(
+      { dataDir: o.dataDir, origin: o.origin, types, treeSize: this.#extension.ledger.size() },
+      'daemon started',
+    );
+  }
+
+  #lock(): void {
+    const path = this.#o.lockPath;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(path, 'wx', 0o600);
+        writeSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        this.#lockHeld = true;
+        LOCKED_HERE.add(path);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+        const ours = pid === process.pid && LOCKED_HERE.has(path);
+        if (ours || (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))) {
+          throw new DataDirLockedError(this.#o.dataDir, pid);
+        }
+        rmSync(path, { force: true }); // left by a process that died (kill -9): take it over
+      }
+    }
+    throw new DataDirLockedError(this.#o.dataDir, -1);
+  }
+
+  async #loadModule(specifier: string): Promise<void> {
+    const url = specifier.startsWith('file:')
+      ? specifier
+      : isAbsolute(specifier) || specifier.startsWith('.')
+        ? pathToFileURL(resolve(specifier)).href
+        : specifier;
+    const module = (await import(url)) as { handlers?: unknown; default?: unknown };
+    const handlers = module.handlers ?? module.default;
+    if (typeof handlers !== 'object' || handlers === null) {
+      throw new InvalidInputError(`handler module ${specifier}`, [
+        '(root): export `handlers` (or a default export): a record of { handler, ...policy } by operation type',
+      ]);
+    }
+    for (const [type, definition] of Object.entries(handlers)) this.#register(type, definition as HandlerDefinition);
+  }
+
+  #queueType(type: string, definition: HandlerDefinition): TypeOptions {
+    const defaults = this.#o.defaults;
+    const nodeId = this.#o.nodeId;
+    const timeoutMs = definition.timeoutMs ?? defaults.timeoutMs;
+    const maxAttempts = definition.maxAttempts ?? defaults.maxAttempts;
+    const backoff = definition.backoff ?? defaults.backoff;
+    const handler = async (payload: PayloadEnvelope, context: HandlerContext): Promise<ResultEnvelope> => {
+      const output =
+        (await definition.handler(payload.input, {
+          id: context.id,
+          type,
+          subject: payload.subject,
+          attempt: context.attempt,
+          token: context.token,
+          idempotencyKey: context.idempotencyKey,
+          nodeId,
+          signal: context.signal,
+        })) ?? null;
+      const digest = definition.outputDigest ? definition.outputDigest(output) : jsonDigest(output);
+      const members = definition.batchMembers?.(payload.input, output);
+      return {
+        output,
+        outputDigest: digest === null ? null : hex(digest),
+        ...(members === undefined
+          ? {}
+          : {
+              members: members.map((m) => ({
+                type: m.type,
+                subject: m.subject,
+                inputDigest: hex(m.inputDigest),
+                outputDigest: m.outputDigest === null ? null : hex(m.outputDigest),
+              })),
+            }),
+      };
+    };
+    return {
+      handler,
+      ...(definition.concurrency === undefined ? {} : { concurrency: definition.concurrency }),
+      ...(definition.serialize === 'subject' ? { groupConcurrency: 1 } : {}),
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      ...(maxAttempts === undefined ? {} : { maxAttempts }),
+      ...(backoff === undefined ? {} : { backoff }),
+      ...(definition.crashPolicy === undefined ? {} : { crashPolicy: definition.crashPolicy }),
+      ...(definition.priority === undefined ? {} : { priority: definition.priority }),
+    };
+  }
+
+  #running(): Queue {
+    if (this.#state !== 'running' || this.#queue === undefined) {
+      throw new NotRunningError(this.#state === 'created' ? 'not started' : this.#state);
+    }
+    return this.#queue;
+  }
+
+  async submit(request: SubmitRequest): Promise<OperationView> {
+    const queue = this.#running();
+    const parsed = SubmitSchema.safeParse(request);
+    if (!parsed.success) throw InvalidInputError.fromZod('operation', parsed.error);
+    const r = parsed.data;
+    const registered = this.#types.get(r.type);
+    if (registered === undefined) throw new UnknownTypeError(r.type, [...this.#types.keys()]);
+    const { definition } = registered;
+    let input: unknown = r.input ?? null;
+    if (definition.inputSchema) {
+      const checked = definition.inputSchema.safeParse(input);
+      if (!checked.success) {
+        const lines = InvalidInputError.fromZod('input', checked.error).issues.map((l) => `input.${l}`);
+        throw new InvalidInputError(`input of '${r.type}'`, lines);
+      }
+      input = checked.data;
+    }
+    let inputDigest: Uint8Array;
+    try {
+      inputDigest = definition.inputDigest ? definition.inputDigest(input) : jsonDigest(input);
+    } catch (error) {
+      if (error instanceof InvalidInputError) throw error;
+      throw new InvalidInputError(`input of '${r.type}'`, [`input: ${(error as Error).message}`], { cause: error });
+    }
+    const envelope: PayloadEnvelope = { subject: r.subject, input, inputDigest: hex(inputDigest) };
+    const runAt = typeof r.runAt === 'string' ? Date.parse(r.runAt) : r.runAt;
+    const groupKey = r.groupKey ?? (definition.serialize === 'subject' ? r.subject.slice(0, 200) : undefined);
+    let operation: Operation;
+    try {
+      operation = await queue.enqueue(r.type, envelope, {
+        ...(r.priority === undefined ? {} : { priority: r.priority }),
+        ...(runAt === undefined ? {} : { runAt }),
+        ...(groupKey === undefined ? {} : { groupKey }),
+        ...(r.idempotencyKey === undefined ? {} : { idempotencyKey: r.idempotencyKey }),
+        ...(r.maxAttempts === undefined ? {} : { maxAttempts: r.maxAttempts }),
+      });
+    } catch (error) {
+      if (error instanceof QueueInvalidInputError) {
+        throw new InvalidInputError('operation', error.message.split('\n').slice(1), { cause: error });
+      }
+      throw error;
+    }
+    return this.#view(operation);
+  }
+
+  #view(operation: Operation): OperationView {
+    const payload = operation.payload as Partial<PayloadEnvelope> | null;
+    const envelope = typeof payload?.subject === 'string' ? payload : undefined;
+    const result = operation.result as ResultEnvelope | null;
+    const final = FINAL.has(operation.state);
+    let receipt: OperationView['receipt'] = null;
+    if (final) {
+      const stored = this.#durableReceipt(operation.id);
+      if (stored) receipt = { leafIndex: stored.leafIndex, receiptHash: stored.receiptHash };
+    }
+    return {
+      id: operation.id,
+      type: operation.type,
+      subject: envelope?.subject ?? '',
+      state: operation.state,
+      outcome:
+        operation.state === 'completed'
+          ? 'succeeded'
+          : operation.state === 'dead'
+            ? 'failed'
+            : operation.state === 'cancelled'
+              ? 'cancelled'
+              : null,
+      input: envelope?.input ?? null,
+      output: operation.state === 'completed' ? (result?.output ?? null) : null,
+      error: operation.error,
+      attempts: operation.attempts,
+      maxAttempts: operation.maxAttempts,
+      priority: operation.priority,
+      idempotencyKey: operation.idempotencyKey,
+      submittedAt: operation.createdAt,
+      runAt: operation.runAt,
+      startedAt: operation.startedAt,
+      finishedAt: operation.finishedAt,
+      receipt,
+    };
+  }
+
+  #durableReceipt(id: string): { leafIndex: number; receiptHash: string; receipt: Receipt } | undefined {
+    const extension = this.#extension;
+    if (extension === undefined) return undefined;
+    const receipt = extension.ledger.receiptByOperationId(id);
+    if (receipt === undefined || receipt.leafIndex >= extension.durableSize()) return undefined;
+    const bundle = extension.ledger.receiptBundle(receipt.leafIndex);
+    return bundle && { leafIndex: receipt.leafIndex, receiptHash: receiptHash(bundle.receipt), receipt };
+  }
+
+  get(id: string): OperationView | undefined {
+    const operation = this.#queue?.get(id);
+    return operation === undefined ? undefined : this.#view(operation);
+  }
+
+  waitFor(id: string, options: { readonly timeoutMs?: number } = {}): Promise<OperationView | undefined> {
+    const now = this.get(id);
+    if (now === undefined) return Promise.resolve(undefined);
+    if (FINAL.has(now.state) && now.receipt !== null) return Promise.resolve(now);
+    return new Promise((resolveWait) => {
+      let timer: NodeJS.Timeout | undefined;
+      const waiters = this.#waiters.get(id) ?? new Set();
+      const done = (view: OperationView | undefined) => {
+        if (timer) clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0) this.#waiters.delete(id);
+        resolveWait(view);
+      };
+      waiters.add(done);
+      this.#waiters.set(id, waiters);
+      if (options.timeoutMs !== undefined) timer = setTimeout(() => done(undefined), options.timeoutMs);
+    });
+  }
+
+  #onEvent(event: QueueEvent): void {
+    const metrics = this.#metrics;
+    if (event.kind === 'claimed') {
+      metrics?.observe('queue_wait', { durationMs: Math.max(0, event.at - event.runAt), ok: true });
+      return;
+    }
+    if (event.kind !== 'completed' && event.kind !== 'dead' && event.kind !== 'cancelled') return;
+    // Transitions arrive once their commit is on disk: the receipt is durable now.
+    const appended = this.#extension?.released(event.id);
+    const operation = this.#queue?.get(event.id);
+    const now = this.#o.clock();
+    if (operation !== undefined && metrics !== undefined) {
+      const ok = event.kind === 'completed';
+      const error = operation.error;
+      metrics.recordOperation({
+        id: event.id,
+        type: event.type,
+        ok,
+        durationMs: Math.max(0, event.at - operation.createdAt),
+        ...(ok || error === null
+          ? {}
+          : { errorType: error.code ?? error.name, errorMessage: error.message.slice(0, 1024) }),
+      });
+      metrics.observe('receipt', { durationMs: Math.max(0, now - operation.createdAt), ok: appended !== undefined });
+    }
+    this.#logger?.logger.info(
+      {
+        op: event.id,
+        type: event.type,
+        outcome: event.kind,
+        ...(appended === undefined ? {} : { leafIndex: appended.leafIndex, receiptHash: appended.receiptHash }),
+      },
+      'operation finished',
+    );
+    const waiters = this.#waiters.get(event.id);
+    if (waiters !== undefined && operation !== undefined) {
+      const view = this.#view(operation);
+      for (const waiter of [...waiters]) waiter(view);
+    }
+  }
+
+  async cancel(id: string): Promise<boolean> {
+    return this.#running().cancel(id);
+  }
+
+  receipt(id: string): ReceiptBundle | undefined {
+    const extension = this.#extension;
+    if (extension === undefined) return undefined;
+    const ledger = extension.ledger;
+    const receipt = ledger.receiptByOperationId(id);
+    const size = extension.durableSize();
+    if (receipt === undefined || receipt.leafIndex >= size) return undefined;
+    const checkpoint = ledger.checkpointAt(size);
+    if (checkpoint === undefined) return undefined;
+    return { receipt, proof: ledger.inclusionProof(receipt.leafIndex, size), checkpoint };
+  }
+
+  checkpoint(): string | undefined {
+    const extension = this.#extension;
+    if (extension === undefined) return undefined;
+    const size = extension.durableSize();
+    return size === 0 ? undefined : extension.ledger.checkpointAt(size);
+  }
+
+  consistency(fromSize: number, toSize?: number): ConsistencyAnswer {
+    const extension = this.#need(this.#extension);
+    const durable = extension.durableSize();
+    const to = toSize ?? durable;
+    const bad: string[] = [];
+    if (!Number.isSafeInteger(fromSize) || fromSize < 1) bad.push('from: a tree size of at least 1');
+    if (!Number.isSafeInteger(to) || to < fromSize || to > durable) {
+      bad.push(`to: a tree size between from and the latest checkpoint's (${durable})`);
+    }
+    const fromNote = bad.length === 0 ? extension.ledger.checkpointAt(fromSize) : undefined;
+    const toNote = bad.length === 0 ? extension.ledger.checkpointAt(to) : undefined;
+    if (bad.length === 0 && fromNote === undefined) bad.push(`from: no checkpoint was signed at tree size ${fromSize}`);
+    if (bad.length === 0 && toNote === undefined) bad.push(`to: no checkpoint was signed at tree size ${to}`);
+    if (bad.length > 0 || fromNote === undefined || toNote === undefined) {
+      throw new InvalidInputError('consistency request', bad);
+    }
+    return {
+      from: { treeSize: fromSize, checkpoint: fromNote },
+      to: { treeSize: to, checkpoint: toNote },
+      proof: extension.ledger.consistencyProof(fromSize, to),
+    };
+  }
+
+  verify(bundle: unknown): Verdict {
+    const verifier = this.#need(this.#verifier);
+    const parsed = ReceiptBundleSchema.safeParse(bundle);
+    if (!parsed.success) {
+      return { status: 'invalid', reason: InvalidInputError.fromZod('bundle', parsed.error).issues.join('; ') };
+    }
+    const verdict = verifier.verify(parsed.data.receipt, parsed.data.proof, parsed.data.checkpoint);
+    this.#metrics?.observe('verification', { durationMs: 0, ok: verdict.status === 'valid' });
+    return verdict;
+  }
+
+  health() {
+    const health = this.#need(this.#health);
+    return { livez: health.livez(), readyz: health.readyz() };
+  }
+
+  logs(query: LogQuery = {}): Promise<LogPage> {
+    return this.#need(this.#logger).read(query);
+  }
+
+  async report(): Promise<DiagnosticReport> {
+    const diagnostics = this.#need(this.#diagnostics);
+    return collectDiagnosticReport({
+      nodes: [localDiagnosticNode(diagnostics)],
+      metrics: this.#need(this.#metrics),
+      clock: this.#o.clock,
+      ...(this.#o.diagnostics.slos === undefined ? {} : { slos: this.#o.diagnostics.slos }),
+    });
+  }
+
+  async slo(): Promise<SloStatus[]> {
+    const diagnostics = this.#need(this.#diagnostics);
+    const report = await collectDiagnosticReport({
+      nodes: [localDiagnosticNode(diagnostics)],
+      clock: this.#o.clock,
+      maxLogRecordsPerNode: 1,
+      minLogRecordsPerNode: 0,
+      ...(this.#o.diagnostics.slos === undefined ? {} : { slos: this.#o.diagnostics.slos }),
+    });
+    return report.slos;
+  }
+
+  close(options: { readonly drainMs?: number } = {}): Promise<void> {
+    this.#closePromise ??= (async () => {
+      if (this.#state === 'created') {
+        this.#state = 'closed';
+        return;
+      }
+      this.#state = 'closing';
+      this.#logger?.logger.info({ drainMs: options.drainMs ?? null }, 'daemon closing');
+      await this.#teardown(options.drainMs);
+      this.#state = 'closed';
+    })();
+    return this.#closePromise;
+  }
+
+  async #teardown(drainMs?: number): Promise<void> {
+    try {
+      await this.#queue?.close(drainMs === undefined ? {} : { drainMs });
+    } finally {
+      this.#unsubscribe?.();
+      for (const [, waiters] of this.#waiters) for (const waiter of [...waiters]) waiter(undefined as never);
+      this.#waiters.clear();
+      await this.#diagnostics?.close();
+      await this.#health?.close();
+      this.#eventLoop?.close();
+      this.#metrics?.close();
+      await this.#logger?.close();
+      if (this.#lockHeld) {
+        rmSync(this.#o.lockPath, { force: true });
+        LOCKED_HERE.delete(this.#o.lockPath);
+      }
+      this.#lockHeld = false;
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

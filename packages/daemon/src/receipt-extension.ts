@@ -1,0 +1,147 @@
+// The receipt of every final state, written by the queue's own transaction: the
+// operation's final row, its receipt, the ledger's new leaves and nodes and the signed
+// checkpoint commit together or not at all, so no operation is ever final without its
+// receipt, whatever instant the process dies at.
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { ApplyContext, ApplyExtension } from '@unrdf/queue';
+import { buildBatchBody, type ReceiptBody, type SingleReceiptBody } from '@unrdf/receipts';
+import { type AppendedReceipt, type Ledger, type OpenLedgerOptions, openLedgerSync } from '@unrdf/receipts/ledger';
+import { errorCodeOf, type ResultEnvelope, readPayload, readResult } from './internal/envelope.js';
+
+/** A committed batch of receipts, waiting for its fsync to make it durable. */
+interface CommittedReceipts {
+  readonly treeSize: number;
+  readonly operationIds: Set<string>;
+}
+
+/** The receipts side of the daemon's store. */
+export interface ReceiptExtension extends ApplyExtension {
+  /** The ledger on the queue's handle (after the queue opened the store). */
+  readonly ledger: Ledger;
+  /** Leaves known to be on disk: every receipt below this index is durable. */
+  durableSize(): number;
+  /** The queue released a final transition of `operationId` (its batch is on disk); returns its receipt if known. */
+  released(operationId: string): AppendedReceipt | undefined;
+}
+
+interface Row {
+  type: string;
+  payload: string;
+  result: string | null;
+  error: string | null;
+  attempts: number;
+  createdAt: number;
+  startedAt: number | null;
+}
+
+/**
+ * Creates the extension that appends a receipt for each operation reaching
+ * `completed`, `dead` or `cancelled`. It is deterministic: everything in a receipt comes
+ * from the stored operation and the command (times, ids), plus this node's id, so
+ * replicas applying the same commands build the same ledger.
+ */
+export function createReceiptExtension(options: {
+  readonly nodeId: string;
+  readonly origin: string;
+  readonly signers: OpenLedgerOptions['signers'];
+}): ReceiptExtension {
+  let ledger: Ledger | undefined;
+  let read: StatementSync | undefined;
+  let bodies: ReceiptBody[] = [];
+  const committed: CommittedReceipts[] = [];
+  /** Appended in committed batches whose transitions have not been released yet. */
+  const unreleased = new Map<string, AppendedReceipt>();
+  /** Appended by the open transaction, before its COMMIT. */
+  let staged: AppendedReceipt[] = [];
+  let durable = 0;
+
+  const bodyOf = (id: string, kind: 'completed' | 'dead' | 'cancelled', at: number, row: Row): ReceiptBody => {
+    const envelope = readPayload(row.payload);
+    const result: ResultEnvelope | undefined = kind === 'completed' ? readResult(row.result) : undefined;
+    const startedAt = Math.max(row.createdAt, Math.min(row.startedAt ?? at, at));
+    const finishedAt = Math.max(startedAt, at);
+    const outcome =
+      kind === 'completed'
+        ? { status: 'succeeded' as const }
+        : { status: 'failed' as const, errorCode: kind === 'cancelled' ? 'CANCELLED' : errorCodeOf(row.error) };
+    const facts = {
+      operationId: id,
+      subject: envelope.subject,
+      inputDigest: envelope.inputDigest,
+      outputDigest: result?.outputDigest ?? null,
+      outcome,
+      attempt: row.attempts,
+      submittedAt: row.createdAt,
+      startedAt,
+      finishedAt,
+      nodeId: options.nodeId,
+    };
+    if (result?.members !== undefined) {
+      // Members share the batch's facts; each is named after its position in the batch.
+      const members: SingleReceiptBody[] = result.members.map((m, i) => ({
+        ...facts,
+        operationId: `${id}_${i}`.slice(0, 64),
+        type: m.type,
+        subject: m.subject,
+        inputDigest: m.inputDigest,
+        outputDigest: m.outputDigest,
+      }));
+      return buildBatchBody(facts, members);
+    }
+    return { ...facts, type: row.type } as ReceiptBody;
+  };
+
+  const extension: ReceiptExtension = {
+    name: 'receipts',
+    watches: ['complete', 'fail', 'cancel'],
+    get ledger(): Ledger {
+      if (ledger === undefined) throw new Error('the receipt ledger opens with the queue store');
+      return ledger;
+    },
+    init(db: DatabaseSync) {
+      ledger = openLedgerSync({ database: db, origin: options.origin, signers: options.signers });
+      read = db.prepare(`SELECT type, payload, result, error, attempts, created_at AS createdAt,
+          started_at AS startedAt FROM operations WHERE id = ?`);
+      durable = ledger.size();
+    },
+    afterApply({ transitions }: ApplyContext) {
+      for (const t of transitions) {
+        if (t.kind !== 'completed' && t.kind !== 'dead' && t.kind !== 'cancelled') continue;
+        const row = read?.get(t.id) as Row | undefined;
+        if (row === undefined) throw new Error(`operation ${t.id} vanished inside its own transaction`);
+        bodies.push(bodyOf(t.id, t.kind, t.at, row));
+      }
+    },
+    beforeCommit() {
+      staged = bodies.length === 0 ? [] : extension.ledger.appendInTransaction(bodies);
+      bodies = [];
+    },
+    afterCommit() {
+      if (staged.length === 0) return;
+      const last = staged.at(-1) as AppendedReceipt;
+      committed.push({ treeSize: last.treeSize, operationIds: new Set(staged.map((a) => a.receipt.operationId)) });
+      for (const a of staged) unreleased.set(a.receipt.operationId, a);
+      staged = [];
+    },
+    afterRollback() {
+      bodies = [];
+      staged = [];
+    },
+    durableSize: () => durable,
+    released(operationId) {
+      const appended = unreleased.get(operationId);
+      if (appended === undefined) return undefined;
+      unreleased.delete(operationId);
+      // Batches are released in commit order: the oldest waiting one holds this operation.
+      const front = committed[0];
+      if (front?.operationIds.delete(operationId) && front.operationIds.size === 0) {
+        committed.shift();
+        durable = Math.max(durable, front.treeSize);
+      }
+      return appended;
+    },
+  };
+  return extension;
+}
+
+export type { ResultEnvelope };

@@ -1,0 +1,173 @@
+import { statSync } from 'node:fs';
+import { UnrecoverableError } from '@unrdf/queue';
+import { verifyCheckpointConsistency, verifyReceipt } from '@unrdf/receipts';
+import { tempDir } from '@unrdf/test-utils';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  createDaemon,
+  DataDirLockedError,
+  InvalidInputError,
+  NotRunningError,
+  UnknownTypeError,
+} from '../src/index.js';
+
+const quiet = { logLevel: 'warn' as const };
+
+describe('createDaemon', () => {
+  it('refuses bad options with path: message issues', () => {
+    expect(() => createDaemon({ dataDir: '' })).toThrow(InvalidInputError);
+    expect(() => createDaemon({ dataDir: '/tmp/x', nodeId: 'bad id' })).toThrow(/nodeId/);
+  });
+
+  describe('submit', () => {
+    it('runs an operation and gives it a receipt that verifies offline', async () => {
+      await using dir = await tempDir('daemon');
+      await using daemon = createDaemon({ dataDir: dir.path, diagnostics: quiet });
+      daemon.handle('greet', async (input: { name: string }, ctx) => ({ hello: input.name, subject: ctx.subject }));
+      await daemon.start();
+      const op = await daemon.submit({ type: 'greet', subject: 'urn:x:1', input: { name: 'Ada' } });
+      expect(op.state).toBe('pending');
+      const done = await daemon.waitFor(op.id, { timeoutMs: 10_000 });
+      expect(done).toMatchObject({
+        state: 'completed',
+        outcome: 'succeeded',
+        output: { hello: 'Ada', subject: 'urn:x:1' },
+      });
+      expect(done?.receipt?.leafIndex).toBe(0);
+      const bundle = daemon.receipt(op.id);
+      expect(bundle?.receipt).toMatchObject({ operationId: op.id, type: 'greet', subject: 'urn:x:1', attempt: 1 });
+      expect(verifyReceipt(bundle?.receipt, bundle?.proof, bundle?.checkpoint, daemon.trustedKeys).status).toBe(
+        'valid',
+      );
+      expect(daemon.verify(bundle).status).toBe('valid');
+      // A tampered receipt does not verify.
+      const forged = { ...bundle, receipt: { ...bundle?.receipt, subject: 'urn:x:2' } };
+      expect(daemon.verify(forged).status).toBe('invalid');
+      expect(daemon.verify({ nonsense: true }).status).toBe('invalid');
+      // Key files: the signer only for its owner.
+      expect(statSync(daemon.verifierKeyPath.replace(/\.vkey$/, '.skey')).mode & 0o777).toBe(0o600);
+    });
+
+    it('gives failed, dead-lettered and cancelled operations a receipt too', async () => {
+      await using dir = await tempDir('daemon');
+      await using daemon = createDaemon({
+        dataDir: dir.path,
+        diagnostics: quiet,
+        defaults: { backoff: { baseMs: 1 } },
+      });
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      daemon.handle('boom', () => {
+        throw new UnrecoverableError('no way');
+      });
+      daemon.handle('flaky', () => {
+        throw new Error('transient');
+      });
+      daemon.handle('slow', () => gate);
+      await daemon.start();
+      const boom = await daemon.submit({ type: 'boom', subject: 's' });
+      const flaky = await daemon.submit({ type: 'flaky', subject: 's', maxAttempts: 2 });
+      const slow = await daemon.submit({ type: 'slow', subject: 's', runAt: Date.now() + 60_000 });
+      expect(await daemon.cancel(slow.id)).toBe(true);
+      release();
+      const views = await Promise.all([boom, flaky, slow].map((o) => daemon.waitFor(o.id, { timeoutMs: 10_000 })));
+      expect(views.map((v) => [v?.state, v?.outcome])).toEqual([
+        ['dead', 'failed'],
+        ['dead', 'failed'],
+        ['cancelled', 'cancelled'],
+      ]);
+      const receipts = [boom, flaky, slow].map((o) => daemon.receipt(o.id)?.receipt);
+      expect(receipts.map((r) => [r?.outcome, r?.attempt, r?.outputDigest])).toEqual([
+        [{ status: 'failed', errorCode: 'UNRDF_QUEUE_UNRECOVERABLE' }, 1, null],
+        [{ status: 'failed', errorCode: 'ERROR' }, 2, null],
+        [{ status: 'failed', errorCode: 'CANCELLED' }, 0, null],
+      ]);
+      for (const o of [boom, flaky, slow]) expect(daemon.verify(daemon.receipt(o.id)).status).toBe('valid');
+    });
+
+    it('rejects bad requests and inputs without writing anything', async () => {
+      await using dir = await tempDir('daemon');
+      await using daemon = createDaemon({
+        dataDir: dir.path,
+        diagnostics: quiet,
+        handlers: { typed: { handler: () => 1, inputSchema: z.strictObject({ n: z.number().int() }) } },
+      });
+      await daemon.start();
+      await expect(daemon.submit({ type: 'nope', subject: 's' })).rejects.toBeInstanceOf(UnknownTypeError);
+      await expect(daemon.submit({ type: 'typed', subject: '' })).rejects.toThrow(/subject/);
+      await expect(daemon.submit({ type: 'typed', subject: 's', input: { n: 1.5 } })).rejects.toThrow(/input\.n/);
+      await expect(
+        daemon.submit({ type: 'typed', subject: 's', input: { n: 1 }, extra: 1 } as never),
+      ).rejects.toBeInstanceOf(InvalidInputError);
+      expect(daemon.checkpoint()).toBeUndefined();
+      const ok = await daemon.submit({ type: 'typed', subject: 's', input: { n: 1 } });
+      expect((await daemon.waitFor(ok.id, { timeoutMs: 10_000 }))?.outcome).toBe('succeeded');
+    });
+
+    it('returns the original operation for a duplicate idempotency key', async () => {
+      await using dir = await tempDir('daemon');
+      await using daemon = createDaemon({
+        dataDir: dir.path,
+        diagnostics: quiet,
+        handlers: { t: { handler: () => 1 } },
+      });
+      await daemon.start();
+      const a = await daemon.submit({ type: 't', subject: 's', idempotencyKey: 'k' });
+      const b = await daemon.submit({ type: 't', subject: 's', idempotencyKey: 'k' });
+      expect(b.id).toBe(a.id);
+    });
+  });
+
+  describe('start', () => {
+    it('keeps the ledger across restarts with consistent checkpoints, and locks the data directory', async () => {
+      await using dir = await tempDir('daemon');
+      const open = () =>
+        createDaemon({ dataDir: dir.path, diagnostics: quiet, handlers: { t: { handler: (i) => i } } });
+      const first = open();
+      await first.start();
+      await expect(open().start()).rejects.toBeInstanceOf(DataDirLockedError);
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await first.submit({ type: 't', subject: `s${i}`, input: i })).id);
+      for (const id of ids) await first.waitFor(id, { timeoutMs: 10_000 });
+      const before = first.checkpoint();
+      await first.close();
+      await expect(first.submit({ type: 't', subject: 's' })).rejects.toBeInstanceOf(NotRunningError);
+
+      await using second = open();
+      await second.start();
+      expect(second.checkpoint()).toBe(before);
+      const more = await second.submit({ type: 't', subject: 'later' });
+      await second.waitFor(more.id, { timeoutMs: 10_000 });
+      const answer = second.consistency(5);
+      expect(answer.from.checkpoint).toBe(before);
+      expect(answer.to.treeSize).toBe(6);
+      expect(
+        verifyCheckpointConsistency(answer.from.checkpoint, answer.to.checkpoint, answer.proof, second.trustedKeys)
+          .status,
+      ).toBe('valid');
+      for (const id of ids) expect(second.verify(second.receipt(id)).status).toBe('valid');
+      expect(() => second.consistency(0)).toThrow(InvalidInputError);
+      expect(() => second.consistency(3, 99)).toThrow(/to:/);
+    });
+  });
+
+  describe('diagnostics', () => {
+    it('reports health, logs, metrics and SLOs of the node', async () => {
+      await using dir = await tempDir('daemon');
+      await using daemon = createDaemon({ dataDir: dir.path, handlers: { t: { handler: () => 1 } } });
+      await daemon.start();
+      const op = await daemon.submit({ type: 't', subject: 's' });
+      await daemon.waitFor(op.id, { timeoutMs: 10_000 });
+      const { livez, readyz } = daemon.health();
+      expect([livez.ok, readyz.ok]).toEqual([true, true]);
+      const logs = await daemon.logs();
+      expect(logs.records.some((r) => r.msg === 'operation finished' && r.op === op.id)).toBe(true);
+      const report = await daemon.report();
+      expect(report.operations.recent.some((r) => r.id === op.id)).toBe(true);
+      expect((await daemon.slo()).length).toBeGreaterThan(0);
+    });
+  });
+});
