@@ -1,0 +1,39 @@
+// The RDF entity handlers of the reference daemon, listed by name.
+
+export {
+  CHANGE_DIGEST_TAG,
+  type CanonicalDescription,
+  canonicalDescription,
+  changeDigest,
+  type DescriptionLimits,
+  entityDigest,
+  RDF_FORMATS,
+  type RdfFormat,
+} from './canonical.js';
+export {
+  type ApplyRequest,
+  type ApplyResult,
+  type ChangeOutcome,
+  type EntityChange,
+  type EntityStore,
+  type EntityStoreOptions,
+  openEntityStore,
+  type StoredEntity,
+} from './entity-store.js';
+export {
+  EntityExistsError,
+  EntityNotFoundError,
+  EntityStoreClosedError,
+  RdfEntityError,
+  StaleTokenError,
+} from './errors.js';
+export {
+  type BatchInput,
+  type BatchOutput,
+  createRdfHandlers,
+  type DescriptionInput,
+  type EntityOutput,
+  MAX_BATCH_OPERATIONS,
+  type RdfHandlersOptions,
+  type RdfOperationType,
+} from './handlers.js';
