@@ -76,15 +76,17 @@ describe('canonicalDescription', () => {
   });
 
   it('refuses a triple about another IRI subject', () => {
-    expect(issues(`<${ALICE}> <https://schema.org/knows> <https://example.org/bob> .
-      <https://example.org/bob> <https://schema.org/name> "Bob" .`)).toEqual([
-      expect.stringMatching(/^data: describes 2 IRI subjects .*<https:\/\/example.org\/bob>/),
-    ]);
+    expect(
+      issues(`<${ALICE}> <https://schema.org/knows> <https://example.org/bob> .
+      <https://example.org/bob> <https://schema.org/name> "Bob" .`),
+    ).toEqual([expect.stringMatching(/^data: describes 2 IRI subjects .*<https:\/\/example.org\/bob>/)]);
   });
 
   it('refuses a blank node subject not reachable from the entity', () => {
     expect(issues(`<${ALICE}> <https://schema.org/name> "A" . _:x <https://schema.org/name> "stray" .`)).toEqual([
-      expect.stringMatching(/^data: blank node _:\S+ is a subject but is not reachable from <https:\/\/example.org\/people\/alice>/),
+      expect.stringMatching(
+        /^data: blank node _:\S+ is a subject but is not reachable from <https:\/\/example.org\/people\/alice>/,
+      ),
     ]);
   });
 
@@ -103,12 +105,19 @@ describe('canonicalDescription', () => {
       }),
     ).toEqual([expect.stringMatching(/^data: is \d+ bytes; at most 10 are allowed$/)]);
     expect(
-      issues(`<${ALICE}> <https://schema.org/a> 1, 2, 3 .`, { maxDataBytes: 1000, maxTriples: 2, canonicalizeTimeoutMs: 1000 }),
+      issues(`<${ALICE}> <https://schema.org/a> 1, 2, 3 .`, {
+        maxDataBytes: 1000,
+        maxTriples: 2,
+        canonicalizeTimeoutMs: 1000,
+      }),
     ).toEqual(['data: holds 3 triples; at most 2 are allowed']);
   });
 
   it('refuses N-Triples data that is really Turtle', () => {
-    const result = canonicalDescription(`@prefix s: <https://schema.org/> . <${ALICE}> s:name "A" .`, 'application/n-triples');
+    const result = canonicalDescription(
+      `@prefix s: <https://schema.org/> . <${ALICE}> s:name "A" .`,
+      'application/n-triples',
+    );
     expect(result.ok).toBe(false);
   });
 
@@ -127,8 +136,18 @@ describe('canonicalDescription', () => {
             for (const [n, p, v] of items) lines.push(`${label(n)} <https://ex.org/${p}> ${JSON.stringify(v)} .`);
             return order(lines).join('\n');
           };
-          const a = canonical(write((n) => `_:n${n}`, (xs) => xs));
-          const b = canonical(write((n) => `_:m${(n * 7 + salt) % 1000}x${n}`, (xs) => [...xs].reverse()));
+          const a = canonical(
+            write(
+              (n) => `_:n${n}`,
+              (xs) => xs,
+            ),
+          );
+          const b = canonical(
+            write(
+              (n) => `_:m${(n * 7 + salt) % 1000}x${n}`,
+              (xs) => [...xs].reverse(),
+            ),
+          );
           expect(b.nquads).toBe(a.nquads);
         },
       ),

@@ -33,8 +33,9 @@ export type DescriptionResult =
   | { readonly ok: true; readonly value: CanonicalDescription }
   | { readonly ok: false; readonly issues: readonly string[] };
 
-// An absolute IRI (RFC 3987 §2.2 `scheme ":" ...`) without the characters N-Triples forbids in IRIREF.
-const ABSOLUTE_IRI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\u0000-\u0020<>"{}|\\^`]*$/u;
+// An absolute IRI (RFC 3987 §2.2 `scheme ":" ...`) without the characters N-Triples forbids in
+// IRIREF (RDF 1.1 N-Triples §7: controls, space, <>"{}|^`\); C1 controls are not IRI characters either.
+const ABSOLUTE_IRI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\p{Cc} <>"{}|\\^`]*$/u;
 
 /** True when `value` is an absolute IRI that N-Quads can carry. */
 export function isAbsoluteIri(value: string): boolean {
@@ -96,7 +97,9 @@ export function canonicalDescription(
         : `describes ${iriSubjects.size} IRI subjects (${[...iriSubjects]
             .slice(0, 3)
             .map((s) => `<${s}>`)
-            .join(', ')}${iriSubjects.size > 3 ? ', ...' : ''}); every triple's subject must be the entity or a blank node reachable from it`,
+            .join(
+              ', ',
+            )}${iriSubjects.size > 3 ? ', ...' : ''}); every triple's subject must be the entity or a blank node reachable from it`,
     );
   }
   if (issues.length > 0) return fail(...issues);

@@ -149,11 +149,20 @@ export function createRdfHandlers(
   // when the daemon hands back the same object; a miss just recomputes.
   const preparedBatches = new WeakMap<object, readonly PreparedMember[]>();
 
-  const describe = (input: unknown, what: string): CanonicalDescription => {
+  // Issue paths start at `input.`, as the daemon reports inputSchema issues.
+  const refuse = (type: RdfOperationType, issues: readonly string[], cause?: unknown) =>
+    new InvalidInputError(`input of '${type}'`, issues, cause === undefined ? undefined : { cause });
+  const zodIssues = (error: z.ZodError) =>
+    error.issues.map((issue) => `${['input', ...issue.path.map(String)].join('.')}: ${issue.message}`);
+
+  const describe = (type: 'create' | 'update', input: unknown, subject?: string): CanonicalDescription => {
     const shape = DescriptionInputSchema.safeParse(input);
-    if (!shape.success) throw InvalidInputError.fromZod(what, shape.error);
-    const result = canonicalDescription(shape.data.data, shape.data.format ?? 'text/turtle', resolved);
-    if (!result.ok) throw new InvalidInputError(what, result.issues);
+    if (!shape.success) throw refuse(type, zodIssues(shape.error), shape.error);
+    const result = canonicalDescription(shape.data.data, shape.data.format ?? 'text/turtle', resolved, 'input.data');
+    if (!result.ok) throw refuse(type, result.issues);
+    if (subject !== undefined && result.value.subject !== subject) {
+      throw refuse(type, [`input.data: describes <${result.value.subject}>, not the operation's subject <${subject}>`]);
+    }
     return result.value;
   };
 
@@ -163,7 +172,7 @@ export function createRdfHandlers(
       if (cached !== undefined) return cached;
     }
     const shape = BatchInputSchema.safeParse(input);
-    if (!shape.success) throw InvalidInputError.fromZod('batch input', shape.error);
+    if (!shape.success) throw refuse('batch', zodIssues(shape.error), shape.error);
     const issues: string[] = [];
     let totalBytes = 0;
     const members: PreparedMember[] = [];
@@ -174,7 +183,7 @@ export function createRdfHandlers(
       }
       totalBytes += Buffer.byteLength(op.input.data, 'utf8');
       if (totalBytes > resolved.maxBatchDataBytes) return;
-      const path = `operations.${i}.input.data`;
+      const path = `input.operations.${i}.input.data`;
       const result = canonicalDescription(op.input.data, op.input.format ?? 'text/turtle', resolved, path);
       if (!result.ok) {
         issues.push(...result.issues);
@@ -190,9 +199,11 @@ export function createRdfHandlers(
       });
     });
     if (totalBytes > resolved.maxBatchDataBytes) {
-      issues.unshift(`operations: the data total ${totalBytes} bytes; at most ${resolved.maxBatchDataBytes} are allowed`);
+      issues.unshift(
+        `input.operations: the data total ${totalBytes} bytes; at most ${resolved.maxBatchDataBytes} are allowed`,
+      );
     }
-    if (issues.length > 0) throw new InvalidInputError('batch input', issues.slice(0, 50));
+    if (issues.length > 0) throw refuse('batch', issues.slice(0, 50));
     if (typeof input === 'object' && input !== null) preparedBatches.set(input, members);
     return members;
   };
@@ -211,7 +222,12 @@ export function createRdfHandlers(
   };
 
   const output = (outcome: ChangeOutcome, nquads: string | undefined): EntityOutput => {
-    const base = { subject: outcome.subject, version: outcome.version, triples: outcome.triples, sha256: outcome.sha256 };
+    const base = {
+      subject: outcome.subject,
+      version: outcome.version,
+      triples: outcome.triples,
+      sha256: outcome.sha256,
+    };
     return nquads !== undefined && Buffer.byteLength(nquads, 'utf8') <= resolved.maxOutputNquadsBytes
       ? { ...base, nquads }
       : base;
@@ -237,12 +253,14 @@ export function createRdfHandlers(
   const describeHandler = (type: 'create' | 'update'): HandlerDefinition => ({
     ...policy,
     inputSchema: DescriptionInputSchema,
-    inputDigest: (input: unknown) => changeDigest(type, describe(input, `${type} input`).nquads),
+    // The optional second argument lets a caller that knows the subject refuse a mismatch at submit.
+    inputDigest: (input: unknown, operation?: { readonly subject?: string }) =>
+      changeDigest(type, describe(type, input, operation?.subject).nquads),
     outputDigest: entityOutputDigest,
     handler: async (input: unknown, ctx: DaemonHandlerContext): Promise<EntityOutput> => {
       let description: CanonicalDescription;
       try {
-        description = describe(input, `${type} input`);
+        description = describe(type, input);
       } catch (error) {
         throw new UnrecoverableError(error instanceof Error ? error.message : String(error), { cause: error });
       }
@@ -264,7 +282,7 @@ export function createRdfHandlers(
       inputSchema: DeleteInputSchema,
       inputDigest: (input: unknown) => {
         const shape = DeleteInputSchema.safeParse(input);
-        if (!shape.success) throw InvalidInputError.fromZod('delete input', shape.error);
+        if (!shape.success) throw refuse('delete', zodIssues(shape.error), shape.error);
         return changeDigest('delete', '');
       },
       outputDigest: () => null,

@@ -1,8 +1,8 @@
 // The RDF entity handlers of the reference daemon, listed by name.
 
 export {
-  CHANGE_DIGEST_TAG,
   type CanonicalDescription,
+  CHANGE_DIGEST_TAG,
   canonicalDescription,
   changeDigest,
   type DescriptionLimits,
