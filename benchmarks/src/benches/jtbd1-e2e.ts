@@ -1,0 +1,185 @@
+import { join } from 'node:path';
+import type { Pool } from 'undici';
+import { type AppProcess, poolFor, requestJson, type ServerProcess, startApp, startEcho } from '../daemon/processes.js';
+import {
+  awaitReceipt,
+  operationFor,
+  RDF_TYPES,
+  type RdfType,
+  type Submission,
+  seedsFor,
+  submit,
+} from '../daemon/workload.js';
+import type { BenchContext, Benchmark } from '../harness/benchmark.js';
+import { LatencyHistogram } from '../harness/histogram.js';
+import { openLoop } from '../harness/open-loop.js';
+import type { MetricInput } from '../harness/report.js';
+
+// JTBD 1 end to end: from a client's POST /v1/operations to the moment the client holds
+// the answer that the operation is final with a durable receipt (GET
+// /v1/operations/:id?wait=…), through the real app process on loopback, per operation type,
+// at 100 and 1,000 operations per second (open loop: latency runs from each arrival's
+// intended time). The baseline is the same two requests against a bare Fastify server.
+
+const SPEC = { p50: 5, p95: 15, p99: 45, p999: 100 } as const;
+const GOAL_P99_AT_1000 = 10;
+/** SLO-SPEC.md, JTBD 1, "Performance Targets by Operation Type" (ms). */
+const SPEC_BY_TYPE: Record<RdfType, { p50: number; p99: number }> = {
+  create: { p50: 3, p99: 40 },
+  update: { p50: 5, p99: 45 },
+  delete: { p50: 4, p99: 42 },
+  batch: { p50: 8, p99: 55 },
+};
+
+interface RateResult {
+  readonly all: LatencyHistogram;
+  readonly byType: Map<RdfType, LatencyHistogram>;
+  readonly errors: number;
+  readonly issued: number;
+  readonly receiptHashes: Set<string>;
+}
+
+/** Creates the entities a run's updates and deletes act on (not measured). */
+async function seed(pool: Pool, token: string, run: string, count: number, ctx: BenchContext): Promise<void> {
+  const seeds: Submission[] = [];
+  for (let i = 0; i < count; i++) {
+    const s = seedsFor(RDF_TYPES[i % RDF_TYPES.length] as RdfType, i, run);
+    if (s) seeds.push(s);
+  }
+  let next = 0;
+  const worker = async () => {
+    while (next < seeds.length) {
+      const op = seeds[next++];
+      if (op === undefined) break;
+      const { id } = await submit(pool, token, op);
+      await awaitReceipt(pool, token, id);
+    }
+  };
+  ctx.progress.update(0, seeds.length, `seeding ${run}`);
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
+
+async function measureRate(
+  app: AppProcess,
+  pool: Pool,
+  ratePerSec: number,
+  durationMs: number,
+  run: string,
+  ctx: BenchContext,
+): Promise<RateResult> {
+  const count = Math.floor((ratePerSec * durationMs) / 1000);
+  await seed(pool, app.token, run, count, ctx);
+  const byType = new Map(RDF_TYPES.map((t) => [t, new LatencyHistogram()]));
+  const receiptHashes = new Set<string>();
+  const result = await openLoop({
+    ratePerSec,
+    durationMs,
+    fire: async (intendedAt, i) => {
+      const type = RDF_TYPES[i % RDF_TYPES.length] as RdfType;
+      const { id } = await submit(pool, app.token, operationFor(type, i, run));
+      const view = (await awaitReceipt(pool, app.token, id)) as { receipt: { receiptHash?: string } };
+      byType.get(type)?.record(performance.now() - intendedAt);
+      if (view.receipt.receiptHash) receiptHashes.add(view.receipt.receiptHash);
+    },
+    onTick: (done, total) => ctx.progress.update(done, total, `${run}: ${ratePerSec}/s`),
+  });
+  return { all: result.latency, byType, errors: result.errors, issued: result.issued, receiptHashes };
+}
+
+async function echoBaseline(echo: ServerProcess, ratePerSec: number, durationMs: number, ctx: BenchContext) {
+  const pool = poolFor(echo.url);
+  try {
+    const result = await openLoop({
+      ratePerSec,
+      durationMs,
+      fire: async () => {
+        const { id } = await requestJson<{ id: string }>(pool, 'POST', '/v1/operations', {
+          body: operationFor('create', 0, 'echo'),
+          expect: 202,
+        });
+        await requestJson(pool, 'GET', `/v1/operations/${id}?wait=30000`);
+      },
+      onTick: (done, total) => ctx.progress.update(done, total, `echo baseline ${ratePerSec}/s`),
+    });
+    return result.latency.summary();
+  } finally {
+    await pool.close();
+  }
+}
+
+export const benchmark: Benchmark = {
+  name: 'jtbd1-e2e',
+  description: 'JTBD 1 end to end: submit → durable receipt through the app over HTTP, per type, at 100 and 1,000/s',
+  async run(ctx) {
+    const durations = ctx.quick ? { slow: 3000, fast: 4000 } : { slow: 20_000, fast: 10_000 };
+    const echo = await startEcho();
+    const app = await startApp(join(ctx.scratchDir, 'app'));
+    const pool = poolFor(app.url);
+    try {
+      // Warm-up (JIT, SQLite page cache, connection pool), not measured.
+      await measureRate(app, pool, 200, 1000, 'warm', ctx);
+      const slow = await measureRate(app, pool, 100, durations.slow, 'r100', ctx);
+      const fast = await measureRate(app, pool, 1000, durations.fast, 'r1000', ctx);
+      const echoFast = await echoBaseline(echo, 1000, durations.fast, ctx);
+      const s = slow.all.summary();
+      const f = fast.all.summary();
+      const issued = slow.issued + fast.issued;
+      const failed = slow.errors + fast.errors;
+      const metrics: Record<string, MetricInput> = {
+        p50_ms_at_100: { value: s.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
+        p99_ms_at_100: { value: s.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99 },
+        p50_ms_at_1000: { value: f.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
+        p95_ms_at_1000: { value: f.p95, unit: 'ms', better: 'lower', specTarget: SPEC.p95 },
+        p99_ms_at_1000: { value: f.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99, goal: GOAL_P99_AT_1000 },
+        p999_ms_at_1000: { value: f.p999, unit: 'ms', better: 'lower', specTarget: SPEC.p999 },
+        success_rate_pct: {
+          value: issued === 0 ? 0 : (100 * (issued - failed)) / issued,
+          unit: '%',
+          better: 'higher',
+          specTarget: 99.95,
+        },
+        receipt_hash_collisions: {
+          value: slow.issued - failed + fast.issued - (slow.receiptHashes.size + fast.receiptHashes.size),
+          unit: 'count',
+          better: 'lower',
+          specTarget: 0,
+        },
+        p99_vs_echo_at_1000: { value: f.p99 / Math.max(echoFast.p99, 0.001), unit: 'x', better: 'lower' },
+      };
+      for (const type of RDF_TYPES) {
+        const t = (fast.byType.get(type) as LatencyHistogram).summary();
+        const spec = SPEC_BY_TYPE[type];
+        metrics[`${type}_p50_ms_at_1000`] = { value: t.p50, unit: 'ms', better: 'lower', specTarget: spec.p50 };
+        metrics[`${type}_p99_ms_at_1000`] = {
+          value: t.p99,
+          unit: 'ms',
+          better: 'lower',
+          specTarget: spec.p99,
+          goal: GOAL_P99_AT_1000,
+        };
+      }
+      return {
+        metrics,
+        baselines: {
+          echo_p50_ms_at_1000: {
+            value: echoFast.p50,
+            unit: 'ms',
+            note: 'bare Fastify POST + GET, same client and rate',
+          },
+          echo_p99_ms_at_1000: {
+            value: echoFast.p99,
+            unit: 'ms',
+            note: 'bare Fastify POST + GET, same client and rate',
+          },
+        },
+        notes: [
+          `${slow.issued} operations at 100/s and ${fast.issued} at 1,000/s, a quarter of each type; a batch has 10 creates.`,
+          'Latency: from the intended arrival to the client holding "final, receipt durable" (POST, then GET ?wait).',
+        ],
+      };
+    } finally {
+      await pool.close();
+      await Promise.all([app.stop(), echo.stop()]);
+    }
+  },
+};

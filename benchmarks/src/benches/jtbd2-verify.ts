@@ -1,0 +1,135 @@
+import { join } from 'node:path';
+import { type TrustedKey, verifyReceipt } from '@unrdf/receipts';
+import { poolFor, requestJson, startApp, startEcho } from '../daemon/processes.js';
+import { awaitReceipt, createOf, submit } from '../daemon/workload.js';
+import type { Benchmark } from '../harness/benchmark.js';
+import { LatencyHistogram } from '../harness/histogram.js';
+import { openLoop } from '../harness/open-loop.js';
+
+// JTBD 2 on a single node: a verifier fetches a receipt with its inclusion proof and the
+// signed checkpoint from the app (GET /v1/operations/:id/receipt) and verifies it
+// offline (verifyReceipt: the checkpoint's Ed25519 signature, then the RFC 9162 proof),
+// with nothing cached between receipts. One in ten fetched bundles is also tampered with
+// and must be refused (false positives); every untampered one must verify (false negatives).
+
+const SPEC = { p50Ms: 5000, p99Ms: 120_000, successPct: 99.9, falsePct: 0.001 } as const;
+const GOAL_P99_MS = 20;
+const RATE = 200;
+
+interface Bundle {
+  readonly receipt: Record<string, unknown>;
+  readonly proof: unknown;
+  readonly checkpoint: string;
+}
+
+function trustedKeysOf(answer: unknown): TrustedKey[] {
+  if (Array.isArray(answer)) return answer as TrustedKey[];
+  const o = answer as { trustedKeys?: TrustedKey[]; keys?: TrustedKey[] };
+  const keys = o.trustedKeys ?? o.keys;
+  if (!Array.isArray(keys)) throw new Error(`GET /v1/keys: no key list in ${JSON.stringify(answer).slice(0, 200)}`);
+  return keys;
+}
+
+export const benchmark: Benchmark = {
+  name: 'jtbd2-verify',
+  description: 'JTBD 2 on one node: receipt + proof fetch over HTTP and offline verification, per receipt',
+  async run(ctx) {
+    const receipts = ctx.quick ? 500 : 5000;
+    const durationMs = ctx.quick ? 3000 : 20_000;
+    const app = await startApp(join(ctx.scratchDir, 'app'));
+    const echo = await startEcho();
+    const pool = poolFor(app.url);
+    const echoPool = poolFor(echo.url);
+    try {
+      const ids: string[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < receipts) {
+          const i = next++;
+          const { id } = await submit(pool, app.token, createOf(`v${i}`, i));
+          await awaitReceipt(pool, app.token, id);
+          ids.push(id);
+          ctx.progress.update(ids.length, receipts, 'creating receipts');
+        }
+      };
+      await Promise.all(Array.from({ length: 32 }, worker));
+      const trustedKeys = trustedKeysOf(await requestJson(pool, 'GET', '/v1/keys', { token: app.token }));
+
+      let valid = 0;
+      let falseNegatives = 0;
+      let tamperedChecked = 0;
+      let falsePositives = 0;
+      const verifyOnly = new LatencyHistogram();
+      const result = await openLoop({
+        ratePerSec: RATE,
+        durationMs,
+        fire: async (_intendedAt, i) => {
+          const id = ids[(i * 7919) % ids.length] as string;
+          const bundle = await requestJson<Bundle>(pool, 'GET', `/v1/operations/${id}/receipt`, { token: app.token });
+          const started = performance.now();
+          const verdict = verifyReceipt(bundle.receipt, bundle.proof, bundle.checkpoint, trustedKeys);
+          verifyOnly.record(performance.now() - started);
+          if (verdict.status === 'valid') valid++;
+          else falseNegatives++;
+          if (i % 10 === 0) {
+            tamperedChecked++;
+            const forged = { ...bundle.receipt, finishedAt: (bundle.receipt.finishedAt as number) + 1 };
+            if (verifyReceipt(forged, bundle.proof, bundle.checkpoint, trustedKeys).status === 'valid')
+              falsePositives++;
+          }
+        },
+        onTick: (done, total) => ctx.progress.update(done, total, `fetch + verify at ${RATE}/s`),
+      });
+      const echoResult = await openLoop({
+        ratePerSec: RATE,
+        durationMs: Math.min(durationMs, 5000),
+        fire: async (_t, i) => requestJson(echoPool, 'GET', `/v1/operations/e${i}/receipt`),
+        onTick: (done, total) => ctx.progress.update(done, total, 'echo baseline'),
+      });
+      const l = result.latency.summary();
+      const checked = valid + falseNegatives;
+      return {
+        metrics: {
+          p50_ms: { value: l.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50Ms },
+          p95_ms: { value: l.p95, unit: 'ms', better: 'lower' },
+          p99_ms: { value: l.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99Ms, goal: GOAL_P99_MS },
+          p999_ms: { value: l.p999, unit: 'ms', better: 'lower' },
+          offline_verify_p99_ms: { value: verifyOnly.summary().p99, unit: 'ms', better: 'lower' },
+          success_rate_pct: {
+            value: checked === 0 ? 0 : (100 * valid) / checked,
+            unit: '%',
+            better: 'higher',
+            specTarget: SPEC.successPct,
+          },
+          false_negative_pct: {
+            value: checked === 0 ? 100 : (100 * falseNegatives) / checked,
+            unit: '%',
+            better: 'lower',
+            specTarget: SPEC.falsePct,
+          },
+          false_positive_pct: {
+            value: tamperedChecked === 0 ? 100 : (100 * falsePositives) / tamperedChecked,
+            unit: '%',
+            better: 'lower',
+            specTarget: SPEC.falsePct,
+          },
+          p99_vs_echo: { value: l.p99 / Math.max(echoResult.latency.summary().p99, 0.001), unit: 'x', better: 'lower' },
+        },
+        baselines: {
+          echo_get_p99_ms: {
+            value: echoResult.latency.summary().p99,
+            unit: 'ms',
+            note: 'bare Fastify GET of a small JSON document, same client and rate',
+          },
+        },
+        notes: [
+          `${ids.length} receipts in the ledger; ${checked} fetched and verified at ${RATE}/s (${result.errors} request errors), ${tamperedChecked} tampered copies checked.`,
+          'Each verification checks the checkpoint signature afresh (no verifier cache), as a one-off auditor would.',
+        ],
+      };
+    } finally {
+      await Promise.all([pool.close(), echoPool.close()]);
+      await Promise.all([app.stop(), echo.stop()]);
+    }
+  },
+};

@@ -1,0 +1,183 @@
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Pool } from 'undici';
+import { poolFor, requestJson, startApp, startEcho } from '../daemon/processes.js';
+import type { Benchmark } from '../harness/benchmark.js';
+import { openLoop } from '../harness/open-loop.js';
+
+// JTBD 5 end to end: the spec's load profile through the app's HTTP API. Clients POST
+// `sleep` operations (100 ms handlers) open-loop at the target rate; the app runs up to
+// 1,000 at once. Completions are read from the app's own Prometheus counters once a
+// second; the sustained rate is taken after the first fifth of the run (ramp-up), and
+// the queue wait P99 from the app's diagnostics (HDR histogram of claim time - due time).
+
+const HANDLER_MS = 100;
+const TARGET_PER_SEC = 5000;
+const SPEC = { throughput: 33, waitP99Ms: 500, failurePct: 0.5 } as const;
+const GOAL = { throughput: 5000, waitP99Ms: 50 } as const;
+
+interface Sample {
+  readonly atMs: number;
+  readonly success: number;
+  readonly failure: number;
+}
+
+/** Sums `unrdf_operations_total` by outcome from the Prometheus exposition. */
+async function sampleCompletions(pool: Pool, token: string): Promise<Sample> {
+  const response = await pool.request({
+    method: 'GET',
+    path: '/metrics',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const text = await response.body.text();
+  if (response.statusCode !== 200) throw new Error(`GET /metrics: HTTP ${response.statusCode}: ${text.slice(0, 200)}`);
+  let success = 0;
+  let failure = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('unrdf_operations_total{')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.includes('outcome="success"')) success += value;
+    else if (line.includes('outcome="failure"')) failure += value;
+  }
+  return { atMs: performance.now(), success, failure };
+}
+
+export const benchmark: Benchmark = {
+  name: 'jtbd5-e2e',
+  description: 'JTBD 5 end to end: sleep(100 ms) operations through HTTP at 5,000/s, concurrency 1000',
+  async run(ctx) {
+    const durationMs = ctx.quick ? 8000 : 60_000;
+    const app = await startApp(join(ctx.scratchDir, 'app'), ['--concurrency', '1000']);
+    const echo = await startEcho();
+    const pool = poolFor(app.url, 128);
+    const echoPool = poolFor(echo.url, 128);
+    try {
+      // Warm-up, not measured.
+      await openLoop({
+        ratePerSec: 500,
+        durationMs: 1000,
+        fire: () =>
+          requestJson(pool, 'POST', '/v1/operations', {
+            token: app.token,
+            body: { type: 'sleep', subject: 'urn:unrdf:bench:warm', input: { ms: HANDLER_MS } },
+          }),
+      });
+      await sleep(500);
+      const before = await sampleCompletions(pool, app.token);
+      const samples: Sample[] = [before];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          await sleep(1000);
+          samples.push(await sampleCompletions(pool, app.token));
+        }
+      })();
+      const started = performance.now();
+      const load = await openLoop({
+        ratePerSec: TARGET_PER_SEC,
+        durationMs,
+        fire: (_t, i) =>
+          requestJson(pool, 'POST', '/v1/operations', {
+            token: app.token,
+            body: { type: 'sleep', subject: `urn:unrdf:bench:s${i % 1000}`, input: { ms: HANDLER_MS } },
+          }),
+        onTick: (done, total) => ctx.progress.update(done, total, `sleep(${HANDLER_MS} ms) at ${TARGET_PER_SEC}/s`),
+      });
+      const accepted = load.completed;
+      // Drain: wait (bounded) until every accepted operation finished.
+      const drainDeadline = performance.now() + 120_000;
+      let last = samples.at(-1) as Sample;
+      while (last.success + last.failure - (before.success + before.failure) < accepted) {
+        if (performance.now() > drainDeadline) break;
+        await sleep(250);
+        last = await sampleCompletions(pool, app.token);
+        samples.push(last);
+      }
+      sampling = false;
+      await sampler;
+      const finishedAt = last.atMs;
+      const done = last.success + last.failure - (before.success + before.failure);
+      const failures = last.failure - before.failure + load.errors;
+      // Sustained: completions per second after the first fifth of the load, up to its end.
+      const loadEnd = started + durationMs;
+      const from = samples.find((s) => s.atMs >= started + durationMs / 5) ?? before;
+      const to = [...samples].reverse().find((s) => s.atMs <= loadEnd + 1000) ?? last;
+      const sustained = to.atMs > from.atMs ? ((to.success - from.success) * 1000) / (to.atMs - from.atMs) : 0;
+      const report = await requestJson<{ metrics: Record<string, { lifetimeMs: { p99: number; count: number } }> }>(
+        pool,
+        'GET',
+        '/v1/diagnostics?format=json',
+        { token: app.token },
+      );
+      const wait = report.metrics.queue_wait?.lifetimeMs;
+
+      const echoLoad = await openLoop({
+        ratePerSec: TARGET_PER_SEC,
+        durationMs: Math.min(durationMs, 8000),
+        fire: () =>
+          requestJson(echoPool, 'POST', '/v1/operations', {
+            body: { type: 'sleep', subject: 'urn:unrdf:bench:echo', input: { ms: HANDLER_MS } },
+          }),
+        onTick: (d, total) => ctx.progress.update(d, total, 'echo baseline'),
+      });
+      const accept = load.latency.summary();
+      return {
+        metrics: {
+          sustained_ops_per_sec: {
+            value: sustained,
+            unit: 'op/s',
+            better: 'higher',
+            specTarget: SPEC.throughput,
+            goal: GOAL.throughput,
+          },
+          overall_ops_per_sec: {
+            value: (done * 1000) / Math.max(1, finishedAt - started),
+            unit: 'op/s',
+            better: 'higher',
+          },
+          queue_wait_p99_ms: {
+            value: wait?.p99 ?? Number.NaN,
+            unit: 'ms',
+            better: 'lower',
+            specTarget: SPEC.waitP99Ms,
+            goal: GOAL.waitP99Ms,
+          },
+          failures: { value: failures, unit: 'count', better: 'lower', goal: 0 },
+          failure_pct: {
+            value: load.issued === 0 ? 100 : (100 * failures) / load.issued,
+            unit: '%',
+            better: 'lower',
+            specTarget: SPEC.failurePct,
+          },
+          unfinished_after_drain: { value: accepted - done, unit: 'count', better: 'lower', goal: 0 },
+          accept_p99_ms: { value: accept.p99, unit: 'ms', better: 'lower' },
+          accept_p99_vs_echo: {
+            value: accept.p99 / Math.max(echoLoad.latency.summary().p99, 0.001),
+            unit: 'x',
+            better: 'lower',
+          },
+        },
+        baselines: {
+          echo_post_p99_ms: {
+            value: echoLoad.latency.summary().p99,
+            unit: 'ms',
+            note: `bare Fastify POST at ${TARGET_PER_SEC}/s, same client`,
+          },
+          echo_accepted_per_sec: {
+            value: (echoLoad.completed * 1000) / Math.max(1, echoLoad.elapsedMs),
+            unit: 'op/s',
+            note: 'what a bare HTTP server keeps up with here',
+          },
+        },
+        notes: [
+          `${load.issued} operations offered over ${durationMs / 1000} s, ${accepted} accepted (202), ${done} finished; ${load.errors} request errors.`,
+          `Queue wait over ${wait?.count ?? 0} claims (lifetime of the app, warm-up included).`,
+          'Client and app share the machine (2 cores): the load generator takes its share of CPU.',
+        ],
+      };
+    } finally {
+      await Promise.all([pool.close(), echoPool.close()]);
+      await Promise.all([app.stop(), echo.stop()]);
+    }
+  },
+};

@@ -1,0 +1,119 @@
+// The processes of the end-to-end benchmarks: the reference app exactly as a user starts
+// it (its CLI's `start`), and the bare Fastify echo server as a baseline, each in its own
+// Node process on loopback, driven over kept-alive HTTP connections by undici.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+
+const TSX = createRequire(import.meta.url).resolve('tsx');
+const APP_CLI = fileURLToPath(new URL('../../../apps/daemon/src/cli/main.ts', import.meta.url));
+const ECHO = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
+
+export interface ServerProcess {
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** Stops the process (SIGTERM, then SIGKILL after 10 s) and waits for it. */
+  stop(): Promise<void>;
+  /** The tail of its stderr (for error messages). */
+  stderr(): string;
+}
+
+function startProcess(script: string, args: readonly string[], urlPattern: RegExp): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--conditions=@unrdf/source', '--import', TSX, script, ...args], {
+    // stdin is a pipe the echo server watches; the app ignores it. stdout carries the
+    // app's JSON logs: drained, not kept.
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (c: string) => {
+    if (out.length < 64 * 1024) out += c;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+    err = (err + c).slice(-8192);
+  });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} did not start within 60 s: ${err.slice(-1000)}`));
+    }, 60_000);
+    const check = () => {
+      const m = urlPattern.exec(out) ?? urlPattern.exec(err);
+      if (m?.[1] === undefined) return;
+      clearTimeout(timer);
+      child.stdout?.off('data', check);
+      child.stderr?.off('data', check);
+      resolve({ url: m[1], child, stop, stderr: () => err });
+    };
+    child.stdout?.on('data', check);
+    child.stderr?.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited (${code}) before listening: ${err.slice(-1000)}`));
+    });
+  });
+}
+
+export interface AppProcess extends ServerProcess {
+  /** The admin token the app generated on first start. */
+  readonly token: string;
+  readonly dataDir: string;
+}
+
+/** Starts the reference app (`unrdf-daemon start`) on a fresh data directory, on a free loopback port. */
+export async function startApp(dataDir: string, extraArgs: readonly string[] = []): Promise<AppProcess> {
+  const server = await startProcess(
+    APP_CLI,
+    ['start', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...extraArgs],
+    /(http:\/\/127\.0\.0\.1:\d+)/,
+  );
+  const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+  return { ...server, token, dataDir };
+}
+
+/** Starts the bare Fastify echo server (the baseline). */
+export function startEcho(): Promise<ServerProcess> {
+  return startProcess(ECHO, [], /listening (http:\/\/\S+)/);
+}
+
+/** A kept-alive connection pool to a server. */
+export function poolFor(url: string, connections = 64): Pool {
+  return new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
+}
+
+/** One JSON request; rejects on a status other than `expect`. */
+export async function requestJson<T>(
+  pool: Pool,
+  method: 'GET' | 'POST',
+  path: string,
+  options: { readonly token?: string; readonly body?: unknown; readonly expect?: number } = {},
+): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const response = await pool.request({
+    method,
+    path,
+    headers,
+    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+  });
+  const text = await response.body.text();
+  const expected = options.expect ?? (method === 'POST' ? 202 : 200);
+  if (response.statusCode !== expected) {
+    throw new Error(`${method} ${path}: HTTP ${response.statusCode} (expected ${expected}): ${text.slice(0, 300)}`);
+  }
+  return JSON.parse(text) as T;
+}
