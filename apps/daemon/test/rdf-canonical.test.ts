@@ -113,6 +113,15 @@ describe('canonicalDescription', () => {
     ).toEqual(['data: holds 3 triples; at most 2 are allowed']);
   });
 
+  it('refuses a blank-node clique too costly to canonicalize instead of running without bound', () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      lines.push(`<${ALICE}> <https://ex.org/has> _:b${i} .`);
+      for (let j = 0; j < 6; j++) if (i !== j) lines.push(`_:b${i} <https://ex.org/p> _:b${j} .`);
+    }
+    expect(issues(lines.join('\n'))).toEqual([expect.stringMatching(/^data: is too complex to canonicalize: /)]);
+  });
+
   it('refuses N-Triples data that is really Turtle', () => {
     const result = canonicalDescription(
       `@prefix s: <https://schema.org/> . <${ALICE}> s:name "A" .`,

@@ -1,4 +1,6 @@
-import { tempDir } from '@unrdf/test-utils';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { spawnNode, tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { entityDigest, toHex } from '../src/rdf/canonical.js';
 import { openEntityStore } from '../src/rdf/entity-store.js';
@@ -143,6 +145,37 @@ describe('openEntityStore', () => {
     expect(() =>
       store.apply({ operationId: 'op-1', token: 6, changes: [{ type: 'create', subject: A, nquads: nq(A, 'x') }] }),
     ).toThrow(StaleTokenError);
+  });
+
+  it('keeps an applied change when the process is killed right after apply returns', async () => {
+    await using dir = await tempDir('rdf-store');
+    const path = dir.join('entities.db');
+    const storeModule = fileURLToPath(new URL('../src/rdf/entity-store.ts', import.meta.url));
+    const script = dir.join('apply-then-hang.ts');
+    await writeFile(
+      script,
+      [
+        `import { openEntityStore } from ${JSON.stringify(storeModule)};`,
+        `const store = openEntityStore({ path: ${JSON.stringify(path)} });`,
+        `store.apply({ operationId: 'op-1', token: 2, changes: [{ type: 'create', subject: ${JSON.stringify(A)}, nquads: ${JSON.stringify(nq(A, 'x'))} }] });`,
+        `console.log('applied');`,
+        'setInterval(() => {}, 1000);',
+      ].join('\n'),
+    );
+    await using child = spawnNode(script);
+    await child.waitForLine(/^applied$/, 20_000);
+    await child.kill9();
+    await using store = openEntityStore({ path });
+    expect(store.get(A)).toMatchObject({
+      nquads: nq(A, 'x'),
+      version: 1,
+      lastOperationId: 'op-1',
+      lastOperationToken: 2,
+    });
+    expect(
+      store.apply({ operationId: 'op-1', token: 3, changes: [{ type: 'create', subject: A, nquads: nq(A, 'x') }] })
+        .replayed,
+    ).toBe(true);
   });
 
   it('forgets old operation outcomes when pruned', async () => {

@@ -1,0 +1,89 @@
+import { createDaemon, InvalidInputError } from '@unrdf/daemon';
+import { tempDir } from '@unrdf/test-utils';
+import { describe, expect, it } from 'vitest';
+import { canonicalDescription, changeDigest, entityDigest, toHex } from '../src/rdf/canonical.js';
+import { openEntityStore } from '../src/rdf/entity-store.js';
+import { createRdfHandlers } from '../src/rdf/handlers.js';
+
+const ALICE = 'https://example.org/people/alice';
+const BOB = 'https://example.org/people/bob';
+const turtle = (subject: string, name: string) =>
+  `@prefix s: <https://schema.org/> . <${subject}> s:name ${JSON.stringify(name)} ; s:knows [ s:name "Eve" ] .`;
+const canonicalOf = (subject: string, name: string) => {
+  const result = canonicalDescription(turtle(subject, name), 'text/turtle');
+  if (!result.ok) throw new Error(result.issues.join('\n'));
+  return result.value.nquads;
+};
+
+describe('createRdfHandlers in a daemon', () => {
+  it('runs create, update, delete and batch with receipts committing to the canonical changes', async () => {
+    await using dir = await tempDir('rdf-daemon');
+    await using store = openEntityStore({ path: dir.join('entities.db') });
+    const handlers = createRdfHandlers(store);
+    await using daemon = createDaemon({ dataDir: dir.join('daemon'), diagnostics: { logLevel: 'warn' }, handlers });
+    await daemon.start();
+    const run = async (request: Parameters<typeof daemon.submit>[0]) => {
+      const op = await daemon.submit(request);
+      const done = await daemon.waitFor(op.id, { timeoutMs: 10_000 });
+      const bundle = daemon.receipt(op.id);
+      expect(daemon.verify(bundle).status).toBe('valid');
+      return { done, receipt: bundle?.receipt as Record<string, unknown> };
+    };
+
+    const created = await run({ type: 'create', subject: ALICE, input: { data: turtle(ALICE, 'Alice') } });
+    expect(created.done).toMatchObject({ state: 'completed', output: { subject: ALICE, version: 1, triples: 3 } });
+    expect(created.receipt).toMatchObject({
+      inputDigest: toHex(changeDigest('create', canonicalOf(ALICE, 'Alice'))),
+      outputDigest: toHex(entityDigest(canonicalOf(ALICE, 'Alice'))),
+    });
+
+    const again = await run({ type: 'create', subject: ALICE, input: { data: turtle(ALICE, 'Other') } });
+    expect(again.done).toMatchObject({ state: 'dead', outcome: 'failed', attempts: 1 });
+    expect(again.done?.error?.message).toMatch(/already exists/);
+
+    const batchInput = {
+      operations: [
+        { type: 'update', subject: ALICE, input: { data: turtle(ALICE, 'Alicia') } },
+        { type: 'create', subject: BOB, input: { data: turtle(BOB, 'Bob') } },
+      ],
+    };
+    const batch = await run({ type: 'batch', subject: 'urn:example:batches', input: batchInput });
+    expect(batch.done).toMatchObject({ state: 'completed', outcome: 'succeeded' });
+    expect(batch.receipt).toMatchObject({
+      type: 'batch',
+      members: { count: 2 },
+      inputDigest: toHex(handlers.batch.inputDigest?.(batchInput) ?? new Uint8Array()),
+      outputDigest: toHex(handlers.batch.outputDigest?.(batch.done?.output) ?? new Uint8Array()),
+    });
+    expect(store.get(ALICE)?.version).toBe(2);
+
+    const deleted = await run({ type: 'delete', subject: BOB });
+    expect(deleted.done).toMatchObject({ state: 'completed', output: { subject: BOB, version: 2, sha256: null } });
+    expect(deleted.receipt).toMatchObject({ inputDigest: toHex(changeDigest('delete', '')), outputDigest: null });
+    expect(store.get(BOB)).toBeUndefined();
+  });
+
+  it('refuses bad RDF at submit, before anything is queued', async () => {
+    await using dir = await tempDir('rdf-daemon');
+    await using store = openEntityStore({ path: dir.join('entities.db') });
+    await using daemon = createDaemon({
+      dataDir: dir.join('daemon'),
+      diagnostics: { logLevel: 'warn' },
+      handlers: createRdfHandlers(store),
+    });
+    await daemon.start();
+    const refused = await daemon
+      .submit({ type: 'create', subject: ALICE, input: { data: `<${ALICE}> <https://schema.org/name> .` } })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(InvalidInputError);
+    expect((refused as InvalidInputError).issues).toEqual([
+      expect.stringMatching(/^input\.data: is not valid text\/turtle/),
+    ]);
+    const shape = await daemon
+      .submit({ type: 'update', subject: ALICE, input: { turtle: 'x' } })
+      .catch((e: unknown) => e);
+    expect((shape as InvalidInputError).issues).toContain(
+      'input.data: Invalid input: expected string, received undefined',
+    );
+  });
+});
