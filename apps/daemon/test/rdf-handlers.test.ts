@@ -197,6 +197,7 @@ describe('createRdfHandlers', () => {
         expect(create.inputSchema?.safeParse({ data: '' }).success).toBe(false);
         expect(create.inputSchema?.safeParse({ data: 'x', format: 'application/ld+json' }).success).toBe(false);
         expect(create.inputSchema?.safeParse({ data: 'x', extra: 1 }).success).toBe(false);
+        expect(create.inputSchema?.safeParse({ data: `<${ALICE}> <https://ex.org/p> "\uD800" .` }).success).toBe(false);
         expect(remove.inputSchema?.safeParse({ data: 'x' }).success).toBe(false);
         expect(batch.inputSchema?.safeParse({ operations: [] }).success).toBe(false);
         const tooMany = Array.from({ length: 1001 }, () => ({ type: 'delete', subject: ALICE }));
@@ -374,7 +375,7 @@ describe('createRdfHandlers', () => {
       name: fc.string({ maxLength: 6 }),
     });
     const step = fc.oneof(
-      { weight: 4, arbitrary: single.map((op) => ({ kind: 'single' as const, op })) },
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('single' as const), op: single, retry: fc.boolean() }) },
       {
         weight: 1,
         arbitrary: fc.array(single, { minLength: 1, maxLength: 4 }).map((ops) => ({ kind: 'batch' as const, ops })),
@@ -406,9 +407,19 @@ describe('createRdfHandlers', () => {
               const { op } = s;
               const definition = handlers[op.type as 'create' | 'update' | 'delete'];
               const ok = applyToModel(model, op);
-              const result = definition.handler(dataOf(op), context(op.type, op.subject));
-              if (ok) await result;
-              else await expect(result).rejects.toThrow(UnrecoverableError);
+              const ctx = context(op.type, op.subject);
+              const result = Promise.resolve(definition.handler(dataOf(op), ctx));
+              if (!ok) {
+                await expect(result).rejects.toThrow(UnrecoverableError);
+              } else if (s.retry) {
+                // The attempt applied but its completion was lost: the next attempt must not apply again.
+                const first = await result;
+                expect(await definition.handler(dataOf(op), { ...ctx, attempt: 2, token: ctx.token + 1 })).toEqual(
+                  first,
+                );
+              } else {
+                await result;
+              }
             } else {
               const draft = new Map(model);
               const ok = s.ops.every((op) => applyToModel(draft, op));

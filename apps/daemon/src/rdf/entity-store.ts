@@ -65,7 +65,11 @@ export interface EntityStore extends AsyncDisposable {
    * @throws {StaleTokenError} the operation was applied by an attempt with a higher token.
    */
   apply(request: ApplyRequest): ApplyResult;
-  /** Forgets the outcomes of operations applied before `appliedBefore` (epoch ms); returns how many. */
+  /**
+   * Forgets the outcomes of operations applied before `appliedBefore` (epoch ms); returns how many.
+   * Only prune operations the queue can no longer retry (final, or older than its retention):
+   * a retry of a forgotten operation would be applied again.
+   */
   pruneOperations(appliedBefore: number): number;
   close(): void;
 }

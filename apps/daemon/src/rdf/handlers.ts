@@ -30,7 +30,10 @@ const SubjectIri = z
 /** create / update input: the entity's whole new description. */
 export const DescriptionInputSchema = z.strictObject({
   /** Turtle or N-Triples; every triple's subject is the entity or a blank node reachable from it. */
-  data: z.string().min(1),
+  data: z
+    .string()
+    .min(1)
+    .refine((s) => s.isWellFormed(), 'must be well-formed Unicode (no lone surrogates)'),
   /** Default `text/turtle` (which also reads N-Triples). */
   format: z.enum(RDF_FORMATS).optional(),
 });
