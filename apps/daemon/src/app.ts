@@ -1,0 +1,150 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createDaemon, type Daemon, InvalidInputError } from '@unrdf/daemon';
+import { z } from 'zod';
+import { type AdminToken, ensureAdminToken, openTokenStore } from './auth/tokens.js';
+import { sleepHandler } from './handlers/sleep.js';
+import { startHttpServer } from './http/server.js';
+import { createRdfHandlers, type EntityStore, openEntityStore } from './rdf/index.js';
+import { createTelemetry, type Telemetry } from './telemetry.js';
+
+/** The entity store's file inside the data directory. */
+export const ENTITY_STORE_FILE = 'entities.db';
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 8787;
+/** How long `close()` lets running handlers finish by default. */
+export const DEFAULT_DRAIN_MS = 10_000;
+
+const LogLevelSchema = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+const AppOptionsSchema = z.strictObject({
+  /** Store, keys, tokens, logs (created if missing). */
+  dataDir: z.string().min(1),
+  host: z.string().min(1).optional(),
+  /** 0 lets the OS pick a free port (the bound one is in `url`). */
+  port: z.number().int().min(0).max(65_535).optional(),
+  nodeId: z.string().min(1).optional(),
+  /** Extra handler modules (paths or file URLs exporting `handlers`). */
+  handlerModules: z.array(z.string().min(1)).optional(),
+  logLevel: LogLevelSchema.optional(),
+  /** Also write every log record (JSON line) to stdout. */
+  echoLogs: z.boolean().optional(),
+  /** Handlers running at once, all types together. */
+  concurrency: z.number().int().min(1).max(100_000).optional(),
+});
+export type AppOptions = z.input<typeof AppOptionsSchema>;
+
+/** A running app. Disposable: `await using app = await startApp(…)`. */
+export interface App extends AsyncDisposable {
+  readonly daemon: Daemon;
+  /** Where the HTTP API listens, e.g. `http://127.0.0.1:8787`. */
+  readonly url: string;
+  readonly dataDir: string;
+  /** `<dataDir>/admin.token` (0600); `token` only when the file is still there. */
+  readonly adminToken: AdminToken;
+  /** The ledger's current verifier key file (0644): what offline verifiers need. */
+  readonly verifierKeyPath: string;
+  /** Graceful: stops HTTP, drains the daemon for drainMs, closes the entity store and telemetry. */
+  close(options?: { readonly drainMs?: number }): Promise<void>;
+}
+
+/**
+ * Starts the reference daemon: OpenTelemetry metrics, the daemon with the RDF entity
+ * handlers (create/update/delete/batch over `<dataDir>/entities.db`), the synthetic `sleep`
+ * handler and any handler modules, the admin token, and the HTTP API.
+ * @throws {InvalidInputError} bad options; {@link DataDirLockedError} when another daemon holds dataDir;
+ *   whatever the HTTP server throws when it cannot listen (everything started is closed again).
+ * @example
+ * await using app = await startApp({ dataDir: './.unrdf', port: 0 });
+ * console.log(app.url, app.adminToken.path, app.verifierKeyPath);
+ */
+export async function startApp(options: AppOptions): Promise<App> {
+  const parsed = AppOptionsSchema.safeParse(options);
+  if (!parsed.success) throw InvalidInputError.fromZod('app options', parsed.error);
+  const o = parsed.data;
+  const dataDir = resolve(o.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+
+  const cleanups: (() => unknown)[] = [];
+  const unwind = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch {
+        // Keep closing the rest; the first error is the one being reported.
+      }
+    }
+  };
+
+  try {
+    const telemetry: Telemetry = createTelemetry({
+      ...(o.nodeId === undefined ? {} : { instanceId: o.nodeId }),
+    });
+    cleanups.push(() => telemetry.shutdown());
+    const store: EntityStore = openEntityStore({ path: join(dataDir, ENTITY_STORE_FILE) });
+    cleanups.push(() => store.close());
+    const daemon = createDaemon({
+      dataDir,
+      ...(o.nodeId === undefined ? {} : { nodeId: o.nodeId }),
+      handlers: { ...createRdfHandlers(store), sleep: sleepHandler },
+      ...(o.handlerModules === undefined ? {} : { handlerModules: o.handlerModules }),
+      ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }),
+      diagnostics: {
+        ...(o.logLevel === undefined ? {} : { logLevel: o.logLevel }),
+        ...(o.echoLogs === true ? { echo: process.stdout } : {}),
+      },
+      meter: telemetry.meter,
+    });
+    // Starting takes the data directory's lock: a second daemon here fails before touching anything else.
+    await daemon.start();
+    cleanups.push(() => daemon.close({ drainMs: 0 }));
+    const tokens = openTokenStore(dataDir);
+    const adminToken = ensureAdminToken(dataDir, tokens);
+    const http = await startHttpServer({
+      daemon,
+      tokens,
+      telemetry,
+      host: o.host ?? DEFAULT_HOST,
+      port: o.port ?? DEFAULT_PORT,
+    });
+    cleanups.push(() => http.close());
+    daemon.logger.logger.info(
+      { url: http.url, adminTokenPath: adminToken.path, verifierKeyPath: daemon.verifierKeyPath },
+      'listening',
+    );
+
+    let closing: Promise<void> | undefined;
+    const close = (closeOptions: { readonly drainMs?: number } = {}) => {
+      closing ??= (async () => {
+        cleanups.length = 0;
+        const errors: unknown[] = [];
+        const step = async (fn: () => unknown) => {
+          try {
+            await fn();
+          } catch (error) {
+            errors.push(error);
+          }
+        };
+        // Order: no new requests, then let running handlers finish, then the stores they write.
+        await step(() => http.close());
+        await step(() => daemon.close({ drainMs: closeOptions.drainMs ?? DEFAULT_DRAIN_MS }));
+        await step(() => store.close());
+        await step(() => telemetry.shutdown());
+        if (errors.length > 0) throw new AggregateError(errors, 'the app did not close cleanly');
+      })();
+      return closing;
+    };
+    return {
+      daemon,
+      url: http.url,
+      dataDir,
+      adminToken,
+      verifierKeyPath: daemon.verifierKeyPath,
+      close,
+      [Symbol.asyncDispose]: () => close(),
+    };
+  } catch (error) {
+    await unwind();
+    throw error;
+  }
+}

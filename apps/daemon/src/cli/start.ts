@@ -1,0 +1,114 @@
+import { DaemonError, DataDirLockedError, InvalidInputError } from '@unrdf/daemon';
+import { type App, startApp } from '../app.js';
+import { failure, usageError } from './errors.js';
+import type { CliIo } from './program.js';
+
+/** What `start` was asked for, defaults resolved. */
+export interface StartRequest {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly nodeId: string | undefined;
+  readonly handlerModules: readonly string[] | undefined;
+  readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  readonly drainMs: number;
+}
+
+/**
+ * A second signal this soon after the first is the same Ctrl-C delivered twice (the
+ * terminal signals the whole process group, and `pnpm run` forwards it too): ignore it.
+ */
+const DUPLICATE_SIGNAL_MS = 1_000;
+
+const quote = (s: string) => (/^[A-Za-z0-9_./:@%+=-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`);
+
+function banner(app: App): string {
+  const token = app.adminToken;
+  const tokenLine =
+    token.token === undefined
+      ? `${token.path} is gone; the admin token still works if you kept it`
+      : `${token.path} (mode 0600${token.created ? ', created now' : ''})`;
+  const tokenFile = quote(token.path);
+  const dataDir = quote(app.dataDir);
+  return [
+    '',
+    `unrdf daemon ${app.daemon.nodeId} is running (ledger "${app.daemon.origin}")`,
+    `  URL:           ${app.url}`,
+    `  data dir:      ${app.dataDir}`,
+    `  admin token:   ${tokenLine}`,
+    `  verifier key:  ${app.verifierKeyPath} (mode 0644: give it to whoever verifies receipts)`,
+    '',
+    'Submit an operation with curl:',
+    `  curl -sS -X POST ${app.url}/v1/operations \\`,
+    `    -H "authorization: Bearer $(cat ${tokenFile})" -H 'content-type: application/json' \\`,
+    `    -d '{"type":"sleep","subject":"urn:example:1","input":{"ms":10}}'`,
+    'or with the CLI, then fetch the receipt and verify it offline:',
+    `  unrdf-daemon submit --url ${app.url} --data-dir ${dataDir} --type sleep --subject urn:example:1 --input '{"ms":10}' --wait`,
+    `  unrdf-daemon receipt <id> --url ${app.url} --data-dir ${dataDir} --out receipt.json`,
+    `  unrdf-daemon verify receipt.json --key ${quote(app.verifierKeyPath)}`,
+    '',
+    'Logs (JSON lines) follow on stdout. Ctrl-C or SIGTERM stops gracefully; a second signal stops at once.',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Runs `start`: the app until SIGINT/SIGTERM, then a graceful close (a second signal
+ * exits at once with code 1).
+ * @throws {CliError} exit 1 when the data directory is locked or the port taken; 2 for bad options.
+ */
+export async function runStart(request: StartRequest, io: CliIo): Promise<void> {
+  let app: App;
+  try {
+    app = await startApp({
+      dataDir: request.dataDir,
+      host: request.host,
+      port: request.port,
+      ...(request.nodeId === undefined ? {} : { nodeId: request.nodeId }),
+      ...(request.handlerModules === undefined ? {} : { handlerModules: [...request.handlerModules] }),
+      logLevel: request.logLevel,
+      echoLogs: true,
+    });
+  } catch (error) {
+    if (error instanceof DataDirLockedError) {
+      throw failure(
+        `${error.message}\n(another unrdf daemon, pid ${error.pid}, runs on this data directory; one daemon per data directory)`,
+        { cause: error },
+      );
+    }
+    if (error instanceof InvalidInputError) throw usageError(error.message.split('\n')[0] ?? 'bad input', error.issues);
+    if (error instanceof DaemonError) throw failure(error.message, { cause: error });
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw failure(`cannot listen on ${request.host}:${request.port} (${code}); pick another --port or --host`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  io.stderr.write(banner(app));
+
+  await new Promise<void>((resolveStopped, rejectStopped) => {
+    let firstAt: number | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      const now = Date.now();
+      if (firstAt !== undefined) {
+        if (now - firstAt < DUPLICATE_SIGNAL_MS) return;
+        io.stderr.write(`\n${signal} again: exiting now without draining\n`);
+        process.exit(1);
+      }
+      firstAt = now;
+      io.stderr.write(`\n${signal}: shutting down (draining running operations for up to ${request.drainMs} ms)\n`);
+      app.close({ drainMs: request.drainMs }).then(
+        () => {
+          for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
+          io.stderr.write('stopped\n');
+          resolveStopped();
+        },
+        (error: unknown) => rejectStopped(error),
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
