@@ -29,9 +29,12 @@ export {
 } from './errors.js';
 export {
   type BatchInput,
+  BatchInputSchema,
   type BatchOutput,
   createRdfHandlers,
+  DeleteInputSchema,
   type DescriptionInput,
+  DescriptionInputSchema,
   type EntityOutput,
   MAX_BATCH_OPERATIONS,
   type RdfHandlersOptions,
