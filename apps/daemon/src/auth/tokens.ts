@@ -1,0 +1,209 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { nanoid } from 'nanoid';
+import { z } from 'zod';
+
+/** What a token may do. `admin` implies `submit` and `read`. */
+export const TokenScopeSchema = z.enum(['submit', 'read', 'admin']);
+export type TokenScope = z.infer<typeof TokenScopeSchema>;
+
+/** Every token starts with this, so secret scanners and people recognise it. */
+export const TOKEN_PREFIX = 'unrdf_';
+/** File names inside the data directory. */
+export const TOKEN_FILES = { store: 'tokens.json', adminToken: 'admin.token' } as const;
+
+const HexSha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+/** One stored token: only the SHA-256 of the token is kept, never the token. */
+export const StoredTokenSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  sha256: HexSha256,
+  scopes: z.array(TokenScopeSchema).min(1),
+  createdAt: z.iso.datetime(),
+  label: z.string().max(200).optional(),
+});
+export type StoredToken = z.infer<typeof StoredTokenSchema>;
+
+const TokenFileSchema = z.strictObject({
+  version: z.literal(1),
+  tokens: z.array(StoredTokenSchema),
+});
+type TokenFile = z.infer<typeof TokenFileSchema>;
+
+/** Who a verified token belongs to. */
+export interface TokenIdentity {
+  readonly id: string;
+  readonly scopes: readonly TokenScope[];
+}
+
+/** A new token: the only time the token itself is visible. */
+export interface IssuedToken extends TokenIdentity {
+  readonly token: string;
+}
+
+/** The API tokens of one data directory, kept in `<dataDir>/tokens.json` (mode 0600). */
+export interface TokenStore {
+  readonly path: string;
+  /** Creates a token with these scopes; the token is returned once and stored only as its hash. */
+  createToken(scopes: readonly TokenScope[], options?: { readonly label?: string }): IssuedToken;
+  /** The identity of a valid token, or undefined (constant-time comparison of hashes). */
+  verify(token: string | undefined): TokenIdentity | undefined;
+  /** Removes a token; false when no token has this id. */
+  revoke(id: string): boolean;
+  /** The stored tokens (ids, scopes, creation times; no secrets). */
+  list(): readonly Omit<StoredToken, 'sha256'>[];
+}
+
+/** The tokens file is missing pieces, too permissive, or not ours. */
+export class TokenStoreError extends Error {
+  override readonly name = 'TokenStoreError';
+  readonly code = 'UNRDF_APP_TOKEN_STORE';
+}
+
+/** True when `granted` allows `needed` (admin allows everything). */
+export function scopeAllows(granted: readonly TokenScope[], needed: TokenScope): boolean {
+  return granted.includes('admin') || granted.includes(needed);
+}
+
+const sha256 = (token: string) => createHash('sha256').update(token, 'utf8').digest();
+
+/** 256 random bits, base64url, behind the prefix: `unrdf_` + 43 characters. */
+function generateToken(): string {
+  return `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+}
+
+/** Writes a file readable by its owner only, atomically (temp file + rename). */
+function writePrivate(path: string, content: string): void {
+  const temp = `${path}.${process.pid}.${nanoid(8)}.tmp`;
+  writeFileSync(temp, content, { mode: 0o600, flag: 'wx' });
+  chmodSync(temp, 0o600); // the umask cannot widen it, but be explicit
+  renameSync(temp, path);
+}
+
+/**
+ * Opens (or creates on first write) the token store of a data directory. The file is
+ * re-read when another process (the CLI) changed it.
+ * @throws {TokenStoreError} when tokens.json is malformed.
+ * @example
+ * const tokens = openTokenStore('./data');
+ * const { token } = tokens.createToken(['submit', 'read']);
+ * tokens.verify(token); // { id, scopes: ['submit', 'read'] }
+ */
+export function openTokenStore(dataDir: string): TokenStore {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const path = join(dataDir, TOKEN_FILES.store);
+  let cache: { file: TokenFile; hashes: Buffer[]; stamp: string } | undefined;
+
+  const stampOf = () => {
+    try {
+      const s = statSync(path);
+      return `${s.mtimeMs}:${s.size}:${s.ino}`;
+    } catch {
+      return 'missing';
+    }
+  };
+
+  const load = (): { file: TokenFile; hashes: Buffer[] } => {
+    const stamp = stampOf();
+    if (cache?.stamp === stamp) return cache;
+    let file: TokenFile = { version: 1, tokens: [] };
+    if (stamp !== 'missing') {
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(path, 'utf8'));
+      } catch (error) {
+        throw new TokenStoreError(`${path} is not JSON; fix or remove it (every token is lost then).`, {
+          cause: error,
+        });
+      }
+      const parsed = TokenFileSchema.safeParse(json);
+      if (!parsed.success) {
+        const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+        throw new TokenStoreError(`${path} is malformed:\n${lines.join('\n')}`);
+      }
+      file = parsed.data;
+    }
+    cache = { file, hashes: file.tokens.map((t) => Buffer.from(t.sha256, 'hex')), stamp };
+    return cache;
+  };
+
+  const save = (file: TokenFile) => {
+    writePrivate(path, `${JSON.stringify(file, null, 2)}\n`);
+    cache = undefined;
+  };
+
+  return {
+    path,
+    createToken(scopes, options = {}) {
+      const parsed = z.array(TokenScopeSchema).min(1).safeParse(scopes);
+      if (!parsed.success) throw new TokenStoreError('scopes: give one or more of submit, read, admin');
+      const unique = [...new Set(parsed.data)];
+      const token = generateToken();
+      const stored: StoredToken = {
+        id: nanoid(12),
+        sha256: sha256(token).toString('hex'),
+        scopes: unique,
+        createdAt: new Date().toISOString(),
+        ...(options.label === undefined ? {} : { label: options.label.slice(0, 200) }),
+      };
+      const { file } = load();
+      save({ version: 1, tokens: [...file.tokens, stored] });
+      return { id: stored.id, scopes: unique, token };
+    },
+    verify(token) {
+      if (typeof token !== 'string' || !token.startsWith(TOKEN_PREFIX) || token.length > 256) return undefined;
+      const { file, hashes } = load();
+      const candidate = sha256(token);
+      let found: StoredToken | undefined;
+      // Compare with every stored hash, without stopping early: the time does not tell which one matched.
+      for (let i = 0; i < hashes.length; i++) {
+        const hash = hashes[i];
+        if (hash !== undefined && timingSafeEqual(hash, candidate) && found === undefined) found = file.tokens[i];
+      }
+      return found && { id: found.id, scopes: found.scopes };
+    },
+    revoke(id) {
+      const { file } = load();
+      const tokens = file.tokens.filter((t) => t.id !== id);
+      if (tokens.length === file.tokens.length) return false;
+      save({ version: 1, tokens });
+      return true;
+    },
+    list() {
+      return load().file.tokens.map(({ sha256: _hidden, ...rest }) => rest);
+    },
+  };
+}
+
+/** The result of {@link ensureAdminToken}. */
+export interface AdminToken {
+  /** The admin token; undefined when admin.token was deleted after the first start. */
+  readonly token: string | undefined;
+  /** `<dataDir>/admin.token` (mode 0600). */
+  readonly path: string;
+  /** True when this call generated it (first start). */
+  readonly created: boolean;
+}
+
+/**
+ * On first start (no admin token in the store) generates an admin token, stores its
+ * hash and writes the token once to `<dataDir>/admin.token` (mode 0600). Later starts
+ * read that file back (`created: false`).
+ * @throws {TokenStoreError} when the store is malformed.
+ * @example
+ * const { token, path, created } = ensureAdminToken('./data');
+ * if (created) console.log(`admin token written to ${path}`);
+ */
+export function ensureAdminToken(dataDir: string, store: TokenStore = openTokenStore(dataDir)): AdminToken {
+  const path = join(dataDir, TOKEN_FILES.adminToken);
+  const hasAdmin = store.list().some((t) => t.scopes.includes('admin'));
+  if (hasAdmin) {
+    if (!existsSync(path)) return { token: undefined, path, created: false };
+    const token = readFileSync(path, 'utf8').trim();
+    return { token: store.verify(token) ? token : undefined, path, created: false };
+  }
+  const issued = store.createToken(['admin'], { label: 'generated admin token' });
+  writePrivate(path, `${issued.token}\n`);
+  return { token: issued.token, path, created: true };
+}

@@ -1,0 +1,652 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import { type Daemon, InvalidInputError, NotRunningError, UnknownTypeError } from '@unrdf/daemon';
+import { renderReportMarkdown, writeDebugBundle } from '@unrdf/diagnostics';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { scopeAllows, type TokenIdentity, type TokenScope, type TokenStore } from '../auth/tokens.js';
+import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from '../telemetry.js';
+import {
+  CancelResultSchema,
+  type ClusterView,
+  ClusterViewSchema,
+  ConsistencyAnswerSchema,
+  ConsistencyQuerySchema,
+  DiagnosticsQuerySchema,
+  type ErrorBody,
+  ErrorBodySchema,
+  GetOperationQuerySchema,
+  LogPageSchema,
+  LogsQuerySchema,
+  OperationParamsSchema,
+  OperationViewSchema,
+  ReceiptBundleBodySchema,
+  SloAnswerSchema,
+  SubmitBodySchema,
+  TrustedKeysSchema,
+  VerdictSchema,
+} from './schemas.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The scope a route needs; `open` routes need no token. */
+    scope?: TokenScope | 'open';
+  }
+  interface FastifyRequest {
+    identity?: TokenIdentity;
+  }
+}
+
+/** Default request body limit: 1 MiB. */
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+/** Default rate limit per token (or per client address for open routes). */
+export const DEFAULT_RATE_LIMIT = { max: 6000, timeWindowMs: 60_000 } as const;
+/** JSON bodies nested deeper than this are refused (canonical JSON and digests recurse). */
+export const MAX_JSON_DEPTH = 64;
+
+/** Options of {@link createHttpApi}. */
+export interface HttpApiOptions {
+  readonly daemon: Daemon;
+  readonly tokens: TokenStore;
+  readonly telemetry: Telemetry;
+  /** Largest request body (default 1 MiB); larger ones get 413. */
+  readonly bodyLimitBytes?: number;
+  /** Requests per token per window (default 6000 a minute); `false` turns it off. */
+  readonly rateLimit?: { readonly max: number; readonly timeWindowMs: number } | false;
+  /** Version shown in the OpenAPI document. */
+  readonly version?: string;
+}
+
+/** Options of {@link startHttpServer}. */
+export interface HttpServerOptions extends HttpApiOptions {
+  /** Default 127.0.0.1 (loopback only). */
+  readonly host?: string;
+  /** Default 8787; 0 picks a free port. */
+  readonly port?: number;
+}
+
+/** A listening HTTP API. */
+export interface HttpServer extends AsyncDisposable {
+  /** `http://host:port` */
+  readonly url: string;
+  readonly port: number;
+  readonly app: FastifyInstance;
+  /** Stops accepting, ends long polls, waits for requests in flight. */
+  close(): Promise<void>;
+}
+
+/** An HTTP-level refusal with a stable code. */
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly issues: readonly string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** Each route, for the 405 answer and the OpenAPI listing. */
+const ROUTES = [
+  ['POST', '/v1/operations'],
+  ['GET', '/v1/operations/:id'],
+  ['DELETE', '/v1/operations/:id'],
+  ['POST', '/v1/operations/:id/cancel'],
+  ['GET', '/v1/operations/:id/receipt'],
+  ['POST', '/v1/verify'],
+  ['GET', '/v1/checkpoint'],
+  ['GET', '/v1/checkpoint/consistency'],
+  ['GET', '/v1/keys'],
+  ['GET', '/v1/diagnostics'],
+  ['GET', '/v1/logs'],
+  ['GET', '/v1/slo'],
+  ['GET', '/v1/cluster'],
+  ['GET', '/livez'],
+  ['GET', '/readyz'],
+  ['GET', '/metrics'],
+  ['GET', '/openapi.json'],
+] as const;
+
+/** The routes of the API as `METHOD path` (for clients and docs). */
+export const HTTP_ROUTES: readonly string[] = ROUTES.map(([method, url]) => `${method} ${url}`);
+
+const routeMatchers = ROUTES.map(([method, url]) => ({
+  method,
+  pattern: new RegExp(`^${url.replace(/:[a-z]+/g, '[^/]+')}/?$`),
+}));
+
+const errorBody = (code: string, message: string, issues: readonly string[] = [], extra = {}): ErrorBody => ({
+  error: { code, message, issues: [...issues], ...extra },
+});
+
+/** Iterative depth check: a recursive one could itself overflow on the input it guards against. */
+function deeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth >= limit) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+const bearer = /^Bearer +([\x21-\x7e]{1,512}) *$/i;
+
+/**
+ * Builds the HTTP API over a running daemon (not listening: `app.inject()` or `app.listen()`).
+ * Bearer tokens with scopes `submit`, `read`, `admin`; zod-validated requests; every
+ * client mistake is a 4xx `{ error: { code, message, issues } }`.
+ * @example
+ * const app = await createHttpApi({ daemon, tokens: openTokenStore(dataDir), telemetry });
+ * await app.listen({ host: '127.0.0.1', port: 8787 });
+ */
+export async function createHttpApi(options: HttpApiOptions): Promise<FastifyInstance> {
+  const { daemon, tokens, telemetry } = options;
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const limits = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit;
+
+  // Long polls end when the server closes instead of holding close() up to MAX_WAIT_MS.
+  let closing = false;
+  let signalClosing: () => void = () => undefined;
+  const closed = new Promise<void>((resolve) => {
+    signalClosing = resolve;
+  });
+
+  const app = Fastify({
+    logger: false, // errors go to the daemon's logger below; requests are never logged with their headers
+    bodyLimit,
+    return503OnClosing: true,
+    frameworkErrors: (error, _request, reply) => {
+      // Malformed URLs and the like: the router's own refusals, in our error shape.
+      const status = typeof error.statusCode === 'number' && error.statusCode < 500 ? error.statusCode : 400;
+      void (reply as FastifyReply).code(status).send(errorBody(error.code ?? 'UNRDF_HTTP_BAD_REQUEST', error.message));
+    },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  // Responses are plain JSON: the zod response schemas document them (OpenAPI) and clients
+  // parse with them, but a response never turns into a 500 over schema drift.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    jsonParser(request, body as string, (error: Error | null, value?: unknown) => {
+      if (error) return done(error as FastifyError, undefined);
+      if (deeperThan(value, MAX_JSON_DEPTH)) {
+        return done(
+          new HttpError(400, 'UNRDF_HTTP_TOO_DEEP', `JSON nested deeper than ${MAX_JSON_DEPTH} levels is refused.`, [
+            `(root): nesting depth over ${MAX_JSON_DEPTH}`,
+          ]) as unknown as FastifyError,
+          undefined,
+        );
+      }
+      done(null, value);
+    });
+  });
+
+  // Authentication first (RFC 6750): strangers get a 401 before their body is read.
+  app.addHook('onRequest', async (request, reply) => {
+    const scope = request.routeOptions.config?.scope;
+    if (scope === undefined || scope === 'open') return;
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? bearer.exec(header) : null;
+    const identity = match?.[1] === undefined ? undefined : tokens.verify(match[1]);
+    if (identity === undefined) {
+      // RFC 6750 §3: no error code when no credentials were sent at all.
+      reply.header(
+        'www-authenticate',
+        header === undefined ? 'Bearer realm="unrdf"' : 'Bearer realm="unrdf", error="invalid_token"',
+      );
+      throw new HttpError(
+        401,
+        'UNRDF_HTTP_UNAUTHENTICATED',
+        header === undefined
+          ? 'Send an API token: Authorization: Bearer <token> (the admin token is in <dataDir>/admin.token).'
+          : 'The token is not valid; check it or create a new one.',
+      );
+    }
+    if (!scopeAllows(identity.scopes, scope)) {
+      reply.header('www-authenticate', `Bearer realm="unrdf", error="insufficient_scope", scope="${scope}"`);
+      throw new HttpError(
+        403,
+        'UNRDF_HTTP_FORBIDDEN',
+        `This token lacks the '${scope}' scope; use a token that has it (or admin).`,
+      );
+    }
+    request.identity = identity;
+  });
+
+  app.addHook('preClose', async () => {
+    closing = true;
+    signalClosing();
+  });
+
+  if (limits !== false) {
+    await app.register(rateLimit, {
+      global: true,
+      max: limits.max,
+      timeWindow: limits.timeWindowMs,
+      // Per token: authentication ran first. Open routes count per client address.
+      keyGenerator: (request) => (request.identity ? `token:${request.identity.id}` : `ip:${request.ip}`),
+      errorResponseBuilder: (_request, context) =>
+        new HttpError(
+          429,
+          'UNRDF_HTTP_RATE_LIMITED',
+          `Rate limit of ${context.max} requests per ${context.after} exceeded; retry after ${Math.ceil(context.ttl / 1000)} s.`,
+        ),
+    });
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'unrdf daemon',
+        description: 'Durable background operations with cryptographic receipts in a signed RFC 9162 Merkle ledger.',
+        version: options.version ?? '0.1.0',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.setErrorHandler((error: unknown, request, reply) => {
+    const send = (status: number, body: ErrorBody) =>
+      (reply as FastifyReply).code(status).type('application/json').send(body);
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const where = (error as { validationContext?: string }).validationContext ?? 'request';
+      const issues = error.validation.map((issue) => {
+        const path = issue.instancePath.split('/').filter(Boolean).join('.');
+        return `${path === '' ? '(root)' : path}: ${issue.message}`;
+      });
+      return send(
+        400,
+        errorBody('UNRDF_HTTP_INVALID_REQUEST', `Invalid ${where}; nothing was done. Fix these and retry.`, issues),
+      );
+    }
+    if (error instanceof HttpError) return send(error.statusCode, errorBody(error.code, error.message, error.issues));
+    if (error instanceof InvalidInputError) {
+      return send(400, errorBody(error.code, error.message.split('\n')[0] ?? error.message, error.issues));
+    }
+    if (error instanceof UnknownTypeError) {
+      return send(
+        422,
+        errorBody(error.code, error.message, [`type: no handler for '${error.type}'`], { known: [...error.known] }),
+      );
+    }
+    if (error instanceof NotRunningError) {
+      reply.header('retry-after', '1');
+      return send(503, errorBody(error.code, error.message));
+    }
+    const status = (error as { statusCode?: unknown }).statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      // Fastify's own refusals: body too large, bad JSON, unsupported media type, ...
+      const e = error as FastifyError;
+      return send(status, errorBody(e.code ?? 'UNRDF_HTTP_BAD_REQUEST', e.message));
+    }
+    try {
+      daemon.logger.logger.error(
+        { err: { name: (error as Error).name, message: (error as Error).message }, route: request.routeOptions.url },
+        'http request failed',
+      );
+    } catch {
+      // The daemon is not running: nothing to log to.
+    }
+    return send(500, errorBody('UNRDF_HTTP_INTERNAL', 'The daemon failed to answer; see its log and retry.'));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed: string[] = [...new Set(routeMatchers.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+    if (allowed.length > 0) {
+      if (allowed.includes('GET')) allowed.push('HEAD');
+      return reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send(errorBody('UNRDF_HTTP_METHOD_NOT_ALLOWED', `Use ${allowed.join(' or ')} for ${path}.`));
+    }
+    return reply
+      .code(404)
+      .send(errorBody('UNRDF_HTTP_NOT_FOUND', `No route ${request.method} ${path}; see /openapi.json.`));
+  });
+
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 403: ErrorBodySchema, 404: ErrorBodySchema };
+  const security = [{ bearer: [] }];
+
+  const operationOr404 = (id: string) => {
+    const view = daemon.get(id);
+    if (view === undefined) {
+      throw new HttpError(404, 'UNRDF_HTTP_OPERATION_NOT_FOUND', `No operation ${id} (it may have expired).`);
+    }
+    return view;
+  };
+
+  api.post('/v1/operations', {
+    config: { scope: 'submit' },
+    schema: {
+      summary: 'Submit an operation; answers once it is durable',
+      security,
+      body: SubmitBodySchema,
+      response: { 202: OperationViewSchema, ...errors, 422: ErrorBodySchema },
+    },
+    handler: async (request, reply) => {
+      const view = await daemon.submit(request.body);
+      return reply
+        .code(202)
+        .header('location', `/v1/operations/${encodeURIComponent(view.id)}`)
+        .send(view);
+    },
+  });
+
+  api.get('/v1/operations/:id', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'An operation; ?wait=<ms> waits for its final state and durable receipt',
+      security,
+      params: OperationParamsSchema,
+      querystring: GetOperationQuerySchema,
+      response: { 200: OperationViewSchema, ...errors },
+    },
+    handler: async (request) => {
+      const { id } = request.params;
+      const wait = request.query.wait ?? 0;
+      const view = operationOr404(id);
+      if (wait > 0 && view.receipt === null && !closing) {
+        const done = await Promise.race([daemon.waitFor(id, { timeoutMs: wait }), closed.then(() => undefined)]);
+        if (done !== undefined) return done;
+      }
+      return operationOr404(id);
+    },
+  });
+
+  const cancel = async (id: string) => {
+    operationOr404(id);
+    const cancelled = await daemon.cancel(id);
+    return { cancelled, operation: operationOr404(id) };
+  };
+  const cancelSchema = {
+    summary: 'Cancel a pending or running operation (cancelled: false when it is already final)',
+    security,
+    params: OperationParamsSchema,
+    response: { 200: CancelResultSchema, ...errors },
+  };
+  api.delete('/v1/operations/:id', {
+    config: { scope: 'submit' },
+    schema: cancelSchema,
+    handler: (request) => cancel(request.params.id),
+  });
+  api.post('/v1/operations/:id/cancel', {
+    config: { scope: 'submit' },
+    schema: cancelSchema,
+    handler: (request) => cancel(request.params.id),
+  });
+
+  api.get('/v1/operations/:id/receipt', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'The receipt, its inclusion proof and the signed checkpoint (404 until final and durable)',
+      security,
+      params: OperationParamsSchema,
+      response: { 200: ReceiptBundleBodySchema, ...errors },
+    },
+    handler: async (request) => {
+      const { id } = request.params;
+      operationOr404(id);
+      const bundle = daemon.receipt(id);
+      if (bundle === undefined) {
+        throw new HttpError(
+          404,
+          'UNRDF_HTTP_RECEIPT_NOT_READY',
+          `Operation ${id} has no durable receipt yet; wait for it (GET /v1/operations/${id}?wait=10000) and retry.`,
+        );
+      }
+      return bundle;
+    },
+  });
+
+  api.post('/v1/verify', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'Verify a receipt bundle against this ledger (200 with the verdict, valid or not)',
+      security,
+      body: ReceiptBundleBodySchema,
+      response: { 200: VerdictSchema, ...errors },
+    },
+    handler: async (request) => daemon.verify(request.body),
+  });
+
+  api.get('/v1/checkpoint', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'The latest signed checkpoint (C2SP signed note, text/plain)',
+      security,
+      response: { 200: z.string(), ...errors },
+    },
+    handler: async (_request, reply) => {
+      const note = daemon.checkpoint();
+      if (note === undefined) {
+        throw new HttpError(404, 'UNRDF_HTTP_LEDGER_EMPTY', 'The ledger is empty: no checkpoint was signed yet.');
+      }
+      return reply
+        .type('text/plain; charset=utf-8')
+        .serializer((s: string) => s)
+        .send(note);
+    },
+  });
+
+  api.get('/v1/checkpoint/consistency', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'A consistency proof between two signed checkpoints (to: default the latest)',
+      security,
+      querystring: ConsistencyQuerySchema,
+      response: { 200: ConsistencyAnswerSchema, ...errors },
+    },
+    handler: async (request) => daemon.consistency(request.query.from, request.query.to),
+  });
+
+  // Open: verifier keys are public by design (C2SP signed notes); an offline verifier
+  // needs them without holding an API token, and they let nobody sign anything.
+  api.get('/v1/keys', {
+    config: { scope: 'open' },
+    schema: {
+      summary: 'Trusted verifier keys with the tree sizes each may sign (public; no token)',
+      response: { 200: TrustedKeysSchema },
+    },
+    handler: async () => ({
+      origin: daemon.origin,
+      keys: daemon.trustedKeys.flatMap((key) =>
+        typeof key.verifierKey === 'string'
+          ? [
+              {
+                verifierKey: key.verifierKey,
+                ...(key.fromSize === undefined ? {} : { fromSize: key.fromSize }),
+                ...(key.untilSize === undefined ? {} : { untilSize: key.untilSize }),
+              },
+            ]
+          : [],
+      ),
+    }),
+  });
+
+  // Health answers from the diagnostics' cache, exempt from tokens and rate limits
+  // (Kubernetes probes carry neither).
+  for (const path of ['/livez', '/readyz'] as const) {
+    api.get(path, {
+      config: { scope: 'open', rateLimit: false },
+      exposeHeadRoute: false,
+      schema: {
+        summary: `${path === '/livez' ? 'Liveness' : 'Readiness'} (?verbose, ?exclude=<check>)`,
+        querystring: z.object({
+          verbose: z.string().optional(),
+          exclude: z.union([z.string(), z.array(z.string())]).optional(),
+        }),
+      },
+      handler: (request, reply) => {
+        reply.hijack();
+        if (!daemon.diagnostics.handle(request.raw, reply.raw)) {
+          reply.raw.writeHead(404, { 'content-type': 'application/json' });
+          reply.raw.end(JSON.stringify(errorBody('UNRDF_HTTP_NOT_FOUND', `No route ${path}.`)));
+        }
+      },
+    });
+  }
+
+  api.get('/metrics', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'Prometheus text exposition 0.0.4 of the OpenTelemetry metrics',
+      security,
+      response: { 200: z.string(), 401: ErrorBodySchema, 403: ErrorBodySchema },
+    },
+    handler: async (_request, reply) => {
+      const text = await telemetry.metricsText();
+      return reply
+        .type(PROMETHEUS_CONTENT_TYPE)
+        .serializer((s: string) => s)
+        .send(text);
+    },
+  });
+
+  api.get('/v1/diagnostics', {
+    config: { scope: 'admin' },
+    schema: {
+      summary: 'The diagnostic report: json, md (for people) or tar (a .tar.gz debug bundle)',
+      security,
+      querystring: DiagnosticsQuerySchema,
+      response: { 200: z.unknown(), ...errors },
+    },
+    handler: async (request, reply) => {
+      const report = await daemon.report();
+      const format = request.query.format;
+      if (format === 'json') return reply.send(report);
+      if (format === 'md') {
+        return reply
+          .type('text/markdown; charset=utf-8')
+          .serializer((s: string) => s)
+          .send(renderReportMarkdown(report));
+      }
+      const dir = await mkdtemp(join(tmpdir(), 'unrdf-http-bundle-'));
+      try {
+        const file = join(dir, 'unrdf-diagnostics.tar.gz');
+        await writeDebugBundle(report, file);
+        const bytes = await readFile(file);
+        return reply
+          .type('application/gzip')
+          .header('content-disposition', 'attachment; filename="unrdf-diagnostics.tar.gz"')
+          .send(bytes);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  });
+
+  api.get('/v1/logs', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'Log records of this node (after a sequence number or since a time)',
+      security,
+      querystring: LogsQuerySchema,
+      response: { 200: LogPageSchema, ...errors },
+    },
+    handler: async (request) => {
+      const { sinceMs, afterSeq, limit } = request.query;
+      const page = await daemon.logs({
+        ...(sinceMs === undefined ? {} : { sinceWallMs: sinceMs }),
+        ...(afterSeq === undefined ? {} : { afterSeq }),
+        limit: limit ?? 1000,
+      });
+      return page as unknown as z.infer<typeof LogPageSchema>;
+    },
+  });
+
+  api.get('/v1/slo', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'Each SLO with its error budget and burn rates',
+      security,
+      response: { 200: SloAnswerSchema, ...errors },
+    },
+    handler: async () => ({ slos: (await daemon.slo()) as unknown as Record<string, unknown>[] }),
+  });
+
+  api.get('/v1/cluster', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'Who leads and how far the log is (a single node is its own leader)',
+      security,
+      response: { 200: ClusterViewSchema, ...errors },
+    },
+    handler: async () => standaloneCluster(daemon),
+  });
+
+  api.get('/openapi.json', {
+    config: { scope: 'open' },
+    schema: { hide: true },
+    handler: async () => app.swagger(),
+  });
+
+  await app.ready();
+  return app;
+}
+
+/** Tree size of a signed checkpoint note (C2SP tlog-checkpoint: origin, size, root hash). */
+function treeSizeOf(note: string | undefined): number {
+  const size = note?.split('\n')[1];
+  return size !== undefined && /^\d{1,16}$/.test(size) ? Number(size) : 0;
+}
+
+/** The cluster view of a single node; cluster mode fills the same shape from Raft. */
+function standaloneCluster(daemon: Daemon): ClusterView {
+  const size = treeSizeOf(daemon.checkpoint());
+  return {
+    nodeId: daemon.nodeId,
+    mode: 'standalone',
+    role: 'standalone',
+    leaderId: daemon.nodeId,
+    term: 0,
+    commitIndex: size,
+    appliedIndex: size,
+    members: [
+      { id: daemon.nodeId, role: 'standalone', voter: true, reachable: true, commitIndex: size, appliedIndex: size },
+    ],
+    quorum: 1,
+    failureTolerance: 0,
+  };
+}
+
+/**
+ * Starts the HTTP API on `host:port` (default 127.0.0.1:8787).
+ * @example
+ * await using server = await startHttpServer({ daemon, tokens, telemetry, port: 0 });
+ * await fetch(`${server.url}/livez`);
+ */
+export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const app = await createHttpApi(options);
+  const host = options.host ?? '127.0.0.1';
+  await app.listen({ host, port: options.port ?? 8787 });
+  const { port } = app.server.address() as AddressInfo;
+  const close = () => app.close();
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    app,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
