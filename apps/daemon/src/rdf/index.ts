@@ -1,6 +1,8 @@
 // The RDF entity handlers of the reference daemon, listed by name.
 
 export {
+  BATCH_DIGEST_TAG,
+  BATCH_OUTPUT_DIGEST_TAG,
   type CanonicalDescription,
   CHANGE_DIGEST_TAG,
   canonicalDescription,
