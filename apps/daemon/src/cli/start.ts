@@ -15,8 +15,8 @@ export interface StartRequest {
 }
 
 /**
- * A second signal this soon after the first is the same Ctrl-C delivered twice (the
- * terminal signals the whole process group, and `pnpm run` forwards it too): ignore it.
+ * The same signal again this soon after the first is one Ctrl-C delivered twice (the
+ * terminal signals the whole process group, and `pnpm run` may forward it too): ignore it.
  */
 const DUPLICATE_SIGNAL_MS = 1_000;
 
@@ -89,15 +89,15 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
   io.stderr.write(banner(app));
 
   await new Promise<void>((resolveStopped, rejectStopped) => {
-    let firstAt: number | undefined;
+    let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
     const onSignal = (signal: NodeJS.Signals) => {
       const now = Date.now();
-      if (firstAt !== undefined) {
-        if (now - firstAt < DUPLICATE_SIGNAL_MS) return;
+      if (first !== undefined) {
+        if (signal === first.signal && now - first.at < DUPLICATE_SIGNAL_MS) return;
         io.stderr.write(`\n${signal} again: exiting now without draining\n`);
         process.exit(1);
       }
-      firstAt = now;
+      first = { signal, at: now };
       io.stderr.write(`\n${signal}: shutting down (draining running operations for up to ${request.drainMs} ms)\n`);
       app.close({ drainMs: request.drainMs }).then(
         () => {
