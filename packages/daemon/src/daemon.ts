@@ -457,7 +457,9 @@ class UnrdfDaemon implements Daemon {
     }
     let inputDigest: Uint8Array;
     try {
-      inputDigest = definition.inputDigest ? definition.inputDigest(input) : jsonDigest(input);
+      inputDigest = definition.inputDigest
+        ? definition.inputDigest(input, { subject: r.subject, type: r.type })
+        : jsonDigest(input);
     } catch (error) {
       if (error instanceof InvalidInputError) throw error;
       throw new InvalidInputError(`input of '${r.type}'`, [`input: ${(error as Error).message}`], { cause: error });

@@ -45,8 +45,13 @@ const positiveInt = (max: number) => z.number().int().min(1).max(max);
 export const HandlerPolicySchema = z.strictObject({
   /** Validates the input at submit: a failure is an InvalidInputError and nothing is written. */
   inputSchema: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema').optional(),
-  /** The receipt's inputDigest: computed once at submit (it may throw InvalidInputError to refuse the input). */
-  inputDigest: z.custom<(input: unknown) => Uint8Array>(isFunction).optional(),
+  /**
+   * The receipt's inputDigest: computed once at submit, with the operation's subject and
+   * type (it may throw InvalidInputError to refuse the input).
+   */
+  inputDigest: z
+    .custom<(input: unknown, operation?: { readonly subject: string; readonly type: string }) => Uint8Array>(isFunction)
+    .optional(),
   /** The receipt's outputDigest from the handler's output; null when it produced nothing. */
   outputDigest: z.custom<(output: unknown) => Uint8Array | null>(isFunction).optional(),
   /** Makes the receipt a batch receipt committing to these members (from the input and output). */
