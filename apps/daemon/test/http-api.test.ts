@@ -364,6 +364,25 @@ describe('createHttpApi', () => {
     });
   });
 
+  describe('request bodies', () => {
+    it('refuses a body over the default 1 MiB limit with 413', async () => {
+      const input = 'x'.repeat(1024 * 1024);
+      const response = await call('/v1/operations', {
+        method: 'POST',
+        token: submitter,
+        json: { type: 'greet', subject: 'urn:big', input },
+      });
+      expect(response.status).toBe(413);
+      expect(ErrorBodySchema.parse(await response.json()).error.code).toBe('FST_ERR_CTP_BODY_TOO_LARGE');
+      const small = await call('/v1/operations', {
+        method: 'POST',
+        token: submitter,
+        json: { type: 'greet', subject: 'urn:big', input: { name: 'x'.repeat(900 * 1024) } },
+      });
+      expect(small.status).toBe(202);
+    });
+  });
+
   describe('unknown routes', () => {
     it('answers 404 JSON for an unknown path and 405 with Allow for a wrong method', async () => {
       const missing = await call('/v2/nothing');
