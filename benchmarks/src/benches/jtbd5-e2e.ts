@@ -47,7 +47,7 @@ export const benchmark: Benchmark = {
   description: 'JTBD 5 end to end: sleep(100 ms) operations through HTTP at 5,000/s, concurrency 1000',
   async run(ctx) {
     const durationMs = ctx.quick ? 8000 : 60_000;
-    const app = await startApp(join(ctx.scratchDir, 'app'), ['--concurrency', '1000']);
+    const app = await startApp(join(ctx.scratchDir, 'app')); // the app runs up to 1000 handlers at once by default
     const echo = await startEcho();
     const pool = poolFor(app.url, 128);
     const echoPool = poolFor(echo.url, 128);

@@ -89,11 +89,22 @@ export class ProcessCluster {
   readonly members: Record<string, { host: string; port: number }> = {};
   readonly clientPorts: Record<string, number> = {};
 
-  private constructor(private readonly dataDir: string) {}
+  private constructor(
+    private readonly dataDir: string,
+    private readonly nodeScript: string,
+    private readonly execArgv: readonly string[],
+  ) {}
 
-  /** `proxies: false` connects peers directly (for write-path measurements). */
-  static async start(dataDir: string, size = 3, options: { proxies?: boolean } = {}): Promise<ProcessCluster> {
-    const cluster = new ProcessCluster(dataDir);
+  /**
+   * `proxies: false` connects peers directly (for write-path measurements); `nodeScript`
+   * runs another node program (an older build, for A/B runs); `execArgv` adds Node flags.
+   */
+  static async start(
+    dataDir: string,
+    size = 3,
+    options: { proxies?: boolean; nodeScript?: string; execArgv?: readonly string[] } = {},
+  ): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster(dataDir, options.nodeScript ?? NODE_SCRIPT, options.execArgv ?? []);
     for (let i = 1; i <= size; i++) {
       cluster.members[`n${i}`] = { host: '127.0.0.1', port: await freePort() };
       cluster.clientPorts[`n${i}`] = await freePort();
@@ -124,10 +135,11 @@ export class ProcessCluster {
     const child = spawn(
       process.execPath,
       [
+        ...this.execArgv,
         '--conditions=@unrdf/source',
         '--import',
         require.resolve('tsx'),
-        NODE_SCRIPT,
+        this.nodeScript,
         id,
         JSON.stringify(view),
         join(this.dataDir, id),
@@ -178,6 +190,18 @@ export class ProcessCluster {
     const gone = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await gone;
+  }
+
+  /** SIGTERM (a clean exit, so `--cpu-prof` writes its profile), SIGKILL after `graceMs`. */
+  async stop(id: string, graceMs = 5000): Promise<void> {
+    const child = this.children.get(id);
+    if (child === undefined) return;
+    this.children.delete(id);
+    const gone = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await gone;
+    clearTimeout(timer);
   }
 
   isolate(id: string): void {

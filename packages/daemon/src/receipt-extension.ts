@@ -11,7 +11,6 @@ import { errorCodeOf, type ResultEnvelope, readPayload, readResult } from './int
 /** A committed batch of receipts, waiting for its fsync to make it durable. */
 interface CommittedReceipts {
   readonly treeSize: number;
-  readonly operationIds: Set<string>;
 }
 
 /** The receipts side of the daemon's store. */
@@ -50,7 +49,7 @@ export function createReceiptExtension(options: {
   let bodies: ReceiptBody[] = [];
   const committed: CommittedReceipts[] = [];
   /** Appended in committed batches whose transitions have not been released yet. */
-  const unreleased = new Map<string, AppendedReceipt>();
+  const unreleased = new Map<string, { appended: AppendedReceipt; batch: CommittedReceipts }>();
   /** Appended by the open transaction, before its COMMIT. */
   let staged: AppendedReceipt[] = [];
   let durable = 0;
@@ -119,8 +118,9 @@ export function createReceiptExtension(options: {
     afterCommit() {
       if (staged.length === 0) return;
       const last = staged.at(-1) as AppendedReceipt;
-      committed.push({ treeSize: last.treeSize, operationIds: new Set(staged.map((a) => a.receipt.operationId)) });
-      for (const a of staged) unreleased.set(a.receipt.operationId, a);
+      const batch = { treeSize: last.treeSize };
+      committed.push(batch);
+      for (const a of staged) unreleased.set(a.receipt.operationId, { appended: a, batch });
       staged = [];
     },
     afterRollback() {
@@ -129,16 +129,17 @@ export function createReceiptExtension(options: {
     },
     durableSize: () => durable,
     released(operationId) {
-      const appended = unreleased.get(operationId);
-      if (appended === undefined) return undefined;
-      unreleased.delete(operationId);
-      // Batches are released in commit order: the oldest waiting one holds this operation.
-      const front = committed[0];
-      if (front?.operationIds.delete(operationId) && front.operationIds.size === 0) {
-        committed.shift();
+      const entry = unreleased.get(operationId);
+      if (entry === undefined) return undefined;
+      // The commit path releases batches in commit order, each once it is on disk: this
+      // one and every batch committed before it are durable now.
+      while (committed.length > 0) {
+        const front = committed.shift() as CommittedReceipts;
         durable = Math.max(durable, front.treeSize);
+        if (front === entry.batch) break;
       }
-      return appended;
+      unreleased.delete(operationId);
+      return entry.appended;
     },
   };
   return extension;

@@ -107,6 +107,24 @@ describe('createDaemon', () => {
       expect((await daemon.waitFor(ok.id, { timeoutMs: 10_000 }))?.outcome).toBe('succeeded');
     });
 
+    it('shows every operation of a group commit with its durable receipt once it is final', async () => {
+      await using dir = await tempDir('daemon');
+      await using daemon = createDaemon({
+        dataDir: dir.path,
+        diagnostics: quiet,
+        handlers: { t: { handler: (i) => i } },
+      });
+      await daemon.start();
+      // Submitted in one turn: enqueued, claimed and completed in shared transactions.
+      const ops = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => daemon.submit({ type: 't', subject: 's', input: i })),
+      );
+      const views = await Promise.all(ops.map((o) => daemon.waitFor(o.id, { timeoutMs: 10_000 })));
+      expect(views.filter((v) => v?.receipt === null || v === undefined)).toEqual([]);
+      expect(new Set(views.map((v) => v?.receipt?.leafIndex)).size).toBe(50);
+      for (const o of ops) expect(daemon.receipt(o.id)).toBeDefined();
+    });
+
     it('returns the original operation for a duplicate idempotency key', async () => {
       await using dir = await tempDir('daemon');
       await using daemon = createDaemon({

@@ -1,0 +1,123 @@
+// Write-path profiler for @unrdf/raft: 3 node processes on loopback (no fault proxies),
+// 256-byte puts through the HTTP client, sequential and 64 in flight. With several node
+// programs (--variant name=path/to/node-process.ts) it alternates them round by round in
+// one run, so a busy shared machine affects each variant alike; compare the ratios.
+//
+//   pnpm --filter @unrdf/benchmarks exec tsx --conditions=@unrdf/source src/raft/write-path-profile.ts \
+//     [--rounds 3] [--seconds 3] [--variant base=/tmp/base/node-process.ts] [--cpu-prof DIR]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LatencyHistogram } from '../harness/histogram.js';
+import { ProcessCluster, SessionClient } from './process-cluster.js';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '3' },
+    variant: { type: 'string', multiple: true, default: [] },
+    'cpu-prof': { type: 'string' },
+    'no-current': { type: 'boolean', default: false },
+    /** Keep each cluster's data directories (and whatever the nodes wrote next to them). */
+    keep: { type: 'boolean', default: false },
+  },
+});
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+const variants: { name: string; script: string | undefined }[] = values['no-current']
+  ? []
+  : [{ name: 'current', script: undefined }];
+for (const v of values.variant) {
+  const [name, script] = v.split('=');
+  if (name === undefined || script === undefined) throw new Error(`--variant name=path, got ${v}`);
+  variants.push({ name, script });
+}
+const VALUE = 'x'.repeat(256);
+
+interface RoundResult {
+  seqP50: number;
+  seqP99: number;
+  seqRate: number;
+  flightRate: number;
+  flightP50: number;
+}
+
+async function measure(name: string, script: string | undefined, round: number): Promise<RoundResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'raft-write-'));
+  const profDir = values['cpu-prof'];
+  const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `${name}-${round}`)}`] : [];
+  const cluster = await ProcessCluster.start(dir, 3, {
+    proxies: false,
+    ...(script === undefined ? {} : { nodeScript: script }),
+    execArgv,
+  });
+  try {
+    await cluster.settled();
+    const single = new SessionClient(cluster, 'seq');
+    for (let i = 0; i < 100; i++) await single.put(`w${i % 16}`, VALUE);
+    const seq = new LatencyHistogram();
+    let count = 0;
+    const t0 = performance.now();
+    const seqDeadline = t0 + seconds * 1000;
+    while (performance.now() < seqDeadline) {
+      const s = performance.now();
+      await single.put(`s${count % 16}`, VALUE);
+      seq.record(performance.now() - s);
+      count++;
+    }
+    const seqRate = (count * 1000) / (performance.now() - t0);
+    const flight = new LatencyHistogram();
+    let done = 0;
+    const f0 = performance.now();
+    const deadline = f0 + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: 64 }, async (_, c) => {
+        const client = new SessionClient(cluster, `f${c}`);
+        for (let i = 0; performance.now() < deadline; i++) {
+          const s = performance.now();
+          await client.put(`f${c}-${i % 8}`, VALUE);
+          flight.record(performance.now() - s);
+          done++;
+        }
+      }),
+    );
+    const flightRate = (done * 1000) / (performance.now() - f0);
+    return {
+      seqP50: seq.percentile(50),
+      seqP99: seq.percentile(99),
+      seqRate,
+      flightRate,
+      flightP50: flight.percentile(50),
+    };
+  } finally {
+    // SIGTERM first: a clean exit writes --cpu-prof profiles.
+    for (const id of [...cluster.children.keys()]) await cluster.stop(id);
+    await cluster.close();
+    if (values.keep) process.stdout.write(`kept ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const results = new Map<string, RoundResult[]>(variants.map((v) => [v.name, []]));
+for (let round = 1; round <= rounds; round++) {
+  for (const v of variants) {
+    const r = await measure(v.name, v.script, round);
+    results.get(v.name)?.push(r);
+    process.stdout.write(
+      `round ${round} ${v.name.padEnd(10)} seq P50 ${r.seqP50.toFixed(2)} ms P99 ${r.seqP99.toFixed(2)} ms ${Math.round(r.seqRate)}/s | 64 in flight ${Math.round(r.flightRate)}/s P50 ${r.flightP50.toFixed(2)} ms\n`,
+    );
+  }
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+const first = variants[0]?.name;
+for (const v of variants) {
+  const rs = results.get(v.name) ?? [];
+  const base = results.get(first ?? '') ?? [];
+  const seq = median(rs.map((r) => r.seqP50));
+  const flight = median(rs.map((r) => r.flightRate));
+  process.stdout.write(
+    `median ${v.name.padEnd(10)} seq P50 ${seq.toFixed(2)} ms (${(seq / median(base.map((r) => r.seqP50))).toFixed(2)}x ${first}) | 64 in flight ${Math.round(flight)}/s (${(flight / median(base.map((r) => r.flightRate))).toFixed(2)}x ${first})\n`,
+  );
+}
+process.exit(0);
