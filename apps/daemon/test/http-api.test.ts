@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
-import { createDaemon, type Daemon } from '@unrdf/daemon';
+import { createDaemon, type Daemon, InvalidInputError } from '@unrdf/daemon';
 import { DiagnosticReportSchema } from '@unrdf/diagnostics';
 import { verifyCheckpointConsistency, verifyReceipt } from '@unrdf/receipts';
 import { type TempDir, tempDir } from '@unrdf/test-utils';
@@ -19,7 +19,7 @@ import {
   TrustedKeysSchema,
   VerdictSchema,
 } from '../src/http/schemas.js';
-import { HTTP_ROUTES, type HttpServer, startHttpServer } from '../src/http/server.js';
+import { createHttpApi, HTTP_ROUTES, type HttpServer, startHttpServer } from '../src/http/server.js';
 import { createTelemetry, type Telemetry } from '../src/telemetry.js';
 
 let dir: TempDir;
@@ -87,6 +87,16 @@ function promtoolCheck(text: string) {
 }
 
 describe('createHttpApi', () => {
+  it('refuses bad options with path: message issues, and listens on loopback by default', async () => {
+    await expect(createHttpApi({ daemon, tokens, telemetry, bodyLimitBytes: -1 })).rejects.toBeInstanceOf(
+      InvalidInputError,
+    );
+    await expect(createHttpApi({ daemon, tokens, telemetry, rateLimit: { max: 0, timeWindowMs: 1 } })).rejects.toThrow(
+      /rateLimit\.max: /,
+    );
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
+  });
+
   describe('POST /v1/operations', () => {
     it('accepts an operation with 202 and the operation view, then runs it to a verifiable receipt', async () => {
       const submitted = await call('/v1/operations', {
@@ -258,6 +268,9 @@ describe('createHttpApi', () => {
       const ready = await call('/readyz?verbose');
       expect(ready.status).toBe(200);
       expect(await ready.text()).toMatch(/queue/);
+      expect((await call('/livez', { method: 'HEAD' })).status).toBe(200);
+      expect((await call('/readyz?exclude=nothing-such')).status).toBe(200);
+      expect((await call('/livez', { method: 'POST' })).status).toBe(405);
     });
   });
 

@@ -327,7 +327,7 @@ describe('HTTP API under hostile input', () => {
       fc
         .array(
           fc.tuple(
-            fc.constantFrom('wait', 'from', 'to', 'format', 'limit', 'afterSeq', 'sinceMs', 'verbose', 'x'),
+            fc.constantFrom('wait', 'from', 'to', 'format', 'limit', 'afterSeq', 'sinceMs', 'verbose', 'exclude', 'x'),
             fc.oneof(fc.string({ maxLength: 8 }).map(encodeURIComponent), fc.integer().map(String)),
           ),
           { maxLength: 3 },

@@ -67,6 +67,22 @@ export interface HttpApiOptions {
   readonly version?: string;
 }
 
+const HttpApiLimitsSchema = z.object({
+  bodyLimitBytes: z
+    .number()
+    .int()
+    .min(1)
+    .max(1024 * 1024 * 1024)
+    .optional(),
+  rateLimit: z
+    .union([
+      z.literal(false),
+      z.strictObject({ max: z.number().int().min(1), timeWindowMs: z.number().int().min(1).max(2_147_483_647) }),
+    ])
+    .optional(),
+  version: z.string().min(1).max(64).optional(),
+});
+
 /** Options of {@link startHttpServer}. */
 export interface HttpServerOptions extends HttpApiOptions {
   /** Default 127.0.0.1 (loopback only). */
@@ -155,9 +171,15 @@ const bearer = /^Bearer +([\x21-\x7e]{1,512}) *$/i;
  * await app.listen({ host: '127.0.0.1', port: 8787 });
  */
 export async function createHttpApi(options: HttpApiOptions): Promise<FastifyInstance> {
+  const checked = HttpApiLimitsSchema.safeParse({
+    bodyLimitBytes: options.bodyLimitBytes,
+    rateLimit: options.rateLimit,
+    version: options.version,
+  });
+  if (!checked.success) throw InvalidInputError.fromZod('HTTP API options', checked.error);
   const { daemon, tokens, telemetry } = options;
-  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
-  const limits = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit;
+  const bodyLimit = checked.data.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const limits = checked.data.rateLimit ?? DEFAULT_RATE_LIMIT;
 
   // Long polls end when the server closes instead of holding close() up to MAX_WAIT_MS.
   let closing = false;
@@ -489,7 +511,6 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
   for (const path of ['/livez', '/readyz'] as const) {
     api.get(path, {
       config: { scope: 'open', rateLimit: false },
-      exposeHeadRoute: false,
       schema: {
         summary: `${path === '/livez' ? 'Liveness' : 'Readiness'} (?verbose, ?exclude=<check>)`,
         querystring: z.object({
