@@ -296,25 +296,34 @@ export function createProgram(io: CliIo): Command {
 
   program
     .command('verify')
-    .description('Verify a receipt bundle offline (no daemon): exit 0 valid, 1 invalid or inconclusive, 2 bad file.')
-    .argument('<bundle>', 'a bundle file (from `receipt --out` or GET /v1/operations/:id/receipt)')
+    .description(
+      'Verify receipt bundles offline (no daemon): exit 0 when every one is valid, 1 when one is invalid or inconclusive, 2 for a bad file.',
+    )
+    .argument('<bundles...>', 'bundle files (from `receipt --out` or GET /v1/operations/:id/receipt)')
     .option(
       '--key <key>',
       'trusted verifier key: a .vkey file, a keys JSON (GET /v1/keys, <data-dir>/keys/keys.json) or the key text; repeatable',
       collect,
     )
-    .option('--json', 'machine-readable output (JSON)')
-    .action((path: string, flags) => {
+    .option('--json', 'machine-readable output (one JSON line per bundle)')
+    .action((paths: string[], flags) => {
       const keys = loadTrustedKeys(flags.key ?? []);
-      const bundle = readBundleFile(path);
-      const report = verifyBundle(bundle, keys);
-      if (flags.json) io.stdout.write(`${JSON.stringify(report)}\n`);
-      else if (report.verdict.status === 'valid') {
-        io.stdout.write(
-          `valid: operation ${String(report.operationId)} is leaf ${String(report.leafIndex)} of the signed tree of size ${String(report.treeSize)}\n`,
-        );
-      } else io.stdout.write(`${report.verdict.status}: ${report.verdict.reason}\n`);
-      if (report.verdict.status !== 'valid') throw new CliError(`the receipt is ${report.verdict.status}`, 1);
+      // Read every file first: a bad file is a usage error (2) whatever the others say.
+      const bundles = paths.map((path) => ({ path, bundle: readBundleFile(path) }));
+      let rejected = 0;
+      for (const { path, bundle } of bundles) {
+        const report = verifyBundle(bundle, keys);
+        if (report.verdict.status !== 'valid') rejected++;
+        if (flags.json) io.stdout.write(`${JSON.stringify({ file: path, ...report })}\n`);
+        else if (report.verdict.status === 'valid') {
+          io.stdout.write(
+            `valid: operation ${String(report.operationId)} is leaf ${String(report.leafIndex)} of the signed tree of size ${String(report.treeSize)}\n`,
+          );
+        } else io.stdout.write(`${report.verdict.status}: ${path}: ${report.verdict.reason}\n`);
+      }
+      if (rejected > 0) {
+        throw new CliError(`${rejected} of ${bundles.length} receipt bundles did not verify`, 1);
+      }
     });
 
   const keys = program.command('keys').description("Manage the ledger's signing keys.");
