@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { gunzipSync } from 'node:zlib';
 import { createDaemon, type Daemon, InvalidInputError } from '@unrdf/daemon';
 import { DiagnosticReportSchema } from '@unrdf/diagnostics';
@@ -202,6 +203,27 @@ describe('createHttpApi', () => {
         await (await call(`/v1/operations/${submitted.id}?wait=10000`, { token: reader })).json(),
       );
       expect(done.state).toBe('completed');
+    });
+
+    it('ends a long poll with the current state when the server closes', async () => {
+      await using second = await startHttpServer({ daemon, tokens, telemetry, port: 0 });
+      const submitted = OperationViewSchema.parse(
+        await (
+          await call('/v1/operations', { method: 'POST', token: submitter, json: { type: 'gate', subject: 'urn:g:3' } })
+        ).json(),
+      );
+      const started = Date.now();
+      const arrived = once(second.app.server, 'request');
+      const polling = fetch(`${second.url}/v1/operations/${submitted.id}?wait=30000`, {
+        headers: { authorization: `Bearer ${reader}` },
+      });
+      await arrived;
+      await second.close();
+      const response = await polling;
+      expect(response.status).toBe(200);
+      expect(['pending', 'running']).toContain(OperationViewSchema.parse(await response.json()).state);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      await call(`/v1/operations/${submitted.id}`, { method: 'DELETE', token: submitter });
     });
 
     it('refuses a wait beyond the bound', async () => {
