@@ -33,8 +33,13 @@ export const sleepHandler: HandlerDefinition = Object.freeze({
   crashPolicy: 'retry',
   handler: async (input: SleepInput, context: DaemonHandlerContext): Promise<SleepOutput> => {
     const started = performance.now();
-    await delay(input.ms, undefined, { signal: context.signal });
-    // Report what was asked: the timer never fires early (Node timers fire at or after ms).
+    try {
+      await delay(input.ms, undefined, { signal: context.signal });
+    } catch (error) {
+      // timers/promises rejects with a generic AbortError; the reason says why (timeout, cancel, shutdown).
+      throw context.signal.aborted && context.signal.reason !== undefined ? context.signal.reason : error;
+    }
+    // A timer may fire up to a millisecond early after rounding: report at least what was asked.
     return { sleptMs: Math.max(input.ms, Math.round(performance.now() - started)) };
   },
 });
