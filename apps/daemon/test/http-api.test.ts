@@ -429,3 +429,33 @@ describe('createHttpApi', () => {
     });
   });
 });
+
+describe('startHttpServer', () => {
+  it('answers 503 with Retry-After once the daemon stops, and readyz says not ready', async () => {
+    await using stoppedDir = await tempDir('http-stopped');
+    await using stoppedTelemetry = createTelemetry();
+    const stopped = createDaemon({
+      dataDir: stoppedDir.path,
+      meter: stoppedTelemetry.meter,
+      diagnostics: { logLevel: 'warn' },
+    });
+    stopped.handle('greet', () => 'hi');
+    await stopped.start();
+    const store = openTokenStore(stoppedDir.path);
+    const submit = store.createToken(['submit']).token;
+    await using api = await startHttpServer({ daemon: stopped, tokens: store, telemetry: stoppedTelemetry, port: 0 });
+    await stopped.close();
+    const response = await fetch(`${api.url}/v1/operations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${submit}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'greet', subject: 'urn:x' }),
+    });
+    expect(response.status).toBe(503);
+    expect(response.headers.get('retry-after')).toBe('1');
+    expect(ErrorBodySchema.parse(await response.json()).error.code).toBe('UNRDF_DAEMON_NOT_RUNNING');
+    const ready = await fetch(`${api.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toMatch(/^\[-\]queue failed: daemon is closed$/m);
+    expect((await fetch(`${api.url}/livez`)).status).toBe(200);
+  });
+});

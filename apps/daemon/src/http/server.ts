@@ -519,8 +519,18 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
         }),
       },
       handler: (request, reply) => {
+        const diagnostics = daemon.diagnostics; // throws NotRunningError (503) before the reply is taken over
+        if (path === '/readyz' && daemon.state !== 'running') {
+          // The cached checks stop refreshing once the daemon closes: do not report a stale "ready".
+          return reply
+            .code(503)
+            .type('text/plain; charset=utf-8')
+            .header('cache-control', 'no-store')
+            .serializer((text: string) => text)
+            .send(`[-]queue failed: daemon is ${daemon.state}\nreadyz check failed\n`);
+        }
         reply.hijack();
-        if (!daemon.diagnostics.handle(request.raw, reply.raw)) {
+        if (!diagnostics.handle(request.raw, reply.raw)) {
           reply.raw.writeHead(404, { 'content-type': 'application/json' });
           reply.raw.end(JSON.stringify(errorBody('UNRDF_HTTP_NOT_FOUND', `No route ${path}.`)));
         }
