@@ -3,11 +3,12 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { NotLeaderError, RaftError } from './errors.js';
+import { supersedeAcks } from './internal/supersede-acks.js';
 import { createRaftCore, type RaftCore } from './raft-core.js';
 import { seededRandom } from './simulation/seeded-random.js';
 import { openSqliteStorage, type SqliteStorage } from './sqlite-storage.js';
 import { createTcpTransport, type TcpTransport } from './tcp-transport.js';
-import type { ClusterConfig, Entry, NodeId, Ready, Role } from './types.js';
+import type { ClusterConfig, Entry, HardState, Message, NodeId, Ready, Role } from './types.js';
 
 /** The replicated application: a deterministic function of the committed commands. */
 export interface StateMachine<Result = unknown> {
@@ -231,6 +232,11 @@ export class RaftNode implements AsyncDisposable {
   private closed = false;
   private nextRead = 0;
   private ticker: NodeJS.Timeout | undefined;
+  /** Empty appends (commit index, probes) of the last Readies, sent after the replies. */
+  private deferred: Message[] = [];
+  private flushScheduled = false;
+  /** A commit-only hard state not written yet (it goes with the next write, or at close). */
+  private unsavedHardState: HardState | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -419,6 +425,7 @@ export class RaftNode implements AsyncDisposable {
     this.pending.clear();
     this.failReads();
     await this.transport?.close();
+    if (this.unsavedHardState !== undefined) this.storage.save({ hardState: this.unsavedHardState });
     this.storage.close();
   }
 
@@ -446,6 +453,7 @@ export class RaftNode implements AsyncDisposable {
       this.core.advance(rd);
       this.maybeCompact();
     }
+    this.flushDeferred();
   }
 
   /** Raft §7: snapshot the state machine and drop the log it covers, every `snapshotEvery` entries. */
@@ -463,16 +471,41 @@ export class RaftNode implements AsyncDisposable {
   }
 
   private handle(rd: Ready): void {
-    // 0. Thesis §10.2.1: the leader's appends may leave before its own write; followers'
-    //    disk writes then overlap the leader's. (The leader's commit index in them never
-    //    counts entries of this Ready: their acknowledgements cannot have arrived yet.)
-    const appends = rd.messages.filter((m) => m.type === 'append');
-    if (appends.length > 0) this.transport?.send(appends);
-    // 1. Durable first (Raft Figure 2; etcd MustSync): one fsynced transaction.
-    this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, { sync: rd.mustSync });
+    // Thesis §10.2.1: the leader's appends may leave before its own write, so the
+    // followers' disk writes overlap the leader's. (The leader's commit index in them never
+    // counts entries of this Ready: their acknowledgements cannot have arrived yet.)
+    // Empty appends only carry the commit index or probe; they go after the apply step
+    // below, so the replies to clients leave first (a delayed message is always safe).
+    const before: Message[] = [];
+    const rest: Message[] = [];
+    for (const m of rd.messages) {
+      if (m.type !== 'append') rest.push(m);
+      else if (m.entries.length > 0) before.push(m);
+      else this.deferred.push(m);
+    }
+    if (before.length > 0) {
+      // A held-back empty append to a peer this Ready sends entries to is superseded: the
+      // newer append carries a commit index at least as high (dropping a message is safe).
+      if (this.deferred.length > 0) this.deferred = this.deferred.filter((d) => !before.some((b) => b.to === d.to));
+      this.transport?.send(before);
+    }
+    // Several appends that arrived together are acknowledged by the last success alone:
+    // it reports the highest matching index (the earlier ones would be lost messages).
+    const after = rest.length > 1 ? supersedeAcks(rest) : rest;
+    // 1. Durable first (Raft Figure 2; etcd MustSync): one fsynced transaction. A Ready
+    //    that only moves the commit index writes nothing: the commit index is volatile
+    //    (Figure 2) and a restart re-learns it, so it rides along with the next synced
+    //    write instead of costing a transaction of its own.
+    if (rd.mustSync || rd.entries.length > 0 || rd.snapshot !== undefined) {
+      const hardState = rd.hardState ?? this.unsavedHardState;
+      this.storage.save({ hardState, entries: rd.entries, snapshot: rd.snapshot }, { sync: rd.mustSync });
+      this.unsavedHardState = undefined;
+    } else if (rd.hardState !== undefined) {
+      this.unsavedHardState = rd.hardState;
+    }
     if (rd.snapshot !== undefined) this.restoreImage(rd.snapshot.index, rd.snapshot.data);
-    // 2. Only now may messages that promise that state leave.
-    this.transport?.send(appends.length > 0 ? rd.messages.filter((m) => m.type !== 'append') : rd.messages);
+    // 2. Only now may messages that promise that state leave (votes, acknowledgements).
+    if (after.length > 0) this.transport?.send(after);
     // 3. Apply.
     for (const entry of rd.committedEntries) this.apply(entry);
     // 4. Reads confirmed by a quorum, served once applied.
@@ -494,6 +527,20 @@ export class RaftNode implements AsyncDisposable {
       }
       this.onStateChange?.({ role: rd.softState.role, term: this.core.currentTerm, leader: rd.softState.leader });
     }
+  }
+
+  /** Sends the empty appends held back by {@link handle}, after this turn's replies. */
+  private flushDeferred(): void {
+    if (this.deferred.length === 0 || this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    // Resolved proposals answer their clients in microtasks that run before the next
+    // setImmediate callback, so the replies leave before these messages.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const messages = this.deferred;
+      this.deferred = [];
+      if (!this.closed) this.transport?.send(messages);
+    });
   }
 
   private apply(entry: Entry): void {

@@ -2,6 +2,7 @@ import { freePort, tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { NotLeaderError } from '../src/errors.js';
 import { openRaftNode, type RaftNode, SessionExpiredError } from '../src/raft-node.js';
+import { openSqliteStorage } from '../src/sqlite-storage.js';
 
 async function inProcessCluster(dir: string, snapshotEvery?: number, maxSessions?: number) {
   const members: Record<string, { host: string; port: number }> = {};
@@ -117,6 +118,23 @@ describe('RaftNode', () => {
     } finally {
       await cluster.close();
     }
+  });
+
+  it('stores a commit-only advance with the next write or at close, never in a transaction of its own', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    const leaderId = cluster.leader.id;
+    for (let i = 0; i < 5; i++) await cluster.leader.propose(bytes(`w${i}`));
+    const { commitIndex, lastIndex } = cluster.leader.status();
+    expect(commitIndex).toBe(lastIndex);
+    // The last entry committed after its own (fsynced) write: its commit index is not on disk yet.
+    const during = openSqliteStorage({ path: `${dir.path}/${leaderId}/raft.db` });
+    const onDisk = during.load().hardState.commit;
+    during.close();
+    expect(onDisk).toBeLessThan(commitIndex);
+    await cluster.close();
+    using after = openSqliteStorage({ path: `${dir.path}/${leaderId}/raft.db` });
+    expect(after.load().hardState.commit).toBe(commitIndex);
   });
 
   it('compacts its log into snapshots and catches a restarted follower up from one', async () => {
