@@ -257,21 +257,25 @@ describe('unrdf-daemon CLI', () => {
         expect(key.verifierKeyPath).toBe(`${dataDir}/keys/ledger-2.vkey`);
         expect(key.fromSize).toBeGreaterThanOrEqual(2); // after the ledger's leaves (at least one receipt)
 
-        daemon = await startDaemon(dataDir);
+        // Restart with a handler module: its type runs beside the built-in ones.
+        const module = dir.join('echo-handlers.mjs');
+        writeFileSync(module, 'export const handlers = { echo: { handler: (input) => ({ echoed: input }) } };\n');
+        daemon = await startDaemon(dataDir, ['--handlers', module]);
         client = ['--url', daemon.url, '--data-dir', dataDir];
         const submitted = await cli([
           'submit',
           ...client,
           '--type',
-          'sleep',
+          'echo',
           '--subject',
           'urn:example:cli:2',
           '--input',
-          '{"ms":1}',
+          '{"hello":"world"}',
           '--wait',
           '--json',
         ]);
         expect(submitted.code).toBe(0);
+        expect(json(submitted.stdout).output).toEqual({ echoed: { hello: 'world' } });
         const secondId = String(json(submitted.stdout).id);
         const fetched = await cli(['receipt', secondId, ...client, '--out', dir.join('bundle-2.json')]);
         expect(fetched.code).toBe(0);
