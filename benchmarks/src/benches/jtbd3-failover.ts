@@ -1,8 +1,8 @@
 import { join } from 'node:path';
+import { ProcessCluster, SessionClient, type StateEvent } from '@unrdf/raft/testing';
 import { sqliteDurableCommitRate } from '../baselines/durable-commit.js';
 import type { Benchmark } from '../harness/benchmark.js';
 import { LatencyHistogram } from '../harness/histogram.js';
-import { ProcessCluster, SessionClient, type StateEvent } from '../raft/process-cluster.js';
 
 /**
  * JTBD 3: failover of a 3-node @unrdf/raft cluster of real processes on loopback at the
@@ -40,7 +40,7 @@ export const benchmark: Benchmark = {
     progress.update(step++, steps, 'baseline: fsynced SQLite commit');
     const fsync = sqliteDurableCommitRate(scratchDir, quick ? 1000 : 3000);
 
-    const cluster = await ProcessCluster.start(join(scratchDir, 'cluster'));
+    const cluster = await ProcessCluster.start({ dataDir: join(scratchDir, 'cluster'), proxies: true });
     const notes: string[] = [];
     try {
       await cluster.settled();
@@ -84,7 +84,7 @@ export const benchmark: Benchmark = {
       const writer = (async () => {
         while (writing) {
           const value = `steady-${++steadySeq}`;
-          const ack = await steady.put(`k${steadySeq % 32}`, value, 250, 120_000);
+          const ack = await steady.put(`k${steadySeq % 32}`, value, { attemptTimeoutMs: 250, giveUpMs: 120_000 });
           acked.push({ value: `k${steadySeq % 32}=${value}`, ...ack });
         }
       })();
@@ -138,7 +138,7 @@ export const benchmark: Benchmark = {
 
       // ---------------------------------------------------------------- zero loss, exactly once, same logs
       await cluster.settled();
-      const dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
+      const dumps = await Promise.all(cluster.ids.map(async (id) => (await cluster.dump(id)).applied));
       const reference = dumps[0] ?? [];
       const identical = dumps.every((d) => d.length === reference.length && d.every((w, i) => w === reference[i]));
       // Only the steady writer's values are unique; the throughput phases rewrite equal values.

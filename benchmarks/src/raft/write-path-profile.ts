@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ProcessCluster, SessionClient } from '@unrdf/raft/testing';
 import { LatencyHistogram } from '../harness/histogram.js';
-import { ProcessCluster, SessionClient } from './process-cluster.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,8 +47,8 @@ async function measure(name: string, script: string | undefined, round: number):
   const dir = mkdtempSync(join(tmpdir(), 'raft-write-'));
   const profDir = values['cpu-prof'];
   const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `${name}-${round}`)}`] : [];
-  const cluster = await ProcessCluster.start(dir, 3, {
-    proxies: false,
+  const cluster = await ProcessCluster.start({
+    dataDir: dir,
     ...(script === undefined ? {} : { nodeScript: script }),
     execArgv,
   });
@@ -92,7 +92,7 @@ async function measure(name: string, script: string | undefined, round: number):
     };
   } finally {
     // SIGTERM first: a clean exit writes --cpu-prof profiles.
-    for (const id of [...cluster.children.keys()]) await cluster.stop(id);
+    for (const id of cluster.running) await cluster.stop(id);
     await cluster.close();
     if (values.keep) process.stdout.write(`kept ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });

@@ -1,17 +1,30 @@
+import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
-import { ProcessCluster } from './cluster-harness.js';
+import { ProcessCluster, SessionClient } from '../src/testing/process-cluster.js';
+
+/** Polls every node's applied writes until they are all equal (bounded), then returns them. */
+async function converged(cluster: ProcessCluster, timeoutMs = 15_000) {
+  const until = Date.now() + timeoutMs;
+  let dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
+  while (Date.now() < until && new Set(dumps.map((d) => d.applied.join('|'))).size !== 1) {
+    await new Promise((r) => setTimeout(r, 50));
+    dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
+  }
+  return dumps;
+}
 
 describe('RaftNode (3 real processes on loopback)', () => {
   it('keeps every acknowledged write exactly once on every node after kill -9 of the leader and its restart', async () => {
-    await using cluster = await ProcessCluster.start(3);
+    await using dir = await tempDir('raft-cluster');
+    await using cluster = await ProcessCluster.start({ dataDir: dir.path });
+    const client = new SessionClient(cluster, 'writer-1');
     const acked: string[] = [];
-    let sequence = 0;
     const write = async (n: number) => {
       for (let i = 0; i < n; i++) {
-        sequence++;
-        const value = `v${sequence}`;
-        await cluster.put(`k${sequence % 7}`, value, 'writer-1', sequence);
-        acked.push(`k${sequence % 7}=${value}`);
+        const key = `k${(client.sequence + 1) % 7}`;
+        const value = `v${client.sequence + 1}`;
+        await client.put(key, value, { attemptTimeoutMs: 3000, giveUpMs: 15_000 });
+        acked.push(`${key}=${value}`);
       }
     };
     const first = await cluster.leader();
@@ -27,12 +40,7 @@ describe('RaftNode (3 real processes on loopback)', () => {
     await cluster.startNode(first);
     await write(20);
     // Everyone converges on the same log.
-    const until = Date.now() + 15_000;
-    let dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
-    while (Date.now() < until && new Set(dumps.map((d) => d.applied.length)).size !== 1) {
-      await new Promise((r) => setTimeout(r, 50));
-      dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
-    }
+    const dumps = await converged(cluster);
     const reference = dumps[0]?.applied ?? [];
     for (const dump of dumps) expect(dump.applied).toEqual(reference);
     // Every acknowledged write is there, exactly once, and nothing else was applied twice.
@@ -44,20 +52,23 @@ describe('RaftNode (3 real processes on loopback)', () => {
   }, 90_000);
 
   it('elects a new leader when the leader is partitioned away (fault proxy), and the old one rejoins as a follower', async () => {
-    await using cluster = await ProcessCluster.start(3, { proxies: true });
+    await using dir = await tempDir('raft-cluster');
+    await using cluster = await ProcessCluster.start({ dataDir: dir.path, proxies: true });
+    const client = new SessionClient(cluster, 'writer-2');
     const acked: string[] = [];
-    let sequence = 0;
     const write = async (n: number) => {
       for (let i = 0; i < n; i++) {
-        sequence++;
-        await cluster.put(`k${sequence % 5}`, `p${sequence}`, 'writer-2', sequence, 30_000);
-        acked.push(`k${sequence % 5}=p${sequence}`);
+        const key = `k${(client.sequence + 1) % 5}`;
+        const value = `p${client.sequence + 1}`;
+        await client.put(key, value, { attemptTimeoutMs: 3000, giveUpMs: 30_000 });
+        acked.push(`${key}=${value}`);
       }
     };
     const old = await cluster.leader();
+    client.target = old;
     await write(10);
     cluster.isolate(old);
-    cluster.guess = old; // the client keeps trying the old leader first: it must fail over
+    client.target = old; // the client keeps trying the old leader first: it must fail over
     await write(15);
     const statuses = await Promise.all(cluster.ids.filter((id) => id !== old).map((id) => cluster.status(id)));
     const fresh = statuses.find((s) => s?.role === 'leader');
@@ -65,12 +76,7 @@ describe('RaftNode (3 real processes on loopback)', () => {
     expect(fresh?.id).not.toBe(old);
     cluster.heal();
     await write(5);
-    const until = Date.now() + 15_000;
-    let dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
-    while (Date.now() < until && new Set(dumps.map((d) => d.applied.join('|'))).size !== 1) {
-      await new Promise((r) => setTimeout(r, 50));
-      dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
-    }
+    const dumps = await converged(cluster);
     const reference = dumps[0]?.applied ?? [];
     for (const dump of dumps) expect(dump.applied).toEqual(reference);
     expect(reference).toEqual(acked);
