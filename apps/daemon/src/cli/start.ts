@@ -79,6 +79,11 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
     if (error instanceof InvalidInputError) throw usageError(error.message.split('\n')[0] ?? 'bad input', error.issues);
     if (error instanceof DaemonError) throw failure(error.message, { cause: error });
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && request.handlerModules !== undefined) {
+      throw usageError('cannot load a handler module', [`--handlers: ${(error as Error).message.split('\n')[0]}`], {
+        cause: error,
+      });
+    }
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw failure(`cannot listen on ${request.host}:${request.port} (${code}); pick another --port or --host`, {
         cause: error,
