@@ -25,5 +25,7 @@ export {
   type DaemonOptions,
   type HandlerDefinition,
   type HandlerPolicy,
+  OperationTypeName,
   type SubmitRequest,
+  SubmitSchema,
 } from './options.js';

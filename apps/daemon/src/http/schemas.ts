@@ -1,6 +1,7 @@
 // The wire schemas of the HTTP API: the server validates requests with them, the
 // OpenAPI document is generated from them, and clients (the CLI, the benchmarks)
 // parse answers with them.
+import { OperationTypeName, SubmitSchema } from '@unrdf/daemon';
 import { z } from 'zod';
 
 /** Every 4xx/5xx body: a stable code, a message that says what to do, and `path: message` lines. */
@@ -15,32 +16,11 @@ export const ErrorBodySchema = z.object({
 });
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
-/** An operation type name (as in @unrdf/daemon and the receipt format). */
-export const OperationTypeNameSchema = z
-  .string()
-  .min(1)
-  .max(100)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'use letters, digits and . _ : - (starting with a letter or digit)');
+/** An operation type name (letters, digits and `._:-`), as @unrdf/daemon checks it. */
+export const OperationTypeNameSchema = OperationTypeName;
 
-/** `POST /v1/operations`: the fields of @unrdf/daemon's SubmitSchema (the daemon checks them again). */
-export const SubmitBodySchema = z.strictObject({
-  type: OperationTypeNameSchema,
-  /** The entity the operation acts on (an IRI for the RDF handlers). */
-  subject: z
-    .string()
-    .min(1)
-    .max(1024)
-    .refine((s) => s.isWellFormed(), 'must be well-formed Unicode'),
-  /** The handler's input (any JSON). */
-  input: z.unknown().optional(),
-  /** Unique per type while the operation is retained: a duplicate submit returns the original. */
-  idempotencyKey: z.string().min(1).max(500).optional(),
-  priority: z.number().int().min(-1000).max(1000).optional(),
-  /** Run at or after this time (epoch ms or ISO 8601 with offset). */
-  runAt: z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true })]).optional(),
-  groupKey: z.string().min(1).max(200).optional(),
-  maxAttempts: z.number().int().min(1).max(1000).optional(),
-});
+/** `POST /v1/operations`: @unrdf/daemon's SubmitSchema (type, subject, input, idempotencyKey, priority, runAt, groupKey, maxAttempts). */
+export const SubmitBodySchema = SubmitSchema;
 export type SubmitBody = z.input<typeof SubmitBodySchema>;
 
 const epochMs = z.number().int();
