@@ -1,6 +1,14 @@
 import { join } from 'node:path';
 import type { Pool } from 'undici';
-import { type AppProcess, poolFor, requestJson, type ServerProcess, startApp, startEcho } from '../daemon/processes.js';
+import {
+  type AppProcess,
+  poolFor,
+  requestJson,
+  type ServerProcess,
+  startApp,
+  startEcho,
+  warmEcho,
+} from '../daemon/processes.js';
 import {
   awaitReceipt,
   operationFor,
@@ -89,6 +97,7 @@ async function measureRate(
 async function echoBaseline(echo: ServerProcess, ratePerSec: number, durationMs: number, ctx: BenchContext) {
   const pool = poolFor(echo.url);
   try {
+    await warmEcho(pool);
     const result = await openLoop({
       ratePerSec,
       durationMs,

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { type TrustedKey, verifyReceipt } from '@unrdf/receipts';
-import { poolFor, requestJson, startApp, startEcho } from '../daemon/processes.js';
+import { poolFor, requestJson, startApp, startEcho, warmEcho } from '../daemon/processes.js';
 import { awaitReceipt, createOf, submit } from '../daemon/workload.js';
 import type { Benchmark } from '../harness/benchmark.js';
 import { LatencyHistogram } from '../harness/histogram.js';
@@ -80,6 +80,7 @@ export const benchmark: Benchmark = {
         },
         onTick: (done, total) => ctx.progress.update(done, total, `fetch + verify at ${RATE}/s`),
       });
+      await warmEcho(echoPool);
       const echoResult = await openLoop({
         ratePerSec: RATE,
         durationMs: Math.min(durationMs, 5000),

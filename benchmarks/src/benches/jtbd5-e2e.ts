@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from 'undici';
-import { poolFor, requestJson, startApp, startEcho } from '../daemon/processes.js';
+import { poolFor, requestJson, startApp, startEcho, warmEcho } from '../daemon/processes.js';
 import type { Benchmark } from '../harness/benchmark.js';
 import { openLoop } from '../harness/open-loop.js';
 
@@ -111,6 +111,7 @@ export const benchmark: Benchmark = {
       );
       const wait = report.metrics.queue_wait?.lifetimeMs;
 
+      await warmEcho(echoPool);
       const echoLoad = await openLoop({
         ratePerSec: TARGET_PER_SEC,
         durationMs: Math.min(durationMs, 8000),

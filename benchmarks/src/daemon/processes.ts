@@ -117,3 +117,16 @@ export async function requestJson<T>(
   }
   return JSON.parse(text) as T;
 }
+
+/** Warms a fresh echo server and the client pool (JIT, connections) so the baseline measures steady state. */
+export async function warmEcho(pool: Pool, requests = 2000): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < requests) {
+      const i = next++;
+      if (i % 2 === 0) await requestJson(pool, 'POST', '/v1/operations', { body: { type: 'sleep' }, expect: 202 });
+      else await requestJson(pool, 'GET', `/v1/operations/w${i}/receipt`);
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
