@@ -2,6 +2,7 @@
 // daemon started with `start --port 0` on a temporary data directory, loopback only.
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { type NodeProcess, spawnNode, type TempDir, tempDir, waitFor } from '@unrdf/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -227,11 +228,24 @@ describe('unrdf-daemon CLI', () => {
 
   describe('report', () => {
     it(
-      'fetches the diagnostic report as JSON',
+      'fetches the diagnostic report as JSON, Markdown and tar',
       async () => {
-        const run = await cli(['report', ...client, '--format', 'json', '--out', dir.join('report.json')]);
-        expect(run.code).toBe(0);
+        const [asJson, asMarkdown, asTar, tarToStdout] = await Promise.all([
+          cli(['report', ...client, '--format', 'json', '--out', dir.join('report.json')]),
+          cli(['report', ...client]),
+          cli(['report', ...client, '--format', 'tar', '--out', dir.join('report.tar.gz')]),
+          cli(['report', ...client, '--format', 'tar']),
+        ]);
+        expect(asJson.code).toBe(0);
         expect(json(readFileSync(dir.join('report.json'), 'utf8'))).toHaveProperty('nodes');
+        expect(asMarkdown.code).toBe(0);
+        expect(asMarkdown.stdout).toMatch(/^# /);
+        expect(asTar.code).toBe(0);
+        // A gzipped tar: gzip's magic, then POSIX ustar's at offset 257 of the first header block.
+        const gz = readFileSync(dir.join('report.tar.gz'));
+        expect([...gz.subarray(0, 2)]).toEqual([0x1f, 0x8b]);
+        expect(gunzipSync(gz).subarray(257, 262).toString('latin1')).toBe('ustar');
+        expect(tarToStdout.code).toBe(2);
       },
       CLI_TIMEOUT_MS,
     );

@@ -279,11 +279,15 @@ export function createProgram(io: CliIo): Command {
     program
       .command('report')
       .description('Fetch the diagnostic report (health, metrics, SLOs, logs).')
-      .addOption(new Option('--format <format>', 'md, json or tar').choices(['md', 'json', 'tar']).default('md'))
-      .option('--out <file>', 'write it here (default: stdout; tar needs --out)'),
+      .addOption(
+        new Option('--format <format>', 'md, json or tar (a .tar.gz debug bundle)')
+          .choices(['md', 'json', 'tar'])
+          .default('md'),
+      )
+      .option('--out <file>', 'write it here (default: stdout; tar needs --out, e.g. report.tar.gz)'),
   ).action(async (flags) => {
     if (flags.format === 'tar' && flags.out === undefined) {
-      throw usageError('bad option', ['--out: a tar report is binary; give --out report.tar']);
+      throw usageError('bad option', ['--out: a tar report is binary; give --out report.tar.gz']);
     }
     const response = await request(clientOf(flags, io), 'GET', `${api.DIAGNOSTICS}?format=${flags.format}`);
     const bytes = response.bytes;
