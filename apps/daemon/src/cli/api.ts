@@ -15,4 +15,4 @@ export const DIAGNOSTICS = 'v1/diagnostics';
 export const LIVEZ = 'livez';
 export const READYZ = 'readyz';
 /** The longest long poll the API grants per request. */
-export const MAX_WAIT_MS = 30_000;
+export { MAX_WAIT_MS } from '../http/schemas.js';

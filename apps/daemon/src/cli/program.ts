@@ -1,8 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
+import { type OperationViewBody, OperationViewSchema, ReceiptBundleBodySchema } from '../http/schemas.js';
 import * as api from './api.js';
-import { type ClientOptions, request } from './client.js';
+import { type ClientOptions, type ClientResponse, request } from './client.js';
 import { CliError, failure, usageError, zodLines } from './errors.js';
 import { rotateKeys } from './keys.js';
 import { DEFAULT_HOST, DEFAULT_PORT, resolveDataDir, resolveToken, resolveUrl } from './paths.js';
@@ -86,8 +87,17 @@ const SubmitFlagsSchema = z.object({
   priority: z.number().int().min(-1000).max(1000).optional(),
 });
 
+/** Parses an answer of the daemon with the API's own wire schema; anything else is a failure (1). */
+function answer<T>(schema: z.ZodType<T>, response: ClientResponse, what: string): T {
+  const parsed = schema.safeParse(response.json);
+  if (!parsed.success) {
+    throw new CliError(`the daemon's answer is not ${what} (is --url an unrdf daemon?)`, 1, zodLines(parsed.error));
+  }
+  return parsed.data;
+}
+
 /** Waits (long polls, bounded by timeoutMs) until the operation is final and its receipt durable. */
-async function waitFinal(client: ClientOptions, id: string, timeoutMs: number): Promise<Record<string, unknown>> {
+async function waitFinal(client: ClientOptions, id: string, timeoutMs: number): Promise<OperationViewBody> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const left = deadline - Date.now();
@@ -97,28 +107,28 @@ async function waitFinal(client: ClientOptions, id: string, timeoutMs: number): 
       'GET',
       `${api.operationPath(id)}?wait=${waitMs}`,
     );
-    const view = response.json as Record<string, unknown>;
-    if (FINAL_STATES.has(String(view.state)) && view.receipt !== null && view.receipt !== undefined) return view;
+    const view = answer(OperationViewSchema, response, 'an operation');
+    if (FINAL_STATES.has(view.state) && view.receipt !== null) return view;
     if (Date.now() >= deadline) {
       throw failure(
-        `operation ${id} is still ${String(view.state)} after ${timeoutMs} ms; check later: unrdf-daemon status ${id}`,
+        `operation ${id} is still ${view.state} after ${timeoutMs} ms; check later: unrdf-daemon status ${id}`,
       );
     }
   }
 }
 
-function printOperation(io: CliIo, view: Record<string, unknown>, json: boolean | undefined): void {
+function printOperation(io: CliIo, view: OperationViewBody, json: boolean | undefined): void {
   if (json) {
     io.stdout.write(`${JSON.stringify(view)}\n`);
     return;
   }
-  const receipt = view.receipt as { leafIndex?: number; receiptHash?: string } | null | undefined;
+  const receipt = view.receipt;
   const lines = [
-    `id:       ${String(view.id)}`,
-    `type:     ${String(view.type)}`,
-    `subject:  ${String(view.subject)}`,
-    `state:    ${String(view.state)}${view.outcome ? ` (${String(view.outcome)})` : ''}`,
-    `attempts: ${String(view.attempts)}/${String(view.maxAttempts)}`,
+    `id:       ${view.id}`,
+    `type:     ${view.type}`,
+    `subject:  ${view.subject}`,
+    `state:    ${view.state}${view.outcome ? ` (${view.outcome})` : ''}`,
+    `attempts: ${view.attempts}/${view.maxAttempts}`,
   ];
   if (view.error) lines.push(`error:    ${JSON.stringify(view.error)}`);
   if (view.output !== null && view.output !== undefined) lines.push(`output:   ${JSON.stringify(view.output)}`);
@@ -203,16 +213,16 @@ export function createProgram(io: CliIo): Command {
       ...(checked.data.idempotencyKey === undefined ? {} : { idempotencyKey: checked.data.idempotencyKey }),
       ...(checked.data.priority === undefined ? {} : { priority: checked.data.priority }),
     };
-    const accepted = (await request(client, 'POST', api.OPERATIONS, body)).json as Record<string, unknown>;
+    const accepted = answer(OperationViewSchema, await request(client, 'POST', api.OPERATIONS, body), 'an operation');
     if (!flags.wait) {
       if (flags.json) io.stdout.write(`${JSON.stringify(accepted)}\n`);
-      else io.stdout.write(`${String(accepted.id)}\n`);
+      else io.stdout.write(`${accepted.id}\n`);
       return;
     }
-    const view = await waitFinal(client, String(accepted.id), flags.timeout);
+    const view = await waitFinal(client, accepted.id, flags.timeout);
     printOperation(io, view, flags.json);
     if (view.state !== 'completed') {
-      throw failure(`operation ${String(view.id)} ended ${String(view.state)}: ${JSON.stringify(view.error)}`);
+      throw failure(`operation ${view.id} ended ${view.state}: ${JSON.stringify(view.error)}`);
     }
   });
 
@@ -228,7 +238,7 @@ export function createProgram(io: CliIo): Command {
       if (!checked.success) throw usageError('bad argument', zodLines(checked.error, 'id'));
       printOperation(
         io,
-        (await request(client, 'GET', api.operationPath(id))).json as Record<string, unknown>,
+        answer(OperationViewSchema, await request(client, 'GET', api.operationPath(id)), 'an operation'),
         flags.json,
       );
       return;
@@ -264,7 +274,7 @@ export function createProgram(io: CliIo): Command {
     const checked = OperationIdSchema.safeParse(id);
     if (!checked.success) throw usageError('bad argument', zodLines(checked.error, 'id'));
     const response = await request(clientOf(flags, io), 'GET', api.receiptPath(id));
-    const bundle = response.json as Record<string, unknown>;
+    const bundle = answer(ReceiptBundleBodySchema, response, 'a receipt bundle');
     const text = `${JSON.stringify({ receipt: bundle.receipt, proof: bundle.proof, checkpoint: bundle.checkpoint }, null, 2)}\n`;
     if (flags.out === undefined) {
       io.stdout.write(text);
