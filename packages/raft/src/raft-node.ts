@@ -232,9 +232,8 @@ export class RaftNode implements AsyncDisposable {
   private closed = false;
   private nextRead = 0;
   private ticker: NodeJS.Timeout | undefined;
-  /** Empty appends (commit index, probes) of the last Readies, sent after the replies. */
+  /** Empty appends (commit index, probes) of the last Readies, sent on the next tick. */
   private deferred: Message[] = [];
-  private flushScheduled = false;
   /** A commit-only hard state not written yet (it goes with the next write, or at close). */
   private unsavedHardState: HardState | undefined;
 
@@ -323,6 +322,7 @@ export class RaftNode implements AsyncDisposable {
     this.ticker = setInterval(() => {
       this.core.tick();
       this.process();
+      this.sendDeferred();
     }, this.tickMs);
     this.schedule();
   }
@@ -453,7 +453,6 @@ export class RaftNode implements AsyncDisposable {
       this.core.advance(rd);
       this.maybeCompact();
     }
-    this.flushDeferred();
   }
 
   /** Raft §7: snapshot the state machine and drop the log it covers, every `snapshotEvery` entries. */
@@ -474,8 +473,9 @@ export class RaftNode implements AsyncDisposable {
     // Thesis §10.2.1: the leader's appends may leave before its own write, so the
     // followers' disk writes overlap the leader's. (The leader's commit index in them never
     // counts entries of this Ready: their acknowledgements cannot have arrived yet.)
-    // Empty appends only carry the commit index or probe; they go after the apply step
-    // below, so the replies to clients leave first (a delayed message is always safe).
+    // Empty appends only carry the commit index or probe: they wait for the next tick (a
+    // delayed message is always safe), so the replies to clients leave first, and under
+    // steady writes the next append, which carries the newer commit index, supersedes them.
     const before: Message[] = [];
     const rest: Message[] = [];
     for (const m of rd.messages) {
@@ -529,18 +529,12 @@ export class RaftNode implements AsyncDisposable {
     }
   }
 
-  /** Sends the empty appends held back by {@link handle}, after this turn's replies. */
-  private flushDeferred(): void {
-    if (this.deferred.length === 0 || this.flushScheduled || this.closed) return;
-    this.flushScheduled = true;
-    // Resolved proposals answer their clients in microtasks that run before the next
-    // setImmediate callback, so the replies leave before these messages.
-    setImmediate(() => {
-      this.flushScheduled = false;
-      const messages = this.deferred;
-      this.deferred = [];
-      if (!this.closed) this.transport?.send(messages);
-    });
+  /** Sends the empty appends held back by {@link handle} (on the tick). */
+  private sendDeferred(): void {
+    if (this.deferred.length === 0 || this.closed) return;
+    const messages = this.deferred;
+    this.deferred = [];
+    this.transport?.send(messages);
   }
 
   private apply(entry: Entry): void {

@@ -125,6 +125,11 @@ export class ProcessCluster implements AsyncDisposable {
     return Object.keys(this.members);
   }
 
+  /** The process id of node `id`, while it runs. */
+  pid(id: string): number | undefined {
+    return this.children.get(id)?.pid;
+  }
+
   /** The members whose process is running. */
   get running(): string[] {
     return [...this.children.keys()];
