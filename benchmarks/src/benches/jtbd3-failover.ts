@@ -3,20 +3,22 @@ import { ProcessCluster, SessionClient, type StateEvent } from '@unrdf/raft/test
 import { sqliteDurableCommitRate } from '../baselines/durable-commit.js';
 import type { Benchmark } from '../harness/benchmark.js';
 import { LatencyHistogram } from '../harness/histogram.js';
+import { EtcdCluster, ensureEtcd } from '../raft/etcd-cluster.js';
+import { measureWritePath, type Put, type WritePathResult } from '../raft/write-path.js';
 
 /**
  * JTBD 3: failover of a 3-node @unrdf/raft cluster of real processes on loopback at the
  * default timings (heartbeat 100 ms, election [1, 2) s), under steady writes from a
  * network client: kill -9 of the leader, and a partition isolating the leader (fault
- * proxies on every peer link). Then the write path: 256-byte commands fsynced on a
- * majority, sequential and with 64 in flight.
+ * proxies on every peer link). First the write path, on a cluster with direct peer links:
+ * 256-byte commands fsynced on a majority, sequential and with 64 in flight, and the same
+ * workload on a 3-member etcd 3.4 cluster side by side when `etcd` can be installed
+ * (Debian `etcd-server`, through @unrdf/raft's scripts/ensure-etcd.sh).
  *
  * Anchor (issue 5): etcd 3.4 on the same kind of machine, 120 kill -9 trials: first write
  * after the leader dies P50 1.31 s, P99 2.68 s, ~11% needing a second election; writes
  * ~490 sequential puts/s (P50 1.9 ms), ~3,200-3,650 puts/s with 64 in flight.
  */
-
-const VALUE = 'x'.repeat(256);
 
 interface Trial {
   detection: number;
@@ -32,49 +34,57 @@ export const benchmark: Benchmark = {
   async run({ quick, progress, scratchDir, log }) {
     const crashTrials = quick ? 5 : 50;
     const partitionTrials = quick ? 3 : 50;
-    const sequentialWrites = quick ? 300 : 2000;
-    const inflightMs = quick ? 3000 : 10_000;
-    const steps = 3 + crashTrials + partitionTrials;
+    const phases = { sequentialMs: quick ? 2500 : 10_000, inflightMs: quick ? 3000 : 10_000 };
+    const steps = 4 + crashTrials + partitionTrials;
     let step = 0;
 
     progress.update(step++, steps, 'baseline: fsynced SQLite commit');
     const fsync = sqliteDurableCommitRate(scratchDir, quick ? 1000 : 3000);
 
-    const cluster = await ProcessCluster.start({ dataDir: join(scratchDir, 'cluster'), proxies: true });
+    // ------------------------------------------------------------------ write path
+    // Direct peer links, as etcd has: the fault proxies (in this process) would add a hop
+    // and this process's CPU to every message.
+    progress.update(step++, steps, 'write path: sequential, then 64 in flight');
+    const direct = await ProcessCluster.start({ dataDir: join(scratchDir, 'direct') });
+    let writes: WritePathResult;
+    try {
+      await direct.settled();
+      const pids = direct.running.map((id) => direct.pid(id) as number);
+      writes = await measureWritePath(
+        (clientId): Put => {
+          const client = new SessionClient(direct, clientId);
+          return async (key, value) => {
+            await client.put(key, value);
+          };
+        },
+        { ...phases, pids },
+      );
+    } finally {
+      await direct.close();
+    }
+
+    progress.update(step++, steps, 'etcd side by side');
+    let etcd: WritePathResult | undefined;
+    const etcdReady = await ensureEtcd();
     const notes: string[] = [];
+    if (etcdReady.ok) {
+      const members = await EtcdCluster.start(join(scratchDir, 'etcd'));
+      try {
+        const port = (await members.leaderPort()) as number;
+        etcd = await measureWritePath(() => (key, value) => members.put(port, key, value), {
+          ...phases,
+          pids: members.pids,
+        });
+      } finally {
+        await members.close();
+      }
+    } else {
+      notes.push(`etcd not measured side by side (${etcdReady.reason}); compare with the issue's anchors.`);
+    }
+
+    const cluster = await ProcessCluster.start({ dataDir: join(scratchDir, 'cluster'), proxies: true });
     try {
       await cluster.settled();
-
-      // ---------------------------------------------------------------- write path
-      progress.update(step++, steps, 'sequential commits');
-      const sequential = new LatencyHistogram();
-      const single = new SessionClient(cluster, 'sequential');
-      for (let i = 0; i < 50; i++) await single.put(`w${i % 16}`, VALUE); // warm-up
-      const seqStart = performance.now();
-      for (let i = 0; i < sequentialWrites; i++) {
-        const t0 = performance.now();
-        await single.put(`s${i % 16}`, VALUE);
-        sequential.record(performance.now() - t0);
-      }
-      const sequentialRate = (sequentialWrites * 1000) / (performance.now() - seqStart);
-
-      progress.update(step++, steps, '64 in flight');
-      const inflight = new LatencyHistogram();
-      let inflightDone = 0;
-      const inflightStart = performance.now();
-      const deadline = inflightStart + inflightMs;
-      await Promise.all(
-        Array.from({ length: 64 }, async (_, c) => {
-          const client = new SessionClient(cluster, `inflight-${c}`);
-          for (let i = 0; performance.now() < deadline; i++) {
-            const t0 = performance.now();
-            await client.put(`f${c}-${i % 8}`, VALUE);
-            inflight.record(performance.now() - t0);
-            inflightDone++;
-          }
-        }),
-      );
-      const inflightRate = (inflightDone * 1000) / (performance.now() - inflightStart);
 
       // ---------------------------------------------------------------- failover under steady writes
       const acked: { value: string; node: string; at: number }[] = [];
@@ -138,7 +148,7 @@ export const benchmark: Benchmark = {
 
       // ---------------------------------------------------------------- zero loss, exactly once, same logs
       await cluster.settled();
-      const dumps = await Promise.all(cluster.ids.map(async (id) => (await cluster.dump(id)).applied));
+      const dumps = (await cluster.converged()).map((d) => d.applied);
       const reference = dumps[0] ?? [];
       const identical = dumps.every((d) => d.length === reference.length && d.every((w, i) => w === reference[i]));
       // Only the steady writer's values are unique; the throughput phases rewrite equal values.
@@ -171,8 +181,13 @@ export const benchmark: Benchmark = {
         `Crash: detection P50 ${crashDetect.percentile(50)} ms, election P50 ${crashElect.percentile(50)} ms, first write P50 ${crashFirst.percentile(50)} ms, max ${crashFirst.summary().max} ms.`,
         `Partition: detection P50 ${partDetect.percentile(50)} ms, election P50 ${partElect.percentile(50)} ms, first write P50 ${partFirst.percentile(50)} ms, max ${partFirst.summary().max} ms.`,
         `etcd 3.4 anchor (issue 5, same kind of machine): kill -9 first write P50 1.31 s, P99 2.68 s; crash P99 here is ${(2680 / Math.max(1, crashFirst.percentile(99))).toFixed(1)}x lower.`,
-        `Throughput with 64 in flight: ${Math.round(inflightRate)} puts/s = ${(inflightRate / 3200).toFixed(2)}x etcd's 3,200 (${(inflightRate / 3650).toFixed(2)}x its 3,650); sequential ${Math.round(sequentialRate)} puts/s = ${(sequentialRate / 490).toFixed(2)}x etcd's 490.`,
-        'Network client: HTTP/1.1 keep-alive on loopback to the leader; every write is fsynced (SQLite WAL, synchronous=FULL) on a majority before it is acknowledged.',
+        `Throughput with 64 in flight: ${Math.round(writes.inflightRate)} puts/s = ${(writes.inflightRate / 3200).toFixed(2)}x the etcd anchor's 3,200 (${(writes.inflightRate / 3650).toFixed(2)}x its 3,650); sequential ${Math.round(writes.sequentialRate)} puts/s = ${(writes.sequentialRate / 490).toFixed(2)}x the anchor's 490.`,
+        ...(etcd === undefined
+          ? []
+          : [
+              `etcd 3.4 side by side (same client, same moment): sequential P50 ${etcd.sequential.percentile(50)} ms (ours ${(writes.sequential.percentile(50) / etcd.sequential.percentile(50)).toFixed(2)}x its latency), ${Math.round(etcd.inflightRate)} puts/s with 64 in flight (ours ${(writes.inflightRate / etcd.inflightRate).toFixed(2)}x); server CPU per 1,000 writes in flight: ours ${Math.round(writes.inflightCpuPer1000)} ms, etcd ${Math.round(etcd.inflightCpuPer1000)} ms.`,
+            ]),
+        'Network client: HTTP/1.1 keep-alive on loopback to the leader (etcd: its JSON gateway, /v3/kv/put); every write is fsynced on a majority before it is acknowledged (ours: SQLite WAL, synchronous=FULL).',
       );
       log(notes.join('\n'));
 
@@ -209,10 +224,20 @@ export const benchmark: Benchmark = {
             specTarget: 0,
             goal: 0,
           },
-          sequential_commit_p50: { value: sequential.percentile(50), unit: 'ms', better: 'lower', goal: 2 },
-          sequential_commit_p99: { value: sequential.percentile(99), unit: 'ms', better: 'lower' },
-          inflight64_throughput: { value: inflightRate, unit: 'puts/s', better: 'higher', goal: 3200 },
-          inflight64_commit_p99: { value: inflight.percentile(99), unit: 'ms', better: 'lower' },
+          sequential_commit_p50: { value: writes.sequential.percentile(50), unit: 'ms', better: 'lower', goal: 2 },
+          sequential_commit_p99: { value: writes.sequential.percentile(99), unit: 'ms', better: 'lower' },
+          inflight64_throughput: { value: writes.inflightRate, unit: 'puts/s', better: 'higher', goal: 3200 },
+          inflight64_commit_p99: { value: writes.inflight.percentile(99), unit: 'ms', better: 'lower' },
+          ...(etcd === undefined
+            ? {}
+            : {
+                inflight64_vs_etcd: {
+                  value: writes.inflightRate / etcd.inflightRate,
+                  unit: 'x',
+                  better: 'higher' as const,
+                  goal: 1,
+                },
+              }),
         },
         baselines: {
           sqlite_fsync_commit_p50: {
@@ -225,6 +250,20 @@ export const benchmark: Benchmark = {
             unit: 'commit/s',
             note: 'sequential fsynced commits, this disk',
           },
+          ...(etcd === undefined
+            ? {}
+            : {
+                etcd_sequential_commit_p50: {
+                  value: etcd.sequential.percentile(50),
+                  unit: 'ms',
+                  note: 'etcd 3.4, 3 members on loopback, same client and workload, same run',
+                },
+                etcd_inflight64_throughput: {
+                  value: etcd.inflightRate,
+                  unit: 'puts/s',
+                  note: 'etcd 3.4, 64 in flight, same run',
+                },
+              }),
         },
         notes,
       };

@@ -2,17 +2,6 @@ import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { ProcessCluster, SessionClient } from '../src/testing/process-cluster.js';
 
-/** Polls every node's applied writes until they are all equal (bounded), then returns them. */
-async function converged(cluster: ProcessCluster, timeoutMs = 15_000) {
-  const until = Date.now() + timeoutMs;
-  let dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
-  while (Date.now() < until && new Set(dumps.map((d) => d.applied.join('|'))).size !== 1) {
-    await new Promise((r) => setTimeout(r, 50));
-    dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
-  }
-  return dumps;
-}
-
 describe('RaftNode (3 real processes on loopback)', () => {
   it('keeps every acknowledged write exactly once on every node after kill -9 of the leader and its restart', async () => {
     await using dir = await tempDir('raft-cluster');
@@ -40,7 +29,7 @@ describe('RaftNode (3 real processes on loopback)', () => {
     await cluster.startNode(first);
     await write(20);
     // Everyone converges on the same log.
-    const dumps = await converged(cluster);
+    const dumps = await cluster.converged();
     const reference = dumps[0]?.applied ?? [];
     for (const dump of dumps) expect(dump.applied).toEqual(reference);
     // Every acknowledged write is there, exactly once, and nothing else was applied twice.
@@ -76,7 +65,7 @@ describe('RaftNode (3 real processes on loopback)', () => {
     expect(fresh?.id).not.toBe(old);
     cluster.heal();
     await write(5);
-    const dumps = await converged(cluster);
+    const dumps = await cluster.converged();
     const reference = dumps[0]?.applied ?? [];
     for (const dump of dumps) expect(dump.applied).toEqual(reference);
     expect(reference).toEqual(acked);

@@ -321,6 +321,21 @@ export class ProcessCluster implements AsyncDisposable {
     return json as unknown as { applied: string[]; status: ClusterNodeStatus };
   }
 
+  /**
+   * Every running node's dump once they all applied the same writes (followers learn the
+   * last commit index a tick or a heartbeat after the leader); after `timeoutMs` the dumps
+   * as they are, so the caller can report the difference.
+   */
+  async converged(timeoutMs = 15_000): Promise<{ applied: string[]; status: ClusterNodeStatus }[]> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const dumps = await Promise.all(this.running.map((id) => this.dump(id)));
+      const same = new Set(dumps.map((d) => d.applied.join('\n'))).size === 1;
+      if (same || Date.now() >= until) return dumps;
+      await pause(50);
+    }
+  }
+
   /** Stops every node (SIGTERM, SIGKILL after 2 s) and proxy. */
   async close(): Promise<void> {
     if (this.closed) return;
