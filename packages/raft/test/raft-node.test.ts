@@ -1,4 +1,4 @@
-import { freePort, tempDir } from '@unrdf/test-utils';
+import { freePort, tempDir, waitFor } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { NotLeaderError } from '../src/errors.js';
 import { openRaftNode, type RaftNode, SessionExpiredError } from '../src/raft-node.js';
@@ -135,6 +135,22 @@ describe('RaftNode', () => {
     await cluster.close();
     using after = openSqliteStorage({ path: `${dir.path}/${leaderId}/raft.db` });
     expect(after.load().hardState.commit).toBe(commitIndex);
+  });
+
+  it('lets followers apply the last write with no further write after it (held-back commit index)', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    try {
+      await cluster.leader.propose(bytes('last'));
+      const commit = cluster.leader.status().commitIndex;
+      await waitFor(() => cluster.nodes.every((n) => n.status().appliedIndex >= commit), {
+        timeoutMs: 5000,
+        what: 'every follower applied the last write',
+      });
+      for (const node of cluster.nodes) expect(cluster.applied.get(node.id)).toEqual(['last']);
+    } finally {
+      await cluster.close();
+    }
   });
 
   it('compacts its log into snapshots and catches a restarted follower up from one', async () => {
