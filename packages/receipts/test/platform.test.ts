@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   ed25519Verifier,
@@ -7,6 +8,7 @@ import {
   nobleSha256,
   nodeCrypto,
   platformSha256,
+  platformSha256Text,
 } from '../src/internal/platform.js';
 import { nobleTree, platformTree } from '../src/internal/sha256.js';
 import { toHex } from './vectors.js';
@@ -26,6 +28,18 @@ describe('platform backends', () => {
     expect(toHex(platformTree.children(l, r))).toBe(toHex(nobleTree.children(l, r)));
     expect(toHex(platformTree.leaf(l))).toBe(toHex(nobleTree.leaf(l)));
     expect(toHex(platformTree.emptyRoot)).toBe(toHex(nobleTree.emptyRoot));
+  });
+
+  it('SHA-256 of text: node:crypto and @noble/hashes agree on random Unicode strings', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }), (text) => {
+        const a = platformSha256Text(text);
+        expect(a).toBeInstanceOf(Uint8Array);
+        expect(a.length).toBe(32);
+        expect(toHex(a)).toBe(toHex(nobleSha256(new TextEncoder().encode(text))));
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('Ed25519: node:crypto and strict @noble/curves agree on honest and corrupted signatures', () => {

