@@ -24,6 +24,8 @@ export {
   type RaftNodeOptions,
   type RaftNodeStatus,
   SessionExpiredError,
+  SessionStaleError,
+  SessionWindowFullError,
   type StateMachine,
 } from './raft-node.js';
 export { checkLinearizable, type KvOperation, type LinearizabilityResult } from './simulation/linearizability.js';

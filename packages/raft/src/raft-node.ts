@@ -3,7 +3,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { NotLeaderError, RaftError } from './errors.js';
-import { supersedeAcks } from './internal/supersede-acks.js';
+import { ClientSessions, type SessionsImage } from './internal/client-sessions.js';
+import { planPersist, routeMessages } from './internal/host-policy.js';
 import { createRaftCore, type RaftCore } from './raft-core.js';
 import { seededRandom } from './simulation/seeded-random.js';
 import { openSqliteStorage, type SqliteStorage } from './sqlite-storage.js';
@@ -25,6 +26,12 @@ export interface ClientSession {
   readonly clientId: string;
   /** Strictly increasing per client; a retry reuses the number. */
   readonly sequence: number;
+  /**
+   * The client's lowest sequence number it has no answer for yet (thesis §6.3), for a client
+   * with several requests in flight: the cluster keeps the results from there on, so each
+   * retry gets its own request's result. Omitted, it is `sequence` (one request at a time).
+   */
+  readonly firstUnacked?: number;
 }
 
 /** A proposal whose entry was replaced by another leader's: it was not applied; retry. */
@@ -69,7 +76,37 @@ export class SessionExpiredError extends RaftError {
   }
 }
 
+/**
+ * The request's sequence is below the client's acknowledged window, so it was not applied:
+ * the client was answered for it before, or it pipelined requests without `firstUnacked`.
+ */
+export class SessionStaleError extends RaftError {
+  override readonly name = 'SessionStaleError';
+  readonly code = 'UNRDF_RAFT_SESSION_STALE';
+  constructor(options?: ErrorOptions) {
+    super(
+      'The request is older than the client acknowledged, so it was not applied. A client with several requests in flight must send its lowest unanswered sequence as firstUnacked.',
+      options,
+    );
+  }
+}
+
+/** The client has `maxOutstandingPerClient` requests without an answer; this one was not applied. */
+export class SessionWindowFullError extends RaftError {
+  override readonly name = 'SessionWindowFullError';
+  readonly code = 'UNRDF_RAFT_SESSION_WINDOW_FULL';
+  constructor(options?: ErrorOptions) {
+    super(
+      'Too many requests of this client are unacknowledged; wait for answers (and raise firstUnacked) before sending more.',
+      options,
+    );
+  }
+}
+
+/** Session refusals, decided identically on every replica while applying the log. */
 const SESSION_EXPIRED: unique symbol = Symbol('session expired');
+const SESSION_STALE: unique symbol = Symbol('session stale');
+const SESSION_WINDOW_FULL: unique symbol = Symbol('session window full');
 
 /** The outcome of a proposal is unknown after the timeout: retry with the same session. */
 export class ProposalTimeoutError extends RaftError {
@@ -106,6 +143,8 @@ const RaftNodeOptionsSchema = z.object({
    * start at sequence 1; one whose session was evicted gets SessionExpiredError.
    */
   maxSessions: z.number().int().positive().optional(),
+  /** Unacknowledged results kept per client session (its window of requests in flight; default 1,024). */
+  maxOutstandingPerClient: z.number().int().positive().optional(),
   /** Take a snapshot and compact the log every this many applied entries (default 10,000). */
   snapshotEvery: z.number().int().positive().optional(),
   /** Called after every role or leader change (for logs and metrics). */
@@ -144,16 +183,11 @@ const DEFAULT_SNAPSHOT_EVERY = 10_000;
  * Session results must be JSON-serialisable to survive a snapshot.
  */
 function encodeImage(
-  sessions: Map<string, { sequence: number; result: unknown }>,
+  sessions: ClientSessions<unknown>,
   addresses: Map<NodeId, { host: string; port: number }>,
   user: Uint8Array,
 ): Uint8Array {
-  const header = encoder.encode(
-    JSON.stringify({
-      sessions: [...sessions].map(([id, s]) => [id, s.sequence, s.result ?? null]),
-      addresses: [...addresses],
-    }),
-  );
+  const header = encoder.encode(JSON.stringify({ sessions: sessions.image(), addresses: [...addresses] }));
   const out = new Uint8Array(4 + header.length + user.length);
   new DataView(out.buffer).setUint32(0, header.length);
   out.set(header, 4);
@@ -162,23 +196,26 @@ function encodeImage(
 }
 
 function decodeImage(image: Uint8Array): {
-  sessions: [string, number, unknown][];
+  sessions: SessionsImage<unknown>;
   addresses: [NodeId, { host: string; port: number }][];
   user: Uint8Array;
 } {
   const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
   const length = view.getUint32(0);
   const header = JSON.parse(decoder.decode(image.subarray(4, 4 + length))) as {
-    sessions: [string, number, unknown][];
+    sessions: SessionsImage<unknown>;
     addresses: [NodeId, { host: string; port: number }][];
   };
   return { ...header, user: image.subarray(4 + length) };
 }
 
 const PLAIN = 0;
+/** clientId and sequence (the one-request-at-a-time form; older logs hold it too). */
 const SESSION = 1;
 /** Runtime metadata, not for the state machine: a member's peer address (JSON). */
 const MEMBER_ADDRESS = 2;
+/** clientId, sequence and the client's lowest unacknowledged sequence. */
+const SESSION_WINDOW = 3;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -191,13 +228,16 @@ function wrap(command: Uint8Array, session: ClientSession | undefined): Uint8Arr
     return out;
   }
   const id = encoder.encode(session.clientId);
-  const out = new Uint8Array(1 + 2 + id.length + 8 + command.length);
+  const windowed = session.firstUnacked !== undefined;
+  const header = 11 + id.length + (windowed ? 8 : 0);
+  const out = new Uint8Array(header + command.length);
   const view = new DataView(out.buffer);
-  out[0] = SESSION;
+  out[0] = windowed ? SESSION_WINDOW : SESSION;
   view.setUint16(1, id.length);
   out.set(id, 3);
   view.setFloat64(3 + id.length, session.sequence);
-  out.set(command, 11 + id.length);
+  if (windowed) view.setFloat64(11 + id.length, session.firstUnacked as number);
+  out.set(command, header);
   return out;
 }
 
@@ -207,7 +247,9 @@ function unwrap(data: Uint8Array): { command: Uint8Array; session: ClientSession
   const idLength = view.getUint16(1);
   const clientId = decoder.decode(data.subarray(3, 3 + idLength));
   const sequence = view.getFloat64(3 + idLength);
-  return { command: data.subarray(11 + idLength), session: { clientId, sequence } };
+  if (data[0] === SESSION) return { command: data.subarray(11 + idLength), session: { clientId, sequence } };
+  const firstUnacked = view.getFloat64(11 + idLength);
+  return { command: data.subarray(19 + idLength), session: { clientId, sequence, firstUnacked } };
 }
 
 interface PendingProposal {
@@ -225,8 +267,8 @@ export class RaftNode implements AsyncDisposable {
   private readonly pending = new Map<number, PendingProposal>();
   private readonly reads = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
   private confirmed: { index: number; resolve: () => void }[] = [];
-  /** Client sessions, part of the replicated state: clientId -> last sequence and its result. */
-  private readonly sessions = new Map<string, { sequence: number; result: unknown }>();
+  /** Client sessions, part of the replicated state (thesis §6.3). */
+  private readonly sessions: ClientSessions<unknown>;
   private applied = 0;
   private scheduled = false;
   private closed = false;
@@ -249,14 +291,16 @@ export class RaftNode implements AsyncDisposable {
       | ((state: { role: Role; term: number; leader: NodeId | undefined }) => void)
       | undefined,
     private readonly snapshotEvery: number,
-    private readonly maxSessions: number,
-  ) {}
+    maxSessions: number,
+    maxOutstandingPerClient: number,
+  ) {
+    this.sessions = new ClientSessions(maxSessions, maxOutstandingPerClient);
+  }
 
   /** @internal restores the state machine and sessions from a snapshot image. */
   restoreImage(index: number, image: Uint8Array): void {
     const { sessions, addresses, user } = decodeImage(image);
-    this.sessions.clear();
-    for (const [id, sequence, result] of sessions) this.sessions.set(id, { sequence, result });
+    this.sessions.restore(sessions);
     for (const [id, address] of addresses) this.learnAddress(id, address);
     if (this.stateMachine.restore === undefined)
       throw new Error('received a snapshot but the state machine has no restore()');
@@ -476,33 +520,21 @@ export class RaftNode implements AsyncDisposable {
     // Empty appends only carry the commit index or probe: they wait for the next tick (a
     // delayed message is always safe), so the replies to clients leave first, and under
     // steady writes the next append, which carries the newer commit index, supersedes them.
-    const before: Message[] = [];
-    const rest: Message[] = [];
-    for (const m of rd.messages) {
-      if (m.type !== 'append') rest.push(m);
-      else if (m.entries.length > 0) before.push(m);
-      else this.deferred.push(m);
-    }
-    if (before.length > 0) {
-      // A held-back empty append to a peer this Ready sends entries to is superseded: the
-      // newer append carries a commit index at least as high (dropping a message is safe).
-      if (this.deferred.length > 0) this.deferred = this.deferred.filter((d) => !before.some((b) => b.to === d.to));
-      this.transport?.send(before);
-    }
-    // Several appends that arrived together are acknowledged by the last success alone:
-    // it reports the highest matching index (the earlier ones would be lost messages).
-    const after = rest.length > 1 ? supersedeAcks(rest) : rest;
+    // (routeMessages, shared with the simulator, which applies the same transformations.)
+    const route = routeMessages(rd.messages, this.deferred);
+    this.deferred = route.deferred as Message[];
+    if (route.early.length > 0) this.transport?.send(route.early);
+    const after = route.late;
     // 1. Durable first (Raft Figure 2; etcd MustSync): one fsynced transaction. A Ready
-    //    that only moves the commit index writes nothing: the commit index is volatile
-    //    (Figure 2) and a restart re-learns it, so it rides along with the next synced
-    //    write instead of costing a transaction of its own.
-    if (rd.mustSync || rd.entries.length > 0 || rd.snapshot !== undefined) {
-      const hardState = rd.hardState ?? this.unsavedHardState;
-      this.storage.save({ hardState, entries: rd.entries, snapshot: rd.snapshot }, { sync: rd.mustSync });
-      this.unsavedHardState = undefined;
-    } else if (rd.hardState !== undefined) {
-      this.unsavedHardState = rd.hardState;
+    //    that only moves the commit index writes nothing (planPersist).
+    const plan = planPersist(rd, this.unsavedHardState);
+    if (plan.write) {
+      this.storage.save(
+        { hardState: plan.hardState, entries: rd.entries, snapshot: rd.snapshot },
+        { sync: rd.mustSync },
+      );
     }
+    this.unsavedHardState = plan.unsaved;
     if (rd.snapshot !== undefined) this.restoreImage(rd.snapshot.index, rd.snapshot.data);
     // 2. Only now may messages that promise that state leave (votes, acknowledgements).
     if (after.length > 0) this.transport?.send(after);
@@ -561,25 +593,13 @@ export class RaftNode implements AsyncDisposable {
       if (session === undefined) {
         result = this.stateMachine.apply(command, entry.index);
       } else {
-        // Thesis §6.3: a request already applied for this client is answered, not re-applied.
-        const known = this.sessions.get(session.clientId);
-        if (known !== undefined && session.sequence <= known.sequence) {
-          result = known.result;
-        } else if (known === undefined && session.sequence !== 1) {
-          // Unknown client past its first request: its session expired, and a retry could be a
-          // duplicate, so refuse instead of applying (thesis §6.3).
-          result = SESSION_EXPIRED;
-        } else {
-          result = this.stateMachine.apply(command, entry.index);
-          // Re-insert so the Map's order is least recently used first; every replica
-          // evicts the same sessions because it applies the same log (deterministic).
-          this.sessions.delete(session.clientId);
-          this.sessions.set(session.clientId, { sequence: session.sequence, result });
-          if (this.sessions.size > this.maxSessions) {
-            const oldest = this.sessions.keys().next().value as string;
-            this.sessions.delete(oldest);
-          }
-        }
+        // Thesis §6.3: a request already applied for this client is answered with its own
+        // result, not re-applied; every replica decides the same (ClientSessions is pure).
+        const outcome = this.sessions.apply(session, () => this.stateMachine.apply(command, entry.index));
+        if (outcome.kind === 'applied' || outcome.kind === 'duplicate') result = outcome.result;
+        else if (outcome.kind === 'expired') result = SESSION_EXPIRED;
+        else if (outcome.kind === 'stale') result = SESSION_STALE;
+        else result = SESSION_WINDOW_FULL;
       }
     }
     const pending = this.pending.get(entry.index);
@@ -588,6 +608,8 @@ export class RaftNode implements AsyncDisposable {
     clearTimeout(pending.timer);
     if (pending.term !== entry.term) pending.reject(new ProposalDroppedError());
     else if (result === SESSION_EXPIRED) pending.reject(new SessionExpiredError());
+    else if (result === SESSION_STALE) pending.reject(new SessionStaleError());
+    else if (result === SESSION_WINDOW_FULL) pending.reject(new SessionWindowFullError());
     else pending.resolve(result);
   }
 
@@ -652,6 +674,7 @@ export async function openRaftNode(options: RaftNodeOptions): Promise<RaftNode> 
     o.onStateChange,
     o.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY,
     o.maxSessions ?? 100_000,
+    o.maxOutstandingPerClient ?? 1024,
   );
   for (const [id, address] of Object.entries(o.members)) node.addresses.set(id, address);
   if (stored.snapshot !== undefined) node.restoreImage(stored.snapshot.index, stored.snapshot.data);

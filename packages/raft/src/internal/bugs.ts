@@ -27,6 +27,8 @@ export const RAFT_BUGS = [
   'apply-uncommitted',
   /** Thesis §6.4: a read is answered from the leader's commit index without confirming leadership. */
   'read-without-quorum',
+  /** Thesis §6.3 (host, not core): a retried request is applied again instead of answered from its session. */
+  'no-session-dedupe',
 ] as const;
 
 export type RaftBug = (typeof RAFT_BUGS)[number];

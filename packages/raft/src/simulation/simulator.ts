@@ -1,4 +1,6 @@
 import type { RaftBug } from '../internal/bugs.js';
+import { ClientSessions } from '../internal/client-sessions.js';
+import { planPersist, routeMessages } from '../internal/host-policy.js';
 import { createRaftCore, type RaftCore } from '../raft-core.js';
 import type { ConfChange, Entry, HardState, Message, NodeId, Ready, Snapshot } from '../types.js';
 import { checkLinearizable, type KvOperation } from './linearizability.js';
@@ -9,6 +11,14 @@ import { deriveSeed, seededRandom } from './seeded-random.js';
  * every node, disk, network link and client lives in one process on a simulated clock,
  * and one seed decides every fault. Invariants are checked after every event; the
  * client history is checked for linearizability at the end.
+ *
+ * The simulated host does what the node runtime (`raft-node.ts`) does with each Ready,
+ * through the same pure functions: appends with entries leave before the write, empty
+ * appends wait for the next tick, superseded acknowledgements are dropped
+ * (`routeMessages`), a commit-only hard state is not written (`planPersist`), a link whose
+ * buffer is full drops messages, the log is compacted, and client commands carry a session
+ * applied through the same `ClientSessions` table, with clients retrying the same
+ * (client id, sequence) on the next leader until they get an answer.
  */
 
 /** What can go wrong, and how often (per fault decision, every `faultEveryMs`). */
@@ -118,6 +128,12 @@ export interface SimulationResult {
   readonly acknowledged: number;
   readonly operations: number;
   readonly elections: number;
+  /** Client retries answered from the session table instead of being applied again. */
+  readonly deduplicated: number;
+  /** Messages dropped because a link's send buffer was full. */
+  readonly bufferDrops: number;
+  /** The linearizability search ran out of budget on some key (no verdict; not a failure). */
+  readonly inconclusive: boolean;
   readonly trace: readonly string[];
   /** A command that replays this seed. */
   readonly replay: string;
@@ -130,6 +146,8 @@ const CLIENTS = 3;
 const KEYS = ['a', 'b', 'c'];
 const CLIENT_TIMEOUT_MS = 400;
 const CLIENT_THINK_MS = 15;
+/** Undelivered messages a link buffers before sending drops them (the transport's bound, in messages). */
+const LINK_BUFFER = 48;
 /** Clients stop this long before the end so every node can catch up. */
 const QUIET_MS = 500;
 const CONVERGE_MS = 1000;
@@ -141,7 +159,7 @@ type Event =
   | { kind: 'deliver'; message: Message }
   | { kind: 'disk'; node: number; gen: number }
   | { kind: 'client'; client: number }
-  | { kind: 'timeout'; op: MutableOp }
+  | { kind: 'timeout'; op: MutableOp; attempt: number }
   | { kind: 'fault' }
   | { kind: 'restart'; node: number }
   | { kind: 'resume'; node: number }
@@ -153,11 +171,14 @@ interface Command {
   readonly k: string;
   readonly v: string | null;
   readonly p: 'put' | 'get';
+  /** Session sequence number (thesis §6.3); every attempt of one request carries the same. */
+  readonly s: number;
 }
 
 interface Pending {
   readonly op: MutableOp;
   readonly term: number;
+  readonly attempt: number;
 }
 
 interface MutableOp {
@@ -169,6 +190,9 @@ interface MutableOp {
   ret: number;
   acked: boolean;
   timedOut: boolean;
+  /** Log operations: the command (identical bytes on every attempt) and the attempt number. */
+  data: Uint8Array | undefined;
+  attempt: number;
 }
 
 interface SimNode {
@@ -178,8 +202,16 @@ interface SimNode {
   core: RaftCore | undefined;
   /** Stable storage: survives crashes. */
   disk: { hardState: HardState; entries: Entry[]; snapshot: Snapshot | undefined };
-  /** A Ready whose writes are in flight to a slow disk (lost on crash). */
-  writing: Ready | undefined;
+  /** A Ready whose writes are in flight to a slow disk (lost on crash), and what is sent after it. */
+  writing: { rd: Ready; late: readonly Message[] } | undefined;
+  /** Empty appends held for the next tick (routeMessages), lost on crash. */
+  deferred: readonly Message[];
+  /** A commit-only hard state not written yet (planPersist), lost on crash. */
+  unsaved: HardState | undefined;
+  /** Client sessions: part of the replicated state, in snapshots. */
+  sessions: ClientSessions<string | null>;
+  /** Times each put's value was applied to this state machine (must never exceed one). */
+  writes: Map<string, number>;
   slowDisk: boolean;
   paused: boolean;
   kv: Map<string, string>;
@@ -306,6 +338,11 @@ export function simulate(options: SimulationOptions): SimulationResult {
   const snapshotAt = new Map<number, string>();
   const history: MutableOp[] = [];
   let acknowledged = 0;
+  let deduplicated = 0;
+  let bufferDrops = 0;
+  /** inflight[from][to]: messages sent on the link and not delivered yet. */
+  const inflight = ids.map(() => ids.map(() => 0));
+  const newSessions = () => new ClientSessions<string | null>(1000, 64);
 
   const fail: (what: string) => never = (what) => {
     throw new InvariantViolation(`t=${now}ms: ${what}`);
@@ -340,6 +377,10 @@ export function simulate(options: SimulationOptions): SimulationResult {
     core: undefined,
     disk: { hardState: { term: 0, votedFor: undefined, commit: 0 }, entries: [], snapshot: undefined },
     writing: undefined,
+    deferred: [],
+    unsaved: undefined,
+    sessions: newSessions(),
+    writes: new Map(),
     slowDisk: false,
     paused: false,
     kv: new Map(),
@@ -383,8 +424,15 @@ export function simulate(options: SimulationOptions): SimulationResult {
     }
     if ((blocked[from] as boolean[])[to]) return;
     if (!healed && netRandom() < profile.loss) return;
+    const link = inflight[from] as number[];
+    if ((link[to] as number) >= LINK_BUFFER) {
+      // The transport drops what a peer cannot take rather than buffer without bound.
+      bufferDrops++;
+      return;
+    }
     const copies = !healed && netRandom() < profile.duplicate ? 2 : 1;
     for (let c = 0; c < copies; c++) {
+      link[to] = (link[to] as number) + 1;
       const delay = profile.delayMs + Math.floor(netRandom() * (profile.jitterMs + 1));
       queue.push(now + delay, { kind: 'deliver', message });
     }
@@ -397,18 +445,29 @@ export function simulate(options: SimulationOptions): SimulationResult {
     if (core === undefined || node.writing !== undefined || node.paused) return;
     while (core.hasReady()) {
       const rd = core.ready();
-      // Thesis §10.2.1: a leader's appends go out while its own disk write is in progress.
-      for (const message of rd.messages) if (message.type === 'append') send(message);
+      // The runtime's routing (raft-node.ts handle): thesis §10.2.1, a leader's appends go
+      // out while its own disk write is in progress; empty appends wait for the next tick.
+      const route = routeMessages(rd.messages, node.deferred);
+      node.deferred = route.deferred;
+      for (const message of route.early) send(message);
       if (node.slowDisk && rd.mustSync) {
-        node.writing = rd;
+        node.writing = { rd, late: route.late };
         queue.push(now + 2 + Math.floor(faultRandom() * 40), { kind: 'disk', node: node.index, gen: node.gen });
         return;
       }
-      finish(node, core, rd);
+      finish(node, core, rd, route.late);
     }
   };
 
-  const finish = (node: SimNode, core: RaftCore, rd: Ready) => {
+  /** The runtime's tick: the held-back empty appends leave. */
+  const sendDeferred = (node: SimNode) => {
+    if (node.deferred.length === 0) return;
+    const messages = node.deferred;
+    node.deferred = [];
+    for (const message of messages) send(message);
+  };
+
+  const finish = (node: SimNode, core: RaftCore, rd: Ready, late: readonly Message[]) => {
     // 1. persist (atomically, like one SQLite transaction with synchronous=FULL)
     if (rd.snapshot !== undefined) {
       node.disk.snapshot = rd.snapshot;
@@ -417,7 +476,10 @@ export function simulate(options: SimulationOptions): SimulationResult {
       restoreKv(node, rd.snapshot);
       log(`${node.id} installed a snapshot at ${rd.snapshot.index}`);
     }
-    if (rd.hardState !== undefined) node.disk.hardState = rd.hardState;
+    // A commit-only hard state is held in memory, as the runtime does (lost on a crash).
+    const plan = planPersist(rd, node.unsaved);
+    node.unsaved = plan.unsaved;
+    if (plan.write && plan.hardState !== undefined) node.disk.hardState = plan.hardState;
     const first = rd.entries[0];
     if (first !== undefined) {
       const disk = node.disk.entries;
@@ -443,7 +505,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
       }
     }
     // 2. send what depends on the write (the leader's appends already left)
-    for (const message of rd.messages) if (message.type !== 'append') send(message);
+    for (const message of late) send(message);
     // 3. apply
     for (const entry of rd.committedEntries) apply(node, entry);
     // 4. ReadIndex (thesis §6.4): serve a confirmed read once its index is applied.
@@ -467,7 +529,13 @@ export function simulate(options: SimulationOptions): SimulationResult {
         return false;
       });
     }
-    if (rd.softState !== undefined && rd.softState.role !== 'leader') failReads(node);
+    if (rd.softState !== undefined && rd.softState.role !== 'leader') {
+      failReads(node);
+      // The runtime answers in-flight proposals with LeadershipLostError; clients retry.
+      for (const pending of node.pending.values())
+        if (pending.attempt === pending.op.attempt) attemptFailed(pending.op);
+      node.pending.clear();
+    }
     core.advance(rd);
     // Compaction happens after advance(): the core must know the state machine applied it.
     if (snapshotEvery > 0 && node.applied - (node.disk.snapshot?.index ?? 0) >= snapshotEvery) takeSnapshot(node, core);
@@ -480,10 +548,29 @@ export function simulate(options: SimulationOptions): SimulationResult {
     node.lastCommit = commit;
   };
 
-  const encodeKv = (kv: Map<string, string>): string => JSON.stringify([...kv].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+  /** The state machine image: the key-value map, the write counts and the sessions. */
+  const encodeKv = (node: SimNode): string =>
+    JSON.stringify({
+      kv: [...node.kv].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+      w: [...node.writes],
+      s: node.sessions.image(),
+    });
 
   const restoreKv = (node: SimNode, snapshot: Snapshot | undefined) => {
-    node.kv = new Map(snapshot === undefined ? [] : (JSON.parse(decoder.decode(snapshot.data)) as [string, string][]));
+    node.sessions = newSessions();
+    if (snapshot === undefined) {
+      node.kv = new Map();
+      node.writes = new Map();
+    } else {
+      const image = JSON.parse(decoder.decode(snapshot.data)) as {
+        kv: [string, string][];
+        w: [string, number][];
+        s: [string, number, [number, string | null][]][];
+      };
+      node.kv = new Map(image.kv);
+      node.writes = new Map(image.w);
+      node.sessions.restore(image.s);
+    }
     node.applied = snapshot?.index ?? 0;
   };
 
@@ -497,7 +584,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
 
   /** The host compacts: snapshot the state machine, then drop the log up to it (one transaction). */
   const takeSnapshot = (node: SimNode, core: RaftCore) => {
-    const data = encoder.encode(encodeKv(node.kv));
+    const data = encoder.encode(encodeKv(node));
     core.compact(node.applied, data);
     const snapshot = core.latestSnapshot() as Snapshot;
     registerSnapshot(node, snapshot);
@@ -516,32 +603,53 @@ export function simulate(options: SimulationOptions): SimulationResult {
       );
     }
     let result: string | null = null;
+    let duplicate = false;
     if (entry.kind !== 'config' && entry.data.length > 0) {
       let command = decoded.get(entry.data);
       if (command === undefined) {
         command = JSON.parse(decoder.decode(entry.data)) as Command;
         decoded.set(entry.data, command);
       }
-      if (command.p === 'put') node.kv.set(command.k, command.v as string);
-      else result = node.kv.get(command.k) ?? null;
+      const cmd = command;
+      const run = (): string | null => {
+        if (cmd.p === 'get') return node.kv.get(cmd.k) ?? null;
+        const value = cmd.v as string;
+        node.kv.set(cmd.k, value);
+        const times = (node.writes.get(value) ?? 0) + 1;
+        node.writes.set(value, times);
+        if (times > 1) fail(`exactly-once: ${node.id} applied c${cmd.c}#${cmd.s} (${cmd.k}=${value}) ${times} times`);
+        return null;
+      };
+      if (bugs.includes('no-session-dedupe')) {
+        result = run();
+      } else {
+        // Thesis §6.3 through the runtime's own session table (one request at a time per client).
+        const outcome = node.sessions.apply({ clientId: `c${cmd.c}`, sequence: cmd.s, firstUnacked: cmd.s }, run);
+        if (outcome.kind !== 'applied' && outcome.kind !== 'duplicate')
+          fail(`sessions: ${node.id} refused c${cmd.c}#${cmd.s} as ${outcome.kind} at index ${entry.index}`);
+        result = outcome.result;
+        duplicate = outcome.kind === 'duplicate';
+      }
     }
     const pending = node.pending.get(entry.index);
     if (pending !== undefined) {
       node.pending.delete(entry.index);
       const op = pending.op;
-      if (op.timedOut) return;
+      // The client listens only to its latest attempt, and not at all once it gave up.
+      if (op.timedOut || op.acked || pending.attempt !== op.attempt) return;
       if (entry.term === pending.term) {
         op.ret = now;
         op.acked = true;
         if (op.kind === 'get') op.value = result;
         acknowledged++;
-        log(`ack c${op.client} ${op.kind} ${op.key}=${op.value} @${entry.index}`);
+        if (duplicate) deduplicated++;
+        log(
+          `ack c${op.client} ${op.kind} ${op.key}=${op.value} @${entry.index}${duplicate ? ' (retry answered from its session)' : ''}`,
+        );
+        clientOp[op.client] = undefined;
         scheduleClient(op.client, CLIENT_THINK_MS + Math.floor(clientRandom() * CLIENT_THINK_MS));
       } else {
-        // Another entry took this slot, so ours can never commit (Log Matching): a clean failure.
-        op.ret = now;
-        op.timedOut = true;
-        history.splice(history.indexOf(op), 1);
+        // Another entry took this slot, so this attempt can never commit: retry the request.
         scheduleClient(op.client, 1);
       }
     }
@@ -586,6 +694,9 @@ export function simulate(options: SimulationOptions): SimulationResult {
 
   const endMs = faultyMs + CONVERGE_MS;
   const clientBusy = Array.from({ length: CLIENTS }, () => false);
+  /** Per client: the log request it has no answer for yet (retried with the same sequence). */
+  const clientOp: (MutableOp | undefined)[] = Array.from({ length: CLIENTS }, () => undefined);
+  const clientSequence = Array.from({ length: CLIENTS }, () => 0);
   const clientLeaderGuess: (NodeId | undefined)[] = Array.from({ length: CLIENTS }, () => undefined);
   let nextValue = 0;
 
@@ -594,8 +705,38 @@ export function simulate(options: SimulationOptions): SimulationResult {
     queue.push(now + delay, { kind: 'client', client });
   };
 
+  /** A log request's attempt failed (timeout, crash, lost slot, lost leadership): retry it. */
+  const attemptFailed = (op: MutableOp) => {
+    if (op.acked || op.timedOut) return;
+    scheduleClient(op.client, 1);
+  };
+
+  /** Proposes (again) the client's unanswered request on `target`, with the same session. */
+  const submit = (target: SimNode, core: RaftCore, op: MutableOp) => {
+    let position: { index: number; term: number };
+    try {
+      position = core.propose(op.data as Uint8Array);
+    } catch {
+      scheduleClient(op.client, 5);
+      return;
+    }
+    op.attempt++;
+    if (op.attempt > 1) log(`retry c${op.client} ${op.kind} ${op.key} attempt ${op.attempt} on ${target.id}`);
+    target.pending.set(position.index, { op, term: position.term, attempt: op.attempt });
+    clientBusy[op.client] = true;
+    queue.push(now + CLIENT_TIMEOUT_MS, { kind: 'timeout', op, attempt: op.attempt });
+    pump(target);
+  };
+
   const clientStep = (client: number) => {
-    if (clientBusy[client] || now > endMs - QUIET_MS) return;
+    if (clientBusy[client]) return;
+    const unanswered = clientOp[client];
+    if (now > endMs - QUIET_MS) {
+      // The client stops; an unanswered request's outcome stays unknown.
+      if (unanswered !== undefined) unanswered.timedOut = true;
+      clientOp[client] = undefined;
+      return;
+    }
     const target = nodes[
       indexOf.get(clientLeaderGuess[client] ?? '') ?? Math.floor(clientRandom() * nodes.length)
     ] as SimNode;
@@ -608,6 +749,10 @@ export function simulate(options: SimulationOptions): SimulationResult {
     if (core.currentRole !== 'leader') {
       clientLeaderGuess[client] = core.currentLeader;
       scheduleClient(client, core.currentLeader === undefined ? 10 : 1);
+      return;
+    }
+    if (unanswered !== undefined) {
+      submit(target, core, unanswered);
       return;
     }
     const kind = clientRandom() < 0.5 ? 'put' : 'get';
@@ -625,23 +770,20 @@ export function simulate(options: SimulationOptions): SimulationResult {
         ret: Number.POSITIVE_INFINITY,
         acked: false,
         timedOut: false,
+        data: undefined,
+        attempt: 1,
       };
       core.readIndex(context);
       history.push(op);
       target.reads.set(context, op);
       clientBusy[client] = true;
-      queue.push(now + CLIENT_TIMEOUT_MS, { kind: 'timeout', op });
+      queue.push(now + CLIENT_TIMEOUT_MS, { kind: 'timeout', op, attempt: 1 });
       pump(target);
       return;
     }
-    const data = encoder.encode(JSON.stringify({ c: client, k: key, v: value, p: kind }));
-    let position: { index: number; term: number };
-    try {
-      position = core.propose(data);
-    } catch {
-      scheduleClient(client, 5);
-      return;
-    }
+    const sequence = (clientSequence[client] as number) + 1;
+    clientSequence[client] = sequence;
+    const command: Command = { c: client, k: key, v: value, p: kind, s: sequence };
     const op: MutableOp = {
       client,
       kind,
@@ -651,12 +793,12 @@ export function simulate(options: SimulationOptions): SimulationResult {
       ret: Number.POSITIVE_INFINITY,
       acked: false,
       timedOut: false,
+      data: encoder.encode(JSON.stringify(command)),
+      attempt: 0,
     };
     history.push(op);
-    target.pending.set(position.index, { op, term: position.term });
-    clientBusy[client] = true;
-    queue.push(now + CLIENT_TIMEOUT_MS, { kind: 'timeout', op });
-    pump(target);
+    clientOp[client] = op;
+    submit(target, core, op);
   };
 
   // ------------------------------------------------------------------ nemesis
@@ -704,11 +846,10 @@ export function simulate(options: SimulationOptions): SimulationResult {
     node.writing = undefined;
     node.paused = false;
     node.gen++;
-    for (const pending of node.pending.values()) {
-      if (pending.op.acked || pending.op.timedOut) continue;
-      pending.op.timedOut = true;
-      scheduleClient(pending.op.client, 1);
-    }
+    node.deferred = [];
+    node.unsaved = undefined;
+    // The clients waiting on this node notice its connection drop and retry elsewhere.
+    for (const pending of node.pending.values()) if (pending.attempt === pending.op.attempt) attemptFailed(pending.op);
     node.pending.clear();
     failReads(node);
     // A killed process's TCP connections close at once; peers notice within a few ms.
@@ -792,6 +933,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
   queue.push(faultyMs, { kind: 'heal' });
 
   let violation: string | undefined;
+  let inconclusive = false;
   try {
     while (queue.size > 0) {
       const { time, event } = queue.pop();
@@ -806,16 +948,19 @@ export function simulate(options: SimulationOptions): SimulationResult {
           if (node.paused) break;
           node.core.tick();
           pump(node);
+          sendDeferred(node);
           break;
         }
         case 'deliver': {
           const node = nodes[indexOf.get(event.message.to) as number] as SimNode;
-          if (node.core === undefined) break;
-          if (node.paused) {
-            // A paused process's socket buffers the message.
+          if (node.paused && node.core !== undefined) {
+            // A paused process's socket buffers the message (it stays in the link's buffer).
             queue.push(now + TICK_MS, event);
             break;
           }
+          const link = inflight[indexOf.get(event.message.from) as number] as number[];
+          link[node.index] = (link[node.index] as number) - 1;
+          if (node.core === undefined) break;
           node.core.step(event.message);
           pump(node);
           break;
@@ -827,9 +972,9 @@ export function simulate(options: SimulationOptions): SimulationResult {
             queue.push(now + TICK_MS, event);
             break;
           }
-          const rd = node.writing;
+          const { rd, late } = node.writing;
           node.writing = undefined;
-          finish(node, node.core, rd);
+          finish(node, node.core, rd, late);
           pump(node);
           break;
         }
@@ -837,10 +982,14 @@ export function simulate(options: SimulationOptions): SimulationResult {
           clientStep(event.client);
           break;
         case 'timeout':
-          // The client gives up; the outcome stays unknown (the op may still commit).
-          if (!event.op.acked && !event.op.timedOut) {
+          if (event.op.acked || event.op.timedOut || event.attempt !== event.op.attempt) break;
+          if (event.op.data === undefined) {
+            // A ReadIndex read: the client gives up; its outcome stays unknown.
             event.op.timedOut = true;
             scheduleClient(event.op.client, 1);
+          } else {
+            // A log request: retried with the same session (it may still commit meanwhile).
+            attemptFailed(event.op);
           }
           break;
         case 'fault':
@@ -883,6 +1032,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
       checkLeaders();
     }
     // Liveness after healing: one leader, everyone applied everything acknowledged.
+    const acknowledgedPuts = history.filter((op) => op.kind === 'put' && op.acked);
     let leader: SimNode | undefined;
     for (const node of nodes) if (node.core?.currentRole === 'leader') leader = node;
     if (leader === undefined) fail(`no leader ${CONVERGE_MS} ms after the network healed`);
@@ -895,8 +1045,15 @@ export function simulate(options: SimulationOptions): SimulationResult {
       for (const [key, value] of leader.kv) {
         if (node.kv.get(key) !== value) fail(`${node.id} has ${key}=${node.kv.get(key)} but the leader has ${value}`);
       }
+      // Every acknowledged write is in every live member's applied state, exactly once.
+      for (const op of acknowledgedPuts) {
+        const times = node.writes.get(op.value as string) ?? 0;
+        if (times !== 1)
+          fail(`${node.id} applied the acknowledged write c${op.client} ${op.key}=${op.value} ${times} times`);
+      }
     }
     const verdict = checkLinearizable(history.map(freezeOp));
+    inconclusive = verdict.inconclusive;
     if (!verdict.ok) fail(`history is not linearizable on key ${verdict.key}`);
   } catch (error) {
     violation = error instanceof InvariantViolation ? error.message : `t=${now}ms: core threw: ${String(error)}`;
@@ -911,6 +1068,9 @@ export function simulate(options: SimulationOptions): SimulationResult {
     acknowledged,
     operations: history.length,
     elections,
+    deduplicated,
+    bufferDrops,
+    inconclusive,
     trace,
     replay: replayCommand(options),
   };
