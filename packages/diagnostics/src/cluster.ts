@@ -412,8 +412,10 @@ function mergeMetrics(snapshots: readonly NodeSnapshot[]) {
     const nodes: string[] = [];
     for (const p of parts) {
       try {
-        lifetime.merge(LatencyHistogram.decode(p.lifetime));
-        recent.merge(LatencyHistogram.decode(p.recent));
+        // Each addEncoded is all or nothing; decoding `recent` first keeps the pair so.
+        const nodeRecent = LatencyHistogram.decode(p.recent);
+        lifetime.addEncoded(p.lifetime);
+        recent.merge(nodeRecent);
         nodes.push(p.nodeId);
       } catch {
         // An undecodable histogram is left out; `nodes` says whose data is in.

@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { Agent, type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { NodeQueryError } from './errors.js';
 import { parseOptions } from './internal/parse.js';
@@ -40,6 +40,10 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 export function httpDiagnosticNode(options: HttpNodeOptions): DiagnosticNode {
   const opts = parseOptions(HttpNodeOptionsSchema, options, 'HTTP diagnostic node options');
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  // Kept-alive connections: a report or a poll then costs no TCP handshake and no
+  // accept on the node. Idle sockets are unref'd by the agent (they keep no process
+  // alive) and retired before the server's Keep-Alive timeout.
+  const agent = new Agent({ keepAlive: true });
   return {
     id: opts.id,
     fetchSnapshot(snapshotRequest, signal) {
@@ -54,18 +58,35 @@ export function httpDiagnosticNode(options: HttpNodeOptions): DiagnosticNode {
           fail('timeout', 'aborted before the request was sent');
           return;
         }
-        const req = httpRequest(url, { method: 'GET', headers: { accept: 'application/json' }, agent: false });
-        const onAbort = () => {
-          req.destroy();
-          fail('timeout', 'no complete answer before the deadline');
+        const send = (attempt: number) => {
+          const req = httpRequest(url, { method: 'GET', headers: { accept: 'application/json' }, agent });
+          const onAbort = () => {
+            req.destroy();
+            fail('timeout', 'no complete answer before the deadline');
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+          const done = () => signal.removeEventListener('abort', onAbort);
+          let answered = false;
+          req.on('error', (error: NodeJS.ErrnoException) => {
+            done();
+            // A kept-alive socket the node closed as we reused it: the GET never reached
+            // it, so it is safe to send once more on a fresh connection (Node's docs on
+            // request.reusedSocket).
+            if (!answered && req.reusedSocket && attempt === 0 && !signal.aborted) {
+              if (error.code === 'ECONNRESET' || error.code === 'EPIPE') {
+                send(1);
+                return;
+              }
+            }
+            fail('unreachable', error.message, error);
+          });
+          req.on('response', (res) => {
+            answered = true;
+            handleResponse(req, res, done);
+          });
+          req.end();
         };
-        signal.addEventListener('abort', onAbort, { once: true });
-        const done = () => signal.removeEventListener('abort', onAbort);
-        req.on('error', (error) => {
-          done();
-          fail('unreachable', error.message, error);
-        });
-        req.on('response', (res) => {
+        const handleResponse = (req: ClientRequest, res: IncomingMessage, done: () => void) => {
           const declared = Number(res.headers['content-length'] ?? Number.NaN);
           if (declared > maxBytes) {
             done();
@@ -109,8 +130,8 @@ export function httpDiagnosticNode(options: HttpNodeOptions): DiagnosticNode {
             done();
             fail('unreachable', 'connection closed before the answer was complete');
           });
-        });
-        req.end();
+        };
+        send(0);
       });
     },
   };

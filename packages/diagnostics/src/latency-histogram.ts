@@ -17,15 +17,105 @@ export interface LatencyPercentiles {
 // 32-bit buckets, not 'packed': packed is ~10x slower to add/encode/decode, and the
 // cluster report merges dozens of these.
 const MICROS_PER_MS = 1000;
-const build = () =>
+const SIGNIFICANT_DIGITS: SignificantDigits = 3;
+const LOWEST_DISCERNIBLE = 1;
+// With useWebAssembly false and 32-bit buckets, build() gives an Int32Histogram, a
+// JsHistogram: its index arithmetic (countsArrayIndex, valueFromIndex) is public.
+type SignificantDigits = 1 | 2 | 3 | 4 | 5;
+const build = (
+  lowestDiscernibleValue = LOWEST_DISCERNIBLE,
+  numberOfSignificantValueDigits: SignificantDigits = SIGNIFICANT_DIGITS,
+) =>
   hdr.build({
     bitBucketSize: 32,
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 2,
-    numberOfSignificantValueDigits: 3,
+    lowestDiscernibleValue,
+    highestTrackableValue: 2 * lowestDiscernibleValue,
+    numberOfSignificantValueDigits,
     autoResize: true,
     useWebAssembly: false,
-  });
+  }) as unknown as hdr.JsHistogram;
+
+// HdrHistogram's V2 encoding (AbstractHistogram.encodeIntoByteBuffer in
+// github.com/HdrHistogram/HdrHistogram): a big-endian 40-byte header (cookie, payload
+// length, normalizing index offset, significant digits, lowest discernible value,
+// highest trackable value, integer-to-double ratio as a double), then the counts
+// array as ZigZag LEB128-64b9B words, a negative word standing for that many zeros.
+// The compressed form wraps the same bytes in a second cookie and deflate.
+const V2_COOKIE = 0x1c849303 | 0x10; // word size 9 (LEB128-64b9B) in the second nibble
+const V2_COMPRESSED_COOKIE = 0x1c849304 | 0x10;
+const V2_HEADER_BYTES = 40;
+// Counts and zero runs we write stay far below this; LEB128 then needs at most 8 bytes.
+const MAX_WORD = 2 ** 48;
+// 3 significant digits over a 64-bit range is 54 buckets of 1024 half-buckets.
+const MAX_COUNTS_INDEX = 64 * 1024;
+
+/** One scratch buffer for encoding: encode() is synchronous, so it is never shared. */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+function writeWord(buffer: Buffer, position: number, value: number): number {
+  if (!(Math.abs(value) < MAX_WORD)) throw new RangeError(`histogram word out of range: ${value}`);
+  let zigzag = value >= 0 ? value * 2 : -value * 2 - 1;
+  let at = position;
+  while (zigzag >= 0x80) {
+    buffer[at++] = (zigzag % 0x80) | 0x80;
+    zigzag = Math.floor(zigzag / 0x80);
+  }
+  buffer[at++] = zigzag;
+  return at;
+}
+
+/** The V2 header and (index, count) pairs of a decoded histogram, validated before anything is merged. */
+interface DecodedCounts {
+  readonly lowestDiscernibleValue: number;
+  readonly significantDigits: SignificantDigits;
+  readonly indexes: number[];
+  readonly counts: number[];
+}
+
+function readCounts(bytes: Buffer): DecodedCounts {
+  if (bytes.length < V2_HEADER_BYTES || bytes.readInt32BE(0) !== V2_COOKIE) {
+    throw new Error('not an HdrHistogram V2 encoding');
+  }
+  const payloadBytes = bytes.readInt32BE(4);
+  const end = V2_HEADER_BYTES + payloadBytes;
+  if (payloadBytes < 0 || end > bytes.length) throw new Error('HdrHistogram payload length out of range');
+  if (bytes.readInt32BE(8) !== 0) throw new Error('HdrHistogram normalizing index offsets are not supported');
+  const significantDigits = bytes.readInt32BE(12);
+  const lowestDiscernibleValue = Number(bytes.readBigInt64BE(16));
+  if (
+    significantDigits < 1 ||
+    significantDigits > 5 ||
+    !(lowestDiscernibleValue >= 1 && lowestDiscernibleValue < 2 ** 40)
+  ) {
+    throw new Error('HdrHistogram header out of range');
+  }
+  const indexes: number[] = [];
+  const counts: number[] = [];
+  let index = 0;
+  let at = V2_HEADER_BYTES;
+  while (at < end) {
+    let zigzag = 0;
+    let scale = 1;
+    for (let byte = 0; ; byte++) {
+      if (at >= end || byte >= 8) throw new Error('HdrHistogram payload: truncated or oversized word');
+      const b = bytes[at++] ?? 0;
+      zigzag += (b & 0x7f) * scale;
+      scale *= 0x80;
+      if (b < 0x80) break;
+    }
+    const word = zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2;
+    if (word < 0) index -= word;
+    else {
+      if (word > 0) {
+        indexes.push(index);
+        counts.push(word);
+      }
+      index++;
+    }
+    if (index > MAX_COUNTS_INDEX) throw new Error('HdrHistogram payload: counts beyond any value range');
+  }
+  return { lowestDiscernibleValue, significantDigits: significantDigits as SignificantDigits, indexes, counts };
+}
 
 /**
  * A latency histogram over HdrHistogram (hdr-histogram-js) that travels between
@@ -34,44 +124,92 @@ const build = () =>
  * from the union of every node's samples (never by averaging percentiles).
  */
 export class LatencyHistogram {
-  readonly #histogram: hdr.Histogram;
+  readonly #histogram: hdr.JsHistogram;
+  /** Bumped on every change, so an unchanged histogram is not encoded twice. */
+  #version = 0;
+  #encoded: { readonly version: number; readonly text: string } | undefined;
 
-  constructor(histogram: hdr.Histogram = build()) {
-    this.#histogram = histogram;
+  constructor() {
+    this.#histogram = build();
   }
 
   /**
    * Reads an encoded histogram from another node.
-   * @throws Error when `encoded` is not HdrHistogram's compressed base64 form.
+   * @throws Error when `encoded` is not HdrHistogram's base64 form (V2, plain or compressed).
    */
   static decode(encoded: string): LatencyHistogram {
-    const decoded = hdr.decodeFromCompressedBase64(encoded, 32, false);
     const histogram = new LatencyHistogram();
-    histogram.#histogram.add(decoded);
-    decoded.destroy();
+    histogram.addEncoded(encoded);
     return histogram;
   }
 
   /** The union of several encoded histograms. */
   static mergeEncoded(encoded: readonly string[]): LatencyHistogram {
     const merged = new LatencyHistogram();
-    for (const e of encoded) merged.merge(LatencyHistogram.decode(e));
+    for (const e of encoded) merged.addEncoded(e);
     return merged;
+  }
+
+  /**
+   * Adds an encoded histogram (`encode()` of another node) to this one without building
+   * an intermediate histogram. All or nothing: a malformed input changes nothing.
+   * Also reads HdrHistogram's compressed base64 form (what version 0.1.0 sent).
+   * @throws Error when `encoded` is not HdrHistogram's base64 form.
+   */
+  addEncoded(encoded: string): void {
+    const bytes = Buffer.from(encoded.trim(), 'base64');
+    if (bytes.length >= 4 && bytes.readInt32BE(0) === V2_COMPRESSED_COOKIE) {
+      const decoded = hdr.decodeFromCompressedBase64(encoded, 32, false);
+      this.#histogram.add(decoded as unknown as hdr.JsHistogram);
+      decoded.destroy();
+      this.#version++;
+      return;
+    }
+    const { lowestDiscernibleValue, significantDigits, indexes, counts } = readCounts(bytes);
+    // Counts indexes depend only on the unit and the significant digits: with the same
+    // ones an index means the same value here, and counts add index by index (what
+    // JsHistogram.add does for equal layouts). Else go through a histogram of theirs.
+    const same = lowestDiscernibleValue === LOWEST_DISCERNIBLE && significantDigits === SIGNIFICANT_DIGITS;
+    const target = same ? this.#histogram : build(lowestDiscernibleValue, significantDigits);
+    const last = indexes.at(-1);
+    if (last === undefined) return;
+    const top = target.highestEquivalentValue(target.valueFromIndex(last));
+    if (!Number.isSafeInteger(top)) throw new Error('HdrHistogram payload: value out of range');
+    if (last >= target.countsArrayLength) {
+      target.resize(top);
+      target.highestTrackableValue = target.highestEquivalentValue(target.valueFromIndex(target.countsArrayLength - 1));
+    }
+    let total = 0;
+    for (let i = 0; i < indexes.length; i++) {
+      const count = counts[i] ?? 0;
+      target.addToCountAtIndex(indexes[i] ?? 0, count);
+      total += count;
+    }
+    target.setTotalCount(target.totalCount + total);
+    // Min and max as JsHistogram.decode establishes them: the top bucket's highest value, the lowest non-zero bucket.
+    target.updateMinAndMax(top);
+    const lowest = indexes[0] === 0 ? indexes[1] : indexes[0];
+    if (lowest !== undefined) target.updateMinAndMax(target.valueFromIndex(lowest));
+    if (!same) this.#histogram.add(target);
+    this.#version++;
   }
 
   /** Records one latency in ms (negative, from clock steps, counts as 0). */
   record(ms: number): void {
     if (!Number.isFinite(ms)) throw new RangeError(`latency must be finite, got ${ms}`);
     this.#histogram.recordValue(Math.max(0, Math.round(ms * MICROS_PER_MS)));
+    this.#version++;
   }
 
   merge(other: LatencyHistogram): void {
     this.#histogram.add(other.#histogram);
+    this.#version++;
   }
 
   /** Removes every value of `other` (which must have been added to this one). */
   subtract(other: LatencyHistogram): void {
     this.#histogram.subtract(other.#histogram);
+    this.#version++;
   }
 
   get count(): number {
@@ -98,12 +236,48 @@ export class LatencyHistogram {
     };
   }
 
+  /**
+   * HdrHistogram's V2 encoding in base64, uncompressed: deflating and inflating cost
+   * more than the bytes they save on a loopback or LAN link (the zero runs are already
+   * run-length coded). Cached until the histogram changes.
+   */
   encode(): string {
-    // Deflate level 1: several times faster than the default for the same size here.
-    return hdr.encodeIntoCompressedBase64(this.#histogram, 1);
+    if (this.#encoded?.version === this.#version) return this.#encoded.text;
+    const h = this.#histogram;
+    const countsLimit = h.totalCount === 0 ? 0 : h.countsArrayIndex(h.maxValue) + 1;
+    // Worst case: every count takes a full 8-byte word.
+    const needed = V2_HEADER_BYTES + 8 * countsLimit;
+    if (scratch.length < needed) scratch = Buffer.allocUnsafe(Math.max(needed, 2 * scratch.length));
+    const buffer = scratch;
+    buffer.writeInt32BE(V2_COOKIE, 0);
+    buffer.writeInt32BE(0, 8);
+    buffer.writeInt32BE(h.numberOfSignificantValueDigits, 12);
+    buffer.writeBigInt64BE(BigInt(h.lowestDiscernibleValue), 16);
+    buffer.writeBigInt64BE(BigInt(h.highestTrackableValue), 24);
+    buffer.writeDoubleBE(1, 32);
+    let at = V2_HEADER_BYTES;
+    let index = 0;
+    while (index < countsLimit) {
+      const count = h.getCountAtIndex(index++);
+      if (count !== 0) {
+        at = writeWord(buffer, at, count);
+        continue;
+      }
+      let zeros = 1;
+      while (index < countsLimit && h.getCountAtIndex(index) === 0) {
+        zeros++;
+        index++;
+      }
+      at = writeWord(buffer, at, zeros === 1 ? 0 : -zeros);
+    }
+    buffer.writeInt32BE(at - V2_HEADER_BYTES, 4);
+    const text = buffer.toString('base64', 0, at);
+    this.#encoded = { version: this.#version, text };
+    return text;
   }
 
   reset(): void {
     this.#histogram.reset();
+    this.#version++;
   }
 }

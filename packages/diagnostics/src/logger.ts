@@ -80,7 +80,9 @@ const NodeLoggerOptionsSchema = z.object({
   /** fsync each flush (durable against power loss, slower). */
   fsync: z.boolean().optional(),
   /** Also hands every record (one JSON line) to this stream, e.g. process.stdout for an operator. */
-  echo: z.custom<{ write(line: string): unknown }>((v) => typeof v === 'object' && v !== null && 'write' in v).optional(),
+  echo: z
+    .custom<{ write(line: string): unknown }>((v) => typeof v === 'object' && v !== null && 'write' in v)
+    .optional(),
 });
 export type NodeLoggerOptions = z.input<typeof NodeLoggerOptionsSchema>;
 

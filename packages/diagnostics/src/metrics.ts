@@ -45,7 +45,7 @@ export const MetricsSnapshotSchema = z.object({
     z.object({
       success: z.number().int().nonnegative(),
       failure: z.number().int().nonnegative(),
-      /** HDR histogram since start, compressed base64 (mergeable). */
+      /** HDR histogram since start: HdrHistogram V2 encoding, base64 (mergeable). */
       lifetime: z.string().max(1_000_000),
       /** HDR histogram of the last 5 minutes. */
       recent: z.string().max(1_000_000),

@@ -3,6 +3,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { tempDir } from '@unrdf/test-utils';
 import fc from 'fast-check';
+import * as hdr from 'hdr-histogram-js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, INDICATORS, LatencyHistogram, SPEC_SLOS } from '../src/index.js';
 import { ensurePromtool, promtool } from './support/promtool.js';
@@ -171,6 +172,66 @@ describe('LatencyHistogram', () => {
 
   it('rejects an encoding that is not a histogram', () => {
     expect(() => LatencyHistogram.decode('garbage!')).toThrow();
+  });
+
+  it("reads the same distribution from its own encoding as from HdrHistogram's compressed one", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 60_000_000 }), { minLength: 1, maxLength: 400 }), (micros) => {
+        const ours = new LatencyHistogram();
+        // The reference: hdr-histogram-js itself, same layout, compressed form (what 0.1.0 sent).
+        const reference = hdr.build({
+          bitBucketSize: 32,
+          lowestDiscernibleValue: 1,
+          highestTrackableValue: 2,
+          numberOfSignificantValueDigits: 3,
+          autoResize: true,
+        });
+        for (const us of micros) {
+          ours.record(us / 1000);
+          reference.recordValue(us);
+        }
+        const fromCompressed = LatencyHistogram.decode(hdr.encodeIntoCompressedBase64(reference));
+        expect(LatencyHistogram.decode(ours.encode()).percentiles()).toEqual(fromCompressed.percentiles());
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('changes nothing when an encoding is cut short or corrupt', () => {
+    const target = new LatencyHistogram();
+    target.record(5);
+    const source = new LatencyHistogram();
+    for (let ms = 1; ms <= 200; ms++) source.record(ms);
+    const bytes = Buffer.from(source.encode(), 'base64');
+    const cut = bytes.subarray(0, bytes.length - 3);
+    const corrupt = Buffer.from(bytes);
+    corrupt.fill(0xff, 44); // words that never end
+    for (const bad of [cut, corrupt]) {
+      expect(() => target.addEncoded(bad.toString('base64'))).toThrow(/HdrHistogram/);
+      expect(target.count).toBe(1);
+      expect(target.percentile(100)).toBeCloseTo(5, 2);
+    }
+  });
+
+  it('encodes what it holds after every kind of change (the encoding is cached)', () => {
+    const h = new LatencyHistogram();
+    const other = new LatencyHistogram();
+    other.record(3);
+    const counts: number[] = [];
+    const seen = () => counts.push(LatencyHistogram.decode(h.encode()).count);
+    seen();
+    h.record(1);
+    seen();
+    seen();
+    h.merge(other);
+    seen();
+    h.addEncoded(other.encode());
+    seen();
+    h.subtract(other);
+    seen();
+    h.reset();
+    seen();
+    expect(counts).toEqual([0, 1, 1, 2, 3, 2, 0]);
   });
 });
 
