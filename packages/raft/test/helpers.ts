@@ -1,6 +1,9 @@
 import { createRaftCore, type RaftCore, type RaftCoreOptions } from '../src/raft-core.js';
 import type { Entry, HardState, Message, NodeId, Ready } from '../src/types.js';
 
+/** An append with entries: the runtime sends it before its own write (thesis §10.2.1). */
+const isEarly = (m: Message): boolean => m.type === 'append' && m.entries.length > 0;
+
 /** A core with a fixed random (0 gives the minimum election timeout, electionTicks). */
 export function core(id: NodeId, peers: readonly NodeId[], extra: Partial<RaftCoreOptions> = {}): RaftCore {
   return createRaftCore({ id, peers: [...peers], random: () => 0, ...extra });
@@ -41,8 +44,16 @@ export function restored(
  */
 export class Network {
   readonly cores = new Map<NodeId, RaftCore>();
-  /** Nodes whose disk is slow: their Readies wait for {@link flushDisk}. */
+  /**
+   * Nodes whose disk is slow. As the runtime does (thesis §10.2.1), a slow node's appends
+   * with entries leave at once; the write, the other messages, applying and the next Ready
+   * wait for {@link flushDisk}. The core keeps taking messages meanwhile.
+   */
   readonly slowDisk = new Set<NodeId>();
+  /** The Ready each slow-disk node is writing (lost on a crash). */
+  private readonly writing = new Map<NodeId, Ready>();
+  /** Every message handed to the network, in order (for assertions). */
+  readonly sent: Message[] = [];
   private readonly factories = new Map<NodeId, (initial: { hardState: HardState; entries: Entry[] }) => RaftCore>();
   readonly applied = new Map<NodeId, Entry[]>();
   /** Every ReadIndex answer each node produced, in order. */
@@ -68,6 +79,7 @@ export class Network {
   /** kill -9: the process and everything not yet on its disk are gone. */
   crash(id: NodeId): void {
     this.cores.delete(id);
+    this.writing.delete(id);
   }
 
   /** Starts `id` again from what its disk holds. */
@@ -88,10 +100,44 @@ export class Network {
     return [...this.disk.keys()].sort();
   }
 
-  /** Completes the slow disk's pending writes of `id`, then lets its messages go. */
+  /** Completes the slow disk's pending write of `id`, then lets its messages go. */
   flushDisk(id: NodeId): void {
     this.slowDisk.delete(id);
+    const rd = this.writing.get(id);
+    this.writing.delete(id);
+    const raft = this.cores.get(id);
+    if (rd !== undefined && raft !== undefined) {
+      this.pending.push(
+        ...this.finish(
+          raft,
+          rd,
+          rd.messages.filter((m) => !isEarly(m)),
+        ),
+      );
+    }
     this.settle();
+  }
+
+  /** Whether `id` has a write in flight to its slow disk. */
+  isWriting(id: NodeId): boolean {
+    return this.writing.has(id);
+  }
+
+  private readonly pending: Message[] = [];
+
+  /** Persists `rd`, applies it and advances; returns the messages to send after the write. */
+  private finish(raft: RaftCore, rd: Ready, late: readonly Message[]): Message[] {
+    const disk = this.disk.get(raft.id) as { hardState: HardState | undefined; entries: Entry[] };
+    if (rd.hardState) disk.hardState = rd.hardState;
+    const first = rd.entries[0];
+    if (first) {
+      disk.entries.length = first.index - 1;
+      disk.entries.push(...rd.entries);
+    }
+    (this.applied.get(raft.id) as Entry[]).push(...rd.committedEntries);
+    for (const r of rd.readStates) this.readStates.push({ node: raft.id, ...r });
+    raft.advance(rd);
+    return [...late];
   }
 
   get(id: NodeId): RaftCore {
@@ -102,24 +148,25 @@ export class Network {
 
   /** Processes Readies and delivers messages until quiet. */
   settle(maxMessages = 10_000): void {
-    const queue: Message[] = [];
+    const queue: Message[] = this.pending.splice(0);
+    this.sent.push(...queue);
     let delivered = 0;
     for (;;) {
       for (const raft of this.cores.values()) {
-        if (this.slowDisk.has(raft.id)) continue;
+        if (this.slowDisk.has(raft.id)) {
+          if (this.writing.has(raft.id) || !raft.hasReady()) continue;
+          const rd = raft.ready();
+          const early = rd.messages.filter(isEarly);
+          queue.push(...early);
+          this.sent.push(...early);
+          this.writing.set(raft.id, rd);
+          continue;
+        }
         while (raft.hasReady()) {
           const rd = raft.ready();
-          const disk = this.disk.get(raft.id) as { hardState: HardState | undefined; entries: Entry[] };
-          if (rd.hardState) disk.hardState = rd.hardState;
-          const first = rd.entries[0];
-          if (first) {
-            disk.entries.length = first.index - 1;
-            disk.entries.push(...rd.entries);
-          }
-          queue.push(...rd.messages);
-          (this.applied.get(raft.id) as Entry[]).push(...rd.committedEntries);
-          for (const r of rd.readStates) this.readStates.push({ node: raft.id, ...r });
-          raft.advance(rd);
+          const messages = this.finish(raft, rd, rd.messages);
+          queue.push(...messages);
+          this.sent.push(...messages);
         }
       }
       const m = queue.shift();

@@ -1,7 +1,7 @@
 import { freePort, tempDir, waitFor } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { NotLeaderError } from '../src/errors.js';
-import { openRaftNode, type RaftNode, SessionExpiredError } from '../src/raft-node.js';
+import { openRaftNode, type RaftNode, SessionExpiredError, SessionStaleError } from '../src/raft-node.js';
 import { openSqliteStorage } from '../src/sqlite-storage.js';
 
 async function inProcessCluster(dir: string, snapshotEvery?: number, maxSessions?: number) {
@@ -59,6 +59,44 @@ describe('RaftNode', () => {
       expect(retry).toBe(first);
       expect(next).toBe(2);
       expect(cluster.applied.get(cluster.leader.id)).toEqual(['set x 1', 'set x 2']);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('answers the retries of a pipelined client each with its own result (firstUnacked window)', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    try {
+      const leader = cluster.leader;
+      const [one, two] = await Promise.all([
+        leader.propose(bytes('w1'), { clientId: 'p', sequence: 1, firstUnacked: 1 }),
+        leader.propose(bytes('w2'), { clientId: 'p', sequence: 2, firstUnacked: 1 }),
+      ]);
+      // Both answers were lost; the client retries both with the same window.
+      const [retryOne, retryTwo] = await Promise.all([
+        leader.propose(bytes('w1'), { clientId: 'p', sequence: 1, firstUnacked: 1 }),
+        leader.propose(bytes('w2'), { clientId: 'p', sequence: 2, firstUnacked: 1 }),
+      ]);
+      expect([retryOne, retryTwo]).toEqual([one, two]);
+      expect(one).not.toEqual(two);
+      expect(cluster.applied.get(leader.id)).toEqual(['w1', 'w2']);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('refuses an older request of a client that declared no window with SessionStaleError, without applying it', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    try {
+      const leader = cluster.leader;
+      await leader.propose(bytes('s1'), { clientId: 's', sequence: 1 });
+      await leader.propose(bytes('s3'), { clientId: 's', sequence: 3 });
+      const stale = leader.propose(bytes('s2'), { clientId: 's', sequence: 2 });
+      await expect(stale).rejects.toBeInstanceOf(SessionStaleError);
+      await expect(stale).rejects.toMatchObject({ code: 'UNRDF_RAFT_SESSION_STALE' });
+      expect(cluster.applied.get(leader.id)).toEqual(['s1', 's3']);
     } finally {
       await cluster.close();
     }

@@ -376,24 +376,76 @@ describe('Raft scenarios', () => {
     expect(committedData(net, leader.id)).toHaveLength(10);
   });
 
-  it('a slow-disk leader sends nothing before persisting, and a crash before the write loses only unacknowledged entries', () => {
+  /**
+   * A slow-disk leader, as the runtime runs it: its appends leave before its own write
+   * (thesis §10.2.1), so it must not count its own copy towards a commit until that write
+   * is durable. n3 is cut off, so the leader and n2 are the only majority: until the
+   * leader's write completes, the new entry is on one disk only and must not be committed
+   * anywhere: not applied on the leader, no commit index covering it sent to anyone.
+   */
+  const slowDiskLeader = (): { net: Network; leader: RaftCore; other: string } => {
     const net = cluster(THREE);
     const leader = tickUntilLeader(net);
     leader.propose(data('durable'));
     net.settle();
+    const other = THREE.find((id) => id !== leader.id) as string;
+    const cut = THREE.find((id) => id !== leader.id && id !== other) as string;
+    net.drop = isolate(cut);
     net.slowDisk.add(leader.id);
+    const before = net.sent.length;
     leader.propose(data('volatile'));
     net.tick(3);
-    for (const id of THREE) if (id !== leader.id) expect(net.get(id).lastIndex).toBe(2);
-    expect(leader.commitIndex).toBe(2);
+    // The appends left before the leader's own write (which is still in flight).
+    expect(net.isWriting(leader.id)).toBe(true);
+    expect(net.get(other).lastIndex).toBe(leader.lastIndex);
+    expect(net.disk.get(leader.id)?.entries.length).toBe(leader.lastIndex - 1);
+    // Nothing counts the new entry as committed on the leader's vote while its write is pending.
+    const volatileIndex = leader.lastIndex;
+    const exposed = net.sent
+      .slice(before)
+      .filter((m) => m.from === leader.id && 'commit' in m && (m as { commit: number }).commit >= volatileIndex);
+    expect(exposed).toEqual([]);
+    // n2's acknowledgement did arrive: with the leader's own copy that is a majority, yet
+    // the leader exposes no commit until its own write completes (the host takes the next
+    // Ready, the only way a commit leaves the core, after the write).
+    expect(
+      net.sent.some((m) => m.type === 'appendResponse' && m.from === other && m.success && m.index >= volatileIndex),
+    ).toBe(true);
+    expect(committedData(net, leader.id)).toEqual(['durable']);
+    expect(net.get(other).commitIndex).toBeLessThan(volatileIndex);
+    return { net, leader, other };
+  };
+
+  it('slow-disk leader stays safe: it commits nothing on its own vote before its write is durable, and a crash loses only the unacknowledged entry', () => {
+    const { net, leader, other } = slowDiskLeader();
     net.crash(leader.id);
     net.slowDisk.delete(leader.id);
+    net.drop = () => false;
+    const next = tickUntilLeader(net);
+    // Only n2 held the entry durably, so the election restriction makes it the new leader.
+    expect(next.id).toBe(other);
+    next.propose(data('after'));
+    net.settle();
+    const back = net.restart(leader.id);
+    net.tick(3);
+    for (const id of THREE) expect(committedData(net, id).slice(0, 1)).toEqual(['durable']);
+    expect(committedData(net, back.id)).toEqual(committedData(net, next.id));
+    expect(terms(back)).toEqual(terms(next));
+  });
+
+  it('slow-disk leader stays safe: once its write is durable the entry commits, and survives the leader crashing right after the acknowledgement', () => {
+    const { net, leader } = slowDiskLeader();
+    net.flushDisk(leader.id);
+    // Acknowledged to the client: applied on the leader.
+    expect(committedData(net, leader.id)).toEqual(['durable', 'volatile']);
+    net.crash(leader.id);
+    net.drop = () => false;
     const next = tickUntilLeader(net);
     next.propose(data('after'));
     net.settle();
     const back = net.restart(leader.id);
     net.tick(3);
-    expect(committedData(net, back.id)).toEqual(['durable', 'after']);
+    for (const id of THREE) expect(committedData(net, id)).toEqual(['durable', 'volatile', 'after']);
     expect(terms(back)).toEqual(terms(next));
   });
 });

@@ -18,6 +18,7 @@ const CAUGHT: ReadonlyArray<readonly [RaftBug, FaultProfileName]> = [
   ['match-leader-last-index', 'crash'],
   ['apply-uncommitted', 'chaos'],
   ['read-without-quorum', 'chaos'],
+  ['no-session-dedupe', 'crash'],
 ];
 
 describe('simulate with injected bugs', () => {
