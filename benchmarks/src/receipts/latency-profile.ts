@@ -71,10 +71,17 @@ interface Acc {
   cpuMicros: number;
   completed: number;
   maxStallMs: number;
+  elapsedMs: number;
 }
 const acc = new Map<string, Acc>();
-const record = (key: string, r: { latency: LatencyHistogram; completed: number }, cpu: number, stall: number) => {
-  const a = acc.get(key) ?? { latency: new LatencyHistogram(), cpuMicros: 0, completed: 0, maxStallMs: 0 };
+const record = (
+  key: string,
+  r: { latency: LatencyHistogram; completed: number; elapsedMs: number },
+  cpu: number,
+  stall: number,
+) => {
+  const a = acc.get(key) ?? { latency: new LatencyHistogram(), cpuMicros: 0, completed: 0, maxStallMs: 0, elapsedMs: 0 };
+  a.elapsedMs += r.elapsedMs;
   a.latency.merge(r.latency);
   a.cpuMicros += cpu;
   a.completed += r.completed;
@@ -120,7 +127,7 @@ for (const [key, a] of acc) {
   const s = a.latency.summary();
   const cpu = a.cpuMicros / Math.max(1, a.completed);
   process.stdout.write(
-    `${key.padEnd(32)} P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} P99.9 ${s.p999.toFixed(2)} ms; loop stall max ${a.maxStallMs.toFixed(1)} ms; CPU ${cpu.toFixed(0)} µs/receipt (${(cpu - generatorCpu).toFixed(0)} without the generator)\n`,
+    `${key.padEnd(32)} P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} P99.9 ${s.p999.toFixed(2)} ms; loop stall max ${a.maxStallMs.toFixed(1)} ms; CPU ${cpu.toFixed(0)} µs/receipt (${(cpu - generatorCpu).toFixed(0)} without the generator); ${((a.completed * 1000) / a.elapsedMs).toFixed(0)}/s\n`,
   );
 }
 process.stdout.write(`load average ${load0.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)}\n`);

@@ -79,9 +79,7 @@ const timesInOrder = (b: { submittedAt: number; startedAt: number; finishedAt: n
 const TIMES_MESSAGE = { message: 'timestamps must satisfy submittedAt <= startedAt <= finishedAt' };
 
 /** A create, update or delete: also the shape of a batch's members. */
-export const SingleBodySchema = z
-  .strictObject({ ...BodyShape, type: SingleType })
-  .refine(timesInOrder, TIMES_MESSAGE);
+export const SingleBodySchema = z.strictObject({ ...BodyShape, type: SingleType }).refine(timesInOrder, TIMES_MESSAGE);
 
 const BatchBodySchema = z
   .strictObject({ ...BodyShape, type: z.literal('batch'), members: BatchMembers })

@@ -1,3 +1,4 @@
+import { fdatasync, fdatasyncSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { tempDir } from '@unrdf/test-utils';
 import fc from 'fast-check';
@@ -16,6 +17,7 @@ import {
   verifyReceipt,
 } from '../src/index.js';
 import { openLedger } from '../src/ledger/index.js';
+import { type LedgerSyncIo, openLedgerWithSyncIo } from '../src/ledger/ledger.js';
 import { bodies, bodyFor } from './fixtures.js';
 import { toHex } from './vectors.js';
 
@@ -316,7 +318,9 @@ describe('openLedger durability', () => {
   it('serves a batch to readers only once the fsync after its COMMIT returned (fsync-after-commit)', async () => {
     await using dir = await tempDir('receipts-ledger');
     await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
-    const pending = ledger.append(bodyFor(0));
+    // 100 appends in one turn: a batch too large to sync on the event loop, so its
+    // fdatasync runs on the thread pool.
+    const pending = bodies(100).map((b) => ledger.append(b));
     // The batch commits in a check-phase callback queued before this one; the fdatasync
     // it started on the thread pool cannot have reported back (that takes a poll phase).
     await new Promise((resolve) => setImmediate(resolve));
@@ -324,12 +328,38 @@ describe('openLedger durability', () => {
     expect(ledger.latestCheckpoint()).toBeUndefined();
     expect(ledger.receipt(0)).toBeUndefined();
     expect(ledger.receiptByOperationId(bodyFor(0).operationId)).toBeUndefined();
-    expect(ledger.checkpointAt(1)).toBeUndefined();
-    expect(() => ledger.inclusionProof(0, 1)).toThrow(InvalidInputError);
-    const appended = await pending;
+    expect(ledger.checkpointAt(100)).toBeUndefined();
+    expect(() => ledger.inclusionProof(0, 100)).toThrow(InvalidInputError);
+    const appended = await Promise.all(pending);
+    expect(ledger.size()).toBe(100);
+    expect(ledger.latestCheckpoint()).toBe(appended[99]?.checkpoint);
+    expect(ledger.receiptByOperationId(bodyFor(0).operationId)).toEqual(appended[0]?.receipt);
+  });
+
+  it('syncs a small batch right after its COMMIT, resolving only then', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    const calls: string[] = [];
+    let sizeAtSync = -1;
+    const io: LedgerSyncIo = {
+      fdatasync: (fd, callback) => {
+        calls.push('pool');
+        fdatasync(fd, callback);
+      },
+      fdatasyncSync: (fd) => {
+        calls.push('inline');
+        sizeAtSync = ledger.size(); // not yet served: the batch is committed, not yet synced
+        fdatasyncSync(fd);
+      },
+    };
+    await using ledger = openLedgerWithSyncIo(
+      { path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] },
+      io,
+    );
+    const appended = await ledger.append(bodyFor(0));
+    expect(calls).toEqual(['inline']);
+    expect(sizeAtSync).toBe(0);
     expect(ledger.size()).toBe(1);
     expect(ledger.latestCheckpoint()).toBe(appended.checkpoint);
-    expect(ledger.receiptByOperationId(bodyFor(0).operationId)).toEqual(appended.receipt);
   });
 
   it('checkpoints the WAL under synchronous=FULL and keeps it bounded', async () => {
@@ -370,6 +400,73 @@ describe('openLedger durability', () => {
     const results = await Promise.all(bodies(20).map((b) => ledger.append(b)));
     expect(ledger.size()).toBe(20);
     expect(ledger.latestCheckpoint()).toBe(results[19]?.checkpoint);
+  });
+
+  describe('a failed fsync', () => {
+    /** Node's own syncs until `failing` is set, then EIO, as a dying disk reports it. */
+    const failingIo = () => {
+      const state = { failing: false, failures: 0 };
+      const eio = () => Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 });
+      const io: LedgerSyncIo = {
+        fdatasync: (fd, callback) => {
+          if (!state.failing) return fdatasync(fd, callback);
+          state.failures++;
+          setImmediate(() => callback(eio()));
+        },
+        fdatasyncSync: (fd) => {
+          if (!state.failing) return fdatasyncSync(fd);
+          state.failures++;
+          throw eio();
+        },
+      };
+      return { state, io };
+    };
+
+    const expectSyncFailure = async (promise: Promise<unknown>) => {
+      const error = await promise.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(LedgerError);
+      expect((error as LedgerError).code).toBe('UNRDF_RECEIPTS_LEDGER');
+      expect((error as LedgerError).message).toMatch(/Syncing the ledger to disk failed; close it and reopen/);
+      expect(((error as LedgerError).cause as { code?: string }).code).toBe('EIO');
+    };
+
+    it.each([
+      { path: 'on the event loop (a small batch)', batch: 1 },
+      { path: 'on the thread pool (a large batch)', batch: 100 },
+    ])('is final $path: its appends and every later one reject, reads keep the durable prefix', async ({ batch }) => {
+      await using dir = await tempDir('receipts-ledger');
+      const path = dir.join('l.db');
+      const { state, io } = failingIo();
+      const ledger = openLedgerWithSyncIo({ path, origin, signers: [{ signer: key.signerKey }] }, io);
+      const durable = await Promise.all(bodies(10).map((b) => ledger.append(b)));
+      const root = toHex(ledger.root());
+
+      state.failing = true;
+      const failed = bodies(batch, 10).map((b) => ledger.append(b));
+      for (const promise of failed) await expectSyncFailure(promise);
+      expect(state.failures).toBe(1);
+
+      // Final: the disk works again, yet the ledger refuses to append (it cannot know
+      // what the failed sync dropped), and it does not sync again.
+      state.failing = false;
+      await expectSyncFailure(ledger.append(bodyFor(500)));
+      await expectSyncFailure(ledger.append(bodyFor(501)));
+      expect(ledger.size()).toBe(10);
+      expect(toHex(ledger.root())).toBe(root);
+      expect(ledger.latestCheckpoint()).toBe(durable[9]?.checkpoint);
+      expect(ledger.receiptByOperationId(bodyFor(10).operationId)).toBeUndefined();
+      await ledger.close();
+
+      // Reopened, it recovers a consistent signed state and appends again.
+      await using again = await openLedger({ path, origin, signers: [{ signer: key.signerKey }] });
+      expect(again.size()).toBeGreaterThanOrEqual(10);
+      expect(toHex(again.root(10))).toBe(root);
+      const next = await again.append(bodyFor(600));
+      expect(next.leafIndex).toBe(again.size() - 1);
+    });
   });
 
   it('refuses durability options on a shared handle: there the caller commits', async () => {

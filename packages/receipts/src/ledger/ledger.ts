@@ -15,7 +15,7 @@
  *   and the checkpoint commit or roll back together. Nothing is durable until the caller
  *   commits; after a rollback the ledger re-reads its state, nothing is cached across calls.
  */
-import { closeSync, fdatasync, fsyncSync, openSync, readSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { z } from 'zod';
@@ -45,6 +45,27 @@ const DEFAULT_CHECKPOINT_BYTES = 4 * 2 ** 20; // SQLite's own automatic checkpoi
  * checkpoint or a rejected batch left committed work behind the first.
  */
 const MAX_SYNCS_IN_FLIGHT = 2;
+/**
+ * With fsync-after-commit, a batch of at most this many receipts committed while no
+ * fsync is in flight is synced right after its COMMIT, on the event loop. At low rates
+ * (batches of one or two) a thread-pool round trip costs more than the sync it carries:
+ * measured here at 1,000 receipts/s, ~85 µs more CPU per receipt (the hand-off to the
+ * pool and the wake-up back) and a worse P99; a 4 KiB fdatasync on this disk takes
+ * ~0.1 ms. Larger batches (a backlog) sync on the pool, so the CPU gathers and commits
+ * the next batch while the disk works: ~20% more receipts/s at saturation than syncing
+ * on the event loop.
+ */
+const INLINE_SYNC_MAX_BATCH = 64;
+
+/**
+ * Internal: the file syncs an owned ledger makes (fsync-after-commit), injectable so a
+ * test can make the disk fail under a real ledger. Node's own by default.
+ */
+export interface LedgerSyncIo {
+  readonly fdatasync: (fd: number, callback: (error: Error | null) => void) => void;
+  readonly fdatasyncSync: (fd: number) => void;
+}
+const NODE_SYNC_IO: LedgerSyncIo = { fdatasync, fdatasyncSync };
 
 const SignerSchema = z.strictObject({
   /** `PRIVATE+KEY+…` text, or a signer (e.g. from `loadSignerKeyFile`). */
@@ -245,6 +266,11 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
  * @throws as {@link openLedger}
  */
 export function openLedgerSync(options: OpenLedgerOptions): Ledger {
+  return openLedgerWithSyncIo(options, NODE_SYNC_IO);
+}
+
+/** Internal (tests): {@link openLedgerSync} with injected file syncs. */
+export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncIo): Ledger {
   const parsed = OpenLedgerOptionsSchema.safeParse(options);
   if (!parsed.success) {
     throw new InvalidInputError(
@@ -582,12 +608,41 @@ export function openLedgerSync(options: OpenLedgerOptions): Ledger {
     // After a failed fsync nothing written since the last good one can be known durable
     // (PostgreSQL's "fsyncgate", 2018: a retried fsync may succeed having dropped the
     // pages), so the ledger stops: reopening recovers the last durable state.
-    syncFailure = new LedgerError(
+    syncFailure ??= new LedgerError(
       'Syncing the ledger to disk failed; close it and reopen (it recovers its last durable state).',
       { cause },
     );
     for (const u of unsynced) for (const o of u.outcomes) o.pending.reject(syncFailure);
     unsynced = [];
+  };
+
+  /**
+   * Once the WAL holds more than checkpointBytes, checkpoint it, on a later turn of the
+   * event loop: the appends an fsync just released resolve first instead of waiting for
+   * the copy and its two syncs.
+   */
+  let checkpointScheduled = false;
+  const maybeCheckpoint = (): void => {
+    if (checkpointScheduled || walBytesInUse() <= checkpointBytes) return;
+    checkpointScheduled = true;
+    setImmediate(() => {
+      checkpointScheduled = false;
+      if (!db.isOpen || db.isTransaction || syncFailure !== undefined) return;
+      try {
+        syncCheckpoint();
+      } catch {
+        // A reader in another process can hold the WAL; the next checkpoint catches up.
+      }
+    });
+  };
+
+  /** Wakes what waits for the syncs to settle (flush, close). */
+  const notifySyncIdle = (): void => {
+    if (syncsInFlight === 0 && (unsynced.length === 0 || syncFailure !== undefined)) {
+      const waiters = syncIdleWaiters;
+      syncIdleWaiters = [];
+      for (const w of waiters) w();
+    }
   };
 
   /**
@@ -602,30 +657,38 @@ export function openLedgerSync(options: OpenLedgerOptions): Ledger {
     if (unsynced.length === 0 || lastSyncStartedFor >= covers) return;
     lastSyncStartedFor = covers;
     syncsInFlight++;
-    fdatasync(fd, (error) => {
+    io.fdatasync(fd, (error) => {
       syncsInFlight--;
       if (error) failSync(error);
       else {
         releaseUpTo(covers);
-        if (walBytesInUse() > checkpointBytes) {
-          try {
-            syncCheckpoint();
-          } catch {
-            // A reader in another process can hold the WAL; the next checkpoint catches up.
-          }
-        }
+        maybeCheckpoint();
       }
       startSync();
       if (heldForSync && syncsInFlight === 0) {
         heldForSync = false;
         void scheduleFlush();
       }
-      if (syncsInFlight === 0 && (unsynced.length === 0 || syncFailure !== undefined)) {
-        const waiters = syncIdleWaiters;
-        syncIdleWaiters = [];
-        for (const w of waiters) w();
-      }
+      notifySyncIdle();
     });
+  };
+
+  /** Syncs the WAL on the event loop, now: for a small batch with no sync in flight. */
+  const syncInline = (): void => {
+    const fd = walFd;
+    if (fd === undefined || syncFailure !== undefined) return;
+    const covers = committedSeq;
+    lastSyncStartedFor = covers;
+    try {
+      io.fdatasyncSync(fd);
+    } catch (error) {
+      failSync(error);
+      notifySyncIdle();
+      return;
+    }
+    releaseUpTo(covers);
+    maybeCheckpoint();
+    notifySyncIdle();
   };
 
   const flushQueue = (batch: readonly Pending[]): void => {
@@ -636,7 +699,8 @@ export function openLedgerSync(options: OpenLedgerOptions): Ledger {
       return;
     }
     unsynced.push({ seq: ++committedSeq, treeSize: currentSize(), outcomes });
-    startSync();
+    if (batch.length <= INLINE_SYNC_MAX_BATCH && syncsInFlight === 0) syncInline();
+    else startSync();
   };
 
   const scheduleFlush = (): Promise<void> => {
