@@ -434,6 +434,14 @@ export class RaftNode implements AsyncDisposable {
     return promise.then(query);
   }
 
+  /**
+   * The entries of this node's log after its latest snapshot (index, term, data as stored,
+   * runtime envelope included), for diagnostics and for tests that compare replicas' logs.
+   */
+  logEntries(): readonly Entry[] {
+    return this.core.entries();
+  }
+
   /** Hands leadership to `to` (thesis §3.10). */
   transferLeadership(to: NodeId): void {
     this.core.transferLeadership(to);

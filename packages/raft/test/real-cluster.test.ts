@@ -28,10 +28,16 @@ describe('RaftNode (3 real processes on loopback)', () => {
     expect(second).not.toBe(first);
     await cluster.startNode(first);
     await write(20);
-    // Everyone converges on the same log.
+    // Everyone converges on the same applied state and the same Raft log (index, term, data).
     const dumps = await cluster.converged();
     const reference = dumps[0]?.applied ?? [];
     for (const dump of dumps) expect(dump.applied).toEqual(reference);
+    const referenceLog = dumps[0]?.log ?? [];
+    expect(referenceLog.length).toBeGreaterThanOrEqual(90);
+    expect(referenceLog.map(([index]) => index)).toEqual(referenceLog.map((_, i) => i + 1));
+    for (const dump of dumps) expect(dump.log).toEqual(referenceLog);
+    // The two leaders' terms both appear in it: the log spans the failover.
+    expect(new Set(referenceLog.map(([, term]) => term)).size).toBeGreaterThanOrEqual(2);
     // Every acknowledged write is there, exactly once, and nothing else was applied twice.
     const counts = new Map<string, number>();
     for (const write of reference) counts.set(write, (counts.get(write) ?? 0) + 1);
@@ -68,6 +74,7 @@ describe('RaftNode (3 real processes on loopback)', () => {
     const dumps = await cluster.converged();
     const reference = dumps[0]?.applied ?? [];
     for (const dump of dumps) expect(dump.applied).toEqual(reference);
+    for (const dump of dumps) expect(dump.log).toEqual(dumps[0]?.log);
     expect(reference).toEqual(acked);
     const rejoined = dumps.find((d) => d.status.id === old)?.status;
     expect(rejoined?.role).toBe('follower');

@@ -2,6 +2,7 @@
 // ProcessCluster runs this package's scripts/node-process.ts under tsx (a dev dependency).
 export { createFaultProxy, type FaultProxy } from './fault-proxy.js';
 export {
+  type ClusterNodeDump,
   type ClusterNodeStatus,
   type NodeReply,
   ProcessCluster,

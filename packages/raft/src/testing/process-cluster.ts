@@ -39,6 +39,14 @@ export interface ClusterNodeStatus {
   readonly lastIndex: number;
 }
 
+/** What a node process reports at `/dump`: its applied writes, its log and its status. */
+export interface ClusterNodeDump {
+  readonly applied: string[];
+  /** The Raft log after the latest snapshot: [index, term, data in base64]. */
+  readonly log: readonly (readonly [number, number, string])[];
+  readonly status: ClusterNodeStatus;
+}
+
 /** A role or leader change a node printed (`state <role> <term> <leader> <epoch ms>`). */
 export interface StateEvent {
   readonly node: string;
@@ -315,22 +323,22 @@ export class ProcessCluster implements AsyncDisposable {
     throw new Error(`no agreed leader${caughtUp ? ' with caught-up followers' : ''} within ${timeoutMs} ms`);
   }
 
-  /** Every write node `id` applied, in order, and its status. */
-  async dump(id: string): Promise<{ applied: string[]; status: ClusterNodeStatus }> {
+  /** Every write node `id` applied, in order, its Raft log and its status. */
+  async dump(id: string): Promise<ClusterNodeDump> {
     const { json } = await this.request(id, '/dump', undefined, 5000);
-    return json as unknown as { applied: string[]; status: ClusterNodeStatus };
+    return json as unknown as ClusterNodeDump;
   }
 
   /**
-   * Every running node's dump once they all applied the same writes (followers learn the
-   * last commit index a tick or a heartbeat after the leader); after `timeoutMs` the dumps
-   * as they are, so the caller can report the difference.
+   * Every running node's dump once they all applied the same writes and hold the same log
+   * (followers learn the last commit index a tick or a heartbeat after the leader); after
+   * `timeoutMs` the dumps as they are, so the caller can report the difference.
    */
-  async converged(timeoutMs = 15_000): Promise<{ applied: string[]; status: ClusterNodeStatus }[]> {
+  async converged(timeoutMs = 15_000): Promise<ClusterNodeDump[]> {
     const until = Date.now() + timeoutMs;
     for (;;) {
       const dumps = await Promise.all(this.running.map((id) => this.dump(id)));
-      const same = new Set(dumps.map((d) => d.applied.join('\n'))).size === 1;
+      const same = new Set(dumps.map((d) => `${d.applied.join('\n')}|${JSON.stringify(d.log)}`)).size === 1;
       if (same || Date.now() >= until) return dumps;
       await pause(50);
     }
