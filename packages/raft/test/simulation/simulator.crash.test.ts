@@ -3,7 +3,7 @@ import { FAULT_PROFILES } from '../../src/simulation/simulator.js';
 import { SEEDS_PER_PROFILE, sweep } from './sweep.js';
 
 describe('simulate', () => {
-  it(`keeps every invariant and a linearizable history over ${SEEDS_PER_PROFILE} seeds of the "crash" profile (${FAULT_PROFILES.crash.nodes} nodes)`, () => {
-    sweep('crash');
+  it(`keeps every invariant and a linearizable history over ${SEEDS_PER_PROFILE} seeds of the "crash" profile (${FAULT_PROFILES.crash.nodes} nodes)`, async () => {
+    await sweep('crash');
   }, 170_000);
 });

@@ -1,5 +1,8 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { expect } from 'vitest';
-import { type FaultProfileName, simulate } from '../../src/simulation/simulator.js';
+import type { FaultProfileName } from '../../src/simulation/simulator.js';
+import { runShard, type SweepTotals } from './sweep-worker.js';
 
 /** Seeds per fault profile in CI (override with RAFT_SIM_SEEDS for a longer soak). */
 export const SEEDS_PER_PROFILE = Number(process.env.RAFT_SIM_SEEDS ?? 2000);
@@ -10,21 +13,46 @@ export const SEEDS_PER_PROFILE = Number(process.env.RAFT_SIM_SEEDS ?? 2000);
  */
 export const MAX_INCONCLUSIVE_SHARE = 0.005;
 
-/** Runs seeds [0, count) of `profile`; every failure is reported with its replay command. */
-export function sweep(profile: FaultProfileName, count = SEEDS_PER_PROFILE): void {
-  const failures: string[] = [];
-  const inconclusive: number[] = [];
-  let acknowledged = 0;
-  let elections = 0;
-  let deduplicated = 0;
-  for (let seed = 0; seed < count; seed++) {
-    const result = simulate({ seed, profile });
-    acknowledged += result.acknowledged;
-    elections += result.elections;
-    deduplicated += result.deduplicated;
-    if (result.inconclusive) inconclusive.push(seed);
-    if (!result.ok) failures.push(`seed ${seed}: ${result.violation}\n  replay: ${result.replay}`);
-  }
+/** Worker threads per sweep (RAFT_SIM_WORKERS; default: one per core, at most 4). */
+const WORKERS = Math.max(1, Number(process.env.RAFT_SIM_WORKERS ?? Math.min(4, availableParallelism())));
+
+/** Runs one shard in a worker thread (TypeScript through tsx, as the simulate script does). */
+function inWorker(profile: FaultProfileName, from: number, to: number): Promise<SweepTotals> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./sweep-worker.ts', import.meta.url), {
+      workerData: { profile, from, to },
+      execArgv: ['--import', 'tsx', '--conditions', '@unrdf/source'],
+    });
+    worker.once('message', (totals: SweepTotals) => {
+      resolve(totals);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`sweep worker ${profile} [${from}, ${to}) exited with ${code}`));
+    });
+  });
+}
+
+/**
+ * Runs seeds [0, count) of `profile`, split over worker threads so the sweep uses every
+ * core; every failure is reported with its replay command.
+ */
+export async function sweep(profile: FaultProfileName, count = SEEDS_PER_PROFILE): Promise<void> {
+  const shards = Math.min(WORKERS, count);
+  const bounds = Array.from({ length: shards }, (_, i) => [
+    Math.floor((count * i) / shards),
+    Math.floor((count * (i + 1)) / shards),
+  ]);
+  const parts =
+    shards === 1
+      ? [runShard({ profile, from: 0, to: count })]
+      : await Promise.all(bounds.map(([from, to]) => inWorker(profile, from as number, to as number)));
+  const failures = parts.flatMap((p) => p.failures);
+  const inconclusive = parts.flatMap((p) => p.inconclusive);
+  const acknowledged = parts.reduce((sum, p) => sum + p.acknowledged, 0);
+  const elections = parts.reduce((sum, p) => sum + p.elections, 0);
+  const deduplicated = parts.reduce((sum, p) => sum + p.deduplicated, 0);
   if (failures.length > 0) console.error(failures.join('\n'));
   if (inconclusive.length > 0)
     console.warn(`${profile}: linearizability inconclusive (budget spent) on seeds ${inconclusive.join(', ')}`);
