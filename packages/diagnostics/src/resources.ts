@@ -8,9 +8,14 @@ export interface ResourceSampler {
   close(): void;
 }
 
+/** How long a disk reading is served before the next sample reads again. */
+const DISK_REFRESH_MS = 1000;
+
 /**
  * Creates a sampler. CPU percent and event-loop figures cover the time since the
- * previous sample (the first covers the time since creation).
+ * previous sample (the first covers the time since creation). Disk figures are read
+ * at most once a second, in the background after the first: a snapshot then never
+ * waits on the thread pool, which on a loaded machine costs a scheduling round.
  */
 export function createResourceSampler(options: { diskPath?: string } = {}): ResourceSampler {
   const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -18,6 +23,25 @@ export function createResourceSampler(options: { diskPath?: string } = {}): Reso
   let lastCpu = process.cpuUsage();
   let lastWall = performance.now();
   let lastElu = performance.eventLoopUtilization();
+  let disk: { free: number; total: number } | null | undefined;
+  let diskReadAt = Number.NEGATIVE_INFINITY;
+  let diskReading: Promise<void> | undefined;
+  const readDisk = (path: string) => {
+    diskReading ??= statfs(path)
+      .then(
+        (fs) => {
+          disk = { free: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize };
+        },
+        () => {
+          disk = null;
+        },
+      )
+      .finally(() => {
+        diskReadAt = performance.now();
+        diskReading = undefined;
+      });
+    return diskReading;
+  };
   return {
     async sample() {
       const cpu = process.cpuUsage();
@@ -29,15 +53,12 @@ export function createResourceSampler(options: { diskPath?: string } = {}): Reso
       lastWall = wall;
       lastElu = performance.eventLoopUtilization();
       const memory = process.memoryUsage();
-      let diskFreeBytes: number | null = null;
-      let diskTotalBytes: number | null = null;
       if (options.diskPath !== undefined) {
-        const fs = await statfs(options.diskPath).catch(() => undefined);
-        if (fs) {
-          diskFreeBytes = fs.bavail * fs.bsize;
-          diskTotalBytes = fs.blocks * fs.bsize;
-        }
+        if (disk === undefined) await readDisk(options.diskPath);
+        else if (wall - diskReadAt > DISK_REFRESH_MS) void readDisk(options.diskPath);
       }
+      const diskFreeBytes = disk?.free ?? null;
+      const diskTotalBytes = disk?.total ?? null;
       const handles = process.getActiveResourcesInfo();
       const handlesByType: Record<string, number> = {};
       for (const type of handles) handlesByType[type] = (handlesByType[type] ?? 0) + 1;
