@@ -1,8 +1,8 @@
-import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
 import { decodeMessage, encodeMessage } from './internal/message-codec.js';
-import type { Message, NodeId } from './types.js';
+import type { Message, NodeId, SnapshotRequest } from './types.js';
 
 /**
  * Raft peer transport over TCP: length-prefixed frames, one outbound stream per peer
@@ -15,11 +15,25 @@ import type { Message, NodeId } from './types.js';
  * per-connection key and every later frame carries HMAC-SHA256(key, sequence || frame)
  * (truncated to 16 bytes), so a process without the secret can neither join, vote, nor
  * inject or replay a frame. Messages whose `from` is not the authenticated peer are dropped.
+ *
+ * A snapshot (Raft §7) travels on a connection of its own, in chunks (etcd's snapshot
+ * stream): a first frame with the image's size, its SHA-256 and the message header, then
+ * the image in frames of `snapshotChunkBytes`. The receiver assembles it into a buffer of
+ * the announced size (bounded by `maxSnapshotBytes`) and hands the message on only when
+ * every byte arrived and the digest matches; a stream cut part-way is discarded, and the
+ * leader sends the snapshot again (after an election timeout).
  */
 
 const PROTOCOL = 'unrdf-raft/1';
 const MAC_BYTES = 16;
+/** Frames of the raft stream (appends); a snapshot is chunked, so it is not bounded by this. */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+/** SQLite's default maximum blob length: storage could not hold a larger image anyway. */
+const DEFAULT_MAX_SNAPSHOT_BYTES = 1_000_000_000;
+/** Snapshot stream, first frame: u64 image size | 32-byte SHA-256 | message header. */
+const SNAPSHOT_BEGIN_BYTES = 8 + 32;
+const EMPTY = new Uint8Array(0);
 const HANDSHAKE_TIMEOUT_MS = 2000;
 
 const Address = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
@@ -34,6 +48,14 @@ const TcpTransportOptionsSchema = z.object({
   clusterId: z.string().min(1).optional(),
   /** Per peer: messages beyond this many buffered bytes are dropped. */
   maxBufferedBytes: z.number().int().positive().optional(),
+  /** Bytes of snapshot image per frame on the snapshot stream (default 1 MiB). */
+  snapshotChunkBytes: z.number().int().positive().optional(),
+  /** Largest snapshot image accepted from a peer (default 1 GB, SQLite's blob limit). */
+  maxSnapshotBytes: z.number().int().positive().optional(),
+  /** A snapshot stream ended before the whole image arrived (or failed its digest); it was discarded. */
+  onSnapshotDiscarded: z
+    .custom<(peer: NodeId, received: number, size: number) => void>((v) => typeof v === 'function')
+    .optional(),
   onMessage: z.custom<(message: Message) => void>((v) => typeof v === 'function'),
   /** An authenticated connection from `peer` closed: it may have crashed. */
   onPeerDown: z.custom<(peer: NodeId) => void>((v) => typeof v === 'function').optional(),
@@ -60,13 +82,36 @@ const hmac = (key: KeyObject, ...parts: (string | Uint8Array)[]): Buffer => {
 /** Splits a byte stream into u32-length-prefixed frames. */
 class FrameReader {
   private buffer: Buffer = Buffer.alloc(0);
+  /** Chunks of a frame still incomplete, joined once it is (no copying per TCP chunk). */
+  private parts: Buffer[] = [];
+  private partsLength = 0;
+  private needed = 0;
 
   push(chunk: Buffer, onFrame: (frame: Buffer) => boolean): boolean {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    if (this.needed > 0) {
+      this.parts.push(chunk);
+      this.partsLength += chunk.length;
+      if (this.partsLength < this.needed) return true;
+      this.buffer = Buffer.concat(this.parts, this.partsLength);
+      this.parts = [];
+      this.partsLength = 0;
+      this.needed = 0;
+    } else {
+      this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    }
     while (this.buffer.length >= 4) {
       const length = this.buffer.readUInt32BE(0);
       if (length > MAX_FRAME_BYTES) return false;
-      if (this.buffer.length < 4 + length) break;
+      if (this.buffer.length < 4 + length) {
+        // Wait for the rest of a large frame without re-joining the buffer on every chunk.
+        if (length > 64 * 1024) {
+          this.parts = [this.buffer];
+          this.partsLength = this.buffer.length;
+          this.needed = 4 + length;
+          this.buffer = Buffer.alloc(0);
+        }
+        break;
+      }
       const frame = this.buffer.subarray(4, 4 + length);
       this.buffer = this.buffer.subarray(4 + length);
       if (!onFrame(frame)) return false;
@@ -126,6 +171,8 @@ export class TcpTransport implements AsyncDisposable {
   private closed = false;
   /** Messages dropped because a peer was unreachable or too slow. */
   dropped = 0;
+  /** Snapshot streams from peers that ended before the whole image arrived. */
+  snapshotsDiscarded = 0;
   /** Members we may dial and accept, by id (changes with membership). */
   private readonly addresses = new Map<NodeId, { host: string; port: number }>();
 
@@ -279,17 +326,38 @@ export class TcpTransport implements AsyncDisposable {
 
   /**
    * Sends one snapshot on its own authenticated connection, so a large image does not
-   * hold up appends and heartbeats behind it (etcd's separate snapshot stream). A broken
-   * stream just loses the message: the leader resends after an election timeout.
+   * hold up appends and heartbeats behind it (etcd's separate snapshot stream), in chunks
+   * written as the socket drains (memory stays bounded by a chunk or two). A broken stream
+   * just loses the message: the leader resends after an election timeout.
    */
-  private sendSnapshotStream(message: Message): void {
-    const payload = encodeMessage(message);
+  private sendSnapshotStream(message: SnapshotRequest): void {
+    const image = message.snapshot.data;
+    const chunkBytes = this.options.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES;
+    const header = encodeMessage({ ...message, snapshot: { ...message.snapshot, data: EMPTY } });
+    const begin = Buffer.allocUnsafe(SNAPSHOT_BEGIN_BYTES + header.length);
+    begin.writeBigUInt64BE(BigInt(image.length), 0);
+    createHash('sha256').update(image).digest().copy(begin, 8);
+    begin.set(header, SNAPSHOT_BEGIN_BYTES);
     this.handshake(
       message.to,
       'snapshot',
       (socket, key) => {
-        const mac = hmac(key, seqBytes(0n), payload).subarray(0, MAC_BYTES);
-        socket.end(frame(payload, mac));
+        let seq = 0n;
+        socket.write(macFrame(key, seq++, begin));
+        let offset = 0;
+        const writeChunks = (): void => {
+          while (offset < image.length) {
+            if (socket.destroyed) return;
+            const chunk = image.subarray(offset, Math.min(offset + chunkBytes, image.length));
+            offset += chunk.length;
+            if (!socket.write(macFrame(key, seq++, chunk))) {
+              socket.once('drain', writeChunks);
+              return;
+            }
+          }
+          socket.end();
+        };
+        writeChunks();
       },
       () => {},
     );
@@ -389,6 +457,9 @@ export class TcpTransport implements AsyncDisposable {
     let ourNonce: Buffer = Buffer.alloc(0);
     let key: KeyObject | undefined;
     let seq = 0n;
+    /** A snapshot being assembled on a snapshot stream. */
+    let incoming: { header: SnapshotRequest; image: Uint8Array; received: number; digest: Buffer } | undefined;
+    let snapshotDone = false;
     const timeout = setTimeout(() => {
       if (stage !== 'ready') {
         this.options.onAuthFailure?.('handshake timed out');
@@ -399,6 +470,48 @@ export class TcpTransport implements AsyncDisposable {
       this.options.onAuthFailure?.(reason);
       return false;
     };
+    /** One authenticated frame of a snapshot stream: the begin frame, then image chunks. */
+    const onSnapshotFrame = (payload: Buffer): boolean => {
+      if (snapshotDone) return reject(`frame after the snapshot from ${peer}`);
+      if (incoming === undefined) {
+        if (payload.length < SNAPSHOT_BEGIN_BYTES) return reject(`short snapshot header from ${peer}`);
+        const size = Number(payload.readBigUInt64BE(0));
+        if (size > (this.options.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES))
+          return reject(`snapshot of ${size} bytes from ${peer} exceeds maxSnapshotBytes`);
+        let header: Message;
+        try {
+          header = decodeMessage(payload.subarray(SNAPSHOT_BEGIN_BYTES));
+        } catch {
+          return reject(`undecodable snapshot header from ${peer}`);
+        }
+        if (header.type !== 'snapshot') return reject(`not a snapshot on the snapshot stream of ${peer}`);
+        incoming = {
+          header,
+          image: new Uint8Array(size),
+          received: 0,
+          digest: Buffer.from(payload.subarray(8, SNAPSHOT_BEGIN_BYTES)),
+        };
+      } else {
+        if (incoming.received + payload.length > incoming.image.length)
+          return reject(`snapshot from ${peer} overruns its announced size`);
+        incoming.image.set(payload, incoming.received);
+        incoming.received += payload.length;
+      }
+      if (incoming.received < incoming.image.length) return true;
+      // Complete: apply only a verified image.
+      snapshotDone = true;
+      const { header, image, digest } = incoming;
+      incoming = undefined;
+      if (!createHash('sha256').update(image).digest().equals(digest)) {
+        this.snapshotsDiscarded++;
+        this.options.onSnapshotDiscarded?.(peer as NodeId, image.length, image.length);
+        return reject(`snapshot from ${peer} failed its digest`);
+      }
+      if (header.from === peer && header.to === this.options.id) {
+        this.options.onMessage({ ...header, snapshot: { ...header.snapshot, data: image } });
+      }
+      return true;
+    };
     socket.on('data', (chunk) => {
       const ok = reader.push(chunk, (f) => {
         if (stage === 'ready') {
@@ -407,6 +520,7 @@ export class TcpTransport implements AsyncDisposable {
           const payload = f.subarray(MAC_BYTES);
           const expected = hmac(key as KeyObject, seqBytes(seq++), payload).subarray(0, MAC_BYTES);
           if (!timingSafeEqual(mac, expected)) return reject(`bad frame MAC from ${peer}`);
+          if (stream === 'snapshot') return onSnapshotFrame(payload);
           let message: Message;
           try {
             message = decodeMessage(payload);
@@ -495,6 +609,12 @@ export class TcpTransport implements AsyncDisposable {
     socket.on('close', () => {
       clearTimeout(timeout);
       this.inbound.delete(socket);
+      if (incoming !== undefined) {
+        // Cut part-way: the partial image is dropped; the leader will send it again.
+        this.snapshotsDiscarded++;
+        this.options.onSnapshotDiscarded?.(peer as NodeId, incoming.received, incoming.image.length);
+        incoming = undefined;
+      }
       // Only the end of an authenticated raft stream says anything about the peer (a
       // snapshot stream closes when its one frame is through).
       if (stage === 'ready' && stream === 'raft' && peer !== undefined && !this.closed) this.options.onPeerDown?.(peer);

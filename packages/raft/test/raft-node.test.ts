@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { NotLeaderError } from '../src/errors.js';
 import { openRaftNode, type RaftNode, SessionExpiredError, SessionStaleError } from '../src/raft-node.js';
 import { openSqliteStorage } from '../src/sqlite-storage.js';
+import { createFaultProxy } from '../src/testing/fault-proxy.js';
 
 async function inProcessCluster(dir: string, snapshotEvery?: number, maxSessions?: number) {
   const members: Record<string, { host: string; port: number }> = {};
@@ -219,6 +220,57 @@ describe('RaftNode', () => {
       await cluster.close();
     }
   });
+
+  it('catches a new follower up from a snapshot whose stream is cut part-way: the partial image is discarded and the leader resends it', async () => {
+    await using dir = await tempDir('raft-node');
+    const real: Record<string, { host: string; port: number }> = {};
+    for (const id of ['n1', 'n2', 'n3']) real[id] = { host: '127.0.0.1', port: await freePort() };
+    await using proxy = await createFaultProxy(real.n3 as { host: string; port: number });
+    // n1 and n2 reach n3 only through the proxy.
+    const viaProxy = { ...real, n3: { host: '127.0.0.1', port: proxy.port } };
+    const applied = new Map<string, string[]>();
+    const open = (id: string) => {
+      applied.set(id, []);
+      return openRaftNode({
+        id,
+        members: id === 'n3' ? real : viaProxy,
+        dataDir: `${dir.path}/${id}`,
+        clusterSecret: 'in-process test cluster secret',
+        tickMs: 5,
+        heartbeatMs: 20,
+        electionMs: 200,
+        seed: id.charCodeAt(1),
+        snapshotEvery: 5,
+        stateMachine: {
+          apply(command) {
+            (applied.get(id) as string[]).push(new TextDecoder().decode(command));
+            return null;
+          },
+          snapshot: () => new TextEncoder().encode(JSON.stringify(applied.get(id))),
+          restore(image) {
+            applied.set(id, JSON.parse(new TextDecoder().decode(image)) as string[]);
+          },
+        },
+      });
+    };
+    const nodes = [await open('n1'), await open('n2')];
+    try {
+      await waitFor(() => nodes.some((n) => n.status().role === 'leader'), { timeoutMs: 10_000 });
+      const leader = nodes.find((n) => n.status().role === 'leader') as RaftNode;
+      // About 2 MB of state, compacted into a snapshot: n3 can only catch up from it.
+      const expected = Array.from({ length: 32 }, (_, i) => `${i}:${'x'.repeat(64 * 1024)}`);
+      for (const value of expected) await leader.propose(bytes(value));
+      expect(leader.status().lastIndex).toBeGreaterThan(32);
+      proxy.cutAfter(512 * 1024);
+      nodes.push(await open('n3'));
+      await waitFor(() => (applied.get('n3') ?? []).length === expected.length, { timeoutMs: 20_000 });
+      expect(proxy.cuts).toBe(1);
+      expect(applied.get('n3')).toEqual(expected);
+      await waitFor(() => nodes[2]?.status().appliedIndex === leader.status().appliedIndex, { timeoutMs: 5000 });
+    } finally {
+      await Promise.all(nodes.map((n) => n.close()));
+    }
+  }, 40_000);
 
   it('adds a learner, promotes it, then removes the leader; the cluster keeps committing', async () => {
     await using dir = await tempDir('raft-node');

@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import { freePort, waitFor } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { createTcpTransport, type TcpTransport } from '../src/tcp-transport.js';
+import { createFaultProxy } from '../src/testing/fault-proxy.js';
 import type { AppendRequest, Message } from '../src/types.js';
 
 const SECRET = 'correct horse battery staple';
@@ -76,6 +77,78 @@ describe('TcpTransport', () => {
         term: 2,
         snapshot: { index: 40, term: 2, data: image },
       });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('streams a snapshot larger than the old 64 MB frame limit in chunks, with its membership', async () => {
+    const { a, b, got } = await pair();
+    try {
+      await waitFor(() => a.isConnected('b'), { timeoutMs: 5000 });
+      const image = new Uint8Array(65 * 1024 * 1024 + 17);
+      for (let i = 0; i < image.length; i += 4093) image[i] = (i / 4093) % 256;
+      const config = { voters: ['a', 'b', 'c'], learners: ['d'] };
+      a.send([{ type: 'snapshot', from: 'a', to: 'b', term: 2, snapshot: { index: 9, term: 2, data: image, config } }]);
+      await waitFor(() => got.b.length === 1, { timeoutMs: 60_000 });
+      const message = got.b[0] as Message & { type: 'snapshot' };
+      expect(message.snapshot.config).toEqual(config);
+      expect(message.snapshot.data.length).toBe(image.length);
+      expect(Buffer.from(message.snapshot.data).equals(Buffer.from(image))).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }, 90_000);
+
+  it('discards a snapshot whose stream is cut part-way, and takes the resent one whole', async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    await using proxy = await createFaultProxy({ host: '127.0.0.1', port: portB });
+    const got: Message[] = [];
+    const discarded: { peer: string; received: number; size: number }[] = [];
+    const a = await createTcpTransport({
+      id: 'a',
+      listen: { host: '127.0.0.1', port: portA },
+      peers: { b: { host: '127.0.0.1', port: proxy.port } },
+      clusterSecret: SECRET,
+      snapshotChunkBytes: 64 * 1024,
+      onMessage: () => {},
+    });
+    const b = await createTcpTransport({
+      id: 'b',
+      listen: { host: '127.0.0.1', port: portB },
+      peers: { a: { host: '127.0.0.1', port: portA } },
+      clusterSecret: SECRET,
+      onMessage: (m) => got.push(m),
+      onSnapshotDiscarded: (peer, received, size) => discarded.push({ peer, received, size }),
+    });
+    try {
+      await waitFor(() => a.isConnected('b'), { timeoutMs: 5000 });
+      const image = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 7) % 256);
+      const snapshot: Message = {
+        type: 'snapshot',
+        from: 'a',
+        to: 'b',
+        term: 3,
+        snapshot: { index: 70, term: 3, data: image },
+      };
+      // The first connection to carry 1 MiB (the snapshot stream) breaks there: half the image.
+      proxy.cutAfter(1024 * 1024);
+      a.send([snapshot]);
+      await waitFor(() => discarded.length === 1, { timeoutMs: 10_000 });
+      expect(discarded[0]?.peer).toBe('a');
+      expect(discarded[0]?.size).toBe(image.length);
+      expect(discarded[0]?.received).toBeGreaterThan(0);
+      expect(discarded[0]?.received).toBeLessThan(image.length);
+      expect(b.snapshotsDiscarded).toBe(1);
+      expect(proxy.cuts).toBe(1);
+      expect(got).toEqual([]);
+      // The leader sends it again (after an election timeout); this time it arrives whole.
+      a.send([snapshot]);
+      await waitFor(() => got.length === 1, { timeoutMs: 10_000 });
+      expect(got[0]).toEqual(snapshot);
+      expect(b.snapshotsDiscarded).toBe(1);
     } finally {
       await a.close();
       await b.close();

@@ -60,9 +60,14 @@ export function decodeMessage(bytes: Uint8Array): Message {
     if (start + meta.length > bytes.length) throw new Error('snapshot overruns the frame');
     const data = new Uint8Array(meta.length);
     data.set(bytes.subarray(start, start + meta.length));
+    // The membership travels with the image (a snapshot that dropped it would restore the
+    // initial peers on a follower of a reconfigured cluster).
     return {
       ...(header as unknown as Message & { type: 'snapshot' }),
-      snapshot: { index: meta.index, term: meta.term, data },
+      snapshot:
+        meta.config === undefined
+          ? { index: meta.index, term: meta.term, data }
+          : { index: meta.index, term: meta.term, data, config: meta.config },
     };
   }
   if (header.type !== 'append') return header as unknown as Message;

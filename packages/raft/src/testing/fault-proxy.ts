@@ -11,6 +11,13 @@ export interface FaultProxy extends AsyncDisposable {
    */
   partition(on: boolean): void;
   readonly partitioned: boolean;
+  /**
+   * Arms a cut: the first connection to forward `bytes` bytes from its dialer (counted from
+   * its start) is cut there, both ends closed, like a stream broken part-way; then disarms.
+   */
+  cutAfter(bytes: number): void;
+  /** Connections cut by {@link cutAfter} so far. */
+  readonly cuts: number;
   close(): Promise<void>;
 }
 
@@ -21,13 +28,27 @@ export interface FaultProxy extends AsyncDisposable {
 export async function createFaultProxy(target: { host: string; port: number }, listenPort = 0): Promise<FaultProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let partitioned = false;
+  let cutAt: number | undefined;
+  let cuts = 0;
   const server: Server = createServer((client) => {
     const upstream = createConnection({ host: target.host, port: target.port, noDelay: true });
     client.setNoDelay(true);
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
+    let forwarded = 0;
     client.on('data', (chunk) => {
-      if (!partitioned) upstream.write(chunk);
+      if (partitioned) return;
+      if (cutAt === undefined || forwarded + chunk.length < cutAt) {
+        forwarded += chunk.length;
+        upstream.write(chunk);
+        return;
+      }
+      // Forward up to the cut, then close both ends.
+      const allowed = chunk.subarray(0, cutAt - forwarded);
+      cutAt = undefined;
+      cuts++;
+      upstream.end(allowed, () => upstream.destroy());
+      client.destroy();
     });
     upstream.on('data', (chunk) => {
       if (!partitioned) client.write(chunk);
@@ -67,6 +88,12 @@ export async function createFaultProxy(target: { host: string; port: number }, l
         pairs.clear();
       }
       partitioned = on;
+    },
+    cutAfter(bytes: number) {
+      cutAt = bytes;
+    },
+    get cuts() {
+      return cuts;
     },
     close,
     [Symbol.asyncDispose]: close,
