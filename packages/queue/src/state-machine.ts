@@ -185,6 +185,8 @@ class SqliteStateMachine implements StateMachine {
   readonly #watchers = new Map<CommandKind, ApplyExtension[]>();
   /** No extension watches enqueues: runs of them may be inserted with one statement. */
   readonly #insertRuns: boolean;
+  /** No extension watches claims either: a run's claims may be written by its INSERT. */
+  readonly #claimInInsert: boolean;
   readonly #listeners = new Set<(transitions: readonly Transition[]) => void>();
   readonly #s: Record<string, StatementSync>;
   // Transitions of the command being applied; reset per command.
@@ -196,6 +198,9 @@ class SqliteStateMachine implements StateMachine {
   // Multi-row INSERT statements by row count, and the seqs of the run being applied.
   readonly #inserts: (StatementSync | undefined)[] = [];
   #runSeqs: number[] = [];
+  // Operations of the run being applied that its INSERT wrote as claimed already (see
+  // #insertRun): their claim command checks as usual and writes nothing.
+  readonly #preclaimed = new Set<string>();
 
   constructor(
     db: DatabaseSync,
@@ -215,6 +220,7 @@ class SqliteStateMachine implements StateMachine {
       }
     }
     this.#insertRuns = !this.#watchers.has('enqueue');
+    this.#claimInInsert = this.#insertRuns && !this.#watchers.has('claim');
     const p = (sql: string) => db.prepare(sql);
     this.#s = {
       // No RETURNING anywhere on the hot path: SQLite materialises RETURNING rows in an
@@ -261,6 +267,9 @@ class SqliteStateMachine implements StateMachine {
       paused: p('SELECT type FROM paused_types ORDER BY type'),
       schedules: p(`SELECT ${SCHEDULE_COLUMNS} FROM schedules ORDER BY name`),
       counts: p('SELECT state, count(*) AS n FROM operations GROUP BY state'),
+      // Prepared once: the commit path checkpoints several times a second under load.
+      checkpointTruncate: p('PRAGMA wal_checkpoint(TRUNCATE)'),
+      checkpointPassive: p('PRAGMA wal_checkpoint(PASSIVE)'),
     };
   }
 
@@ -288,6 +297,7 @@ class SqliteStateMachine implements StateMachine {
     const transitions: Transition[] = [];
     const outcomes: ApplyOutcome[] = [];
     this.#fresh.clear();
+    this.#preclaimed.clear();
     this.db.exec('BEGIN IMMEDIATE');
     try {
       for (let i = 0; i < commands.length; ) {
@@ -315,8 +325,10 @@ class SqliteStateMachine implements StateMachine {
       for (const extension of this.#extensions) extension.beforeCommit?.(this.db);
       this.db.exec('COMMIT');
       this.#fresh.clear();
+      this.#preclaimed.clear();
     } catch (error) {
       this.#fresh.clear();
+      this.#preclaimed.clear();
       this.#rollback();
       for (const extension of this.#extensions) extension.afterRollback?.();
       if (commands.length === 1) return { outcomes: [{ ok: false, error }], transitions: [] };
@@ -348,26 +360,45 @@ class SqliteStateMachine implements StateMachine {
    */
   #insertRun(commands: readonly Command[], start: number): number {
     const enqueues: CommandOf<'enqueue'>[] = [];
-    const ids = new Set<string>();
+    // The first claim of each of the run's enqueues, if it would succeed (the row is
+    // pending and due at the claim's time): the INSERT writes the row as claimed.
+    const claims = new Map<string, CommandOf<'claim'> | null>();
     let end = start;
     for (; end < commands.length && enqueues.length < MAX_INSERT_ROWS; end++) {
       const command = commands[end] as Command;
       if (command.kind === 'enqueue') {
         enqueues.push(command);
-        ids.add(command.id);
-      } else if (!(command.kind === 'claim' && ids.has(command.id))) break;
+        claims.set(command.id, null);
+      } else if (command.kind === 'claim' && claims.has(command.id)) {
+        if (claims.get(command.id) === null) claims.set(command.id, command);
+      } else break;
     }
     if (enqueues.length < 2) return start;
     let statement = this.#inserts[enqueues.length];
     if (statement === undefined) {
-      const rows = Array.from({ length: enqueues.length }, () => "(?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, NULL)");
+      const rows = Array.from({ length: enqueues.length }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)');
       statement = this.db.prepare(`INSERT INTO operations (id, type, state, payload, priority, group_key,
-          idempotency_key, run_at, created_at, max_attempts, schedule) VALUES ${rows.join(', ')}`);
+          idempotency_key, run_at, created_at, max_attempts, attempts, token, epoch, started_at, schedule)
+          VALUES ${rows.join(', ')}`);
       this.#inserts[enqueues.length] = statement;
     }
     const values: (string | number | null)[] = [];
-    for (const c of enqueues)
-      values.push(c.id, c.type, c.payload, c.priority, c.groupKey, c.idempotencyKey, c.runAt, c.at, c.maxAttempts);
+    const preclaimed: string[] = [];
+    for (const c of enqueues) {
+      // Two enqueues with one id make the INSERT fail (and the run go one by one), so a
+      // claim of that id is never pre-applied to the wrong row.
+      const claim = this.#claimInInsert ? claims.get(c.id) : null;
+      if (claim && c.runAt <= claim.at) {
+        // What the claim's UPDATE would write: running, attempt 1, token 1 (Raft-safe:
+        // the same end state as INSERT then UPDATE, whatever the batching).
+        values.push(c.id, c.type, 'running', c.payload, c.priority, c.groupKey, c.idempotencyKey, c.runAt, c.at);
+        values.push(c.maxAttempts, 1, 1, claim.epoch, claim.at);
+        preclaimed.push(c.id);
+      } else {
+        values.push(c.id, c.type, 'pending', c.payload, c.priority, c.groupKey, c.idempotencyKey, c.runAt, c.at);
+        values.push(c.maxAttempts, 0, 0, null, null);
+      }
+    }
     let last: number;
     try {
       last = Number(statement.run(...values).lastInsertRowid);
@@ -378,6 +409,7 @@ class SqliteStateMachine implements StateMachine {
       if (typeof code !== 'number' || (code & 0xff) !== 19 || !this.db.isTransaction) throw error;
       return start;
     }
+    for (const id of preclaimed) this.#preclaimed.add(id);
     // Rows of one INSERT take consecutive rowids (max + 1 each: no AUTOINCREMENT gaps).
     const first = last - enqueues.length + 1;
     this.#runSeqs = enqueues.map((_, k) => first + k);
@@ -543,7 +575,8 @@ class SqliteStateMachine implements StateMachine {
     if (status === undefined) return { claimed: false, rejection: 'not-found' };
     if (status.state !== 'pending') return { claimed: false, rejection: 'not-pending' };
     if (status.runAt > command.at) return { claimed: false, rejection: 'not-due' };
-    this.#stmt('claim').run(command.epoch, command.at, status.seq);
+    // A pre-claimed row holds exactly what this UPDATE would write.
+    if (!this.#preclaimed.delete(command.id)) this.#stmt('claim').run(command.epoch, command.at, status.seq);
     const operation: ClaimedOperation = {
       id: command.id,
       type: status.type,
@@ -783,9 +816,9 @@ class SqliteStateMachine implements StateMachine {
       // PASSIVE leaves the file; once every frame is in the synced database, the next
       // write starts the WAL over from its beginning, syncing its new header first
       // (synchronous=NORMAL, see schema.ts) so that no new frame can pass for an old one.
-      return this.db
-        .prepare(mode === 'truncate' ? 'PRAGMA wal_checkpoint(TRUNCATE)' : 'PRAGMA wal_checkpoint(PASSIVE)')
-        .get() as unknown as CheckpointResult;
+      return this.#stmt(
+        mode === 'truncate' ? 'checkpointTruncate' : 'checkpointPassive',
+      ).get() as unknown as CheckpointResult;
     } finally {
       if (this.#synchronous === 'off') this.db.exec('PRAGMA synchronous = NORMAL');
     }

@@ -599,6 +599,29 @@ describe('openQueue', () => {
       });
       await waitFor(() => statSync(`${path}-wal`).size === 0, { what: 'the WAL is truncated', timeoutMs: 3000 });
     });
+
+    it('purges final operations in several batches until none past retention is left', async () => {
+      const path = await fx.path();
+      // 1,200 final operations: more than two purge batches.
+      const queue = await fx.open({ path, types: { job: { handler: () => null } } });
+      const ops = await Promise.all(Array.from({ length: 1200 }, (_, i) => queue.enqueue('job', i)));
+      await allFinal(
+        queue,
+        ops.map((o) => o.id),
+      );
+      await queue.close();
+      const again = await fx.open({
+        path,
+        retentionMs: 0,
+        maintenanceIntervalMs: 50,
+        types: { job: { handler: () => null } },
+      });
+      await waitFor(() => ops.every((o) => again.get(o.id) === undefined), {
+        what: 'retention purges every final operation',
+        timeoutMs: 5000,
+      });
+      expect(again.stats().totals.completed).toBe(0);
+    });
   });
 });
 
