@@ -53,6 +53,9 @@ export async function sweep(profile: FaultProfileName, count = SEEDS_PER_PROFILE
   const acknowledged = parts.reduce((sum, p) => sum + p.acknowledged, 0);
   const elections = parts.reduce((sum, p) => sum + p.elections, 0);
   const deduplicated = parts.reduce((sum, p) => sum + p.deduplicated, 0);
+  console.log(
+    `${profile}: ${count} seeds, ${acknowledged} acknowledged operations, ${deduplicated} retries answered from a session, ${inconclusive.length} inconclusive linearizability checks`,
+  );
   if (failures.length > 0) console.error(failures.join('\n'));
   if (inconclusive.length > 0)
     console.warn(`${profile}: linearizability inconclusive (budget spent) on seeds ${inconclusive.join(', ')}`);
