@@ -36,16 +36,18 @@ async function ask<T>(
   const started = performance.now();
   const signal = AbortSignal.timeout(timeoutMs);
   const latency = () => performance.now() - started;
+  let onAbort: (() => void) | undefined;
   try {
     // The node may ignore the signal (a buggy in-process implementation): race it too.
-    const raw = await Promise.race([
-      node.fetchSnapshot(request, signal),
-      new Promise<never>((_, reject) =>
-        signal.addEventListener('abort', () => reject(new NodeQueryError(node.id, 'timeout', `${timeoutMs} ms`)), {
-          once: true,
-        }),
-      ),
-    ]);
+    const timedOut = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new NodeQueryError(node.id, 'timeout', `${timeoutMs} ms`));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    const raw = await Promise.race([node.fetchSnapshot(request, signal), timedOut]).finally(() => {
+      // Node keeps a timeout signal with listeners alive until it fires; through this
+      // listener it would keep the race, and so the whole answer, alive as long.
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    });
     const parsed = schema.safeParse(raw);
     if (!parsed.success) {
       const first = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);

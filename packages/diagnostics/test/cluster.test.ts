@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import {
@@ -40,7 +42,39 @@ async function threeNodes() {
   };
 }
 
+/** A full, synchronous garbage collection (V8's gc(), exposed at run time for this test file). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
 describe('collectDiagnosticReport', () => {
+  it("lets go of each node's answer once the report is built, long before the deadline", async () => {
+    await using node = await startTestNode('n1');
+    node.log.logger.info('hello');
+    const client = httpDiagnosticNode({ id: 'n1', url: node.url });
+    const answers: WeakRef<object>[] = [];
+    const watched = {
+      id: 'n1',
+      fetchSnapshot: async (request: Parameters<typeof client.fetchSnapshot>[0], signal: AbortSignal) => {
+        const answer = (await client.fetchSnapshot(request, signal)) as object;
+        answers.push(new WeakRef(answer));
+        return answer;
+      },
+    };
+    const outcome = (await collectDiagnosticReport({ nodes: [watched], timeoutMs: 60_000 })).nodes[0]?.outcome;
+    expect(outcome).toBe('ok');
+    expect(answers).toHaveLength(1);
+    // A few collections, event-loop turns apart (what a settled job still held goes by
+    // the next); the deadline is a minute away, so a leak keeps the answer through all.
+    // (No deref before the end: a deref keeps its target alive to the end of the job.)
+    for (let round = 0; round < 3; round++) {
+      collectGarbage();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    expect(answers[0]?.deref()).toBeUndefined();
+  });
+
   it('reports a healthy 3-node cluster: leader, lag, merged metrics, complete logs, SLOs', async () => {
     await using cluster = await threeNodes();
     const own = createMetrics();
