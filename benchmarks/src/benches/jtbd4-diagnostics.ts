@@ -117,14 +117,23 @@ export const benchmark: Benchmark = {
       const echo = createServer((_, res) => res.end('ok'));
       await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
       const echoUrl = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
+      // Beside the open-loop latency (from the intended send time), each side also
+      // records how late the generator actually sent (its own timer wake-ups) and the
+      // round trip from the actual send: the decomposition of the end-to-end figure.
+      const healthLateness = new LatencyHistogram();
+      const healthRoundTrip = new LatencyHistogram();
+      const echoRoundTrip = new LatencyHistogram();
       const [health, echoRun] = await Promise.all([
         openLoop({
           ratePerSec: 50,
           durationMs: healthMs,
-          fire: async (_, i) => {
+          fire: async (intendedAt, i) => {
             const node = nodes[i % nodes.length];
             if (!node) return;
+            const sent = performance.now();
+            healthLateness.record(sent - intendedAt);
             const { status, body } = await get(node.url, '/readyz?verbose', agent);
+            healthRoundTrip.record(performance.now() - sent);
             if (status !== 200) {
               const failed = body.split('\n').filter((l) => l.startsWith('[-]'));
               for (const f of failed) healthFailures.set(f, (healthFailures.get(f) ?? 0) + 1);
@@ -132,7 +141,15 @@ export const benchmark: Benchmark = {
             }
           },
         }),
-        openLoop({ ratePerSec: 50, durationMs: healthMs, fire: () => get(echoUrl, '/', agent) }),
+        openLoop({
+          ratePerSec: 50,
+          durationMs: healthMs,
+          fire: async () => {
+            const sent = performance.now();
+            await get(echoUrl, '/', agent);
+            echoRoundTrip.record(performance.now() - sent);
+          },
+        }),
       ]);
       const echoLatency = echoRun.latency;
       echo.closeAllConnections();
@@ -144,6 +161,8 @@ export const benchmark: Benchmark = {
 
       // Reports and aggregations at steady state, one after another, the load still running.
       const metricsQuery = new LatencyHistogram();
+      // CPU of this (aggregating) process per metrics query, its GC threads included.
+      const metricsQueryCpu = new LatencyHistogram();
       const fullReport = new LatencyHistogram();
       const logAggregation = new LatencyHistogram();
       let completeness = 100;
@@ -152,8 +171,11 @@ export const benchmark: Benchmark = {
       for (let run = 0; run < reportRuns; run++) {
         progress.update(3, steps, `reports ${run + 1}/${reportRuns}`);
         let t0 = performance.now();
+        const cpu0 = process.cpuUsage();
         await collectDiagnosticReport({ nodes: clients, timeoutMs: 10_000, logWindowMs: 1, minLogRecordsPerNode: 0 });
         metricsQuery.record(performance.now() - t0);
+        const cpu = process.cpuUsage(cpu0);
+        metricsQueryCpu.record((cpu.user + cpu.system) / 1000);
 
         t0 = performance.now();
         const report = await collectDiagnosticReport({ nodes: clients, timeoutMs: 10_000, logWindowMs: HISTORY_MS });
@@ -205,6 +227,27 @@ export const benchmark: Benchmark = {
       const merged = final.metrics.operation?.lifetimeMs;
       // The nodes' own record of answering livez/readyz: handler time, without the network and client.
       const serverHealth = final.metrics.health_check?.lifetimeMs;
+      // The nodes' own time per metrics snapshot (request in to last byte out), and
+      // their CPU meanwhile: the small answers are the metrics queries (and this last one).
+      const nodeTimes = (
+        await Promise.all(
+          nodes.map(
+            async (n) =>
+              JSON.parse((await get(n.url, '/bench/snapshot-times', agent)).body) as {
+                ms: number;
+                bytes: number;
+                cpuMs: number;
+              }[],
+          ),
+        )
+      ).flat();
+      const nodeQueryTime = new LatencyHistogram();
+      const nodeQueryCpu = new LatencyHistogram();
+      for (const t of nodeTimes) {
+        if (t.bytes > 1_000_000) continue;
+        nodeQueryTime.record(t.ms);
+        nodeQueryCpu.record(t.cpuMs);
+      }
       const exact = (
         await Promise.all(
           nodes.map(async (n) => JSON.parse((await get(n.url, '/bench/durations', agent)).body) as number[]),
@@ -283,6 +326,36 @@ export const benchmark: Benchmark = {
             value: e.p99,
             unit: 'ms',
             note: 'the floor under any health check over HTTP on this machine now',
+          },
+          health_send_lateness_p99: {
+            value: healthLateness.percentile(99),
+            unit: 'ms',
+            note: "how late the generator's timers sent a health check (part of health_check_p99)",
+          },
+          health_round_trip_p99: {
+            value: healthRoundTrip.percentile(99),
+            unit: 'ms',
+            note: 'health check from the actual send to the answer, without the lateness',
+          },
+          http_echo_round_trip_p99: {
+            value: echoRoundTrip.percentile(99),
+            unit: 'ms',
+            note: 'the echo the same way: the round-trip floor',
+          },
+          metrics_query_cpu_p99: {
+            value: metricsQueryCpu.percentile(99),
+            unit: 'ms',
+            note: 'CPU of the aggregating process per metrics query (GC threads included)',
+          },
+          metrics_query_node_p99: {
+            value: nodeQueryTime.percentile(99),
+            unit: 'ms',
+            note: "a node's time per metrics snapshot, request in to last byte out (any node)",
+          },
+          metrics_query_node_cpu_p99: {
+            value: nodeQueryCpu.percentile(99),
+            unit: 'ms',
+            note: "a node's process CPU over that time (its load and GC threads included)",
           },
         },
         notes: [

@@ -82,8 +82,30 @@ for (let i = 0; i < historyOps; i++) {
 }
 skewMs = 0;
 
+// Server-side time of each snapshot request (arrival to the last byte handed to the
+// socket), with the body size, so a client can tell the node's share from the network's.
+const snapshotTimes: { ms: number; bytes: number; cpuMs: number }[] = [];
 const server = createServer((req, res) => {
+  if (req.url?.startsWith('/diagnostics/snapshot')) {
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    let bytes = 0;
+    const end = res.end.bind(res) as (body?: unknown) => typeof res;
+    res.end = ((body?: unknown) => {
+      if (typeof body === 'string') bytes = Buffer.byteLength(body);
+      return end(body);
+    }) as typeof res.end;
+    res.on('finish', () => {
+      const used = process.cpuUsage(cpu);
+      snapshotTimes.push({ ms: performance.now() - started, bytes, cpuMs: (used.user + used.system) / 1000 });
+      if (snapshotTimes.length > 10_000) snapshotTimes.shift();
+    });
+  }
   if (diagnostics.handle(req, res)) return;
+  if (req.url === '/bench/snapshot-times') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(snapshotTimes));
+    return;
+  }
   if (req.url === '/bench/durations') {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(exactDurations));
     return;
