@@ -1,6 +1,6 @@
 import { fdatasync, fdatasyncSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
-import { tempDir, waitFor } from '@unrdf/test-utils';
+import { spawnNode, tempDir, waitFor } from '@unrdf/test-utils';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -246,6 +246,26 @@ describe('Ledger on a shared handle', () => {
 });
 
 describe('Ledger.close', () => {
+  it('finishes closing when it is the last thing a process does (the checkpointer thread included)', {
+    timeout: 60_000,
+  }, async () => {
+    await using dir = await tempDir('receipts-close');
+    const path = dir.join('l.db');
+    const closeKey = generateNoteKey('example.com/close/ledger');
+    const program = new URL('./programs/ledger-close-last.ts', import.meta.url).pathname;
+    await using child = spawnNode(program, { args: [path, closeKey.signerKey] });
+    const { code } = await child.exited;
+    expect(child.stderr()).toBe('');
+    expect(child.stdout()).toBe('closed 320\n');
+    expect(code).toBe(0);
+    await using again = await openLedger({
+      path,
+      origin: 'example.com/close/ledger',
+      signers: [{ signer: closeKey.signerKey }],
+    });
+    expect(again.size()).toBe(320);
+  });
+
   it('flushes pending appends, then rejects new ones with LedgerError', async () => {
     await using dir = await tempDir('receipts-close');
     const ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });

@@ -76,8 +76,13 @@ export function startWalCheckpointer(path: string): WalCheckpointer {
       });
     },
     async close() {
+      // Referenced again: the process waits for the connection to close, even when
+      // closing the ledger is the last thing it does.
+      worker.ref();
       if (!failure) worker.postMessage('close');
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))]);
+      clearTimeout(timer);
       await worker.terminate();
     },
   };
