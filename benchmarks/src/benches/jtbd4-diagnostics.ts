@@ -123,7 +123,10 @@ export const benchmark: Benchmark = {
       const healthLateness = new LatencyHistogram();
       const healthRoundTrip = new LatencyHistogram();
       const echoRoundTrip = new LatencyHistogram();
-      const [health, echoRun] = await Promise.all([
+      // A second floor: a bare response from the node processes themselves (same server,
+      // event loop and load as the health check; only our handler is missing).
+      const nodeEchoRoundTrip = new LatencyHistogram();
+      const [health, echoRun, nodeEchoRun] = await Promise.all([
         openLoop({
           ratePerSec: 50,
           durationMs: healthMs,
@@ -148,6 +151,17 @@ export const benchmark: Benchmark = {
             const sent = performance.now();
             await get(echoUrl, '/', agent);
             echoRoundTrip.record(performance.now() - sent);
+          },
+        }),
+        openLoop({
+          ratePerSec: 50,
+          durationMs: healthMs,
+          fire: async (_, i) => {
+            const node = nodes[i % nodes.length];
+            if (!node) return;
+            const sent = performance.now();
+            await get(node.url, '/bench/echo', agent);
+            nodeEchoRoundTrip.record(performance.now() - sent);
           },
         }),
       ]);
@@ -326,6 +340,16 @@ export const benchmark: Benchmark = {
             value: e.p99,
             unit: 'ms',
             note: 'the floor under any health check over HTTP on this machine now',
+          },
+          node_echo_p99: {
+            value: nodeEchoRun.latency.percentile(99),
+            unit: 'ms',
+            note: 'bare response from the node processes (same server and load, no health handler), 50/s open loop',
+          },
+          node_echo_round_trip_p99: {
+            value: nodeEchoRoundTrip.percentile(99),
+            unit: 'ms',
+            note: 'the same from the actual send',
           },
           health_send_lateness_p99: {
             value: healthLateness.percentile(99),

@@ -86,6 +86,11 @@ skewMs = 0;
 // socket), with the body size, so a client can tell the node's share from the network's.
 const snapshotTimes: { ms: number; bytes: number; cpuMs: number }[] = [];
 const server = createServer((req, res) => {
+  // The benchmark's floor for a health check: the same server and load, no handler.
+  if (req.url === '/bench/echo') {
+    res.end('ok');
+    return;
+  }
   if (req.url?.startsWith('/diagnostics/snapshot')) {
     const started = performance.now();
     const cpu = process.cpuUsage();
