@@ -187,7 +187,8 @@ function encodeImage(
   addresses: Map<NodeId, { host: string; port: number }>,
   user: Uint8Array,
 ): Uint8Array {
-  const header = encoder.encode(JSON.stringify({ sessions: sessions.image(), addresses: [...addresses] }));
+  // v2: sessions keep a window of results per client (earlier images hold one result each).
+  const header = encoder.encode(JSON.stringify({ v: 2, sessions: sessions.image(), addresses: [...addresses] }));
   const out = new Uint8Array(4 + header.length + user.length);
   new DataView(out.buffer).setUint32(0, header.length);
   out.set(header, 4);
@@ -196,6 +197,7 @@ function encodeImage(
 }
 
 function decodeImage(image: Uint8Array): {
+  v?: number;
   sessions: SessionsImage<unknown>;
   addresses: [NodeId, { host: string; port: number }][];
   user: Uint8Array;
@@ -203,6 +205,7 @@ function decodeImage(image: Uint8Array): {
   const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
   const length = view.getUint32(0);
   const header = JSON.parse(decoder.decode(image.subarray(4, 4 + length))) as {
+    v?: number;
     sessions: SessionsImage<unknown>;
     addresses: [NodeId, { host: string; port: number }][];
   };
@@ -299,8 +302,8 @@ export class RaftNode implements AsyncDisposable {
 
   /** @internal restores the state machine and sessions from a snapshot image. */
   restoreImage(index: number, image: Uint8Array): void {
-    const { sessions, addresses, user } = decodeImage(image);
-    this.sessions.restore(sessions);
+    const { v, sessions, addresses, user } = decodeImage(image);
+    this.sessions.restore(sessions, v === undefined);
     for (const [id, address] of addresses) this.learnAddress(id, address);
     if (this.stateMachine.restore === undefined)
       throw new Error('received a snapshot but the state machine has no restore()');

@@ -85,7 +85,7 @@ describe('ClientSessions', () => {
       copy.restore(JSON.parse(JSON.stringify(sessions.image())));
       expect(copy.apply(req(2, 1), () => 'x')).toEqual({ kind: 'duplicate', result: 'two' });
       const old = new ClientSessions<string>(10, 10);
-      old.restore([['c', 4, 'four']]);
+      old.restore([['c', 4, 'four']], true);
       expect(old.apply(req(4), () => 'x')).toEqual({ kind: 'duplicate', result: 'four' });
       expect(old.apply(req(3), () => 'x')).toEqual({ kind: 'stale' });
     });

@@ -93,17 +93,17 @@ export class ClientSessions<Result> {
   }
 
   /**
-   * Replaces the table with `image`. Also reads the older one-result format
-   * (`[clientId, lastSequence, result]`).
+   * Replaces the table with `image`; `lastResultOnly` reads the older format of one result
+   * per client (`[clientId, lastSequence, result]`).
    */
-  restore(image: readonly (readonly unknown[])[]): void {
+  restore(image: readonly (readonly unknown[])[], lastResultOnly = false): void {
     this.sessions.clear();
     for (const row of image) {
       const [id, first, results] = row as [string, number, unknown];
-      if (Array.isArray(results)) {
-        this.sessions.set(id, { firstUnacked: first, results: new Map(results as [number, Result][]) });
-      } else {
+      if (lastResultOnly) {
         this.sessions.set(id, { firstUnacked: first, results: new Map([[first, results as Result]]) });
+      } else {
+        this.sessions.set(id, { firstUnacked: first, results: new Map(results as [number, Result][]) });
       }
     }
   }
