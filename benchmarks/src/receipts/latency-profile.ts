@@ -80,7 +80,13 @@ const record = (
   cpu: number,
   stall: number,
 ) => {
-  const a = acc.get(key) ?? { latency: new LatencyHistogram(), cpuMicros: 0, completed: 0, maxStallMs: 0, elapsedMs: 0 };
+  const a = acc.get(key) ?? {
+    latency: new LatencyHistogram(),
+    cpuMicros: 0,
+    completed: 0,
+    maxStallMs: 0,
+    elapsedMs: 0,
+  };
   a.elapsedMs += r.elapsedMs;
   a.latency.merge(r.latency);
   a.cpuMicros += cpu;

@@ -24,6 +24,8 @@ const { values } = parseArgs({
     dir: { type: 'string', default: '/tmp/receipts-profile' },
     variant: { type: 'string', multiple: true, default: [] },
     'no-current': { type: 'boolean', default: false },
+    /** Live objects kept on the heap meanwhile (as a long benchmark run has): entries of a Map. */
+    ballast: { type: 'string', default: '0' },
   },
 });
 const leaves = Number(values.leaves);
@@ -89,6 +91,8 @@ for (const v of values.variant) {
   const module = (await import(script)) as { createReceiptVerifier: Create };
   variants.push({ name, create: module.createReceiptVerifier, perRound: [] });
 }
+const ballast = new Map<bigint, string>();
+for (let i = 0; i < Number(values.ballast); i++) ballast.set(BigInt(i) * 7919n, hex(i));
 const sha = nodeSha256Rate(1000);
 for (let round = 0; round < rounds * variants.length; round++) {
   const variant = variants[round % variants.length] as (typeof variants)[number];
@@ -113,4 +117,6 @@ for (const v of variants) {
     `${v.name}: best ${best.toFixed(1)} µs CPU/receipt (${(1e6 / best).toFixed(0)}/cpu-s, ${(1e6 / best / sha.perSecond).toFixed(3)}x raw SHA-256), median ${median.toFixed(1)} µs\n`,
   );
 }
-process.stdout.write(`raw SHA-256 (64 B, node:crypto) ${sha.perSecond.toFixed(0)}/s in this process\n`);
+process.stdout.write(
+  `raw SHA-256 (64 B, node:crypto) ${sha.perSecond.toFixed(0)}/s in this process; ballast ${ballast.size} entries\n`,
+);

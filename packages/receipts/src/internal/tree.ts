@@ -203,19 +203,103 @@ export function verifyConsistencyWith(
 }
 
 /**
- * Nodes of one tree (one signed size and root) already proven to lead to its root:
- * `levels[L].get(k)` is the hash of node (L, k), the subtree over leaves
- * [k·2^L, min((k+1)·2^L, size)). Shared by all verifications against that tree head.
- * A node is kept as bytes when the verifier computed it and as the proof's lowercase
- * hex when it came from a hex proof (no decoding kept, no copy).
+ * Nodes of one tree (one signed size and root) already proven to lead to its root: node
+ * (L, k) is the hash of the subtree over leaves [k·2^L, min((k+1)·2^L, size)). Shared by
+ * all verifications against that tree head. An open-addressing hash table on typed
+ * arrays (level, index and the 32 hash bytes in flat arrays): remembering a node
+ * allocates nothing, so a verifier's cache adds no objects for the garbage collector to
+ * trace or promote (with a Map of hashes it spent more time collecting than hashing).
  */
 export interface VerifiedNodes {
-  readonly levels: Map<number, Uint8Array | string>[];
-  count: number;
+  /** Most nodes kept; past it the table starts over. */
   readonly limit: number;
+  count: number;
+  /** Slot mask (capacity - 1; capacity a power of two, at most half full). */
+  mask: number;
+  /** Per slot: level + 1, or 0 for an empty slot. */
+  levels: Uint8Array;
+  indices: Float64Array;
+  /** 32 bytes per slot. */
+  hashes: Uint8Array;
 }
 
-export const createVerifiedNodes = (limit = 1 << 18): VerifiedNodes => ({ levels: [], count: 0, limit });
+const INITIAL_SLOTS = 1024;
+
+const allocate = (cache: VerifiedNodes, slots: number): void => {
+  cache.mask = slots - 1;
+  cache.levels = new Uint8Array(slots);
+  cache.indices = new Float64Array(slots);
+  cache.hashes = new Uint8Array(slots * 32);
+  cache.count = 0;
+};
+
+export const createVerifiedNodes = (limit = 1 << 18): VerifiedNodes => {
+  const cache = { limit, count: 0, mask: 0 } as VerifiedNodes;
+  allocate(cache, INITIAL_SLOTS);
+  return cache;
+};
+
+/** The first slot to probe for node (level, index); indices reach 2^53, so both halves mix in. */
+function homeSlot(cache: VerifiedNodes, level: number, index: number): number {
+  const low = index >>> 0;
+  const high = Math.floor(index / 4294967296) >>> 0;
+  let h = Math.imul(low ^ Math.imul(high, 0x9e3779b1) ^ Math.imul(level + 1, 0x85ebca6b), 0xc2b2ae35);
+  h ^= h >>> 15;
+  return h & cache.mask;
+}
+
+/** The slot holding node (level, index), or -1. */
+function findSlot(cache: VerifiedNodes, level: number, index: number): number {
+  const tag = level + 1;
+  for (let slot = homeSlot(cache, level, index); ; slot = (slot + 1) & cache.mask) {
+    const at = cache.levels[slot] as number;
+    if (at === 0) return -1;
+    if (at === tag && cache.indices[slot] === index) return slot;
+  }
+}
+
+/** Stores node (level, index) unless present; hex values must already be known strict hex. */
+function storeNode(cache: VerifiedNodes, level: number, index: number, hash: Uint8Array | string): void {
+  if ((cache.count + 1) * 2 > cache.mask + 1) {
+    // Grow: rehash into twice the slots (the limit keeps the table bounded).
+    const { levels, indices, hashes } = cache;
+    allocate(cache, (cache.mask + 1) * 2);
+    for (let slot = 0; slot < levels.length; slot++) {
+      if (levels[slot] === 0) continue;
+      storeNode(
+        cache,
+        (levels[slot] as number) - 1,
+        indices[slot] as number,
+        hashes.subarray(slot * 32, slot * 32 + 32),
+      );
+    }
+  }
+  let slot = homeSlot(cache, level, index);
+  for (; cache.levels[slot] !== 0; slot = (slot + 1) & cache.mask) {
+    if (cache.levels[slot] === level + 1 && cache.indices[slot] === index) return;
+  }
+  cache.levels[slot] = level + 1;
+  cache.indices[slot] = index;
+  if (typeof hash === 'string') decodeInto(hash, cache.hashes.subarray(slot * 32, slot * 32 + 32));
+  else cache.hashes.set(hash, slot * 32);
+  cache.count++;
+}
+
+/** The stored hash of a slot equals `value` (32 bytes, or strict lowercase hex). */
+function slotEquals(cache: VerifiedNodes, slot: number, value: Uint8Array | string): boolean {
+  const base = slot * 32;
+  const hashes = cache.hashes;
+  if (typeof value === 'string') {
+    for (let i = 0; i < 32; i++) {
+      const first = value.charCodeAt(2 * i);
+      const second = value.charCodeAt(2 * i + 1);
+      if ((first | second) >= 128 || HEX_PAIR[(first << 7) | second] !== hashes[base + i]) return false;
+    }
+    return true;
+  }
+  for (let i = 0; i < 32; i++) if (value[i] !== hashes[base + i]) return false;
+  return true;
+}
 
 /** Proof elements as bytes, or as hex text decoded only when an element is hashed. */
 type ProofElements = readonly Uint8Array[] | readonly string[];
@@ -245,22 +329,6 @@ function decodeInto(hex: string, out: Uint8Array): boolean {
     out[i] = value;
   }
   return true;
-}
-
-/** True when `hex` is the strict lowercase hex of the 32 `bytes` (no allocation). */
-function hexEquals(hex: string, bytes: Uint8Array): boolean {
-  for (let i = 0; i < 32; i++) {
-    const first = hex.charCodeAt(2 * i);
-    const second = hex.charCodeAt(2 * i + 1);
-    if ((first | second) >= 128 || HEX_PAIR[(first << 7) | second] !== bytes[i]) return false;
-  }
-  return true;
-}
-
-/** Two 32-byte hashes, each as bytes or as (strict lowercase) hex, are equal. */
-function sameHash(a: Uint8Array | string, b: Uint8Array | string): boolean {
-  if (typeof a === 'string') return typeof b === 'string' ? a === b : hexEquals(a, b);
-  return typeof b === 'string' ? hexEquals(b, a) : bytesEqual(a, b);
 }
 
 /** Decoded hex elements land here; hasher.children copies its inputs before it returns. */
@@ -313,9 +381,9 @@ export function verifyInclusionCached(
     k = Math.floor(k / 2);
     level++;
     computed.push(level, k, r);
-    const verified = cache?.levels[level]?.get(k);
-    if (verified !== undefined) {
-      if (!sameHash(verified, r)) return false; // a verified node of this tree differs: no path to the root
+    const verified = cache ? findSlot(cache, level, k) : -1;
+    if (verified >= 0) {
+      if (!slotEquals(cache as VerifiedNodes, verified, r)) return false; // a verified node of this tree differs: no path to the root
       if (restIsVerified(cache as VerifiedNodes, proof, inner, level, k, used)) {
         remember(cache, computed, index, leafHash); // proven too: they lead to a verified node
         return true;
@@ -341,9 +409,9 @@ function restIsVerified(
   let p = from;
   while (l < inner || i > 0) {
     if (l < inner || i % 2 === 1) {
-      const sibling = cache.levels[l]?.get(l < inner ? (i % 2 === 1 ? i - 1 : i + 1) : i - 1);
+      const sibling = findSlot(cache, l, l < inner ? (i % 2 === 1 ? i - 1 : i + 1) : i - 1);
       const element = proof[p++];
-      if (sibling === undefined || element === undefined || !sameHash(element, sibling)) return false;
+      if (sibling < 0 || element === undefined || !slotEquals(cache, sibling, element)) return false;
     }
     i = Math.floor(i / 2);
     l++;
@@ -363,21 +431,10 @@ function remember(
   if (cache.count + computed.length / 3 > cache.limit) {
     // Full: start over rather than freeze. Verifiers walk ledgers in order, so the
     // nodes of the current region are worth more than those of a region passed long ago.
-    cache.levels.length = 0;
-    cache.count = 0;
+    allocate(cache, INITIAL_SLOTS);
   }
   for (let e = 0; e < computed.length; e += 3) {
-    const l = computed[e] as number;
-    const i = computed[e + 1] as number;
-    let byIndex = cache.levels[l];
-    if (!byIndex) {
-      byIndex = new Map();
-      cache.levels[l] = byIndex;
-    }
-    if (!byIndex.has(i)) {
-      byIndex.set(i, computed[e + 2] as Uint8Array | string);
-      cache.count++;
-    }
+    storeNode(cache, computed[e] as number, computed[e + 1] as number, computed[e + 2] as Uint8Array | string);
   }
 }
 
