@@ -16,12 +16,22 @@ export const MAX_INCONCLUSIVE_SHARE = 0.005;
 /** Worker threads per sweep (RAFT_SIM_WORKERS; default: one per core, at most 4). */
 const WORKERS = Math.max(1, Number(process.env.RAFT_SIM_WORKERS ?? Math.min(4, availableParallelism())));
 
-/** Runs one shard in a worker thread (TypeScript through tsx, as the simulate script does). */
+/**
+ * Runs one shard in a worker thread, on Node's own TypeScript transform (no loader to start
+ * in each worker; `resolve-ts.mjs` maps the sources' `.js` imports to their `.ts` files).
+ */
 function inWorker(profile: FaultProfileName, from: number, to: number): Promise<SweepTotals> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./sweep-worker.ts', import.meta.url), {
       workerData: { profile, from, to },
-      execArgv: ['--import', 'tsx', '--conditions', '@unrdf/source'],
+      execArgv: [
+        '--experimental-transform-types',
+        '--no-warnings',
+        '--conditions',
+        '@unrdf/source',
+        '--import',
+        new URL('./resolve-ts.mjs', import.meta.url).href,
+      ],
     });
     worker.once('message', (totals: SweepTotals) => {
       resolve(totals);
