@@ -64,24 +64,33 @@ function writeWord(buffer: Buffer, position: number, value: number): number {
   return at;
 }
 
-/** The V2 header and (index, count) pairs of a decoded histogram, validated before anything is merged. */
+/**
+ * The V2 header and the (index, count) pairs of a decoded histogram, validated before
+ * anything is merged. The pairs live in scratch arrays, valid until the next decode
+ * (decoding and merging are synchronous, so nothing else sees them meanwhile).
+ */
 interface DecodedCounts {
   readonly lowestDiscernibleValue: number;
   readonly significantDigits: SignificantDigits;
-  readonly indexes: number[];
-  readonly counts: number[];
+  /** How many pairs `scratchIndexes` and `scratchCounts` hold. */
+  readonly pairs: number;
 }
 
-function readCounts(bytes: Buffer): DecodedCounts {
-  if (bytes.length < V2_HEADER_BYTES || bytes.readInt32BE(0) !== V2_COOKIE) {
+// A count index is below MAX_COUNTS_INDEX, so there are at most that many pairs.
+const scratchIndexes = new Int32Array(MAX_COUNTS_INDEX + 1);
+const scratchCounts = new Float64Array(MAX_COUNTS_INDEX + 1);
+
+function readCounts(bytes: Uint8Array): DecodedCounts {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < V2_HEADER_BYTES || view.getInt32(0) !== V2_COOKIE) {
     throw new Error('not an HdrHistogram V2 encoding');
   }
-  const payloadBytes = bytes.readInt32BE(4);
+  const payloadBytes = view.getInt32(4);
   const end = V2_HEADER_BYTES + payloadBytes;
   if (payloadBytes < 0 || end > bytes.length) throw new Error('HdrHistogram payload length out of range');
-  if (bytes.readInt32BE(8) !== 0) throw new Error('HdrHistogram normalizing index offsets are not supported');
-  const significantDigits = bytes.readInt32BE(12);
-  const lowestDiscernibleValue = Number(bytes.readBigInt64BE(16));
+  if (view.getInt32(8) !== 0) throw new Error('HdrHistogram normalizing index offsets are not supported');
+  const significantDigits = view.getInt32(12);
+  const lowestDiscernibleValue = Number(view.getBigInt64(16));
   if (
     significantDigits < 1 ||
     significantDigits > 5 ||
@@ -89,8 +98,7 @@ function readCounts(bytes: Buffer): DecodedCounts {
   ) {
     throw new Error('HdrHistogram header out of range');
   }
-  const indexes: number[] = [];
-  const counts: number[] = [];
+  let pairs = 0;
   let index = 0;
   let at = V2_HEADER_BYTES;
   while (at < end) {
@@ -98,7 +106,7 @@ function readCounts(bytes: Buffer): DecodedCounts {
     let scale = 1;
     for (let byte = 0; ; byte++) {
       if (at >= end || byte >= 8) throw new Error('HdrHistogram payload: truncated or oversized word');
-      const b = bytes[at++] ?? 0;
+      const b = bytes[at++] as number;
       zigzag += (b & 0x7f) * scale;
       scale *= 0x80;
       if (b < 0x80) break;
@@ -107,14 +115,15 @@ function readCounts(bytes: Buffer): DecodedCounts {
     if (word < 0) index -= word;
     else {
       if (word > 0) {
-        indexes.push(index);
-        counts.push(word);
+        if (index >= MAX_COUNTS_INDEX) throw new Error('HdrHistogram payload: counts beyond any value range');
+        scratchIndexes[pairs] = index;
+        scratchCounts[pairs] = word;
+        pairs++;
       }
       index++;
     }
-    if (index > MAX_COUNTS_INDEX) throw new Error('HdrHistogram payload: counts beyond any value range');
   }
-  return { lowestDiscernibleValue, significantDigits: significantDigits as SignificantDigits, indexes, counts };
+  return { lowestDiscernibleValue, significantDigits: significantDigits as SignificantDigits, pairs };
 }
 
 /**
@@ -165,14 +174,14 @@ export class LatencyHistogram {
       this.#version++;
       return;
     }
-    const { lowestDiscernibleValue, significantDigits, indexes, counts } = readCounts(bytes);
+    const { lowestDiscernibleValue, significantDigits, pairs } = readCounts(bytes);
     // Counts indexes depend only on the unit and the significant digits: with the same
     // ones an index means the same value here, and counts add index by index (what
     // JsHistogram.add does for equal layouts). Else go through a histogram of theirs.
     const same = lowestDiscernibleValue === LOWEST_DISCERNIBLE && significantDigits === SIGNIFICANT_DIGITS;
     const target = same ? this.#histogram : build(lowestDiscernibleValue, significantDigits);
-    const last = indexes.at(-1);
-    if (last === undefined) return;
+    if (pairs === 0) return;
+    const last = scratchIndexes[pairs - 1] as number;
     const top = target.highestEquivalentValue(target.valueFromIndex(last));
     if (!Number.isSafeInteger(top)) throw new Error('HdrHistogram payload: value out of range');
     if (last >= target.countsArrayLength) {
@@ -180,15 +189,15 @@ export class LatencyHistogram {
       target.highestTrackableValue = target.highestEquivalentValue(target.valueFromIndex(target.countsArrayLength - 1));
     }
     let total = 0;
-    for (let i = 0; i < indexes.length; i++) {
-      const count = counts[i] ?? 0;
-      target.addToCountAtIndex(indexes[i] ?? 0, count);
+    for (let i = 0; i < pairs; i++) {
+      const count = scratchCounts[i] as number;
+      target.addToCountAtIndex(scratchIndexes[i] as number, count);
       total += count;
     }
     target.setTotalCount(target.totalCount + total);
     // Min and max as JsHistogram.decode establishes them: the top bucket's highest value, the lowest non-zero bucket.
     target.updateMinAndMax(top);
-    const lowest = indexes[0] === 0 ? indexes[1] : indexes[0];
+    const lowest = scratchIndexes[0] === 0 ? (pairs > 1 ? scratchIndexes[1] : undefined) : scratchIndexes[0];
     if (lowest !== undefined) target.updateMinAndMax(target.valueFromIndex(lowest));
     if (!same) this.#histogram.add(target);
     this.#version++;
