@@ -370,6 +370,7 @@ describe('openLedger durability', () => {
         sizeAtSync = ledger.size(); // not yet served: the batch is committed, not yet synced
         fdatasyncSync(fd);
       },
+      now: () => 0,
     };
     await using ledger = openLedgerWithSyncIo(
       { path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] },
@@ -431,6 +432,41 @@ describe('openLedger durability', () => {
     expect(ledger.latestCheckpoint()).toBe(results[19]?.checkpoint);
   });
 
+  it('moves small batches to the thread pool while the disk is slow, and back once it is fast', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    const calls: string[] = [];
+    let clock = 0;
+    let syncTakesMs = 0;
+    const io: LedgerSyncIo = {
+      fdatasync: (fd, callback) => {
+        calls.push('pool');
+        clock += syncTakesMs;
+        fdatasync(fd, callback);
+      },
+      fdatasyncSync: (fd) => {
+        calls.push('inline');
+        clock += syncTakesMs;
+        fdatasyncSync(fd);
+      },
+      now: () => clock,
+    };
+    await using ledger = openLedgerWithSyncIo(
+      { path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] },
+      io,
+    );
+    await ledger.append(bodyFor(0));
+    syncTakesMs = 40; // one slow sync (a congested disk): the average goes to 5 ms
+    await ledger.append(bodyFor(1));
+    syncTakesMs = 0;
+    for (let n = 2; n < 40; n++) await ledger.append(bodyFor(n));
+    expect(calls.slice(0, 3)).toEqual(['inline', 'inline', 'pool']);
+    // Back on the event loop once the average of fast syncs fell under 1 ms (13 of them).
+    const back = calls.indexOf('inline', 2);
+    expect(back).toBe(2 + 13);
+    expect(calls.slice(back).every((c) => c === 'inline')).toBe(true);
+    expect(ledger.size()).toBe(40);
+  });
+
   describe('a failed fsync', () => {
     /** Node's own syncs until `failing` is set, then EIO, as a dying disk reports it. */
     const failingIo = () => {
@@ -447,6 +483,7 @@ describe('openLedger durability', () => {
           state.failures++;
           throw eio();
         },
+        now: () => performance.now(),
       };
       return { state, io };
     };

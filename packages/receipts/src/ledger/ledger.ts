@@ -57,6 +57,12 @@ const MAX_SYNCS_IN_FLIGHT = 2;
  * on the event loop.
  */
 const INLINE_SYNC_MAX_BATCH = 64;
+/**
+ * ...and only while the disk answers fast: syncs (either way) feed a moving average of
+ * their duration, and above this many milliseconds every sync goes to the pool, so a
+ * slow or congested disk never stalls the event loop.
+ */
+const INLINE_SYNC_MAX_MS = 1;
 
 /**
  * Internal: the file syncs an owned ledger makes (fsync-after-commit), injectable so a
@@ -65,8 +71,10 @@ const INLINE_SYNC_MAX_BATCH = 64;
 export interface LedgerSyncIo {
   readonly fdatasync: (fd: number, callback: (error: Error | null) => void) => void;
   readonly fdatasyncSync: (fd: number) => void;
+  /** A monotonic clock in ms, to time the syncs (it decides scheduling, never content). */
+  readonly now: () => number;
 }
-const NODE_SYNC_IO: LedgerSyncIo = { fdatasync, fdatasyncSync };
+const NODE_SYNC_IO: LedgerSyncIo = { fdatasync, fdatasyncSync, now: () => performance.now() };
 
 const SignerSchema = z.strictObject({
   /** `PRIVATE+KEY+…` text, or a signer (e.g. from `loadSignerKeyFile`). */
@@ -710,8 +718,10 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     if (unsynced.length === 0 || lastSyncStartedFor >= covers) return;
     lastSyncStartedFor = covers;
     syncsInFlight++;
+    const started = io.now();
     io.fdatasync(fd, (error) => {
       syncsInFlight--;
+      noteSyncMs(io.now() - started);
       if (error) failSync(error);
       else {
         releaseUpTo(covers);
@@ -726,14 +736,22 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     });
   };
 
-  /** Syncs the WAL on the event loop, now: for a small batch with no sync in flight. */
+  /** Moving average of recent fdatasync durations (ms), each weighing 1/8. */
+  let syncMs = 0;
+  const noteSyncMs = (ms: number): void => {
+    syncMs += (ms - syncMs) / 8;
+  };
+
+  /** Syncs the WAL on the event loop, now: for a small batch with no sync in flight, on a fast disk. */
   const syncInline = (): void => {
     const fd = walFd;
     if (fd === undefined || syncFailure !== undefined) return;
     const covers = committedSeq;
     lastSyncStartedFor = covers;
+    const started = io.now();
     try {
       io.fdatasyncSync(fd);
+      noteSyncMs(io.now() - started);
     } catch (error) {
       failSync(error);
       notifySyncIdle();
@@ -752,7 +770,7 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       return;
     }
     unsynced.push({ seq: ++committedSeq, treeSize: committedEdge?.size ?? currentSize(), outcomes });
-    if (batch.length <= INLINE_SYNC_MAX_BATCH && syncsInFlight === 0) syncInline();
+    if (batch.length <= INLINE_SYNC_MAX_BATCH && syncsInFlight === 0 && syncMs <= INLINE_SYNC_MAX_MS) syncInline();
     else startSync();
   };
 
