@@ -140,7 +140,8 @@ const RaftNodeOptionsSchema = z.object({
   proposalTimeoutMs: z.number().int().positive().optional(),
   /**
    * Client sessions kept (least recently used evicted first; default 100,000). A client must
-   * start at sequence 1; one whose session was evicted gets SessionExpiredError.
+   * start with nothing acknowledged (sequence 1, or `firstUnacked` 1); one whose session was
+   * evicted gets SessionExpiredError.
    */
   maxSessions: z.number().int().positive().optional(),
   /** Unacknowledged results kept per client session (its window of requests in flight; default 1,024). */
@@ -395,6 +396,9 @@ export class RaftNode implements AsyncDisposable {
    * @throws {NotLeaderError} (rejects) when this node is not the leader.
    * @throws {ProposalDroppedError} when another leader took the slot; retry.
    * @throws {ProposalTimeoutError} when the outcome is unknown; retry with the same session.
+   * @throws {SessionStaleError} when the sequence is below the client's acknowledged window (not applied).
+   * @throws {SessionWindowFullError} when the client has `maxOutstandingPerClient` unanswered requests.
+   * @throws {SessionExpiredError} when the client's session expired (not applied).
    */
   propose<Result = unknown>(command: Uint8Array, session?: ClientSession): Promise<Result> {
     if (this.closed) return Promise.reject(new NotLeaderError(undefined));
