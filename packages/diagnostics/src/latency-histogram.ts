@@ -233,16 +233,45 @@ export class LatencyHistogram {
   /** The usual percentiles. No mean: HdrHistogram computes it by a full scan, and nobody should alert on it. */
   percentiles(): LatencyPercentiles {
     const empty = this.count === 0;
+    const [p50 = 0, p90 = 0, p95 = 0, p99 = 0, p999 = 0] = empty ? [] : this.#valuesAt([50, 90, 95, 99, 99.9]);
     return {
       count: this.count,
       min: empty ? 0 : this.#histogram.minNonZeroValue / MICROS_PER_MS,
-      p50: this.percentile(50),
-      p90: this.percentile(90),
-      p95: this.percentile(95),
-      p99: this.percentile(99),
-      p999: this.percentile(99.9),
+      p50,
+      p90,
+      p95,
+      p99,
+      p999,
       max: empty ? 0 : this.#histogram.maxValue / MICROS_PER_MS,
     };
+  }
+
+  /**
+   * Values (ms) at ascending percentiles (> 0) in one pass over the counts, by
+   * JsHistogram.getValueAtPercentile's rule: the first index whose running count
+   * reaches ceil(p/100 x total - 1 ulp), reported as that bucket's highest value.
+   */
+  #valuesAt(percentiles: readonly number[]): number[] {
+    const h = this.#histogram;
+    const total = h.totalCount;
+    const rank = (p: number) => {
+      const fp = (Math.min(p, 100) / 100) * total;
+      return Math.max(Math.ceil(fp - 2 ** (Math.floor(Math.log2(fp)) - 52)), 1);
+    };
+    const values: number[] = [];
+    let next = 0;
+    let target = rank(percentiles[0] ?? 100);
+    let running = 0;
+    for (let i = 0; i < h.countsArrayLength && next < percentiles.length; i++) {
+      running += h.getCountAtIndex(i);
+      while (next < percentiles.length && running >= target) {
+        values.push(h.highestEquivalentValue(h.valueFromIndex(i)) / MICROS_PER_MS);
+        next++;
+        target = rank(percentiles[next] ?? 100);
+      }
+    }
+    while (values.length < percentiles.length) values.push(0);
+    return values;
   }
 
   /**

@@ -197,6 +197,20 @@ describe('LatencyHistogram', () => {
     );
   });
 
+  it('gives the same percentiles in one pass as one at a time', () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: 0, max: 600_000, noNaN: true }), { maxLength: 500 }), (values) => {
+        const h = new LatencyHistogram();
+        for (const v of values) h.record(v);
+        const all = h.percentiles();
+        expect([all.p50, all.p90, all.p95, all.p99, all.p999]).toEqual(
+          [50, 90, 95, 99, 99.9].map((p) => h.percentile(p)),
+        );
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('changes nothing when an encoding is cut short or corrupt', () => {
     const target = new LatencyHistogram();
     target.record(5);
