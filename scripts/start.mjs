@@ -1,18 +1,14 @@
 // `./run start`: starts the reference daemon (apps/daemon) on its embedded default.
+// It runs the app's bin with this Node directly (not through another `pnpm run`), so
+// Ctrl-C reaches the daemon once and its exit code is the command's.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-const app = new URL('../apps/daemon/package.json', import.meta.url);
-if (!existsSync(app)) {
-  process.stderr.write(
-    'unrdf daemon: not built yet. The reference app (apps/daemon) does not exist in this\n' +
-      'checkout; the packages it composes are being built first (see the README).\n',
-  );
-  process.exit(1);
-}
-const child = spawn('pnpm', ['--filter', '@unrdf/daemon-app', 'run', 'start', ...process.argv.slice(2)], {
-  stdio: 'inherit',
-});
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+const bin = fileURLToPath(new URL('../apps/daemon/bin/unrdf-daemon.mjs', import.meta.url));
+const child = spawn(process.execPath, [bin, 'start', ...process.argv.slice(2)], { stdio: 'inherit' });
+// The terminal sends SIGINT to the whole process group, the daemon included: passing it
+// on as well would count as a second signal (exit at once). Forward only SIGTERM.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => child.kill('SIGTERM'));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -4,7 +4,7 @@ import { createDaemon, type Daemon, InvalidInputError } from '@unrdf/daemon';
 import { z } from 'zod';
 import { type AdminToken, ensureAdminToken, openTokenStore } from './auth/tokens.js';
 import { sleepHandler } from './handlers/sleep.js';
-import { startHttpServer } from './http/server.js';
+import { DEFAULT_RATE_LIMIT, startHttpServer } from './http/server.js';
 import { createRdfHandlers, type EntityStore, openEntityStore } from './rdf/index.js';
 import { createTelemetry, type Telemetry } from './telemetry.js';
 
@@ -31,6 +31,8 @@ const AppOptionsSchema = z.strictObject({
   echoLogs: z.boolean().optional(),
   /** Handlers running at once, all types together. */
   concurrency: z.number().int().min(1).max(100_000).optional(),
+  /** Requests per minute per API token (default DEFAULT_RATE_LIMIT.max); 0 turns the limit off. */
+  rateLimitPerMinute: z.number().int().min(0).max(1_000_000_000).optional(),
 });
 export type AppOptions = z.input<typeof AppOptionsSchema>;
 
@@ -106,6 +108,14 @@ export async function startApp(options: AppOptions): Promise<App> {
       telemetry,
       host: o.host ?? DEFAULT_HOST,
       port: o.port ?? DEFAULT_PORT,
+      ...(o.rateLimitPerMinute === undefined
+        ? {}
+        : {
+            rateLimit:
+              o.rateLimitPerMinute === 0
+                ? (false as const)
+                : { max: o.rateLimitPerMinute, timeWindowMs: DEFAULT_RATE_LIMIT.timeWindowMs },
+          }),
     });
     cleanups.push(() => http.close());
     daemon.logger.logger.info(

@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { type OperationViewBody, OperationViewSchema, ReceiptBundleBodySchema } from '../http/schemas.js';
+import { DEFAULT_RATE_LIMIT } from '../http/server.js';
 import * as api from './api.js';
 import { type ClientOptions, type ClientResponse, request } from './client.js';
 import { CliError, failure, usageError, zodLines } from './errors.js';
@@ -165,6 +166,16 @@ export function createProgram(io: CliIo): Command {
         .default(10_000)
         .argParser(intOption('--drain-ms', 0, 600_000)),
     )
+    .addOption(
+      new Option('--concurrency <n>', 'handlers running at once, all types together')
+        .default(1000)
+        .argParser(intOption('--concurrency', 1, 100_000)),
+    )
+    .addOption(
+      new Option('--rate-limit <n>', 'requests per minute per API token (0: no limit)')
+        .default(DEFAULT_RATE_LIMIT.max)
+        .argParser(intOption('--rate-limit', 0, 1_000_000_000)),
+    )
     .action(async (flags) => {
       await runStart(
         {
@@ -175,6 +186,8 @@ export function createProgram(io: CliIo): Command {
           handlerModules: flags.handlers,
           logLevel: flags.logLevel,
           drainMs: flags.drainMs,
+          concurrency: flags.concurrency,
+          rateLimitPerMinute: flags.rateLimit,
         },
         io,
       );

@@ -12,6 +12,9 @@ export interface StartRequest {
   readonly handlerModules: readonly string[] | undefined;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   readonly drainMs: number;
+  readonly concurrency: number;
+  /** Requests per minute per API token; 0 turns the limit off. */
+  readonly rateLimitPerMinute: number;
 }
 
 /**
@@ -68,6 +71,8 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
       ...(request.handlerModules === undefined ? {} : { handlerModules: [...request.handlerModules] }),
       logLevel: request.logLevel,
       echoLogs: true,
+      concurrency: request.concurrency,
+      rateLimitPerMinute: request.rateLimitPerMinute,
     });
   } catch (error) {
     if (error instanceof DataDirLockedError) {
