@@ -77,7 +77,21 @@ export interface AppProcess extends ServerProcess {
 export async function startApp(dataDir: string, extraArgs: readonly string[] = []): Promise<AppProcess> {
   const server = await startProcess(
     APP_CLI,
-    ['start', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...extraArgs],
+    // The per-token rate limit stays on (its cost is measured) but far above the offered load.
+    [
+      'start',
+      '--data-dir',
+      dataDir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--log-level',
+      'warn',
+      '--rate-limit',
+      '100000000',
+      ...extraArgs,
+    ],
     /(http:\/\/127\.0\.0\.1:\d+)/,
   );
   const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
