@@ -50,6 +50,8 @@ export const benchmark: Benchmark = {
     const app = await startApp(join(ctx.scratchDir, 'app')); // the app runs up to 1000 handlers at once by default
     const echo = await startEcho();
     const pool = poolFor(app.url, 128);
+    // Samples go over their own connection, never queued behind the load's POSTs.
+    const samplePool = poolFor(app.url, 1);
     const echoPool = poolFor(echo.url, 128);
     try {
       // Warm-up, not measured.
@@ -63,13 +65,13 @@ export const benchmark: Benchmark = {
           }),
       });
       await sleep(500);
-      const before = await sampleCompletions(pool, app.token);
+      const before = await sampleCompletions(samplePool, app.token);
       const samples: Sample[] = [before];
       let sampling = true;
       const sampler = (async () => {
         while (sampling) {
           await sleep(1000);
-          samples.push(await sampleCompletions(pool, app.token));
+          samples.push(await sampleCompletions(samplePool, app.token));
         }
       })();
       const started = performance.now();
@@ -90,7 +92,7 @@ export const benchmark: Benchmark = {
       while (last.success + last.failure - (before.success + before.failure) < accepted) {
         if (performance.now() > drainDeadline) break;
         await sleep(250);
-        last = await sampleCompletions(pool, app.token);
+        last = await sampleCompletions(samplePool, app.token);
         samples.push(last);
       }
       sampling = false;
@@ -101,7 +103,7 @@ export const benchmark: Benchmark = {
       // Sustained: completions per second after the first fifth of the load, up to its end.
       const loadEnd = started + durationMs;
       const from = samples.find((s) => s.atMs >= started + durationMs / 5) ?? before;
-      const to = [...samples].reverse().find((s) => s.atMs <= loadEnd + 1000) ?? last;
+      const to = [...samples].reverse().find((s) => s.atMs <= loadEnd && s.atMs > from.atMs) ?? last;
       const sustained = to.atMs > from.atMs ? ((to.success - from.success) * 1000) / (to.atMs - from.atMs) : 0;
       const report = await requestJson<{ metrics: Record<string, { lifetimeMs: { p99: number; count: number } }> }>(
         pool,
@@ -177,7 +179,7 @@ export const benchmark: Benchmark = {
         ],
       };
     } finally {
-      await Promise.all([pool.close(), echoPool.close()]);
+      await Promise.all([pool.close(), samplePool.close(), echoPool.close()]);
       await Promise.all([app.stop(), echo.stop()]);
     }
   },
