@@ -565,21 +565,25 @@ class UnrdfDaemon implements Daemon {
     if (event.kind !== 'completed' && event.kind !== 'dead' && event.kind !== 'cancelled') return;
     // Transitions arrive once their commit is on disk: the receipt is durable now.
     const appended = this.#extension?.released(event.id);
-    const operation = this.#queue?.get(event.id);
-    const now = this.#o.clock();
-    if (operation !== undefined && metrics !== undefined) {
+    const waiters = this.#waiters.get(event.id);
+    // The receipt carries the submission time; the stored operation is read only when
+    // someone waits for it or the receipt is missing (the hot path reads nothing).
+    const operation = waiters !== undefined || appended === undefined ? this.#queue?.get(event.id) : undefined;
+    const submittedAt = appended?.receipt.submittedAt ?? operation?.createdAt;
+    if (submittedAt !== undefined && metrics !== undefined) {
       const ok = event.kind === 'completed';
-      const error = operation.error;
+      const error = ok ? null : (operation?.error ?? parseError(event.error));
       metrics.recordOperation({
         id: event.id,
         type: event.type,
         ok,
-        durationMs: Math.max(0, event.at - operation.createdAt),
-        ...(ok || error === null
-          ? {}
-          : { errorType: error.code ?? error.name, errorMessage: error.message.slice(0, 1024) }),
+        durationMs: Math.max(0, event.at - submittedAt),
+        ...(error === null ? {} : { errorType: error.code ?? error.name, errorMessage: error.message.slice(0, 1024) }),
       });
-      metrics.observe('receipt', { durationMs: Math.max(0, now - operation.createdAt), ok: appended !== undefined });
+      metrics.observe('receipt', {
+        durationMs: Math.max(0, this.#o.clock() - submittedAt),
+        ok: appended !== undefined,
+      });
     }
     this.#logger?.logger.info(
       {
@@ -590,7 +594,6 @@ class UnrdfDaemon implements Daemon {
       },
       'operation finished',
     );
-    const waiters = this.#waiters.get(event.id);
     if (waiters !== undefined && operation !== undefined) {
       const view = this.#view(operation);
       for (const waiter of [...waiters]) waiter(view);
@@ -721,6 +724,21 @@ class UnrdfDaemon implements Daemon {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/** A stored error (JSON text of `{ name, message, code? }`), or a stand-in when it is missing or not JSON. */
+function parseError(text: string | undefined): { name: string; message: string; code?: string } {
+  if (text === undefined) return { name: 'Cancelled', message: 'cancelled' };
+  try {
+    const e = JSON.parse(text) as { name?: unknown; message?: unknown; code?: unknown };
+    return {
+      name: typeof e.name === 'string' ? e.name : 'Error',
+      message: typeof e.message === 'string' ? e.message : '',
+      ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    };
+  } catch {
+    return { name: 'Error', message: text.slice(0, 1024) };
   }
 }
 

@@ -86,6 +86,10 @@ describe('createDaemon', () => {
         [{ status: 'failed', errorCode: 'CANCELLED' }, 0, null],
       ]);
       for (const o of [boom, flaky, slow]) expect(daemon.verify(daemon.receipt(o.id)).status).toBe('valid');
+      const failures = daemon.metrics.snapshot().recentFailures;
+      expect(failures.find((f) => f.id === boom.id)).toMatchObject({ errorType: 'UNRDF_QUEUE_UNRECOVERABLE' });
+      expect(failures.find((f) => f.id === flaky.id)).toMatchObject({ errorType: 'Error', errorMessage: 'transient' });
+      expect(failures.find((f) => f.id === slow.id)).toMatchObject({ errorType: 'Cancelled' });
     });
 
     it('rejects bad requests and inputs without writing anything', async () => {
