@@ -37,6 +37,9 @@ describe('createDaemon', () => {
       expect(done?.receipt?.leafIndex).toBe(0);
       const bundle = daemon.receipt(op.id);
       expect(bundle?.receipt).toMatchObject({ operationId: op.id, type: 'greet', subject: 'urn:x:1', attempt: 1 });
+      // Known answers (computed with Python's hashlib): SHA-256("unrdf-json/v1" 0x00 JCS(value)).
+      expect(bundle?.receipt.inputDigest).toBe('bab05389255c7232979dab5bd86789aa72874e8d14c6943ad5f1e430023ceeaa');
+      expect(bundle?.receipt.outputDigest).toBe('ece691784d9bca05083f15619312242ad2c957904bbfbb400230cdf11a3f4e0f');
       expect(verifyReceipt(bundle?.receipt, bundle?.proof, bundle?.checkpoint, daemon.trustedKeys).status).toBe(
         'valid',
       );
