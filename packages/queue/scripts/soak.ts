@@ -17,6 +17,9 @@
 //   --dir DIR           where the store lives (default: a fresh temporary directory, removed after)
 //   --out FILE          also write the samples and a summary as JSON
 //
+// Run node with --expose-gc to also get `liveHeapMb`: the heap right after a full GC at
+// each sample (what is really retained; `heapMb` includes garbage not yet collected).
+//
 // Each sample is one JSON line on stdout; the last line is a summary with the first-to-last
 // trend of every figure (so a soak that runs for hours reports its trend, not one number).
 import fs, { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -202,6 +205,13 @@ function sample(now: number): void {
   const done = completed - last.completed;
   const seconds = (now - last.t) / 1000;
   const mem = process.memoryUsage();
+  // A full GC (only with --expose-gc), to tell what is retained from garbage not yet collected.
+  const collect = (globalThis as { gc?: () => void }).gc;
+  let liveHeapMb = Number.NaN;
+  if (collect) {
+    collect();
+    liveHeapMb = process.memoryUsage().heapUsed / 2 ** 20;
+  }
   const s = queue.stats();
   const span = seqSpan.get() as { lo: number | null; hi: number | null };
   const db = pages.get() as { bytes: number; free: number };
@@ -219,6 +229,7 @@ function sample(now: number): void {
     cpuPct: Number((((cpu.user + cpu.system) / 1000 / (now - last.t)) * 100).toFixed(1)),
     heapMb: Number((mem.heapUsed / 2 ** 20).toFixed(1)),
     heapTotalMb: Number((mem.heapTotal / 2 ** 20).toFixed(1)),
+    liveHeapMb: Number(liveHeapMb.toFixed(1)),
     rssMb: Number((mem.rss / 2 ** 20).toFixed(1)),
     externalMb: Number((mem.external / 2 ** 20).toFixed(1)),
     gcPct: Number((((gc.ms - last.gc.ms) / (now - last.t)) * 100).toFixed(2)),
@@ -289,6 +300,7 @@ const full = samples.slice(0, -1).length >= 2 ? samples.slice(0, -1) : samples;
 const first = full[0] ?? {};
 const lastRow = full[full.length - 1] ?? {};
 const keys = [
+  'liveHeapMb',
   'completionsPerSec',
   'waitP99',
   'cpuUsPerOp',

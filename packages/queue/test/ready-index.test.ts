@@ -13,6 +13,18 @@ const entry = (id: string, priority: number, group: string, runAt = 0): ReadyEnt
 });
 
 describe('ReadyIndex', () => {
+  it('keeps no entry that is added and removed at once, even when nothing is taken', () => {
+    // The executor's claim on enqueue: every operation is added, then removed, and its lane
+    // never sees a take().
+    const index = new ReadyIndex();
+    for (let i = 0; i < 10_000; i++) {
+      index.add(entry(`op${i}`, i % 3, i % 2 === 0 ? '' : 'g'), 0);
+      index.remove(`op${i}`);
+    }
+    expect(index.readyCount).toBe(0);
+    expect(index.held).toBe(0);
+  });
+
   it('hands out every live entry exactly once, by priority, FIFO within a group, round-robin between groups', () => {
     fc.assert(
       fc.property(
@@ -40,6 +52,7 @@ describe('ReadyIndex', () => {
               .sort(),
           );
           expect(index.readyCount).toBe(0);
+          expect(index.held).toBe(0);
           // Priorities never increase along the order of hand-out.
           for (let i = 1; i < taken.length; i++) {
             expect((taken[i] as ReadyEntry).priority).toBeLessThanOrEqual((taken[i - 1] as ReadyEntry).priority);

@@ -29,6 +29,13 @@ class Fifo<T> {
     return this.#items[this.#head];
   }
 
+  /** Drops `item` if it is the last one pushed (and not yet shifted); true if it did. */
+  dropIfLast(item: T): boolean {
+    if (this.length === 0 || this.#items[this.#items.length - 1] !== item) return false;
+    this.#items.pop();
+    return true;
+  }
+
   shift(): T | undefined {
     if (this.#head >= this.#items.length) return undefined;
     const item = this.#items[this.#head];
@@ -112,6 +119,12 @@ export class ReadyIndex {
   readonly #byId = new Map<string, ReadyEntry>();
   readonly #delayed = new DelayHeap();
   #delayedCount = 0;
+  #held = 0;
+
+  /** Entries kept in ready lanes, removed ones not yet dropped included (bounded memory). */
+  get held(): number {
+    return this.#held;
+  }
 
   /** Due entries (all types). */
   get readyCount(): number {
@@ -150,10 +163,15 @@ export class ReadyIndex {
     if (entry === undefined) return;
     this.#byId.delete(id);
     entry.removed = true;
-    // Removed entries stay where they are and are dropped when they surface.
+    // Removed entries stay where they are and are dropped when they surface, except the
+    // last one added to its FIFO, dropped now: a lane no take() visits would otherwise keep
+    // every such entry (see `held`).
     if (entry.ready) {
       const lane = this.#lanes.get(entry.type);
-      if (lane) lane.size--;
+      if (lane) {
+        lane.size--;
+        if (lane.levels.get(entry.priority)?.groups.get(entry.group)?.dropIfLast(entry)) this.#held--;
+      }
     } else {
       this.#delayedCount--;
     }
@@ -205,7 +223,10 @@ export class ReadyIndex {
         if (i >= level.ring.length) i = 0;
         const group = level.ring[i] as string;
         const fifo = level.groups.get(group) as Fifo<ReadyEntry>;
-        while (fifo.length > 0 && (fifo.peek() as ReadyEntry).removed) fifo.shift();
+        while (fifo.length > 0 && (fifo.peek() as ReadyEntry).removed) {
+          fifo.shift();
+          this.#held--;
+        }
         if (fifo.length === 0) {
           level.groups.delete(group);
           level.ring.splice(i, 1);
@@ -218,6 +239,7 @@ export class ReadyIndex {
           continue;
         }
         const entry = fifo.shift() as ReadyEntry;
+        this.#held--;
         lane.size--;
         this.#byId.delete(entry.id);
         level.cursor = i + 1;
@@ -266,6 +288,7 @@ export class ReadyIndex {
       level.ring.push(entry.group);
     }
     fifo.push(entry);
+    this.#held++;
     lane.size++;
   }
 }
