@@ -37,6 +37,11 @@ export interface BatchMember {
 const isFunction = (v: unknown) => typeof v === 'function';
 const MAX_TIMER_MS = 2_147_483_647;
 const positiveInt = (max: number) => z.number().int().min(1).max(max);
+/** Retry delays: exponential from baseMs, capped at maxMs, with full jitter (see @unrdf/queue). */
+const Backoff = z.strictObject({
+  baseMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
+  maxMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
+});
 
 /**
  * How the daemon runs and proves one operation type. Digests default to SHA-256 of the
@@ -61,12 +66,7 @@ export const HandlerPolicySchema = z.strictObject({
   concurrency: positiveInt(100_000).optional(),
   timeoutMs: positiveInt(MAX_TIMER_MS).optional(),
   maxAttempts: positiveInt(1000).optional(),
-  backoff: z
-    .strictObject({
-      baseMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
-      maxMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
-    })
-    .optional(),
+  backoff: Backoff.optional(),
   /** What happens to an operation that was running when the process died (default `retry`). */
   crashPolicy: z.enum(['retry', 'fail']).optional(),
   priority: z.number().int().min(-1000).max(1000).optional(),
@@ -112,12 +112,7 @@ export const DaemonOptionsSchema = z.strictObject({
     .strictObject({
       timeoutMs: positiveInt(MAX_TIMER_MS).optional(),
       maxAttempts: positiveInt(1000).optional(),
-      backoff: z
-        .strictObject({
-          baseMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
-          maxMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
-        })
-        .optional(),
+      backoff: Backoff.optional(),
     })
     .optional(),
   /** Keep finished operations (and idempotency keys) this long; receipts are kept forever (default 7 days). */

@@ -1,7 +1,7 @@
 // The wire schemas of the HTTP API: the server validates requests with them, the
 // OpenAPI document is generated from them, and clients (the CLI, the benchmarks)
 // parse answers with them.
-import { OperationTypeName, SubmitSchema } from '@unrdf/daemon';
+import { OperationTypeName, ReceiptBundleSchema, SubmitSchema } from '@unrdf/daemon';
 import { z } from 'zod';
 
 /** Every 4xx/5xx body: a stable code, a message that says what to do, and `path: message` lines. */
@@ -69,14 +69,7 @@ export const CancelResultSchema = z.object({
 });
 
 /** A receipt, its inclusion proof (RFC 9162 §2.1.3) and the signed checkpoint the proof leads to. */
-export const ReceiptBundleBodySchema = z.strictObject({
-  receipt: z.unknown(),
-  proof: z.unknown(),
-  checkpoint: z
-    .string()
-    .min(1)
-    .max(64 * 1024),
-});
+export const ReceiptBundleBodySchema = ReceiptBundleSchema;
 export type ReceiptBundleBody = z.infer<typeof ReceiptBundleBodySchema>;
 
 /** The answer of `POST /v1/verify`: `valid`, or why not. */
