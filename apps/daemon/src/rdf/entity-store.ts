@@ -1,10 +1,16 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { InvalidInputError } from '@unrdf/daemon';
 import { z } from 'zod';
 import { countLines, entityDigest, toHex } from './canonical.js';
-import { EntityExistsError, EntityNotFoundError, EntityStoreClosedError, StaleTokenError } from './errors.js';
+import {
+  EntityExistsError,
+  EntityNotFoundError,
+  EntityStoreClosedError,
+  EntityStoreSyncError,
+  StaleTokenError,
+} from './errors.js';
 
 /** One entity as stored. */
 export interface StoredEntity {
@@ -53,25 +59,47 @@ export interface ApplyRequest {
   readonly changes: readonly EntityChange[];
 }
 
+/** Counters of the store's write path since it was opened. */
+export interface EntityStoreStats {
+  /** Transactions committed: one per event-loop turn in which `apply` was called (group commit). */
+  readonly transactions: number;
+  /** WAL fdatasyncs that returned successfully. */
+  readonly syncs: number;
+}
+
 /** An open entity store. */
 export interface EntityStore extends AsyncDisposable {
   readonly path: string;
-  /** The entity, or undefined when it does not exist (never created, or deleted). */
+  /**
+   * The entity, or undefined when it does not exist (never created, or deleted). Reads see every
+   * committed apply, including one whose sync is still running (its promise not yet resolved).
+   * @throws {EntityStoreClosedError} after close.
+   * @throws {EntityStoreSyncError} after a failed sync.
+   */
   get(subject: string): StoredEntity | undefined;
   /**
-   * Applies every change in one durable transaction, or none.
+   * Applies every change of the request atomically, or none, and resolves once that is durable.
+   * Applies requested in one event-loop turn share one transaction and one WAL fdatasync (group
+   * commit), each inside its own SAVEPOINT, so one that fails rolls back only itself.
    * @throws {EntityExistsError} create of an existing entity.
    * @throws {EntityNotFoundError} update or delete of a missing one.
    * @throws {StaleTokenError} the operation was applied by an attempt with a higher token.
+   * @throws {EntityStoreSyncError} the WAL sync failed (final: every later call is refused too);
+   *   the apply may or may not have persisted, and a retry with the same operation id is safe.
+   * @throws {EntityStoreClosedError} after close.
    */
-  apply(request: ApplyRequest): ApplyResult;
+  apply(request: ApplyRequest): Promise<ApplyResult>;
   /**
    * Forgets the outcomes of operations applied before `appliedBefore` (epoch ms); returns how many.
    * Only prune operations the queue can no longer retry (final, or older than its retention):
-   * a retry of a forgotten operation would be applied again.
+   * a retry of a forgotten operation would be applied again. The deletion becomes durable with
+   * the next apply's sync or at close (losing it in a power cut only keeps outcomes longer).
    */
   pruneOperations(appliedBefore: number): number;
-  close(): void;
+  /** Transaction and sync counters (for tests and metrics). */
+  stats(): EntityStoreStats;
+  /** Commits what was requested, waits until it is synced (or the sync failed), then closes. */
+  close(): Promise<void>;
 }
 
 const EntityStoreOptionsSchema = z.strictObject({
@@ -79,8 +107,21 @@ const EntityStoreOptionsSchema = z.strictObject({
   path: z.string().min(1),
   /** Wall clock (epoch ms) for `applied_at`; injected by tests. */
   clock: z.custom<() => number>((v) => typeof v === 'function').optional(),
+  /** Flush at once when this many applies wait (bounds one transaction); default 1024. */
+  maxBatch: z.number().int().positive().optional(),
+  /** `fs.fdatasync` of the WAL; injected by tests to make a sync fail. */
+  fdatasync: z.custom<FdatasyncFn>((v) => typeof v === 'function').optional(),
 });
 export type EntityStoreOptions = z.input<typeof EntityStoreOptionsSchema>;
+
+/** The shape of `fs.fdatasync`. */
+type FdatasyncFn = (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void;
+
+const DEFAULT_MAX_BATCH = 1024;
+/** fdatasyncs in flight at once: libuv's thread pool has 4 threads, shared with all fs work. */
+const MAX_SYNCS_IN_FLIGHT = 2;
+/** One SAVEPOINT name, reused: each is released before the next is opened. */
+const SAVEPOINT = 'rdf_apply';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rdf_entity (
@@ -111,27 +152,71 @@ interface EntityRow {
   last_op_token: number;
 }
 
+/** One apply waiting for its transaction, then for the sync that makes it durable. */
+interface Waiter {
+  readonly request: ApplyRequest;
+  readonly resolve: (result: ApplyResult) => void;
+  readonly reject: (error: unknown) => void;
+  /** Set at flush: what the apply did inside the transaction. */
+  outcome?: { readonly ok: true; readonly result: ApplyResult } | { readonly ok: false; readonly error: unknown };
+}
+
+/** A committed transaction whose applies wait for a sync; `seq` counts commits from 1. */
+interface Committed {
+  readonly seq: number;
+  readonly waiters: readonly Waiter[];
+}
+
 /**
  * Opens (or creates) the SQLite store of RDF entities: one row per entity holding its canonical
- * N-Quads, version and the last operation (id + fencing token) applied to it. WAL with
- * `synchronous=FULL`, so an applied change survives a crash.
+ * N-Quads, version and the last operation (id + fencing token) applied to it.
+ *
+ * Durability follows the queue's group-commit path and the receipt ledger (packages/queue
+ * `createGroupCommitPath`, packages/receipts `openLedger`, fsync-after-commit) in a small
+ * version of its own:
+ * - group commit (DeWitt et al. 1984): every apply requested during one event-loop turn runs in
+ *   one `BEGIN IMMEDIATE … COMMIT`, each inside a SAVEPOINT so a refused apply rolls back only
+ *   itself and rejects only its own promise;
+ * - WAL with `synchronous=NORMAL`: COMMIT does not wait for the disk; the store then fdatasyncs
+ *   the WAL on the libuv thread pool, so the event loop never does, and resolves (or rejects) the
+ *   turn's applies only once that returned. NORMAL still syncs the WAL before and the database
+ *   after every checkpoint (https://sqlite.org/pragma.html#pragma_synchronous), so SQLite's
+ *   automatic checkpoints never copy unsynced frames into the database.
+ * - a failed fdatasync is final (PostgreSQL's "fsyncgate", 2018: after a failed fsync the kernel
+ *   may have dropped the dirty pages, and a second fsync reports success): every apply waiting for
+ *   it, and every later call, is refused with {@link EntityStoreSyncError}; restart the process.
  * @throws {InvalidInputError} bad options.
  * @example
  * await using store = openEntityStore({ path: 'data/entities.db' });
- * store.apply({ operationId: 'op-1', token: 1, changes: [{ type: 'create', subject, nquads }] });
+ * await store.apply({ operationId: 'op-1', token: 1, changes: [{ type: 'create', subject, nquads }] });
  */
 export function openEntityStore(options: EntityStoreOptions): EntityStore {
   const parsed = EntityStoreOptionsSchema.safeParse(options);
   if (!parsed.success) throw InvalidInputError.fromZod('entity store options', parsed.error);
   const path = resolve(parsed.data.path);
   const clock = parsed.data.clock ?? Date.now;
+  const maxBatch = parsed.data.maxBatch ?? DEFAULT_MAX_BATCH;
+  const syncFile: FdatasyncFn = parsed.data.fdatasync ?? fdatasync;
   mkdirSync(dirname(path), { recursive: true });
   const db = new DatabaseSync(path);
-  let open = true;
+  let walFd: number | undefined;
   try {
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
+    db.exec('PRAGMA busy_timeout = 5000;');
+    const mode = (db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string } | undefined)?.journal_mode;
+    if (mode !== 'wal') throw new Error(`The entity store needs WAL mode; ${path} runs "${mode}".`);
+    db.exec('PRAGMA synchronous = NORMAL;');
     db.exec(SCHEMA);
+    // 'a' creates the WAL if SQLite has not yet (SQLite opens the same file); the descriptor is
+    // only ever fdatasynced. The directory is synced once so the WAL's name survives a power cut.
+    walFd = openSync(`${path}-wal`, 'a');
+    const dirFd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
   } catch (error) {
+    if (walFd !== undefined) closeSync(walFd);
     db.close();
     throw error;
   }
@@ -150,7 +235,22 @@ export function openEntityStore(options: EntityStoreOptions): EntityStore {
   const raiseOperationToken = db.prepare('UPDATE rdf_operation SET token = ? WHERE op_id = ? AND token < ?');
   const deleteOperations = db.prepare('DELETE FROM rdf_operation WHERE applied_at < ?');
 
+  let open = true;
+  let closing: Promise<void> | undefined;
+  /** The failed sync's error, once one failed: from then on every call is refused with it. */
+  let failure: EntityStoreSyncError | undefined;
+  let queued: Waiter[] = [];
+  let scheduled: NodeJS.Immediate | undefined;
+  let awaitingSync: Committed[] = [];
+  let committedSeq = 0;
+  let lastSyncStartedFor = 0;
+  let syncsInFlight = 0;
+  let transactions = 0;
+  let syncs = 0;
+  let onIdle: (() => void)[] = [];
+
   const live = () => {
+    if (failure !== undefined) throw failure;
     if (!open) throw new EntityStoreClosedError();
   };
   const row = (subject: string) => selectEntity.get(subject) as EntityRow | undefined;
@@ -191,10 +291,110 @@ export function openEntityStore(options: EntityStoreOptions): EntityStore {
     return { replayed: false, outcomes };
   };
 
-  const close = () => {
-    if (!open) return;
-    open = false;
-    db.close();
+  const settle = (waiter: Waiter): void => {
+    const outcome = waiter.outcome;
+    if (outcome === undefined) waiter.reject(new Error('no outcome for apply'));
+    else if (outcome.ok) waiter.resolve(outcome.result);
+    else waiter.reject(outcome.error);
+  };
+
+  const idle = () => syncsInFlight === 0 && (awaitingSync.length === 0 || failure !== undefined);
+  const notifyIdle = (): void => {
+    if (!idle()) return;
+    const callbacks = onIdle;
+    onIdle = [];
+    for (const callback of callbacks) callback();
+  };
+
+  // An fdatasync makes durable every transaction committed before it started. Up to
+  // MAX_SYNCS_IN_FLIGHT run at once, so a transaction committed during a slow sync need not wait
+  // for it to end before its own starts; whichever returns releases everything it covers, in
+  // commit order (as the queue's group-commit path does).
+  const startSync = (): void => {
+    if (walFd === undefined || failure !== undefined || syncsInFlight >= MAX_SYNCS_IN_FLIGHT) return;
+    const covers = committedSeq;
+    if (awaitingSync.length === 0 || lastSyncStartedFor >= covers) return;
+    lastSyncStartedFor = covers;
+    syncsInFlight++;
+    syncFile(walFd, (error) => {
+      syncsInFlight--;
+      if (failure === undefined) {
+        if (error) {
+          failure = new EntityStoreSyncError({ cause: error });
+          const lost = awaitingSync;
+          awaitingSync = [];
+          for (const committed of lost) for (const waiter of committed.waiters) waiter.reject(failure);
+        } else {
+          syncs++;
+          let released = 0;
+          while (released < awaitingSync.length && (awaitingSync[released] as Committed).seq <= covers) {
+            for (const waiter of (awaitingSync[released] as Committed).waiters) settle(waiter);
+            released++;
+          }
+          if (released > 0) awaitingSync = awaitingSync.slice(released);
+        }
+      }
+      startSync();
+      notifyIdle();
+    });
+  };
+
+  const flush = (): void => {
+    if (scheduled !== undefined) {
+      clearImmediate(scheduled);
+      scheduled = undefined;
+    }
+    if (queued.length === 0) return;
+    const waiters = queued;
+    queued = [];
+    if (failure !== undefined) {
+      for (const waiter of waiters) waiter.reject(failure);
+      return;
+    }
+    // node:sqlite is synchronous: nothing else runs on this connection between BEGIN and COMMIT.
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      for (const waiter of waiters) {
+        db.exec(`SAVEPOINT ${SAVEPOINT}`);
+        try {
+          waiter.outcome = { ok: true, result: applyChanges(waiter.request) };
+          db.exec(`RELEASE ${SAVEPOINT}`);
+        } catch (error) {
+          // https://sqlite.org/lang_savepoint.html: ROLLBACK TO undoes this apply only and keeps
+          // the savepoint (and the transaction) open; RELEASE then removes it.
+          db.exec(`ROLLBACK TO ${SAVEPOINT}; RELEASE ${SAVEPOINT}`);
+          waiter.outcome = { ok: false, error };
+        }
+      }
+      db.exec('COMMIT');
+    } catch (error) {
+      // BEGIN, a savepoint or COMMIT itself failed (disk full, I/O error): nothing was committed.
+      if (db.isTransaction) db.exec('ROLLBACK');
+      for (const waiter of waiters) waiter.reject(error);
+      return;
+    }
+    transactions++;
+    awaitingSync.push({ seq: ++committedSeq, waiters });
+    startSync();
+  };
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      // Commit what was requested before close, then refuse more.
+      flush();
+      open = false;
+      while (!idle()) {
+        await new Promise<void>((resolveIdle) => {
+          onIdle.push(resolveIdle);
+          startSync();
+        });
+      }
+      if (walFd !== undefined) closeSync(walFd);
+      walFd = undefined;
+      // Closing the last connection checkpoints, and under NORMAL syncs the WAL and the database.
+      db.close();
+    })();
+    return closing;
   };
 
   return Object.freeze({
@@ -213,27 +413,30 @@ export function openEntityStore(options: EntityStoreOptions): EntityStore {
         lastOperationToken: r.last_op_token,
       });
     },
-    apply(request: ApplyRequest): ApplyResult {
-      live();
-      if (request.changes.length === 0) throw new RangeError('apply needs at least one change');
-      // node:sqlite is synchronous: nothing else runs on this connection between BEGIN and COMMIT.
-      db.exec('BEGIN IMMEDIATE');
+    apply(request: ApplyRequest): Promise<ApplyResult> {
       try {
-        const result = applyChanges(request);
-        db.exec('COMMIT');
-        return result;
+        live();
       } catch (error) {
-        db.exec('ROLLBACK');
-        throw error;
+        return Promise.reject(error);
       }
+      if (request.changes.length === 0) return Promise.reject(new RangeError('apply needs at least one change'));
+      return new Promise<ApplyResult>((resolveApply, rejectApply) => {
+        queued.push({ request, resolve: resolveApply, reject: rejectApply });
+        if (queued.length >= maxBatch) flush();
+        else scheduled ??= setImmediate(flush);
+      });
     },
     pruneOperations(appliedBefore: number): number {
       live();
+      // Between transactions: flush runs synchronously and leaves none open.
       return Number(deleteOperations.run(appliedBefore).changes);
+    },
+    stats(): EntityStoreStats {
+      return { transactions, syncs };
     },
     close,
     async [Symbol.asyncDispose]() {
-      close();
+      await close();
     },
   });
 }

@@ -53,3 +53,21 @@ export class EntityStoreClosedError extends RdfEntityError {
     super('The entity store is closed; open it again with openEntityStore().');
   }
 }
+
+/**
+ * Syncing the store's WAL to disk failed. Final: after it nothing written since the last good
+ * sync can be known durable (the kernel may have dropped the dirty pages and a retried fsync
+ * would report success), so the store refuses every later call. Restart the process: SQLite
+ * recovers the store to its last durable state, and operations that were rejected with this
+ * error are retried by the queue and applied once (their operation ids make re-apply idempotent).
+ */
+export class EntityStoreSyncError extends RdfEntityError {
+  override readonly name = 'EntityStoreSyncError';
+  override readonly code = 'UNRDF_RDF_STORE_SYNC_FAILED';
+  constructor(options?: ErrorOptions) {
+    super(
+      'Syncing the entity store to disk failed; restart the process (the store recovers to its last durable state).',
+      options,
+    );
+  }
+}

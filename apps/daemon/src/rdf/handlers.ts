@@ -120,7 +120,7 @@ interface PreparedMember {
  * - `create` `{ data, format? }`: the entity must not exist; `update` `{ data, format? }`
  *   replaces its whole description (no patch); `delete` takes no input. The operation's
  *   `subject` is the entity IRI, and `data` must describe exactly it.
- * - `batch` `{ operations: [{ type, subject, input }] }`: applied in order in one transaction.
+ * - `batch` `{ operations: [{ type, subject, input }] }`: applied in order, all or none.
  * - inputDigest = SHA-256("unrdf-rdf-change/v1" 0x00 type 0x00 RDFC-1.0 N-Quads) (empty N-Quads
  *   for delete); outputDigest = SHA-256(canonical N-Quads after) or null after delete.
  *   Batch: SHA-256("unrdf-rdf-batch/v1" 0x00 then per operation `type 0x00 subject 0x00 hex(inputDigest) \n`),
@@ -211,10 +211,14 @@ export function createRdfHandlers(
     return members;
   };
 
-  const run = (ctx: DaemonHandlerContext, changes: readonly EntityChange[]): readonly ChangeOutcome[] => {
+  const run = async (
+    ctx: DaemonHandlerContext,
+    changes: readonly EntityChange[],
+  ): Promise<readonly ChangeOutcome[]> => {
     ctx.signal.throwIfAborted();
     try {
-      return store.apply({ operationId: ctx.id, token: ctx.token, changes }).outcomes;
+      // Resolves once durable; applies of the same event-loop turn share one transaction and sync.
+      return (await store.apply({ operationId: ctx.id, token: ctx.token, changes })).outcomes;
     } catch (error) {
       // Existence is a fact about the store, not a transient fault: retrying cannot help.
       if (error instanceof EntityExistsError || error instanceof EntityNotFoundError) {
@@ -272,7 +276,7 @@ export function createRdfHandlers(
           `The data describes <${description.subject}>, not the operation's subject <${ctx.subject}>; submit it with subject ${description.subject}.`,
         );
       }
-      const [outcome] = run(ctx, [{ type, subject: ctx.subject, nquads: description.nquads }]);
+      const [outcome] = await run(ctx, [{ type, subject: ctx.subject, nquads: description.nquads }]);
       return output(outcome as ChangeOutcome, description.nquads);
     },
   });
@@ -290,7 +294,7 @@ export function createRdfHandlers(
       },
       outputDigest: () => null,
       handler: async (_input: unknown, ctx: DaemonHandlerContext): Promise<EntityOutput> => {
-        const [outcome] = run(ctx, [{ type: 'delete', subject: ctx.subject }]);
+        const [outcome] = await run(ctx, [{ type: 'delete', subject: ctx.subject }]);
         return output(outcome as ChangeOutcome, undefined);
       },
     },
@@ -328,7 +332,7 @@ export function createRdfHandlers(
         } catch (error) {
           throw new UnrecoverableError(error instanceof Error ? error.message : String(error), { cause: error });
         }
-        const outcomes = run(
+        const outcomes = await run(
           ctx,
           members.map((m) => m.change),
         );

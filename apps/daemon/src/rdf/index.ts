@@ -19,6 +19,7 @@ export {
   type EntityChange,
   type EntityStore,
   type EntityStoreOptions,
+  type EntityStoreStats,
   openEntityStore,
   type StoredEntity,
 } from './entity-store.js';
@@ -26,6 +27,7 @@ export {
   EntityExistsError,
   EntityNotFoundError,
   EntityStoreClosedError,
+  EntityStoreSyncError,
   RdfEntityError,
   StaleTokenError,
 } from './errors.js';
