@@ -266,6 +266,25 @@ describe('createRdfHandlers', () => {
       }));
   });
 
+  it('commits the handlers run in one event-loop turn in one store transaction, failures apart', () =>
+    withStore(async (store) => {
+      const { create, update } = createRdfHandlers(store);
+      await create.handler({ data: turtle(ALICE, 'Alice') }, context('create', ALICE));
+      const before = store.stats().transactions;
+      const subjects = Array.from({ length: 20 }, (_, i) => `https://example.org/people/p${i}`);
+      const runs = [
+        ...subjects.map((subject) => create.handler({ data: turtle(subject, subject) }, context('create', subject))),
+        Promise.resolve(create.handler({ data: turtle(ALICE, 'Again') }, context('create', ALICE))),
+        Promise.resolve(update.handler({ data: turtle(ALICE, 'Alicia') }, context('update', ALICE))),
+      ];
+      const settled = await Promise.allSettled(runs);
+      expect(store.stats().transactions - before).toBe(1);
+      expect(settled.slice(0, 20).every((s) => s.status === 'fulfilled')).toBe(true);
+      expect(settled[20]).toMatchObject({ status: 'rejected', reason: expect.any(UnrecoverableError) });
+      expect(settled[21]).toMatchObject({ status: 'fulfilled', value: { subject: ALICE, version: 2 } });
+      for (const subject of subjects) expect(store.get(subject)?.nquads).toBe(canonicalOf(subject, subject));
+    }));
+
   describe('batch', () => {
     const input = () => ({
       operations: [
