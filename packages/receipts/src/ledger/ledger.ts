@@ -8,8 +8,10 @@
  *   one transaction, and each promise resolves only once that transaction is on disk,
  *   with the receipt, its leaf index and the checkpoint that covers it. By default
  *   (`durability: 'fsync-after-commit'`) SQLite commits without syncing and the ledger
- *   fdatasyncs the WAL on the libuv thread pool after COMMIT, so the event loop never
- *   waits for the disk; `'fsync-in-commit'` is SQLite's own synchronous=FULL.
+ *   fdatasyncs the WAL after COMMIT: right away for a small batch while the disk is
+ *   fast, else on the libuv thread pool so the event loop does not wait for the disk;
+ *   WAL checkpoints run on a worker thread. `'fsync-in-commit'` is SQLite's own
+ *   synchronous=FULL.
  * - `appendInTransaction(bodies)`: inside a transaction the caller already holds on the
  *   same DatabaseSync handle, so the caller's state change, the receipts, their leaves
  *   and the checkpoint commit or roll back together. Nothing is durable until the caller
@@ -104,9 +106,11 @@ export const OpenLedgerOptionsSchema = z
     /**
      * How an owned ledger (`path`) makes a batch durable before resolving its appends:
      * - `'fsync-after-commit'` (default): SQLite synchronous=OFF; after COMMIT the WAL is
-     *   fdatasynced on the libuv thread pool (the event loop keeps running) and the batch
-     *   is released once that returns. WAL checkpoints run under synchronous=FULL. A
-     *   failed fsync is final: the ledger refuses all further appends.
+     *   fdatasynced (a small batch at once while the disk answers within 1 ms, anything
+     *   else on the libuv thread pool while the event loop keeps running) and the batch
+     *   is released once that returns. WAL checkpoints run under synchronous=FULL, the
+     *   bulk on a worker thread. A failed fsync is final: the ledger refuses all further
+     *   appends.
      * - `'fsync-in-commit'`: SQLite synchronous=FULL, COMMIT fsyncs on the event loop.
      * Not for `database`: there the caller's COMMIT and its synchronous setting decide.
      */
