@@ -528,8 +528,7 @@ class UnrdfDaemon implements Daemon {
     if (extension === undefined) return undefined;
     const receipt = extension.ledger.receiptByOperationId(id);
     if (receipt === undefined || receipt.leafIndex >= extension.durableSize()) return undefined;
-    const bundle = extension.ledger.receiptBundle(receipt.leafIndex);
-    return bundle && { leafIndex: receipt.leafIndex, receiptHash: receiptHash(bundle.receipt), receipt };
+    return { leafIndex: receipt.leafIndex, receiptHash: receiptHash(receipt), receipt };
   }
 
   get(id: string): OperationView | undefined {
