@@ -3,6 +3,7 @@
 // per operation, time inside transactions and checkpoints, the store's file sizes and
 // the number of rows kept. Not a test and not the benchmark (benchmarks/src/benches/jtbd5-throughput.ts).
 //
+//   pnpm --filter @unrdf/queue soak [options]
 //   node --conditions=@unrdf/source --import tsx packages/queue/scripts/soak.ts [options]
 //
 //   --src DIR           the queue's source directory (default ../src): compare two copies
@@ -17,8 +18,9 @@
 //   --dir DIR           where the store lives (default: a fresh temporary directory, removed after)
 //   --out FILE          also write the samples and a summary as JSON
 //
-// Run node with --expose-gc to also get `liveHeapMb`: the heap right after a full GC at
-// each sample (what is really retained; `heapMb` includes garbage not yet collected).
+// Run node with --expose-gc (`pnpm soak` does) to also get `liveHeapMb`: the heap right
+// after a full GC at each sample (what is really retained; `heapMb` includes garbage not
+// yet collected). That GC pauses the process once per sample.
 //
 // Each sample is one JSON line on stdout; the last line is a summary with the first-to-last
 // trend of every figure (so a soak that runs for hours reports its trend, not one number).
