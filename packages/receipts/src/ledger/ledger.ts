@@ -489,7 +489,7 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
   /**
    * On a database the ledger owns (so it is the only writer), the right edge after the
    * last committed batch, so the next batch reads nothing before it writes (at low rates,
-   * one or two receipts a batch, those reads were a fifth of the CPU per receipt).
+   * one or two receipts a batch, those reads were about a tenth of the CPU per receipt).
    * Dropped whenever a batch fails (its transaction rolled back). Never kept on a shared
    * handle: the caller's rollbacks are invisible to the ledger.
    */
