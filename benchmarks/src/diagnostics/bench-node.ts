@@ -95,9 +95,14 @@ const server = createServer((req, res) => {
     const started = performance.now();
     const cpu = process.cpuUsage();
     let bytes = 0;
+    const write = res.write.bind(res) as (body: unknown) => boolean;
+    res.write = ((body: unknown) => {
+      if (typeof body === 'string') bytes += Buffer.byteLength(body);
+      return write(body);
+    }) as typeof res.write;
     const end = res.end.bind(res) as (body?: unknown) => typeof res;
     res.end = ((body?: unknown) => {
-      if (typeof body === 'string') bytes = Buffer.byteLength(body);
+      if (typeof body === 'string') bytes += Buffer.byteLength(body);
       return end(body);
     }) as typeof res.end;
     res.on('finish', () => {
