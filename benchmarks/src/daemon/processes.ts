@@ -27,6 +27,10 @@ function startProcess(script: string, args: readonly string[], urlPattern: RegEx
     // app's JSON logs: drained, not kept.
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  // If the benchmark dies (a thrown error, Ctrl-C), its servers go with it: none is left orphaned.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   let out = '';
   let err = '';
   child.stdout?.setEncoding('utf8').on('data', (c: string) => {
