@@ -43,7 +43,7 @@ import {
   type TrustedKey,
   type Verdict,
 } from '@unrdf/receipts';
-import type { ReceiptBundle } from '@unrdf/receipts/ledger';
+import type { AppendedReceipt, ReceiptBundle } from '@unrdf/receipts/ledger';
 import { nanoid } from 'nanoid';
 import { z } from 'zod';
 import { DataDirLockedError, InvalidInputError, NotRunningError, UnknownTypeError } from './errors.js';
@@ -485,13 +485,15 @@ class UnrdfDaemon implements Daemon {
     return this.#view(operation);
   }
 
-  #view(operation: Operation): OperationView {
+  /** `appended`: the receipt just released for it, when known (saves reading it back). */
+  #view(operation: Operation, appended?: AppendedReceipt): OperationView {
     const payload = operation.payload as Partial<PayloadEnvelope> | null;
     const envelope = typeof payload?.subject === 'string' ? payload : undefined;
     const result = operation.result as ResultEnvelope | null;
     const final = FINAL.has(operation.state);
     let receipt: OperationView['receipt'] = null;
-    if (final) {
+    if (appended !== undefined) receipt = { leafIndex: appended.leafIndex, receiptHash: appended.receiptHash };
+    else if (final) {
       const stored = this.#durableReceipt(operation.id);
       if (stored) receipt = { leafIndex: stored.leafIndex, receiptHash: stored.receiptHash };
     }
@@ -594,7 +596,7 @@ class UnrdfDaemon implements Daemon {
       'operation finished',
     );
     if (waiters !== undefined && operation !== undefined) {
-      const view = this.#view(operation);
+      const view = this.#view(operation, appended);
       for (const waiter of [...waiters]) waiter(view);
     }
   }
