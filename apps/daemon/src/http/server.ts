@@ -387,8 +387,8 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     handler: async (request) => {
       const { id } = request.params;
       const wait = request.query.wait ?? 0;
-      const view = operationOr404(id);
-      if (wait > 0 && view.receipt === null && !closing) {
+      if (wait > 0 && !closing) {
+        // waitFor answers at once for an operation that is final already (one read, not two).
         const done = await Promise.race([daemon.waitFor(id, { timeoutMs: wait }), closed.then(() => undefined)]);
         if (done !== undefined) return done;
       }
