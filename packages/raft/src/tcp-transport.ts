@@ -160,6 +160,16 @@ interface Outbound {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** A peer link not yet dialled: no socket, no session key, the first reconnect delay. */
+const newOutbound = (): Outbound => ({
+  socket: undefined,
+  key: undefined,
+  seq: 0n,
+  connecting: false,
+  backoffMs: 20,
+  timer: undefined,
+});
+
 /** The TCP transport of one node. */
 export class TcpTransport implements AsyncDisposable {
   private readonly server: Server;
@@ -185,16 +195,7 @@ export class TcpTransport implements AsyncDisposable {
     this.cluster = options.clusterId ?? 'default';
     this.server = createServer((socket) => this.accept(socket));
     for (const [peer, address] of Object.entries(options.peers)) this.addresses.set(peer, address);
-    for (const peer of Object.keys(options.peers)) {
-      this.outbound.set(peer, {
-        socket: undefined,
-        key: undefined,
-        seq: 0n,
-        connecting: false,
-        backoffMs: 20,
-        timer: undefined,
-      });
-    }
+    for (const peer of Object.keys(options.peers)) this.outbound.set(peer, newOutbound());
   }
 
   /** The port actually bound (useful with port 0). */
@@ -253,14 +254,7 @@ export class TcpTransport implements AsyncDisposable {
       if (existing.timer) clearTimeout(existing.timer);
       existing.socket?.destroy();
     }
-    this.outbound.set(peer, {
-      socket: undefined,
-      key: undefined,
-      seq: 0n,
-      connecting: false,
-      backoffMs: 20,
-      timer: undefined,
-    });
+    this.outbound.set(peer, newOutbound());
     this.dial(peer);
   }
 
