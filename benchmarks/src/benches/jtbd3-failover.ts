@@ -13,7 +13,7 @@ import { measureWritePath, type Put, type WritePathResult } from '../raft/write-
  * proxies on every peer link). First the write path, on a cluster with direct peer links:
  * 256-byte commands fsynced on a majority, sequential and with 64 in flight, and the same
  * workload on a 3-member etcd 3.4 cluster side by side when `etcd` can be installed
- * (Debian `etcd-server`, through @unrdf/raft's scripts/ensure-etcd.sh).
+ * (Debian `etcd-server`, through the repo's scripts/ensure-apt-command.sh).
  *
  * Anchor (issue 5): etcd 3.4 on the same kind of machine, 120 kill -9 trials: first write
  * after the leader dies P50 1.31 s, P99 2.68 s, ~11% needing a second election; writes

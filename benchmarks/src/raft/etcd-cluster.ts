@@ -1,8 +1,8 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * A 3-member etcd cluster on loopback (Debian's `etcd-server`, etcd 3.4), for a side-by-side
@@ -12,8 +12,8 @@ import { dirname, join } from 'node:path';
  * the issue's anchors, measured with etcd's own gRPC benchmark tool, stay in the report.
  */
 
-const require = createRequire(import.meta.url);
-const ENSURE_ETCD = join(dirname(require.resolve('@unrdf/raft/package.json')), 'scripts', 'ensure-etcd.sh');
+/** The repo's shared installer: `ensure-apt-command.sh etcd etcd-server` (Debian's etcd 3.4). */
+const ENSURE_APT = fileURLToPath(new URL('../../../scripts/ensure-apt-command.sh', import.meta.url));
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -32,7 +32,7 @@ function freePort(): Promise<number> {
 /** Installs etcd if it is missing (apt-get, root); resolves with why not when it cannot. */
 export function ensureEtcd(timeoutMs = 120_000): Promise<{ ok: true } | { ok: false; reason: string }> {
   return new Promise((resolve) => {
-    execFile('sh', [ENSURE_ETCD], { timeout: timeoutMs }, (error, _stdout, stderr) => {
+    execFile('sh', [ENSURE_APT, 'etcd', 'etcd-server'], { timeout: timeoutMs }, (error, _stdout, stderr) => {
       resolve(
         error ? { ok: false, reason: (stderr || error.message).trim().split('\n').slice(-1)[0] ?? '' } : { ok: true },
       );
