@@ -653,8 +653,9 @@ class UnrdfDaemon implements Daemon {
     if (!parsed.success) {
       return { status: 'invalid', reason: InvalidInputError.fromZod('bundle', parsed.error).issues.join('; ') };
     }
+    const started = performance.now();
     const verdict = verifier.verify(parsed.data.receipt, parsed.data.proof, parsed.data.checkpoint);
-    this.#metrics?.observe('verification', { durationMs: 0, ok: verdict.status === 'valid' });
+    this.#metrics?.observe('verification', { durationMs: performance.now() - started, ok: verdict.status === 'valid' });
     return verdict;
   }
 
