@@ -145,4 +145,3 @@ export function createReceiptExtension(options: {
   return extension;
 }
 
-export type { ResultEnvelope };
