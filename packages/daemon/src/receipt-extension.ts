@@ -144,4 +144,3 @@ export function createReceiptExtension(options: {
   };
   return extension;
 }
-
