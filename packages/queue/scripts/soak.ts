@@ -18,6 +18,9 @@
 //   --dir DIR           where the store lives (default: a fresh temporary directory, removed after)
 //   --out FILE          also write the samples and a summary as JSON
 //
+// SOAK_TRACE_STALLS=1 prints each event-loop stall over 50 ms (length, and when it ended)
+// on stderr, to match stalls against what runs periodically.
+//
 // Run node with --expose-gc (`pnpm soak` does) to also get `liveHeapMb`: the heap right
 // after a full GC at each sample (what is really retained; `heapMb` includes garbage not
 // yet collected). That GC pauses the process once per sample.
@@ -69,6 +72,14 @@ class Buckets {
     if (v > this.max) this.max = v;
     if (v < 100) this.#fine[Math.floor(v * 10)]++;
     else this.#coarse[Math.min(11_999, Math.floor(v / 10))]++;
+  }
+
+  /** How many recorded values are above `ms` (at bucket resolution). */
+  over(ms: number): number {
+    let n = 0;
+    if (ms < 100) for (let i = Math.floor(ms * 10) + 1; i < this.#fine.length; i++) n += this.#fine[i] as number;
+    for (let i = Math.max(10, Math.floor(ms / 10) + 1); i < this.#coarse.length; i++) n += this.#coarse[i] as number;
+    return n;
   }
 
   percentile(q: number): number {
@@ -178,7 +189,12 @@ const reader = new DatabaseSync(path, { readOnly: true });
 const pages = reader.prepare(
   'SELECT page_count * page_size AS bytes, freelist_count * page_size AS free FROM pragma_page_count(), pragma_page_size(), pragma_freelist_count()',
 );
-const seqSpan = reader.prepare('SELECT min(seq) AS lo, max(seq) AS hi FROM operations');
+// Two subqueries: SQLite answers a lone min() or max() from the index's end, but a query
+// with both scans the whole table (hundreds of milliseconds on the event loop at millions
+// of rows: that stall, once per sample, was most of the soak's P99 wait).
+const seqSpan = reader.prepare(
+  'SELECT (SELECT min(seq) FROM operations) AS lo, (SELECT max(seq) FROM operations) AS hi',
+);
 const fileMb = (file: string) => {
   try {
     return statSync(file).size / 2 ** 20;
@@ -189,6 +205,23 @@ const fileMb = (file: string) => {
 
 const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();
+// Stalls of the event loop: a 5 ms interval that fires more than 50 ms late (how many, their
+// longest, and the time they add up to: arrivals during a stall wait at least that long).
+const stalls = { count: 0, ms: 0, maxMs: 0 };
+let lastTick = performance.now();
+const stallTimer = setInterval(() => {
+  const now = performance.now();
+  const late = now - lastTick - 5;
+  lastTick = now;
+  if (late > 50) {
+    stalls.count++;
+    stalls.ms += late;
+    stalls.maxMs = Math.max(stalls.maxMs, late);
+    if (process.env.SOAK_TRACE_STALLS)
+      console.error(`stall ${Math.round(late)} ms ending at ${((now - t0) / 1000).toFixed(2)} s`);
+  }
+}, 5);
+stallTimer.unref();
 const samples: Record<string, number>[] = [];
 let last = {
   t: 0,
@@ -203,6 +236,7 @@ let issued = 0;
 let enqueueErrors = 0;
 
 function sample(now: number): void {
+  const sampleStart = performance.now();
   const cpu = process.cpuUsage(last.cpu);
   const done = completed - last.completed;
   const seconds = (now - last.t) / 1000;
@@ -238,6 +272,10 @@ function sample(now: number): void {
     gcMaxMs: Number(gc.maxMs.toFixed(1)),
     eldP99: Number((eld.percentile(99) / 1e6).toFixed(1)),
     eldMax: Number((eld.max / 1e6).toFixed(1)),
+    stalls: stalls.count,
+    stallMs: Math.round(stalls.ms),
+    stallMaxMs: Math.round(stalls.maxMs),
+    waitOver50Pct: Number(((waits.over(50) / Math.max(1, waits.count)) * 100).toFixed(2)),
     txPerSec: Math.round((timing.txCount - last.timing.txCount) / seconds),
     txUsPerOp: done === 0 ? 0 : Number((((timing.txMs - last.timing.txMs) * 1000) / done).toFixed(1)),
     txMaxMs: Number(timing.txMaxMs.toFixed(1)),
@@ -252,10 +290,14 @@ function sample(now: number): void {
     failed,
     enqueueErrors,
   };
+  row.sampleMs = Number((performance.now() - sampleStart).toFixed(1));
   samples.push(row);
   console.log(JSON.stringify(row));
   waits = new Buckets();
   eld.reset();
+  stalls.count = 0;
+  stalls.ms = 0;
+  stalls.maxMs = 0;
   gc.maxMs = 0;
   timing.txMaxMs = 0;
   timing.ckptMaxMs = 0;
@@ -294,6 +336,7 @@ const drainUntil = performance.now() + 30_000;
 while (completed + failed < total && performance.now() < drainUntil) await sleep(50);
 sample(performance.now() - t0);
 eld.disable();
+clearInterval(stallTimer);
 reader.close();
 await queue.close({ drainMs: 1000 });
 
