@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PerformanceObserver } from 'node:perf_hooks';
 import {
   createHealth,
   createHlc,
@@ -85,7 +86,29 @@ skewMs = 0;
 // Server-side time of each snapshot request (arrival to the last byte handed to the
 // socket), with the body size, so a client can tell the node's share from the network's.
 const snapshotTimes: { ms: number; bytes: number; cpuMs: number }[] = [];
+// This process' garbage-collection pauses over a phase (reset, then read): what a health
+// check may wait behind in this process. (No event-loop delay monitor: its timer would
+// wake the process every few ms and change what is measured.)
+let gcPauseMs: number[] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauseMs.push(e.duration);
+}).observe({ entryTypes: ['gc'] });
+
 const server = createServer((req, res) => {
+  if (req.url === '/bench/disturbance/reset') {
+    gcPauseMs = [];
+    res.end('ok');
+    return;
+  }
+  if (req.url === '/bench/disturbance') {
+    const body = {
+      gcPauses: gcPauseMs.length,
+      gcPauseTotalMs: gcPauseMs.reduce((a, b) => a + b, 0),
+      gcPauseMaxMs: Math.max(0, ...gcPauseMs),
+    };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    return;
+  }
   // The benchmark's floor for a health check: the same server and load, no handler.
   if (req.url === '/bench/echo') {
     res.end('ok');
