@@ -18,7 +18,8 @@ export const RECEIPT_FORMAT = 'unrdf-receipt/v1';
 /** Domain tags, NUL-terminated (canonical JSON never contains a raw NUL). */
 const RECEIPT_TAG_TEXT = 'unrdf-receipt/v1\0';
 const RECEIPT_TAG = utf8(RECEIPT_TAG_TEXT);
-const MEMBER_TAG = utf8('unrdf-receipt-member/v1\0');
+const MEMBER_TAG_TEXT = 'unrdf-receipt-member/v1\0';
+const MEMBER_TAG = utf8(MEMBER_TAG_TEXT);
 
 /** Bound on receipt JSON accepted from outside, far above any honest receipt. */
 export const MAX_RECEIPT_JSON_BYTES = 64 * 1024;
@@ -417,21 +418,34 @@ export function buildBatchBody(
   members: readonly SingleReceiptBody[],
 ): Extract<ReceiptBody, { type: 'batch' }> {
   if (members.length === 0) throw new InvalidInputError('batch', ['members: a batch has at least one member']);
-  const leaves = members.map((m, i) => {
-    const parsed = SingleBodySchema.safeParse(m);
-    if (!parsed.success)
-      throw new InvalidInputError(
-        'batch',
-        zodIssues(parsed.error).map((s) => `members.${i}.${s}`),
-      );
-    return hashLeaf(platformSha256(concatBytes(MEMBER_TAG, utf8(canonicalMemberText(parsed.data)))));
-  });
+  const leaves = members.map((m, i) => hashLeaf(memberHashOfText(canonicalMemberText(validMember(m, i)))));
   const root = merkleRoot(leaves);
   const body = { ...batch, type: 'batch' as const, members: { count: members.length, root: toHex(root) } };
+  // The fast path (readValidBody) accepts exactly what the schema accepts; the schema
+  // speaks only for what it refuses, with its issues.
+  const fast = readValidBody(body);
+  if (fast) return fast as Extract<ReceiptBody, { type: 'batch' }>;
   const parsed = BatchBodySchema.safeParse(body);
   if (!parsed.success) throw new InvalidInputError('batch', zodIssues(parsed.error), { cause: parsed.error });
   return parsed.data;
 }
+
+/** A batch member validated (fast path, else the schema, whose issues it reports). */
+function validMember(m: unknown, i: number): SingleReceiptBody {
+  const fast = readValidBody(m);
+  if (fast && fast.type !== 'batch') return fast;
+  const parsed = SingleBodySchema.safeParse(m);
+  if (!parsed.success) {
+    throw new InvalidInputError(
+      'batch',
+      zodIssues(parsed.error).map((s) => `members.${i}.${s}`),
+    );
+  }
+  return parsed.data;
+}
+
+/** The member hash of a member's RFC 8785 text (from {@link canonicalMemberText}). */
+const memberHashOfText = (text: string): Uint8Array => platformSha256Text(`${MEMBER_TAG_TEXT}${text}`);
 
 /** The proof that `members[index]` is committed to by the batch receipt built from `members`. */
 export function batchMemberProof(members: readonly SingleReceiptBody[], index: number): Uint8Array[] {

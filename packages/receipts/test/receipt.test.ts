@@ -10,6 +10,7 @@ import {
   encodeReceipt,
   hashLeaf,
   InvalidInputError,
+  merkleRoot,
   parseReceipt,
   type Receipt,
   receiptHash,
@@ -19,6 +20,7 @@ import {
 import {
   canonicalMemberText,
   canonicalText,
+  memberHash,
   ReceiptBodySchema,
   ReceiptSchema,
   readValidBody,
@@ -146,6 +148,21 @@ describe('batch receipts', () => {
 
   it('refuses an empty batch', () => {
     expect(() => buildBatchBody(batchFacts, [])).toThrow(InvalidInputError);
+  });
+
+  it('roots its members as memberHash (through the RFC 8785 library) says', () => {
+    const root = merkleRoot(members.map((m) => hashLeaf(memberHash(m))));
+    expect(batch).toMatchObject({ type: 'batch', members: { count: 12, root: toHexBytes(root) } });
+  });
+
+  it('refuses an invalid member or invalid facts with the schema issues', () => {
+    const bad = members.map((m, i) => (i === 3 ? { ...m, inputDigest: 'XYZ' } : m));
+    expect(() => buildBatchBody(batchFacts, bad)).toThrow(/members\.3\.inputDigest/);
+    const nested = members.map((m, i) => (i === 5 ? { ...m, type: 'batch' } : m));
+    expect(() => buildBatchBody(batchFacts, nested as typeof members)).toThrow(/members\.5\.type/);
+    expect(() => buildBatchBody({ ...batchFacts, startedAt: batchFacts.submittedAt - 1 }, members)).toThrow(
+      InvalidInputError,
+    );
   });
 });
 
