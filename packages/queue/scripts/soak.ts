@@ -70,8 +70,13 @@ class Buckets {
     const v = Math.max(0, ms);
     this.count++;
     if (v > this.max) this.max = v;
-    if (v < 100) this.#fine[Math.floor(v * 10)]++;
-    else this.#coarse[Math.min(11_999, Math.floor(v / 10))]++;
+    if (v < 100) {
+      const i = Math.floor(v * 10);
+      this.#fine[i] = (this.#fine[i] as number) + 1;
+    } else {
+      const i = Math.min(11_999, Math.floor(v / 10));
+      this.#coarse[i] = (this.#coarse[i] as number) + 1;
+    }
   }
 
   /** How many recorded values are above `ms` (at bucket resolution). */
