@@ -206,11 +206,11 @@ export const benchmark: Benchmark = {
 
       // Health checks under load, as a prober sends them: from a process of their own
       // (nothing else on its event loop: not the aggregator, not the load, not a report),
-      // /readyz?verbose round robin over the nodes at 50/s, each from the actual send over
-      // a kept-alive connection. Interleaved on the same schedule, at the same rate: the
-      // floors, a bare echo from the node processes (same server, loop and load, no health
-      // handler) and a bare node:http echo in an idle process of its own. Nothing else
-      // runs in this process meanwhile; the reports and metrics queries come after.
+      // /readyz?verbose over the nodes at 50/s, each from the actual send over a kept-alive
+      // connection. Interleaved on the same schedule (random order per round), at the same
+      // rate: the floors, a bare echo from the node processes (same server, loop and load,
+      // no health handler) and a bare node:http echo in an idle process of its own. Nothing
+      // else runs in this process meanwhile; the reports and metrics queries come after.
       progress.update(1, steps, 'health checks under load, with the echo floors (own probe process)');
       const echoStarted = await spawnScript(ECHO_SCRIPT, [], /listening (\S+)/);
       echoServer = echoStarted;
@@ -550,7 +550,7 @@ export const benchmark: Benchmark = {
           `each report merges ~${aggregatedRecords} log records; last report: ${reportSummary}`,
           'metrics query = the full report without its log snapshot (health, resources, consensus, merged HDR metrics, SLOs) from all 3 nodes',
           `accuracy = 100 x (1 - max relative error of merged-HDR p50/p95/p99 vs the exact values of ${exact.length} operations)`,
-          `health: /readyz?verbose round robin over the 3 nodes at ${HEALTH_RATE}/s for ${healthMs / 1000} s from a probe process of its own, interleaved with the node echo and the bare echo at the same rate; figures count from the actual send over kept-alive connections; 1.5 s unmeasured warm-up; nothing else runs in the benchmark process meanwhile`,
+          `health: /readyz?verbose over the 3 nodes at ${HEALTH_RATE}/s for ${healthMs / 1000} s from a probe process of its own, interleaved with the node echo and the bare echo at the same rate (rounds of all 9 targets, each round in a random order); figures count from the actual send over kept-alive connections; 1.5 s unmeasured warm-up; nothing else runs in the benchmark process meanwhile`,
           ...Object.entries(health.failures).map(([line, n]) => `readyz failed ${n}x: ${line}`),
           `metrics queries: ${metricsRuns} at ${METRICS_RATE}/s after ${METRICS_WARMUP} unmeasured, in a phase of their own; then one warm-up report, then full reports and log aggregations alternate`,
         ],

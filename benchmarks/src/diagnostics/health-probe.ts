@@ -1,9 +1,9 @@
 // The jtbd4-diagnostics health prober, in its own process: nothing else runs on its
 // event loop (no aggregator, no load generator, no report), as a kubelet or load
 // balancer probes a node. It sends the health checks and the floors interleaved on
-// one schedule, so they see the same moments of the machine and never queue behind
-// each other in this process; each target has its own kept-alive connection, opened
-// and warmed before measuring.
+// one schedule (each round in a random order), so they see the same moments of the
+// machine and never queue behind each other in this process; each target has its own
+// kept-alive connection, opened and warmed before measuring.
 // Usage: health-probe '<json config>' (see ProbeConfig); prints "result <json>" and exits.
 import { Agent, request } from 'node:http';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -15,7 +15,7 @@ interface ProbeTarget {
 }
 
 interface ProbeConfig {
-  /** Sent in this order, round robin, at `ratePerSec` in total. */
+  /** Sent in rounds, each round in a random order, at `ratePerSec` in total. */
   readonly targets: readonly ProbeTarget[];
   readonly ratePerSec: number;
   readonly warmupMs: number;
@@ -65,16 +65,40 @@ function send(url: string): Promise<{ status: number; body: string; sentAt: numb
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// Each round of targets is sent in a fresh random order (a seeded PRNG: mulberry32).
+// In a fixed order every target would always follow the same one: a node's health
+// check would always find it idle for most of a round, and its echo right after would
+// always find it just woken, which on a VM is a systematic difference of ~0.2 ms.
+let seed = 0x5eed;
+function random(): number {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+function shuffled<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const a = out[i] as T;
+    out[i] = out[j] as T;
+    out[j] = a;
+  }
+  return out;
+}
+
 async function run(durationMs: number, samples: Map<string, KindSamples> | undefined): Promise<void> {
   const intervalMs = 1000 / config.ratePerSec;
   const total = Math.floor((config.ratePerSec * durationMs) / 1000);
   const pending: Promise<void>[] = [];
+  let order: ProbeTarget[] = [];
   const start = performance.now();
   for (let i = 0; i < total; i++) {
     const intendedAt = start + i * intervalMs;
     const wait = intendedAt - performance.now();
     if (wait > 0) await sleep(wait);
-    const target = config.targets[i % config.targets.length];
+    if (i % config.targets.length === 0) order = shuffled(config.targets);
+    const target = order[i % config.targets.length];
     if (!target) continue;
     const lateness = performance.now() - intendedAt;
     pending.push(
