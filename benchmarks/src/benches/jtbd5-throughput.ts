@@ -151,6 +151,7 @@ async function runPhases(
 async function runDurable(profile: Profile, ctx: BenchContext): Promise<ProfileResult> {
   const wait = new LatencyHistogram();
   const windowWaits: LatencyHistogram[] = [];
+  const lastWindow = Math.max(0, Math.ceil((profile.phases[0] as Phase).durationMs / WAIT_WINDOW_MS) - 1);
   let start = Number.POSITIVE_INFINITY;
   const completions = new CompletionCounter(WINDOW_MS);
   let completed = 0;
@@ -167,7 +168,8 @@ async function runDurable(profile: Profile, ctx: BenchContext): Promise<ProfileR
         handler: async (payload: { t: number }) => {
           const waited = performance.now() - payload.t;
           wait.record(waited);
-          const k = Math.max(0, Math.floor((payload.t - start) / WAIT_WINDOW_MS));
+          // The generator starts a moment after `start`: its last arrivals belong to the last window.
+          const k = Math.min(lastWindow, Math.max(0, Math.floor((payload.t - start) / WAIT_WINDOW_MS)));
           windowWaits[k] ??= new LatencyHistogram();
           windowWaits[k].record(waited);
           await sleep(HANDLER_MS);
