@@ -67,7 +67,7 @@ describe('openTokenStore', () => {
 
     it('sees tokens another process added or revoked (re-reads a changed file)', async () => {
       await using dir = await tempDir('tokens');
-      const server = openTokenStore(dir.path);
+      const server = openTokenStore(dir.path, { recheckMs: 0 });
       expect(server.verify(`${TOKEN_PREFIX}x`)).toBeUndefined();
       const cli = openTokenStore(dir.path);
       const issued = cli.createToken(['submit']);
@@ -75,6 +75,29 @@ describe('openTokenStore', () => {
       expect(cli.revoke(issued.id)).toBe(true);
       expect(cli.revoke(issued.id)).toBe(false);
       expect(server.verify(issued.token)).toBeUndefined();
+    });
+
+    it('looks at the file at most once per recheckMs when verifying', async () => {
+      await using dir = await tempDir('tokens');
+      let clock = 0;
+      const server = openTokenStore(dir.path, { recheckMs: 1000, now: () => clock });
+      const cli = openTokenStore(dir.path);
+      const kept = cli.createToken(['read']);
+      expect(server.verify(kept.token)?.id).toBe(kept.id);
+      const issued = cli.createToken(['submit']);
+      clock = 999; // within the window: the server still answers from what it read
+      expect(server.verify(issued.token)).toBeUndefined();
+      clock = 1000;
+      expect(server.verify(issued.token)?.id).toBe(issued.id);
+      cli.revoke(issued.id);
+      clock = 1500;
+      expect(server.verify(issued.token)?.id).toBe(issued.id);
+      clock = 2000;
+      expect(server.verify(issued.token)).toBeUndefined();
+      expect(server.verify(kept.token)?.id).toBe(kept.id);
+      // list() always looks.
+      cli.revoke(kept.id);
+      expect(server.list().map((t) => t.id)).toEqual([]);
     });
 
     it('throws on a malformed tokens file instead of letting everyone in', async () => {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nanoid } from 'nanoid';
@@ -66,7 +66,7 @@ export function scopeAllows(granted: readonly TokenScope[], needed: TokenScope):
   return granted.includes('admin') || granted.includes(needed);
 }
 
-const sha256 = (token: string) => createHash('sha256').update(token, 'utf8').digest();
+const sha256 = (token: string): Buffer => hash('sha256', token, 'buffer');
 
 /** 256 random bits, base64url, behind the prefix: `unrdf_` + 43 characters. */
 function generateToken(): string {
@@ -81,19 +81,39 @@ function writePrivate(path: string, content: string): void {
   renameSync(temp, path);
 }
 
+/** How often `verify` looks whether another process changed tokens.json (ms). */
+export const DEFAULT_TOKEN_RECHECK_MS = 1000;
+
+/** Options of {@link openTokenStore}. */
+export interface TokenStoreOptions {
+  /**
+   * `verify` stats tokens.json at most this often (ms), so a token another process
+   * added or revoked takes effect within this time; 0 stats on every call. Writes and
+   * `list` always look. Default {@link DEFAULT_TOKEN_RECHECK_MS}.
+   */
+  readonly recheckMs?: number;
+  /** Monotonic milliseconds (tests inject a clock). Default `performance.now`. */
+  readonly now?: () => number;
+}
+
 /**
  * Opens (or creates on first write) the token store of a data directory. The file is
- * re-read when another process (the CLI) changed it.
+ * re-read when another process (the CLI) changed it: at once for writes and `list`,
+ * within `recheckMs` for `verify` (a stat per request cost more than the rest of the
+ * check on the hot path).
  * @throws {TokenStoreError} when tokens.json is malformed.
  * @example
  * const tokens = openTokenStore('./data');
  * const { token } = tokens.createToken(['submit', 'read']);
  * tokens.verify(token); // { id, scopes: ['submit', 'read'] }
  */
-export function openTokenStore(dataDir: string): TokenStore {
+export function openTokenStore(dataDir: string, options: TokenStoreOptions = {}): TokenStore {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const path = join(dataDir, TOKEN_FILES.store);
+  const recheckMs = options.recheckMs ?? DEFAULT_TOKEN_RECHECK_MS;
+  const now = options.now ?? (() => performance.now());
   let cache: { file: TokenFile; hashes: Buffer[]; stamp: string } | undefined;
+  let checkedAt = Number.NEGATIVE_INFINITY;
 
   const stampOf = () => {
     try {
@@ -105,6 +125,7 @@ export function openTokenStore(dataDir: string): TokenStore {
   };
 
   const load = (): { file: TokenFile; hashes: Buffer[] } => {
+    checkedAt = now();
     const stamp = stampOf();
     if (cache?.stamp === stamp) return cache;
     let file: TokenFile = { version: 1, tokens: [] };
@@ -153,7 +174,7 @@ export function openTokenStore(dataDir: string): TokenStore {
     },
     verify(token) {
       if (typeof token !== 'string' || !token.startsWith(TOKEN_PREFIX) || token.length > 256) return undefined;
-      const { file, hashes } = load();
+      const { file, hashes } = cache !== undefined && now() - checkedAt < recheckMs ? cache : load();
       const candidate = sha256(token);
       let found: StoredToken | undefined;
       // Compare with every stored hash, without stopping early: the time does not tell which one matched.
