@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Parser, type Quad, type Term } from 'n3';
 import rdfCanonize from 'rdf-canonize';
 
@@ -217,7 +217,8 @@ export const BATCH_OUTPUT_DIGEST_TAG = 'unrdf-rdf-batch-output/v1';
 
 /** SHA-256 of a string's UTF-8 bytes. */
 export function sha256(text: string): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(text, 'utf8').digest());
+  const digest = hash('sha256', text, 'buffer');
+  return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
 }
 
 /** Lower-case hex of bytes. */

@@ -2,7 +2,7 @@
 // subject and the input digest (computed once, at submit); the result wraps the
 // handler's output with its digest and, for a batch, its members. Both are JSON text
 // in the queue's rows and in the commands a replicated log would carry.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
 export interface PayloadEnvelope {
@@ -36,7 +36,8 @@ export function jsonDigest(value: unknown): Uint8Array {
   const text = canonicalize(value === undefined ? null : value);
   if (text === undefined) throw new TypeError('the value has no JSON form');
   // node:crypto (OpenSSL): the daemon is server-side only, and it is several times faster than pure JS.
-  return new Uint8Array(createHash('sha256').update(DIGEST_TAG).update(text, 'utf8').digest());
+  const digest = hash('sha256', DIGEST_TAG + text, 'buffer');
+  return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
 }
 
 export const hex = (bytes: Uint8Array): string =>
