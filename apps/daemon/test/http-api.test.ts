@@ -138,6 +138,64 @@ describe('createHttpApi', () => {
       expect(VerdictSchema.parse(await refused.json()).status).toBe('invalid');
     });
 
+    it('answers 200 with the final view and its durable receipt after one round trip with ?wait', async () => {
+      const response = await call('/v1/operations?wait=10000', {
+        method: 'POST',
+        token: submitter,
+        json: { type: 'greet', subject: 'urn:example:grace', input: { name: 'Grace' } },
+      });
+      expect(response.status).toBe(200);
+      const view = OperationViewSchema.parse(await response.json());
+      expect(response.headers.get('location')).toBe(`/v1/operations/${view.id}`);
+      expect(view).toMatchObject({ state: 'completed', outcome: 'succeeded', output: { hello: 'Grace' } });
+      expect(view.receipt).not.toBeNull();
+      // The receipt it names is durable: its bundle is there at once and verifies.
+      const bundle = ReceiptBundleBodySchema.parse(
+        await (await call(`/v1/operations/${view.id}/receipt`, { token: reader })).json(),
+      );
+      expect(bundle.receipt).toMatchObject({ operationId: view.id, leafIndex: view.receipt?.leafIndex });
+      expect(verifyReceipt(bundle.receipt, bundle.proof, bundle.checkpoint, daemon.trustedKeys).status).toBe('valid');
+    });
+
+    it('answers 202 with the durable, unfinished operation when POST ?wait runs out first', async () => {
+      const response = await call('/v1/operations?wait=50', {
+        method: 'POST',
+        token: submitter,
+        json: { type: 'gate', subject: 'urn:g:post-wait' },
+      });
+      expect(response.status).toBe(202);
+      const view = OperationViewSchema.parse(await response.json());
+      expect(['pending', 'running']).toContain(view.state);
+      expect(view.receipt).toBeNull();
+      release();
+      const done = OperationViewSchema.parse(
+        await (await call(`/v1/operations/${view.id}?wait=10000`, { token: reader })).json(),
+      );
+      expect(done.state).toBe('completed');
+    });
+
+    it('refuses a POST ?wait beyond the bound before submitting anything', async () => {
+      const body = { type: 'greet', subject: 'urn:example:never', idempotencyKey: 'k-refused-wait' };
+      const response = await call('/v1/operations?wait=30001', {
+        method: 'POST',
+        token: submitter,
+        json: { ...body, input: { name: 'Never' } },
+      });
+      expect(response.status).toBe(400);
+      expect(ErrorBodySchema.parse(await response.json()).error.issues[0]).toMatch(/^wait: /);
+      // Nothing was enqueued: the same idempotency key now makes a new operation.
+      const later = OperationViewSchema.parse(
+        await (
+          await call('/v1/operations', {
+            method: 'POST',
+            token: submitter,
+            json: { ...body, input: { name: 'Later' } },
+          })
+        ).json(),
+      );
+      expect(later.input).toEqual({ name: 'Later' });
+    });
+
     it('answers a duplicate idempotency key with the original operation', async () => {
       const body = { type: 'greet', subject: 'urn:example:dup', input: { name: 'Dup' }, idempotencyKey: 'k-dup' };
       const first = OperationViewSchema.parse(

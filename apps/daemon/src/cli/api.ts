@@ -1,6 +1,6 @@
 // The HTTP routes the CLI calls (served by src/http); one place to keep them.
 
-/** Submit an operation (202). */
+/** Submit an operation (202; with `?wait=<ms>` 200 once final with a durable receipt). */
 export const OPERATIONS = 'v1/operations';
 /** An operation; `?wait=<ms>` long-polls for its final state and durable receipt. */
 export const operationPath = (id: string) => `v1/operations/${encodeURIComponent(id)}`;

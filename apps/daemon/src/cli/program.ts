@@ -98,7 +98,13 @@ function answer<T>(schema: z.ZodType<T>, response: ClientResponse, what: string)
 }
 
 /** Waits (long polls, bounded by timeoutMs) until the operation is final and its receipt durable. */
-async function waitFinal(client: ClientOptions, id: string, timeoutMs: number): Promise<OperationViewBody> {
+async function waitFinal(
+  client: ClientOptions,
+  id: string,
+  timeoutMs: number,
+  /** The whole wait to report when giving up (when an earlier request already waited). */
+  totalMs = timeoutMs,
+): Promise<OperationViewBody> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const left = deadline - Date.now();
@@ -112,7 +118,7 @@ async function waitFinal(client: ClientOptions, id: string, timeoutMs: number): 
     if (FINAL_STATES.has(view.state) && view.receipt !== null) return view;
     if (Date.now() >= deadline) {
       throw failure(
-        `operation ${id} is still ${view.state} after ${timeoutMs} ms; check later: unrdf-daemon status ${id}`,
+        `operation ${id} is still ${view.state} after ${totalMs} ms; check later: unrdf-daemon status ${id}`,
       );
     }
   }
@@ -226,13 +232,28 @@ export function createProgram(io: CliIo): Command {
       ...(checked.data.idempotencyKey === undefined ? {} : { idempotencyKey: checked.data.idempotencyKey }),
       ...(checked.data.priority === undefined ? {} : { priority: checked.data.priority }),
     };
-    const accepted = answer(OperationViewSchema, await request(client, 'POST', api.OPERATIONS, body), 'an operation');
+    // With --wait the POST itself waits (?wait=…, one round trip); a longer --timeout
+    // goes on with GET ?wait long polls.
+    const firstWaitMs = flags.wait ? Math.min(api.MAX_WAIT_MS, flags.timeout) : 0;
+    const accepted = answer(
+      OperationViewSchema,
+      await request(
+        firstWaitMs > 0 ? { ...client, timeoutMs: firstWaitMs + 10_000 } : client,
+        'POST',
+        firstWaitMs > 0 ? `${api.OPERATIONS}?wait=${firstWaitMs}` : api.OPERATIONS,
+        body,
+      ),
+      'an operation',
+    );
     if (!flags.wait) {
       if (flags.json) io.stdout.write(`${JSON.stringify(accepted)}\n`);
       else io.stdout.write(`${accepted.id}\n`);
       return;
     }
-    const view = await waitFinal(client, accepted.id, flags.timeout);
+    const view =
+      FINAL_STATES.has(accepted.state) && accepted.receipt !== null
+        ? accepted
+        : await waitFinal(client, accepted.id, flags.timeout - firstWaitMs, flags.timeout);
     printOperation(io, view, flags.json);
     if (view.state !== 'completed') {
       throw failure(`operation ${view.id} ended ${view.state}: ${JSON.stringify(view.error)}`);

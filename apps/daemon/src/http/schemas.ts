@@ -56,10 +56,15 @@ export const OperationParamsSchema = z.object({
 /** Longest `?wait=` long poll, in milliseconds. */
 export const MAX_WAIT_MS = 30_000;
 
-/** `GET /v1/operations/:id?wait=<ms>`: wait up to that long for the final state and its durable receipt. */
+/**
+ * `GET /v1/operations/:id?wait=<ms>` and `POST /v1/operations?wait=<ms>`: wait up to that
+ * long for the final state and its durable receipt.
+ */
 export const GetOperationQuerySchema = z.object({
   wait: z.coerce.number().int().min(0).max(MAX_WAIT_MS).optional(),
 });
+/** `POST /v1/operations?wait=<ms>`: submit, then wait as `GET …?wait` does (one round trip). */
+export const SubmitQuerySchema = GetOperationQuerySchema;
 
 /** `DELETE /v1/operations/:id` and `POST /v1/operations/:id/cancel`. */
 export const CancelResultSchema = z.object({

@@ -33,6 +33,7 @@ import {
   ReceiptBundleBodySchema,
   SloAnswerSchema,
   SubmitBodySchema,
+  SubmitQuerySchema,
   TrustedKeysSchema,
   VerdictSchema,
 } from './schemas.js';
@@ -358,20 +359,29 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     return view;
   };
 
+  /** The final view of `id` with its durable receipt, or undefined after `wait` ms (or on close). */
+  const waitFinal = async (id: string, wait: number) =>
+    wait > 0 && !closing
+      ? Promise.race([daemon.waitFor(id, { timeoutMs: wait }), closed.then(() => undefined)])
+      : undefined;
+
   api.post('/v1/operations', {
     config: { scope: 'submit' },
     schema: {
-      summary: 'Submit an operation; answers once it is durable',
+      summary:
+        'Submit an operation; answers 202 once it is durable, or with ?wait=<ms> 200 once it is final with a durable receipt',
       security,
+      querystring: SubmitQuerySchema,
       body: SubmitBodySchema,
-      response: { 202: OperationViewSchema, ...errors, 422: ErrorBodySchema },
+      response: { 200: OperationViewSchema, 202: OperationViewSchema, ...errors, 422: ErrorBodySchema },
     },
     handler: async (request, reply) => {
-      const view = await daemon.submit(request.body);
-      return reply
-        .code(202)
-        .header('location', `/v1/operations/${encodeURIComponent(view.id)}`)
-        .send(view);
+      const accepted = await daemon.submit(request.body);
+      reply.header('location', `/v1/operations/${encodeURIComponent(accepted.id)}`);
+      // With ?wait the client holds the outcome and receipt after one round trip instead
+      // of a POST and a GET ?wait; 202 still means "durable, not final yet".
+      const done = await waitFinal(accepted.id, request.query.wait ?? 0);
+      return done === undefined ? reply.code(202).send(accepted) : reply.code(200).send(done);
     },
   });
 
@@ -386,13 +396,8 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     },
     handler: async (request) => {
       const { id } = request.params;
-      const wait = request.query.wait ?? 0;
-      if (wait > 0 && !closing) {
-        // waitFor answers at once for an operation that is final already (one read, not two).
-        const done = await Promise.race([daemon.waitFor(id, { timeoutMs: wait }), closed.then(() => undefined)]);
-        if (done !== undefined) return done;
-      }
-      return operationOr404(id);
+      // waitFor answers at once for an operation that is final already (one read, not two).
+      return (await waitFinal(id, request.query.wait ?? 0)) ?? operationOr404(id);
     },
   });
 
