@@ -21,8 +21,13 @@ export interface ServerProcess {
   stderr(): string;
 }
 
-function startProcess(script: string, args: readonly string[], urlPattern: RegExp): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--conditions=@unrdf/source', '--import', TSX, script, ...args], {
+function startProcess(
+  script: string,
+  args: readonly string[],
+  urlPattern: RegExp,
+  nodeArgs: readonly string[] = [],
+): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--conditions=@unrdf/source', '--import', TSX, script, ...args], {
     // stdin is a pipe the echo server watches; the app ignores it. stdout carries the
     // app's JSON logs: drained, not kept.
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -77,8 +82,15 @@ export interface AppProcess extends ServerProcess {
   readonly dataDir: string;
 }
 
-/** Starts the reference app (`unrdf-daemon start`) on a fresh data directory, on a free loopback port. */
-export async function startApp(dataDir: string, extraArgs: readonly string[] = []): Promise<AppProcess> {
+/**
+ * Starts the reference app (`unrdf-daemon start`) on a fresh data directory, on a free
+ * loopback port. `nodeArgs` go to Node itself (e.g. `--cpu-prof` for a profile).
+ */
+export async function startApp(
+  dataDir: string,
+  extraArgs: readonly string[] = [],
+  nodeArgs: readonly string[] = [],
+): Promise<AppProcess> {
   const server = await startProcess(
     APP_CLI,
     // The per-token rate limit stays on (its cost is measured) but far above the offered load.
@@ -97,6 +109,7 @@ export async function startApp(dataDir: string, extraArgs: readonly string[] = [
       ...extraArgs,
     ],
     /(http:\/\/127\.0\.0\.1:\d+)/,
+    nodeArgs,
   );
   const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
   return { ...server, token, dataDir };

@@ -1,0 +1,157 @@
+// Where the app's CPU goes per operation, end to end: starts the reference app with
+// `--cpu-prof`, drives the jtbd1-e2e workload (POST, then GET ?wait) at a fixed rate,
+// prints the app's CPU time per operation (from /proc) and the profile's self time
+// grouped by package and by function. Not a benchmark (no targets): a tool to find
+// what to cut.
+//
+//   node --conditions=@unrdf/source --import tsx benchmarks/src/daemon/profile-e2e.ts \
+//     [--rate 1000] [--seconds 10] [--type mixed|create|sleep] [--no-profile]
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openLoop } from '../harness/open-loop.js';
+import { poolFor, startApp } from './processes.js';
+import { awaitReceipt, operationFor, RDF_TYPES, type RdfType, seedsFor, submit } from './workload.js';
+
+const { values: args } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '10' },
+    type: { type: 'string', default: 'mixed' },
+    'no-profile': { type: 'boolean', default: false },
+  },
+});
+const rate = Number(args.rate);
+const seconds = Number(args.seconds);
+
+/** utime + stime of a process, in ms (Linux: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'unrdf-profile-'));
+const profDir = join(scratch, 'prof');
+const app = await startApp(
+  join(scratch, 'app'),
+  [],
+  args['no-profile'] ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+);
+const pool = poolFor(app.url);
+const pid = app.child.pid as number;
+const typeOf = (i: number): RdfType | 'sleep' =>
+  args.type === 'mixed' ? (RDF_TYPES[i % RDF_TYPES.length] as RdfType) : (args.type as RdfType | 'sleep');
+const opFor = (i: number, run: string) =>
+  typeOf(i) === 'sleep'
+    ? { type: 'sleep', subject: 'urn:x', input: { ms: 0 } }
+    : operationFor(typeOf(i) as RdfType, i, run);
+try {
+  const total = rate * seconds;
+  for (const run of ['warm', 'm']) {
+    const count = run === 'warm' ? Math.min(total, 2000) : total;
+    for (let i = 0; i < count; i += 64) {
+      await Promise.all(
+        Array.from({ length: Math.min(64, count - i) }, async (_, k) => {
+          const type = typeOf(i + k);
+          const s = type === 'sleep' ? undefined : seedsFor(type, i + k, run);
+          if (s) await awaitReceipt(pool, app.token, (await submit(pool, app.token, s)).id);
+        }),
+      );
+    }
+    const before = cpuMs(pid);
+    const result = await openLoop({
+      ratePerSec: run === 'warm' ? 500 : rate,
+      durationMs: run === 'warm' ? (count / 500) * 1000 : seconds * 1000,
+      fire: async (_at, i) => {
+        const { id } = await submit(pool, app.token, opFor(i, run));
+        await awaitReceipt(pool, app.token, id);
+      },
+    });
+    const used = cpuMs(pid) - before;
+    const s = result.latency.summary();
+    console.log(
+      `${run}: ${result.issued} ops (${result.errors} errors) at ${run === 'warm' ? 500 : rate}/s: app CPU ${used} ms = ` +
+        `${((used * 1000) / result.issued).toFixed(0)} µs/op; latency P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} ms`,
+    );
+  }
+} finally {
+  await pool.close();
+  await app.stop();
+}
+
+if (!args['no-profile']) {
+  interface Node {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    children?: number[];
+  }
+  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error('no profile written');
+  const prof = JSON.parse(readFileSync(join(profDir, file), 'utf8')) as {
+    nodes: Node[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  prof.samples.forEach((id, i) => {
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+  });
+  const group = (url: string) => {
+    const m = /node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?((?:@[^/]+\/)?[^/]+)/.exec(url);
+    if (m) return m[1] as string;
+    const p = /\/(packages|apps)\/([^/]+)\/src\/(.+)$/.exec(url);
+    if (p) return `${p[2]}/${p[3]}`;
+    return url.startsWith('node:') ? url : url === '' ? '(native/gc/idle)' : url.replace(/^.*\//, '');
+  };
+  const byGroup = new Map<string, number>();
+  const byFn = new Map<string, number>();
+  let total = 0;
+  for (const [id, us] of selfUs) {
+    const n = byId.get(id) as Node;
+    const name = n.callFrame.functionName || '(anonymous)';
+    if (name === '(idle)') continue;
+    total += us;
+    const g = group(n.callFrame.url);
+    byGroup.set(g, (byGroup.get(g) ?? 0) + us);
+    const key = `${name} ${g}:${n.callFrame.lineNumber + 1}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + us);
+  }
+  const top = (m: Map<string, number>, k: number) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, k)
+      .map(
+        ([key, us]) =>
+          `  ${((100 * us) / total).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${key}`,
+      )
+      .join('\n');
+  console.log(
+    `profile: ${(total / 1000).toFixed(0)} ms busy (whole process life)\nby package/file:\n${top(byGroup, 30)}`,
+  );
+  console.log(`by function:\n${top(byFn, 40)}`);
+  // Who calls the hot native work (hashing, SQLite, writes): self time charged to the
+  // nearest caller in our own code (packages/ or apps/).
+  const parent = new Map<number, number>();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const ours = (id: number): string => {
+    for (let p = parent.get(id); p !== undefined; p = parent.get(p)) {
+      const f = (byId.get(p) as Node).callFrame;
+      if (/\/(packages|apps)\/[^/]+\/src\//.test(f.url))
+        return `${f.functionName || '(anonymous)'} ${group(f.url)}:${f.lineNumber + 1}`;
+    }
+    return '(none of ours)';
+  };
+  const byCaller = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const n = byId.get(id) as Node;
+    const g = group(n.callFrame.url);
+    if (!/^(node:|\(native)/.test(g) || n.callFrame.functionName === '(idle)') continue;
+    const key = `${n.callFrame.functionName} <- ${ours(id)}`;
+    byCaller.set(key, (byCaller.get(key) ?? 0) + us);
+  }
+  console.log(`node/native self time by our nearest caller:\n${top(byCaller, 40)}`);
+}
+rmSync(scratch, { recursive: true, force: true });
