@@ -22,6 +22,7 @@ export interface BullmqLoad {
 }
 
 export interface BullmqLoadResult {
+  /** Completions per second from its first completion to its last. */
   readonly completionsPerSec: number;
   readonly variationPct: number | null;
   readonly windows: number;
@@ -59,9 +60,14 @@ export async function bullmqOpenLoop(redis: RedisServer, load: BullmqLoad): Prom
     },
     { connection, concurrency: load.concurrency },
   );
+  let firstCompletion: number | undefined;
+  let lastCompletion: number | undefined;
   worker.on('completed', () => {
     done++;
-    completions.record(performance.now());
+    const now = performance.now();
+    firstCompletion ??= now;
+    lastCompletion = now;
+    completions.record(now);
   });
   worker.on('failed', () => {
     failed++;
@@ -90,8 +96,12 @@ export async function bullmqOpenLoop(redis: RedisServer, load: BullmqLoad): Prom
     await sampler;
     const rates = completions.windowRates(load.durationMs);
     const unfinished = Math.max(0, issued - errors - done - failed);
+    // Completions over the span from the first to the last: its rate while it had work.
+    // (The windows start at the first completion; a contender that falls behind can
+    // complete a few and then stall for a whole window, which its mean would hide.)
+    const spanMs = (lastCompletion ?? 0) - (firstCompletion ?? 0);
     return {
-      completionsPerSec: rates.reduce((a, b) => a + b, 0) / rates.length,
+      completionsPerSec: spanMs > 0 ? ((done - 1) * 1000) / spanMs : 0,
       variationPct: variationPct(rates),
       windows: rates.length,
       wait: wait.summary(),
