@@ -9,12 +9,14 @@
 //   cd benchmarks && npx tsx --conditions=@unrdf/source src/receipts/latency-profile.ts \
 //     [--rounds 3] [--seconds 3] [--rate 1000] [--mode fsync-after-commit --mode fsync-in-commit]
 //     [--variant base=/tmp/base/packages/receipts/src/ledger/index.ts] [--dir /tmp/receipts-profile]
+//     [--type batch]  (batch receipts of 10-16 members, each body built by that variant's
+//                      buildBatchBody inside the measured latency, as in jtbd1-receipts)
 import { mkdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { createOperationId, generateNoteKey } from '@unrdf/receipts';
+import { buildBatchBody, createOperationId, generateNoteKey, type ReceiptBody } from '@unrdf/receipts';
 import { openLedger } from '@unrdf/receipts/ledger';
 import { LatencyHistogram } from '../harness/histogram.js';
 import { openLoop } from '../harness/open-loop.js';
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     variant: { type: 'string', multiple: true, default: [] },
     'no-current': { type: 'boolean', default: false },
     dir: { type: 'string', default: '/tmp/receipts-profile' },
+    type: { type: 'string', default: 'single' },
   },
 });
 const rounds = Number(values.rounds);
@@ -38,18 +41,26 @@ const modes = (values.mode.length > 0 ? values.mode : ['fsync-after-commit', 'fs
   | 'fsync-in-commit'
 )[];
 type Open = typeof openLedger;
-const variants: { name: string; open: Open }[] = values['no-current'] ? [] : [{ name: 'current', open: openLedger }];
+type BuildBatch = typeof buildBatchBody;
+const variants: { name: string; open: Open; buildBatch: BuildBatch }[] = values['no-current']
+  ? []
+  : [{ name: 'current', open: openLedger, buildBatch: buildBatchBody }];
 for (const v of values.variant) {
   const [name, script] = v.split('=');
   if (name === undefined || script === undefined) throw new Error(`--variant name=path, got ${v}`);
-  variants.push({ name, open: ((await import(script)) as { openLedger: Open }).openLedger });
+  const core = (await import(script.replace(/ledger\/index\.ts$/, 'index.ts'))) as { buildBatchBody: BuildBatch };
+  variants.push({
+    name,
+    open: ((await import(script)) as { openLedger: Open }).openLedger,
+    buildBatch: core.buildBatchBody,
+  });
 }
 const ORIGIN = 'bench.unrdf.example/ledger';
 const signerKey = generateNoteKey(ORIGIN).signerKey;
 const dir = join(values.dir, `latency-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 const hex = (n: number) => n.toString(16).padStart(64, '0');
-const body = (i: number) => {
+const single = (i: number) => {
   const now = Date.now();
   return {
     operationId: createOperationId(),
@@ -64,6 +75,13 @@ const body = (i: number) => {
     finishedAt: now,
     nodeId: 'bench-node-1',
   };
+};
+/** As jtbd1-receipts: a batch of 10 to 16 members, hashed by `build` (inside the measured latency). */
+const body = (i: number, build: BuildBatch): ReceiptBody => {
+  if (values.type !== 'batch') return single(i);
+  const members = Array.from({ length: 10 + (i % 7) }, (_, k) => single(i * 16 + k));
+  const { type: _t, ...facts } = single(i);
+  return build(facts, members);
 };
 
 interface Acc {
@@ -98,8 +116,11 @@ const record = (
 const load0 = loadavg()[0] ?? 0;
 let file = 0;
 for (let round = 0; round < rounds; round++) {
+  const roundLine: string[] = [];
   for (const mode of [...modes, 'null' as const]) {
-    for (const variant of mode === 'null' ? [{ name: 'generator', open: openLedger }] : variants) {
+    for (const variant of mode === 'null'
+      ? [{ name: 'generator', open: openLedger, buildBatch: buildBatchBody }]
+      : variants) {
       const key = mode === 'null' ? 'null load' : `${variant.name} ${mode}`;
       const ledger =
         mode === 'null'
@@ -116,14 +137,19 @@ for (let round = 0; round < rounds; round++) {
       const result = await openLoop({
         ratePerSec: rate,
         durationMs: seconds * 1000,
-        fire: (_at, i) => (ledger ? ledger.append(body(i)) : Promise.resolve(body(i))),
+        fire: (_at, i) =>
+          ledger ? ledger.append(body(i, variant.buildBatch)) : Promise.resolve(body(i, variant.buildBatch)),
       });
       const used = process.cpuUsage(cpu);
       delay.disable();
       await ledger?.close();
       record(key, result, used.user + used.system, delay.max / 1e6);
+      const r = result.latency.summary();
+      roundLine.push(`${key} ${r.p99.toFixed(1)}`);
     }
   }
+  // Per round, so a disturbance that hit one slot shows as such.
+  process.stdout.write(`round ${round} P99 ms: ${roundLine.join(', ')} (load ${(loadavg()[0] ?? 0).toFixed(1)})\n`);
 }
 const generatorCpu = (() => {
   const n = acc.get('null load');
