@@ -120,6 +120,14 @@ export function startEcho(): Promise<ServerProcess> {
   return startProcess(ECHO, [], /listening (http:\/\/\S+)/);
 }
 
+/** CPU time (user + system) a process has used so far, in ms (Linux /proc; 10 ms ticks). */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15 of proc(5).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** A kept-alive connection pool to a server. */
 export function poolFor(url: string, connections = 64): Pool {
   return new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
@@ -130,7 +138,7 @@ export async function requestJson<T>(
   pool: Pool,
   method: 'GET' | 'POST',
   path: string,
-  options: { readonly token?: string; readonly body?: unknown; readonly expect?: number } = {},
+  options: { readonly token?: string; readonly body?: unknown; readonly expect?: number | readonly number[] } = {},
 ): Promise<T> {
   const headers: Record<string, string> = {};
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
@@ -143,7 +151,7 @@ export async function requestJson<T>(
   });
   const text = await response.body.text();
   const expected = options.expect ?? (method === 'POST' ? 202 : 200);
-  if (response.statusCode !== expected) {
+  if (typeof expected === 'number' ? response.statusCode !== expected : !expected.includes(response.statusCode)) {
     throw new Error(`${method} ${path}: HTTP ${response.statusCode} (expected ${expected}): ${text.slice(0, 300)}`);
   }
   return JSON.parse(text) as T;

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openLoop } from '../harness/open-loop.js';
-import { poolFor, startApp } from './processes.js';
-import { awaitReceipt, operationFor, RDF_TYPES, type RdfType, seedsFor, submit } from './workload.js';
+import { poolFor, processCpuMs, startApp } from './processes.js';
+import { awaitReceipt, operationFor, RDF_TYPES, type RdfType, seedsFor, submit, submitAndWait } from './workload.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -24,13 +24,6 @@ const { values: args } = parseArgs({
 });
 const rate = Number(args.rate);
 const seconds = Number(args.seconds);
-
-/** utime + stime of a process, in ms (Linux: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 const scratch = mkdtempSync(join(tmpdir(), 'unrdf-profile-'));
 const profDir = join(scratch, 'prof');
@@ -60,16 +53,15 @@ try {
         }),
       );
     }
-    const before = cpuMs(pid);
+    const before = processCpuMs(pid);
     const result = await openLoop({
       ratePerSec: run === 'warm' ? 500 : rate,
       durationMs: run === 'warm' ? (count / 500) * 1000 : seconds * 1000,
       fire: async (_at, i) => {
-        const { id } = await submit(pool, app.token, opFor(i, run));
-        await awaitReceipt(pool, app.token, id);
+        await submitAndWait(pool, app.token, opFor(i, run));
       },
     });
-    const used = cpuMs(pid) - before;
+    const used = processCpuMs(pid) - before;
     const s = result.latency.summary();
     console.log(
       `${run}: ${result.issued} ops (${result.errors} errors) at ${run === 'warm' ? 500 : rate}/s: app CPU ${used} ms = ` +

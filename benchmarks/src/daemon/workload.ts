@@ -67,6 +67,19 @@ interface View {
   readonly receipt: { readonly leafIndex: number } | null;
 }
 
+/**
+ * Submits one operation and holds its final state with a durable receipt after one round
+ * trip (POST ?wait); falls back to GET ?wait when the POST's wait ran out first (202).
+ */
+export async function submitAndWait(pool: Pool, token: string, op: Submission, waitMs = 30_000): Promise<View> {
+  const view = await requestJson<View>(pool, 'POST', `/v1/operations?wait=${waitMs}`, {
+    token,
+    body: op,
+    expect: [200, 202],
+  });
+  return view.receipt === null ? awaitReceipt(pool, token, view.id, waitMs) : view;
+}
+
 /** Long-polls the operation until it is final with a durable receipt (bounded by waitMs). */
 export async function awaitReceipt(pool: Pool, token: string, id: string, waitMs = 30_000): Promise<View> {
   const view = await requestJson<View>(pool, 'GET', `/v1/operations/${id}?wait=${waitMs}`, { token });
