@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -342,8 +343,10 @@ async function bullmqSideBySide(args: {
   const label = `BullMQ 6.7 on Redis ${redis.version} (${REDIS_DURABILITY})`;
   const progress = (done: number, total: number, what: string) => ctx.progress.update(done, total, what);
   const ratios: string[] = [];
+  const bullLoads: string[] = [];
   try {
     for (const rate of [5000, 9000]) {
+      const loadBefore = loadavg()[0] ?? 0;
       const b = await bullmqOpenLoop(redis, {
         ratePerSec: rate,
         durationMs: quick ? 5000 : 60_000,
@@ -352,6 +355,7 @@ async function bullmqSideBySide(args: {
         windowMs: WINDOW_MS,
         progress,
       });
+      bullLoads.push(`${rate}/s ${loadBefore.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)}`);
       ctx.log(
         `BullMQ ${rate}/s: ${Math.round(b.completionsPerSec)}/s, wait p50 ${b.wait.p50} p99 ${b.wait.p99} p99.9 ${b.wait.p999} ms, waiting max ${b.maxBacklog}, failures ${b.failureRatePct.toFixed(2)}%`,
       );
@@ -386,7 +390,7 @@ async function bullmqSideBySide(args: {
     }
     ctx.log(`ours vs BullMQ (both durable per acknowledged write): ${ratios.join('; ')}`);
     notes.push(
-      `Measured side by side: ${label}, one Queue and one Worker (concurrency 1000) in this process, completed jobs removed at once; its completions/s run from its first completion to its last (including the drain of what it fell behind on). Ours vs BullMQ: ${ratios.join('; ')}.`,
+      `Measured side by side: ${label}, one Queue and one Worker (concurrency 1000) in this process, completed jobs removed at once; its completions/s run from its first completion to its last (including the drain of what it fell behind on). Ours vs BullMQ: ${ratios.join('; ')}. Load average (1 min) at the start → end of each BullMQ rate: ${bullLoads.join('; ')}.`,
     );
   } finally {
     await redis.stop();
@@ -411,12 +415,16 @@ export const benchmark: Benchmark = {
     let walMax = 0;
     /** Ours at the rates BullMQ also runs: completions/s and P99 wait. */
     const ours = new Map<number, { completions: number; waitP99: number }>();
+    const loads: string[] = [];
     for (const profile of profiles(quick)) {
       if (!wanted(profile.name)) continue;
       log(
         `profile ${profile.name}: concurrency ${profile.concurrency}, ${profile.phases.map((p) => `${p.ratePerSec}/s for ${p.durationMs / 1000} s`).join(' then ')}`,
       );
+      const loadBefore = loadavg()[0] ?? 0;
       const r = await runDurable(profile, ctx);
+      // The machine is shared: the 1-minute load average around each profile (2 cores).
+      loads.push(`${profile.name} ${loadBefore.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)}`);
       const w = r.wait.summary();
       const p = profile.name;
       rssMax = Math.max(rssMax, r.rssMaxMb);
@@ -540,6 +548,8 @@ export const benchmark: Benchmark = {
         },
       });
     }
+    if (loads.length > 0)
+      notes.push(`Load average (1 min, 2 cores) at the start → end of each profile: ${loads.join('; ')}.`);
     if (wanted('bullmq')) await bullmqSideBySide({ ctx, quick, noopTotal, ours, oursNoop: noopRate, baselines, notes });
     notes.push(
       'Durability: @unrdf/queue figures are durable (SQLite WAL; enqueue acknowledged only once its commit is fsynced, the fsync off the event loop; checkpoints under synchronous=FULL); p-queue is in memory and not durable.',
