@@ -84,6 +84,9 @@ function writePrivate(path: string, content: string): void {
 /** How often `verify` looks whether another process changed tokens.json (ms). */
 export const DEFAULT_TOKEN_RECHECK_MS = 1000;
 
+/** Verification results kept in memory at most (valid tokens and recent wrong guesses). */
+const MAX_VERIFIED_TOKENS = 1024;
+
 /** Options of {@link openTokenStore}. */
 export interface TokenStoreOptions {
   /**
@@ -114,6 +117,8 @@ export function openTokenStore(dataDir: string, options: TokenStoreOptions = {})
   const now = options.now ?? (() => performance.now());
   let cache: { file: TokenFile; hashes: Buffer[]; stamp: string } | undefined;
   let checkedAt = Number.NEGATIVE_INFINITY;
+  /** Tokens verified against the current file (cleared when it changes): no hash per request. */
+  const verified = new Map<string, TokenIdentity | undefined>();
 
   const stampOf = () => {
     try {
@@ -146,6 +151,7 @@ export function openTokenStore(dataDir: string, options: TokenStoreOptions = {})
       file = parsed.data;
     }
     cache = { file, hashes: file.tokens.map((t) => Buffer.from(t.sha256, 'hex')), stamp };
+    verified.clear();
     return cache;
   };
 
@@ -175,6 +181,7 @@ export function openTokenStore(dataDir: string, options: TokenStoreOptions = {})
     verify(token) {
       if (typeof token !== 'string' || !token.startsWith(TOKEN_PREFIX) || token.length > 256) return undefined;
       const { file, hashes } = cache !== undefined && now() - checkedAt < recheckMs ? cache : load();
+      if (verified.has(token)) return verified.get(token);
       const candidate = sha256(token);
       let found: StoredToken | undefined;
       // Compare with every stored hash, without stopping early: the time does not tell which one matched.
@@ -182,7 +189,11 @@ export function openTokenStore(dataDir: string, options: TokenStoreOptions = {})
         const hash = hashes[i];
         if (hash !== undefined && timingSafeEqual(hash, candidate) && found === undefined) found = file.tokens[i];
       }
-      return found && { id: found.id, scopes: found.scopes };
+      const identity = found && { id: found.id, scopes: found.scopes };
+      // Bounded: guesses do not grow it without limit (they are forgotten wholesale).
+      if (verified.size >= MAX_VERIFIED_TOKENS) verified.clear();
+      verified.set(token, identity);
+      return identity;
     },
     revoke(id) {
       const { file } = load();
