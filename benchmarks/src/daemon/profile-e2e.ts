@@ -1,11 +1,12 @@
 // Where the app's CPU goes per operation, end to end: starts the reference app with
-// `--cpu-prof`, drives the jtbd1-e2e workload (POST, then GET ?wait) at a fixed rate,
+// `--cpu-prof`, drives the jtbd1-e2e workload (POST ?wait: one round trip to the durable
+// receipt) or the jtbd5-e2e one (`--flow post`: POST only, 202 once durable) at a fixed rate,
 // prints the app's CPU time per operation (from /proc) and the profile's self time
 // grouped by package and by function. Not a benchmark (no targets): a tool to find
 // what to cut.
 //
 //   node --conditions=@unrdf/source --import tsx benchmarks/src/daemon/profile-e2e.ts \
-//     [--rate 1000] [--seconds 10] [--type mixed|create|sleep] [--no-profile]
+//     [--rate 1000] [--seconds 10] [--type mixed|create|sleep] [--sleep-ms 0] [--flow wait|post] [--no-profile]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,8 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '10' },
     type: { type: 'string', default: 'mixed' },
+    'sleep-ms': { type: 'string', default: '0' },
+    flow: { type: 'string', default: 'wait' },
     'no-profile': { type: 'boolean', default: false },
   },
 });
@@ -38,7 +41,7 @@ const typeOf = (i: number): RdfType | 'sleep' =>
   args.type === 'mixed' ? (RDF_TYPES[i % RDF_TYPES.length] as RdfType) : (args.type as RdfType | 'sleep');
 const opFor = (i: number, run: string) =>
   typeOf(i) === 'sleep'
-    ? { type: 'sleep', subject: 'urn:x', input: { ms: 0 } }
+    ? { type: 'sleep', subject: 'urn:x', input: { ms: Number(args['sleep-ms']) } }
     : operationFor(typeOf(i) as RdfType, i, run);
 try {
   const total = rate * seconds;
@@ -58,7 +61,8 @@ try {
       ratePerSec: run === 'warm' ? 500 : rate,
       durationMs: run === 'warm' ? (count / 500) * 1000 : seconds * 1000,
       fire: async (_at, i) => {
-        await submitAndWait(pool, app.token, opFor(i, run));
+        if (args.flow === 'post') await submit(pool, app.token, opFor(i, run));
+        else await submitAndWait(pool, app.token, opFor(i, run));
       },
     });
     const used = processCpuMs(pid) - before;
