@@ -417,12 +417,9 @@ export const benchmark: Benchmark = {
         better: 'lower',
         specTarget: SPEC.collisionsPerMillion,
       },
-      at_goal_rate_receipts_per_s: {
-        value: atGoal.perSec,
-        unit: 'receipt/s',
-        better: 'higher',
-        goal: GOAL.sustained,
-      },
+      // No goal here: offered exactly 20,000/s, what completes per second is bounded by the
+      // offer (and the drain at the end); capacity is sustained_receipts_per_s below.
+      at_goal_rate_receipts_per_s: { value: atGoal.perSec, unit: 'receipt/s', better: 'higher' },
       at_goal_rate_p50_ms: { value: g.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
       at_goal_rate_p99_ms: { value: g.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99 },
       at_goal_rate_p999_ms: { value: g.p999, unit: 'ms', better: 'lower', specTarget: SPEC.p999 },
