@@ -60,22 +60,11 @@ const MAX_SYNCS_IN_FLIGHT = 2;
  */
 const INLINE_SYNC_MAX_BATCH = 64;
 /**
- * ...and only while the disk answers fast: inline syncs feed a moving average of their
- * duration, and above this many milliseconds small batches go to the pool too, so a slow
- * or congested disk does not keep stalling the event loop.
+ * ...and only while the disk answers fast: syncs (either way) feed a moving average of
+ * their duration, and above this many milliseconds every sync goes to the pool, so a
+ * slow or congested disk never stalls the event loop.
  */
 const INLINE_SYNC_MAX_MS = 1;
-/**
- * While small batches sync on the pool (the disk was slow), one of them syncs inline
- * after this many milliseconds, or 20 times the average if longer, to learn whether the
- * disk is fast again: such probes stall the loop at most about 5% of the time. Pool syncs
- * cannot tell: timed from the event loop, they include the hand-off to the pool and back
- * and whatever the loop did meanwhile (in one jtbd1-receipts phase, P50 0.65 ms against
- * 0.13 ms inline), so an average fed by them can stay above 1 ms after the disk
- * recovered, and every small batch then pays the round trip and waits for the sync in
- * flight before it commits.
- */
-const INLINE_SYNC_PROBE_MS = 20;
 
 /**
  * Internal: the file syncs an owned ledger makes (fsync-after-commit), injectable so a
@@ -733,8 +722,10 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     if (unsynced.length === 0 || lastSyncStartedFor >= covers) return;
     lastSyncStartedFor = covers;
     syncsInFlight++;
+    const started = io.now();
     io.fdatasync(fd, (error) => {
       syncsInFlight--;
+      noteSyncMs(io.now() - started);
       if (error) failSync(error);
       else {
         releaseUpTo(covers);
@@ -749,21 +740,13 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     });
   };
 
-  /** Moving average of recent inline fdatasync durations (ms), each weighing 1/4. */
+  /** Moving average of recent fdatasync durations (ms), each weighing 1/8. */
   let syncMs = 0;
-  /** When the last inline sync returned (io.now()). */
-  let lastInlineAt = Number.NEGATIVE_INFINITY;
-  const noteSyncMs = (ms: number, at: number): void => {
-    syncMs += (ms - syncMs) / 4;
-    lastInlineAt = at;
+  const noteSyncMs = (ms: number): void => {
+    syncMs += (ms - syncMs) / 8;
   };
-  /** A small batch with no sync in flight syncs inline while the disk is fast, or to probe it. */
-  const inlineSyncFits = (batchLength: number): boolean =>
-    batchLength <= INLINE_SYNC_MAX_BATCH &&
-    syncsInFlight === 0 &&
-    (syncMs <= INLINE_SYNC_MAX_MS || io.now() - lastInlineAt >= Math.max(INLINE_SYNC_PROBE_MS, 20 * syncMs));
 
-  /** Syncs the WAL on the event loop, now: for a small batch with no sync in flight (inlineSyncFits). */
+  /** Syncs the WAL on the event loop, now: for a small batch with no sync in flight, on a fast disk. */
   const syncInline = (): void => {
     const fd = walFd;
     if (fd === undefined || syncFailure !== undefined) return;
@@ -772,8 +755,7 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     const started = io.now();
     try {
       io.fdatasyncSync(fd);
-      const ended = io.now();
-      noteSyncMs(ended - started, ended);
+      noteSyncMs(io.now() - started);
     } catch (error) {
       failSync(error);
       notifySyncIdle();
@@ -792,7 +774,7 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       return;
     }
     unsynced.push({ seq: ++committedSeq, treeSize: committedEdge?.size ?? currentSize(), outcomes });
-    if (inlineSyncFits(batch.length)) syncInline();
+    if (batch.length <= INLINE_SYNC_MAX_BATCH && syncsInFlight === 0 && syncMs <= INLINE_SYNC_MAX_MS) syncInline();
     else startSync();
   };
 
