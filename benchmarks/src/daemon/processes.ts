@@ -120,9 +120,12 @@ export function startEcho(): Promise<ServerProcess> {
   return startProcess(ECHO, [], /listening (http:\/\/\S+)/);
 }
 
-/** CPU time (user + system) a process has used so far, in ms (Linux /proc; 10 ms ticks). */
-export function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/**
+ * CPU time (user + system) a process has used so far, in ms (Linux /proc; 10 ms ticks):
+ * all its threads, or only thread `tid` (the main thread's tid is the pid).
+ */
+export function processCpuMs(pid: number, tid?: number): number {
+  const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15 of proc(5).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;

@@ -57,6 +57,7 @@ try {
       );
     }
     const before = processCpuMs(pid);
+    const mainBefore = processCpuMs(pid, pid);
     const result = await openLoop({
       ratePerSec: run === 'warm' ? 500 : rate,
       durationMs: run === 'warm' ? (count / 500) * 1000 : seconds * 1000,
@@ -66,10 +67,11 @@ try {
       },
     });
     const used = processCpuMs(pid) - before;
+    const mainUsed = processCpuMs(pid, pid) - mainBefore;
     const s = result.latency.summary();
     console.log(
       `${run}: ${result.issued} ops (${result.errors} errors) at ${run === 'warm' ? 500 : rate}/s: app CPU ${used} ms = ` +
-        `${((used * 1000) / result.issued).toFixed(0)} µs/op; latency P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} ms`,
+        `${((used * 1000) / result.issued).toFixed(0)} µs/op (main thread ${((mainUsed * 1000) / result.issued).toFixed(0)}); latency P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} ms`,
     );
   }
 } finally {
