@@ -1,9 +1,9 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import {
   type Attributes,
-  type Counter,
   type Histogram,
   metrics,
+  type ObservableCounter,
   type ObservableGauge,
   type ObservableResult,
 } from '@opentelemetry/api';
@@ -576,7 +576,7 @@ class DurableQueue implements Queue {
           wake = true;
           break;
       }
-      this.#metrics.transitions.add(1, this.#metrics.attrs(t.type, t.kind));
+      this.#metrics.countTransition(t.type, t.kind);
       for (const listener of this.#listeners) {
         try {
           listener(t);
@@ -1153,21 +1153,31 @@ function entryOf(row: PendingRow): ReadyEntry {
 
 /** OpenTelemetry instruments (API only: the app wires an SDK and exporter). */
 class QueueMetrics {
-  readonly transitions: Counter;
   readonly wait: Histogram;
   readonly run: Histogram;
   readonly #gauges: ObservableGauge[];
   readonly #observe: (result: ObservableResult, which: 'depth' | 'inFlight' | 'eventLoop') => void;
   readonly #callbacks: ((result: ObservableResult) => void)[];
   readonly #attrs = new Map<string, Map<string, Attributes>>();
+  /**
+   * Transitions counted here and read by the SDK when it collects (an observable
+   * counter): several per operation, and a synchronous counter's `add` costs a few µs
+   * each (attribute hashing) on the commit path.
+   */
+  readonly #transitionCounts = new Map<Attributes, number>();
+  readonly #transitions: ObservableCounter;
+  readonly #observeTransitions = (result: ObservableResult) => {
+    for (const [attrs, count] of this.#transitionCounts) result.observe(count, attrs);
+  };
 
   constructor(
     meter: NonNullable<QueueOptions['meter']>,
     snapshot: () => { ready: number; delayed: number; inFlight: number; eventLoopP99: number },
   ) {
-    this.transitions = meter.createCounter('unrdf.queue.transitions', {
+    this.#transitions = meter.createObservableCounter('unrdf.queue.transitions', {
       description: 'Committed operation transitions, by operation type and transition kind',
     });
+    this.#transitions.addCallback(this.#observeTransitions);
     this.wait = meter.createHistogram('unrdf.queue.wait.duration', {
       unit: 'ms',
       description: 'From when an operation was due to when it was claimed',
@@ -1200,6 +1210,12 @@ class QueueMetrics {
     });
   }
 
+  /** Counts one committed transition. */
+  countTransition(type: string, kind: string): void {
+    const attrs = this.attrs(type, kind);
+    this.#transitionCounts.set(attrs, (this.#transitionCounts.get(attrs) ?? 0) + 1);
+  }
+
   /** Cached attribute objects, so the hot path allocates none. */
   attrs(type: string, kind: string): Attributes {
     let ofType = this.#attrs.get(type);
@@ -1216,6 +1232,7 @@ class QueueMetrics {
   }
 
   close(): void {
+    this.#transitions.removeCallback(this.#observeTransitions);
     this.#gauges.forEach((gauge, i) => {
       gauge.removeCallback(this.#callbacks[i] as (r: ObservableResult) => void);
     });

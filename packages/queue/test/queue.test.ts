@@ -652,26 +652,47 @@ describe('openQueue durability modes and metrics', () => {
 
   it('feeds OpenTelemetry instruments through the API', async () => {
     const recorded: { name: string; value: number; attributes: unknown }[] = [];
-    const gauges: string[] = [];
+    const callbacks = new Map<string, (result: { observe(value: number, attributes?: unknown): void }) => void>();
     const instrument = (name: string) => ({
-      add: (value: number, attributes?: unknown) => recorded.push({ name, value, attributes }),
       record: (value: number, attributes?: unknown) => recorded.push({ name, value, attributes }),
-      addCallback: () => gauges.push(name),
-      removeCallback: () => undefined,
+      addCallback: (callback: never) => callbacks.set(name, callback),
+      removeCallback: () => callbacks.delete(name),
     });
     const meter = {
-      createCounter: instrument,
       createHistogram: instrument,
+      createObservableCounter: instrument,
       createObservableGauge: instrument,
     } as unknown as import('@opentelemetry/api').Meter;
     const queue = await fx.open({ meter, types: { job: { handler: () => 1 } } });
-    const op = await queue.enqueue('job');
-    await allFinal(queue, [op.id]);
+    const ops = [await queue.enqueue('job'), await queue.enqueue('job')];
+    await allFinal(
+      queue,
+      ops.map((op) => op.id),
+    );
+    // What a collection reads from the observable instruments (a transition is counted
+    // when its commit is released, just after the state is visible).
+    const collect = () => {
+      const observed: string[] = [];
+      for (const [name, callback] of callbacks) {
+        callback({ observe: (value, attributes) => observed.push(`${name}:${JSON.stringify(attributes)}=${value}`) });
+      }
+      return observed;
+    };
+    const observed = await waitFor(() => {
+      const now = collect();
+      return now.includes('unrdf.queue.transitions:{"operation.type":"job","transition":"completed"}=2') && now;
+    });
+    expect(observed).toContain('unrdf.queue.transitions:{"operation.type":"job","transition":"enqueued"}=2');
+    expect([...callbacks.keys()].sort()).toEqual([
+      'unrdf.queue.depth',
+      'unrdf.queue.event_loop.delay',
+      'unrdf.queue.in_flight',
+      'unrdf.queue.transitions',
+    ]);
     await queue.close();
+    expect(callbacks.size).toBe(0);
     const names = recorded.map((r) => `${r.name}:${JSON.stringify(r.attributes)}`);
-    expect(names).toContain('unrdf.queue.transitions:{"operation.type":"job","transition":"completed"}');
     expect(names).toContain('unrdf.queue.wait.duration:{"operation.type":"job","transition":"claimed"}');
     expect(names).toContain('unrdf.queue.run.duration:{"operation.type":"job","transition":"completed"}');
-    expect(gauges.sort()).toEqual(['unrdf.queue.depth', 'unrdf.queue.event_loop.delay', 'unrdf.queue.in_flight']);
   });
 });
