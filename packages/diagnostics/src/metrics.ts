@@ -1,4 +1,11 @@
-import { type Attributes, type Counter, type Histogram, type Meter, metrics as otelMetrics } from '@opentelemetry/api';
+import {
+  type Attributes,
+  type BatchObservableCallback,
+  type Histogram,
+  type Meter,
+  type ObservableCounter,
+  metrics as otelMetrics,
+} from '@opentelemetry/api';
 import { z } from 'zod';
 import {
   counterName,
@@ -127,7 +134,9 @@ interface MinuteBucket {
 interface IndicatorState {
   readonly name: IndicatorName;
   readonly histogram: Histogram;
-  readonly counter: Counter;
+  /** Read at collection from `counts` (an `add` per event would hash its attributes each time). */
+  readonly counter: ObservableCounter;
+  readonly counts: Map<Attributes, number>;
   readonly thresholdsMs: number[];
   readonly lifetime: LatencyHistogram;
   /** Per-minute HDR histograms of the last RECENT_MINUTES minutes, and their running sum. */
@@ -140,6 +149,8 @@ interface IndicatorState {
 }
 
 const LONGEST_WINDOW_MIN = Math.max(...Object.values(SLI_WINDOWS));
+/** Label combinations whose attribute objects are kept for reuse (beyond it, built per event). */
+const MAX_ATTRIBUTE_SETS = 1024;
 
 /**
  * Creates a node's metrics. Every indicator of INDICATORS becomes an OTel histogram
@@ -174,7 +185,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         unit: 's',
         advice: { explicitBucketBoundaries: [...spec.bucketsSeconds] },
       }),
-      counter: meter.createCounter(counterName(name), { description: `${spec.description}: events by outcome` }),
+      counter: meter.createObservableCounter(counterName(name), {
+        description: `${spec.description}: events by outcome`,
+      }),
+      counts: new Map(),
       thresholdsMs,
       lifetime: new LatencyHistogram(),
       recentByMinute: new Map(),
@@ -184,6 +198,31 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       failure: 0,
     });
   }
+
+  const observeCounts: BatchObservableCallback = (result) => {
+    for (const state of states.values()) {
+      for (const [attributes, count] of state.counts) result.observe(state.counter, count, attributes);
+    }
+  };
+  const counters = [...states.values()].map((state) => state.counter);
+  meter.addBatchObservableCallback(observeCounts, counters);
+
+  // One frozen attribute set per label combination, reused by every observation (label
+  // values are bounded: outcome, known type or "other", endpoint).
+  const attributeSets = new Map<string, Attributes>();
+  const attributesOf = (o: Observation): Attributes => {
+    const type = o.type === undefined ? undefined : operationTypes.has(o.type) ? o.type : 'other';
+    const key = `${o.ok ? 1 : 0}\0${type ?? ''}\0${o.endpoint ?? ''}`;
+    let attributes = attributeSets.get(key);
+    if (attributes === undefined) {
+      const fresh: Attributes = { outcome: o.ok ? 'success' : 'failure' };
+      if (type !== undefined) fresh.type = type;
+      if (o.endpoint !== undefined) fresh.endpoint = o.endpoint;
+      attributes = Object.freeze(fresh);
+      if (attributeSets.size < MAX_ATTRIBUTE_SETS) attributeSets.set(key, attributes);
+    }
+    return attributes;
+  };
 
   // The running 5-minute sum loses each minute once, when it falls out: cheaper than
   // merging five histograms on every snapshot.
@@ -272,11 +311,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const observe = (indicator: IndicatorName, o: Observation) => {
     const state = states.get(indicator);
     if (!state) throw new RangeError(`unknown indicator ${indicator}`);
-    const attributes: Attributes = { outcome: o.ok ? 'success' : 'failure' };
-    if (o.type !== undefined) attributes.type = operationTypes.has(o.type) ? o.type : 'other';
-    if (o.endpoint !== undefined) attributes.endpoint = o.endpoint;
+    const attributes = attributesOf(o);
     state.histogram.record(o.durationMs / 1000, attributes);
-    state.counter.add(1, attributes);
+    state.counts.set(attributes, (state.counts.get(attributes) ?? 0) + 1);
     if (o.ok) state.success++;
     else state.failure++;
     state.lifetime.record(o.durationMs);
@@ -333,6 +370,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     flush,
     close() {
       flush();
+      meter.removeBatchObservableCallback(observeCounts, counters);
       unregister?.();
       store?.close();
     },
