@@ -1,10 +1,10 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { freePort } from '@unrdf/test-utils';
 import { Redis } from 'ioredis';
+import { ensureAptCommand } from '../harness/apt-command.js';
 
 /**
  * A throwaway Redis server for the side-by-side BullMQ run of `jtbd5-throughput`: Debian's
@@ -15,35 +15,12 @@ import { Redis } from 'ioredis';
  * snapshots (`save ""`), so no fork in the middle of a run. Killed and removed by `stop()`.
  */
 
-/** The repo's shared installer: `ensure-apt-command.sh redis-server redis-server`. */
-const ENSURE_APT = fileURLToPath(new URL('../../../scripts/ensure-apt-command.sh', import.meta.url));
-
 /** The durability class printed next to every BullMQ figure. */
 export const REDIS_DURABILITY = 'Redis AOF, appendfsync always: durable per write';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 /** Installs redis-server if it is missing (apt-get, root); resolves with why not when it cannot. */
 export function ensureRedisServer(timeoutMs = 180_000): Promise<{ ok: true } | { ok: false; reason: string }> {
-  return new Promise((resolve) => {
-    execFile('sh', [ENSURE_APT, 'redis-server', 'redis-server'], { timeout: timeoutMs }, (error, _stdout, stderr) => {
-      resolve(
-        error ? { ok: false, reason: (stderr || error.message).trim().split('\n').slice(-1)[0] ?? '' } : { ok: true },
-      );
-    });
-  });
+  return ensureAptCommand('redis-server', 'redis-server', timeoutMs);
 }
 
 export class RedisServer {

@@ -1,8 +1,8 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { freePort } from '@unrdf/test-utils';
+import { ensureAptCommand } from '../harness/apt-command.js';
 
 /**
  * A 3-member etcd cluster on loopback (Debian's `etcd-server`, etcd 3.4), for a side-by-side
@@ -12,32 +12,9 @@ import { fileURLToPath } from 'node:url';
  * the issue's anchors, measured with etcd's own gRPC benchmark tool, stay in the report.
  */
 
-/** The repo's shared installer: `ensure-apt-command.sh etcd etcd-server` (Debian's etcd 3.4). */
-const ENSURE_APT = fileURLToPath(new URL('../../../scripts/ensure-apt-command.sh', import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 /** Installs etcd if it is missing (apt-get, root); resolves with why not when it cannot. */
 export function ensureEtcd(timeoutMs = 120_000): Promise<{ ok: true } | { ok: false; reason: string }> {
-  return new Promise((resolve) => {
-    execFile('sh', [ENSURE_APT, 'etcd', 'etcd-server'], { timeout: timeoutMs }, (error, _stdout, stderr) => {
-      resolve(
-        error ? { ok: false, reason: (stderr || error.message).trim().split('\n').slice(-1)[0] ?? '' } : { ok: true },
-      );
-    });
-  });
+  return ensureAptCommand('etcd', 'etcd-server', timeoutMs);
 }
 
 export class EtcdCluster {
