@@ -3,14 +3,12 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
   buildBatchBody,
-  createOperationId,
   createReceiptVerifier,
   generateNoteKey,
   type OperationType,
   parseSignerKey,
   type Receipt,
   type ReceiptBody,
-  type SingleReceiptBody,
   signCheckpoint,
 } from '@unrdf/receipts';
 import { type AppendedReceipt, type Ledger, openLedger } from '@unrdf/receipts/ledger';
@@ -21,6 +19,7 @@ import type { BenchContext, Benchmark } from '../harness/benchmark.js';
 import { LatencyHistogram } from '../harness/histogram.js';
 import { openLoop } from '../harness/open-loop.js';
 import type { MetricInput } from '../harness/report.js';
+import { syntheticSingleBody } from '../receipts/bodies.js';
 
 // JTBD 1 (receipt generation) and the offline half of JTBD 2 (verification) of the SLO
 // spec, on @unrdf/receipts alone: latency from submission to a *durable* receipt with
@@ -50,32 +49,13 @@ const SPEC_VERIFY = { p99Ms: 120_000, falsePct: 0.001 } as const;
 const SUSTAINED_OFFERED_PER_SEC = 25_000;
 const GOAL = { p99: 5, sustained: 20_000, proofMs: 1, verifyPerSec: 20_000 } as const;
 
-const hex = (n: number) => n.toString(16).padStart(64, '0');
-
-/** One operation's facts as the daemon would report them: times and ids come in. */
-function singleBody(type: Exclude<OperationType, 'batch'>, n: number, now: number): SingleReceiptBody {
-  return {
-    operationId: createOperationId(),
-    type,
-    subject: `urn:unrdf:entity:${n % 10_007}`,
-    inputDigest: hex(n),
-    outputDigest: type === 'delete' ? null : hex(n + 1),
-    outcome: n % 997 === 0 ? { status: 'failed', errorCode: 'HANDLER_ERROR' } : { status: 'succeeded' },
-    attempt: 1,
-    submittedAt: now,
-    startedAt: now,
-    finishedAt: now,
-    nodeId: 'bench-node-1',
-  };
-}
-
 /** A body of `type`; a batch aggregates 10 to 16 member operations through a Merkle root. */
 function bodyOf(type: OperationType, n: number, now: number): ReceiptBody {
-  if (type !== 'batch') return singleBody(type, n, now);
+  if (type !== 'batch') return syntheticSingleBody(type, n, now);
   const members = Array.from({ length: 10 + (n % 7) }, (_, i) =>
-    singleBody((['create', 'update', 'delete'] as const)[i % 3] as 'create', n * 16 + i, now),
+    syntheticSingleBody((['create', 'update', 'delete'] as const)[i % 3] as 'create', n * 16 + i, now),
   );
-  const { type: _t, ...facts } = singleBody('create', n, now);
+  const { type: _t, ...facts } = syntheticSingleBody('create', n, now);
   return buildBatchBody(facts, members);
 }
 
@@ -142,7 +122,9 @@ async function durabilityModes(ctx: BenchContext, signerKey: string) {
       ratePerSec: 1000,
       durationMs: count,
       fire: async (_intendedAt, i) => {
-        await ledger.append(singleBody((['create', 'update', 'delete'] as const)[i % 3] as 'create', i, Date.now()));
+        await ledger.append(
+          syntheticSingleBody((['create', 'update', 'delete'] as const)[i % 3] as 'create', i, Date.now()),
+        );
       },
       onTick: (done, total) => ctx.progress.update(done, total, `durability ${durability}`),
     });
@@ -207,7 +189,7 @@ async function sustained(
     durationMs: (total / rate) * 1000,
     fire: async (_intendedAt, i) => {
       const type = (['create', 'update', 'delete'] as const)[i % 3] as 'create';
-      const appended = await ledger.append(singleBody(type, firstN + i, Date.now()));
+      const appended = await ledger.append(syntheticSingleBody(type, firstN + i, Date.now()));
       collisions.add(appended.receiptHash);
       if (i % 50_000 === 0) checkpoints.push(appended);
     },
@@ -286,7 +268,7 @@ async function tamperSweep(ctx: BenchContext, ledger: Ledger, signerKey: string,
   // other history), an impostor key, and a correctly signed head with a forged root.
   const twin = async (file: string, origin: string, skey: string, from: number) => {
     const l = await openLedger({ path: join(ctx.scratchDir, file), origin, signers: [{ signer: skey }] });
-    for (let i = 0; i < 64; i++) await l.append(singleBody('create', from + i, 1_800_000_000_000));
+    for (let i = 0; i < 64; i++) await l.append(syntheticSingleBody('create', from + i, 1_800_000_000_000));
     return l;
   };
   const impostorKey = generateNoteKey(ORIGIN);

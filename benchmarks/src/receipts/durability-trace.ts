@@ -14,10 +14,11 @@ import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { DatabaseSync } from 'node:sqlite';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { createOperationId, generateNoteKey } from '@unrdf/receipts';
+import { generateNoteKey } from '@unrdf/receipts';
 import type { openLedger as OpenLedger } from '@unrdf/receipts/ledger';
 import { LatencyHistogram } from '../harness/histogram.js';
 import { openLoop } from '../harness/open-loop.js';
+import { rotatingSingleBody } from './bodies.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,23 +41,7 @@ const ORIGIN = 'bench.unrdf.example/ledger';
 const signerKey = generateNoteKey(ORIGIN).signerKey;
 const dir = join(values.dir, `trace-${process.pid}`);
 mkdirSync(dir, { recursive: true });
-const hex = (n: number) => n.toString(16).padStart(64, '0');
-const body = (i: number) => {
-  const now = Date.now();
-  return {
-    operationId: createOperationId(),
-    type: (['create', 'update', 'delete'] as const)[i % 3] as 'create',
-    subject: `urn:unrdf:entity:${i % 10_007}`,
-    inputDigest: hex(i),
-    outputDigest: hex(i + 1),
-    outcome: { status: 'succeeded' as const },
-    attempt: 1,
-    submittedAt: now,
-    startedAt: now,
-    finishedAt: now,
-    nodeId: 'bench-node-1',
-  };
-};
+const body = rotatingSingleBody;
 
 interface Event {
   readonly what: string;

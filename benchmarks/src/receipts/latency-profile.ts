@@ -16,10 +16,11 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { buildBatchBody, createOperationId, generateNoteKey, type ReceiptBody } from '@unrdf/receipts';
+import { buildBatchBody, generateNoteKey, type ReceiptBody } from '@unrdf/receipts';
 import { openLedger } from '@unrdf/receipts/ledger';
 import { LatencyHistogram } from '../harness/histogram.js';
 import { openLoop } from '../harness/open-loop.js';
+import { rotatingSingleBody } from './bodies.js';
 
 const { values } = parseArgs({
   options: {
@@ -59,23 +60,7 @@ const ORIGIN = 'bench.unrdf.example/ledger';
 const signerKey = generateNoteKey(ORIGIN).signerKey;
 const dir = join(values.dir, `latency-${process.pid}`);
 mkdirSync(dir, { recursive: true });
-const hex = (n: number) => n.toString(16).padStart(64, '0');
-const single = (i: number) => {
-  const now = Date.now();
-  return {
-    operationId: createOperationId(),
-    type: (['create', 'update', 'delete'] as const)[i % 3] as 'create',
-    subject: `urn:unrdf:entity:${i % 10_007}`,
-    inputDigest: hex(i),
-    outputDigest: hex(i + 1),
-    outcome: { status: 'succeeded' as const },
-    attempt: 1,
-    submittedAt: now,
-    startedAt: now,
-    finishedAt: now,
-    nodeId: 'bench-node-1',
-  };
-};
+const single = rotatingSingleBody;
 /** As jtbd1-receipts: a batch of 10 to 16 members, hashed by `build` (inside the measured latency). */
 const body = (i: number, build: BuildBatch): ReceiptBody => {
   if (values.type !== 'batch') return single(i);
