@@ -136,7 +136,8 @@ interface IndicatorState {
   readonly histogram: Histogram;
   /** Read at collection from `counts` (an `add` per event would hash its attributes each time). */
   readonly counter: ObservableCounter;
-  readonly counts: Map<Attributes, number>;
+  /** By label combination (the key of `attributesOf`). */
+  readonly counts: Map<string, { readonly attributes: Attributes; count: number }>;
   readonly thresholdsMs: number[];
   readonly lifetime: LatencyHistogram;
   /** Per-minute HDR histograms of the last RECENT_MINUTES minutes, and their running sum. */
@@ -201,7 +202,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const observeCounts: BatchObservableCallback = (result) => {
     for (const state of states.values()) {
-      for (const [attributes, count] of state.counts) result.observe(state.counter, count, attributes);
+      for (const { attributes, count } of state.counts.values()) result.observe(state.counter, count, attributes);
     }
   };
   const counters = [...states.values()].map((state) => state.counter);
@@ -210,7 +211,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // One frozen attribute set per label combination, reused by every observation (label
   // values are bounded: outcome, known type or "other", endpoint).
   const attributeSets = new Map<string, Attributes>();
-  const attributesOf = (o: Observation): Attributes => {
+  const attributesOf = (o: Observation): { readonly key: string; readonly attributes: Attributes } => {
     const type = o.type === undefined ? undefined : operationTypes.has(o.type) ? o.type : 'other';
     const key = `${o.ok ? 1 : 0}\0${type ?? ''}\0${o.endpoint ?? ''}`;
     let attributes = attributeSets.get(key);
@@ -221,7 +222,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       attributes = Object.freeze(fresh);
       if (attributeSets.size < MAX_ATTRIBUTE_SETS) attributeSets.set(key, attributes);
     }
-    return attributes;
+    return { key, attributes };
   };
 
   // The running 5-minute sum loses each minute once, when it falls out: cheaper than
@@ -311,9 +312,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const observe = (indicator: IndicatorName, o: Observation) => {
     const state = states.get(indicator);
     if (!state) throw new RangeError(`unknown indicator ${indicator}`);
-    const attributes = attributesOf(o);
+    const { key, attributes } = attributesOf(o);
     state.histogram.record(o.durationMs / 1000, attributes);
-    state.counts.set(attributes, (state.counts.get(attributes) ?? 0) + 1);
+    const counted = state.counts.get(key);
+    if (counted === undefined) state.counts.set(key, { attributes, count: 1 });
+    else counted.count++;
     if (o.ok) state.success++;
     else state.failure++;
     state.lifetime.record(o.durationMs);
