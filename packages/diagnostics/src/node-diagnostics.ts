@@ -115,21 +115,24 @@ export function createNodeDiagnostics(options: NodeDiagnosticsOptions): NodeDiag
     },
     snapshotJson,
     handle(request, response) {
-      const url = new URL(request.url ?? '/', 'http://localhost');
+      // The health paths are matched on the raw target: a full URL parse per check cost
+      // more than the check itself (it serves cached state).
+      const target = request.url ?? '/';
+      const queryAt = target.indexOf('?');
+      const pathname = queryAt === -1 ? target : target.slice(0, queryAt);
       const endpoint =
-        url.pathname === DIAGNOSTICS_PATHS.livez
-          ? 'livez'
-          : url.pathname === DIAGNOSTICS_PATHS.readyz
-            ? 'readyz'
-            : undefined;
+        pathname === DIAGNOSTICS_PATHS.livez ? 'livez' : pathname === DIAGNOSTICS_PATHS.readyz ? 'readyz' : undefined;
       if (endpoint !== undefined) {
         const started = performance.now();
-        const answer = opts.health[endpoint](url.searchParams);
+        const answer = opts.health[endpoint](
+          queryAt === -1 ? undefined : new URLSearchParams(target.slice(queryAt + 1)),
+        );
         sendText(response, answer.httpStatus, `${answer.body}\n`);
         opts.metrics.observe('health_check', { durationMs: performance.now() - started, ok: answer.ok, endpoint });
         return true;
       }
-      if (url.pathname !== DIAGNOSTICS_PATHS.snapshot) return false;
+      if (pathname !== DIAGNOSTICS_PATHS.snapshot) return false;
+      const url = new URL(target, 'http://localhost');
       if (request.method !== 'GET') {
         sendText(response, 405, 'method not allowed: use GET\n');
         return true;
