@@ -55,6 +55,7 @@ export {
 } from './metrics.js';
 export {
   createNodeDiagnostics,
+  type HealthAnswer,
   DIAGNOSTICS_PATHS,
   localDiagnosticNode,
   type NodeDiagnostics,

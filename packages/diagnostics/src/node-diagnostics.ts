@@ -30,6 +30,12 @@ export const DIAGNOSTICS_PATHS = {
   snapshot: '/diagnostics/snapshot',
 } as const;
 
+/** A health endpoint's answer: the HTTP status and the text/plain body. */
+export interface HealthAnswer {
+  readonly status: number;
+  readonly body: string;
+}
+
 /** The node side of diagnostics: assembles this node's snapshot and serves it, and livez/readyz, over HTTP. */
 export interface NodeDiagnostics extends AsyncDisposable {
   readonly nodeId: string;
@@ -42,6 +48,12 @@ export interface NodeDiagnostics extends AsyncDisposable {
    * the app can route it. Bad query parameters get a 400 with `path: message` lines.
    */
   handle(request: IncomingMessage, response: ServerResponse): boolean;
+  /**
+   * The answer to a health request target (`/livez` or `/readyz`, with its query), for
+   * a server that writes responses itself (an HTTP front on another thread); undefined
+   * for any other path.
+   */
+  healthAnswer(target: string): HealthAnswer | undefined;
   close(): Promise<void>;
 }
 
@@ -108,29 +120,36 @@ export function createNodeDiagnostics(options: NodeDiagnosticsOptions): NodeDiag
     if (ownSampler) sampler.close();
   };
 
+  // The health paths are matched on the raw target: a full URL parse per check cost
+  // more than the check itself (it serves cached state).
+  const healthAnswer = (target: string): HealthAnswer | undefined => {
+    const queryAt = target.indexOf('?');
+    const pathname = queryAt === -1 ? target : target.slice(0, queryAt);
+    const endpoint =
+      pathname === DIAGNOSTICS_PATHS.livez ? 'livez' : pathname === DIAGNOSTICS_PATHS.readyz ? 'readyz' : undefined;
+    if (endpoint === undefined) return undefined;
+    const started = performance.now();
+    const answer = opts.health[endpoint](queryAt === -1 ? undefined : new URLSearchParams(target.slice(queryAt + 1)));
+    opts.metrics.observe('health_check', { durationMs: performance.now() - started, ok: answer.ok, endpoint });
+    return { status: answer.httpStatus, body: `${answer.body}\n` };
+  };
+
   return {
     nodeId: opts.nodeId,
     async snapshot(request = {}) {
       return JSON.parse(await snapshotJson(request)) as NodeSnapshot;
     },
     snapshotJson,
+    healthAnswer,
     handle(request, response) {
-      // The health paths are matched on the raw target: a full URL parse per check cost
-      // more than the check itself (it serves cached state).
       const target = request.url ?? '/';
-      const queryAt = target.indexOf('?');
-      const pathname = queryAt === -1 ? target : target.slice(0, queryAt);
-      const endpoint =
-        pathname === DIAGNOSTICS_PATHS.livez ? 'livez' : pathname === DIAGNOSTICS_PATHS.readyz ? 'readyz' : undefined;
-      if (endpoint !== undefined) {
-        const started = performance.now();
-        const answer = opts.health[endpoint](
-          queryAt === -1 ? undefined : new URLSearchParams(target.slice(queryAt + 1)),
-        );
-        sendText(response, answer.httpStatus, `${answer.body}\n`);
-        opts.metrics.observe('health_check', { durationMs: performance.now() - started, ok: answer.ok, endpoint });
+      const health = healthAnswer(target);
+      if (health !== undefined) {
+        sendText(response, health.status, health.body);
         return true;
       }
+      const queryAt = target.indexOf('?');
+      const pathname = queryAt === -1 ? target : target.slice(0, queryAt);
       if (pathname !== DIAGNOSTICS_PATHS.snapshot) return false;
       const url = new URL(target, 'http://localhost');
       if (request.method !== 'GET') {

@@ -51,6 +51,19 @@ describe('createNodeDiagnostics', () => {
       expect(s.metrics.snapshot().indicators.health_check).toMatchObject({ success: 2, failure: 1 });
     });
 
+    it('gives the same health answers without a socket (healthAnswer), and nothing for other paths', async () => {
+      await using s = await serve();
+      expect(s.node.healthAnswer('/livez')).toEqual({ status: 200, body: 'ok\n' });
+      expect(s.node.healthAnswer('/readyz?verbose')).toEqual({
+        status: 503,
+        body: '[+]ping ok\n[-]queue failed: paused\nreadyz check failed\n',
+      });
+      expect(s.node.healthAnswer('/readyz?exclude=queue')?.status).toBe(200);
+      expect(s.node.healthAnswer('/livez/extra')).toBeUndefined();
+      expect(s.node.healthAnswer('/diagnostics/snapshot')).toBeUndefined();
+      expect(s.metrics.snapshot().indicators.health_check).toMatchObject({ success: 2, failure: 1 });
+    });
+
     it('serves a snapshot that validates, with a log cursor', async () => {
       await using s = await serve();
       for (let i = 0; i < 5; i++) s.log.logger.info({ i }, 'r');
