@@ -16,6 +16,7 @@ import {
 import { z } from 'zod';
 import { scopeAllows, type TokenIdentity, type TokenScope, type TokenStore } from '../auth/tokens.js';
 import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from '../telemetry.js';
+import { type DaemonPort, localDaemonPort } from './daemon-port.js';
 import {
   CancelResultSchema,
   type ClusterView,
@@ -57,9 +58,11 @@ export const MAX_JSON_DEPTH = 64;
 
 /** Options of {@link createHttpApi}. */
 export interface HttpApiOptions {
-  readonly daemon: Daemon;
+  /** The daemon on this thread (with `telemetry`), or a port to one on another thread. */
+  readonly daemon: Daemon | DaemonPort;
   readonly tokens: TokenStore;
-  readonly telemetry: Telemetry;
+  /** The metrics `/metrics` serves; needed with a daemon on this thread. */
+  readonly telemetry?: Telemetry;
   /** Largest request body (default 1 MiB); larger ones get 413. */
   readonly bodyLimitBytes?: number;
   /** Requests per token per window (default 6000 a minute); `false` turns it off. */
@@ -178,16 +181,10 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     version: options.version,
   });
   if (!checked.success) throw InvalidInputError.fromZod('HTTP API options', checked.error);
-  const { daemon, tokens, telemetry } = options;
+  const { tokens } = options;
+  const daemon = portOf(options.daemon, options.telemetry);
   const bodyLimit = checked.data.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const limits = checked.data.rateLimit ?? DEFAULT_RATE_LIMIT;
-
-  // Long polls end when the server closes instead of holding close() up to MAX_WAIT_MS.
-  let closing = false;
-  let signalClosing: () => void = () => undefined;
-  const closed = new Promise<void>((resolve) => {
-    signalClosing = resolve;
-  });
 
   const app = Fastify({
     logger: false, // errors go to the daemon's logger below; requests are never logged with their headers
@@ -253,9 +250,9 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     request.identity = identity;
   });
 
+  // Long polls end when the server closes instead of holding close() up to MAX_WAIT_MS.
   app.addHook('preClose', async () => {
-    closing = true;
-    signalClosing();
+    daemon.endWaits();
   });
 
   if (limits !== false) {
@@ -321,14 +318,10 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       const e = error as FastifyError;
       return send(status, errorBody(e.code ?? 'UNRDF_HTTP_BAD_REQUEST', e.message));
     }
-    try {
-      daemon.logger.logger.error(
-        { err: { name: (error as Error).name, message: (error as Error).message }, route: request.routeOptions.url },
-        'http request failed',
-      );
-    } catch {
-      // The daemon is not running: nothing to log to.
-    }
+    daemon.logError(
+      { err: { name: (error as Error).name, message: (error as Error).message }, route: request.routeOptions.url },
+      'http request failed',
+    );
     return send(500, errorBody('UNRDF_HTTP_INTERNAL', 'The daemon failed to answer; see its log and retry.'));
   });
 
@@ -351,19 +344,13 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
   const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 403: ErrorBodySchema, 404: ErrorBodySchema };
   const security = [{ bearer: [] }];
 
-  const operationOr404 = (id: string) => {
-    const view = daemon.get(id);
+  const operationOr404 = async (id: string) => {
+    const view = await daemon.get(id);
     if (view === undefined) {
       throw new HttpError(404, 'UNRDF_HTTP_OPERATION_NOT_FOUND', `No operation ${id} (it may have expired).`);
     }
     return view;
   };
-
-  /** The final view of `id` with its durable receipt, or undefined after `wait` ms (or on close). */
-  const waitFinal = async (id: string, wait: number) =>
-    wait > 0 && !closing
-      ? Promise.race([daemon.waitFor(id, { timeoutMs: wait }), closed.then(() => undefined)])
-      : undefined;
 
   api.post('/v1/operations', {
     config: { scope: 'submit' },
@@ -376,12 +363,15 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       response: { 200: OperationViewSchema, 202: OperationViewSchema, ...errors, 422: ErrorBodySchema },
     },
     handler: async (request, reply) => {
-      const accepted = await daemon.submit(request.body);
-      reply.header('location', `/v1/operations/${encodeURIComponent(accepted.id)}`);
       // With ?wait the client holds the outcome and receipt after one round trip instead
       // of a POST and a GET ?wait; 202 still means "durable, not final yet".
-      const done = await waitFinal(accepted.id, request.query.wait ?? 0);
-      return done === undefined ? reply.code(202).send(accepted) : reply.code(200).send(done);
+      const wait = request.query.wait ?? 0;
+      const { accepted, final } =
+        wait > 0
+          ? await daemon.submitAndWait(request.body, wait)
+          : { accepted: await daemon.submit(request.body), final: undefined };
+      reply.header('location', `/v1/operations/${encodeURIComponent(accepted.id)}`);
+      return final === undefined ? reply.code(202).send(accepted) : reply.code(200).send(final);
     },
   });
 
@@ -397,14 +387,15 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     handler: async (request) => {
       const { id } = request.params;
       // waitFor answers at once for an operation that is final already (one read, not two).
-      return (await waitFinal(id, request.query.wait ?? 0)) ?? operationOr404(id);
+      const wait = request.query.wait ?? 0;
+      return (wait > 0 ? await daemon.waitFor(id, wait) : undefined) ?? operationOr404(id);
     },
   });
 
   const cancel = async (id: string) => {
-    operationOr404(id);
+    await operationOr404(id);
     const cancelled = await daemon.cancel(id);
-    return { cancelled, operation: operationOr404(id) };
+    return { cancelled, operation: await operationOr404(id) };
   };
   const cancelSchema = {
     summary: 'Cancel a pending or running operation (cancelled: false when it is already final)',
@@ -433,8 +424,8 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     },
     handler: async (request) => {
       const { id } = request.params;
-      operationOr404(id);
-      const bundle = daemon.receipt(id);
+      await operationOr404(id);
+      const bundle = await daemon.receipt(id);
       if (bundle === undefined) {
         throw new HttpError(
           404,
@@ -465,7 +456,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       response: { 200: z.string(), ...errors },
     },
     handler: async (_request, reply) => {
-      const note = daemon.checkpoint();
+      const note = await daemon.checkpoint();
       if (note === undefined) {
         throw new HttpError(404, 'UNRDF_HTTP_LEDGER_EMPTY', 'The ledger is empty: no checkpoint was signed yet.');
       }
@@ -495,20 +486,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       summary: 'Trusted verifier keys with the tree sizes each may sign (public; no token)',
       response: { 200: TrustedKeysSchema },
     },
-    handler: async () => ({
-      origin: daemon.origin,
-      keys: daemon.trustedKeys.flatMap((key) =>
-        typeof key.verifierKey === 'string'
-          ? [
-              {
-                verifierKey: key.verifierKey,
-                ...(key.fromSize === undefined ? {} : { fromSize: key.fromSize }),
-                ...(key.untilSize === undefined ? {} : { untilSize: key.untilSize }),
-              },
-            ]
-          : [],
-      ),
-    }),
+    handler: () => daemon.keys(),
   });
 
   // Health answers from the diagnostics' cache, exempt from tokens and rate limits
@@ -523,22 +501,17 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
           exclude: z.union([z.string(), z.array(z.string())]).optional(),
         }),
       },
-      handler: (request, reply) => {
-        const diagnostics = daemon.diagnostics; // throws NotRunningError (503) before the reply is taken over
-        if (path === '/readyz' && daemon.state !== 'running') {
-          // The cached checks stop refreshing once the daemon closes: do not report a stale "ready".
-          return reply
-            .code(503)
-            .type('text/plain; charset=utf-8')
-            .header('cache-control', 'no-store')
-            .serializer((text: string) => text)
-            .send(`[-]queue failed: daemon is ${daemon.state}\nreadyz check failed\n`);
+      handler: async (request, reply) => {
+        const answer = await daemon.health(request.url);
+        if (answer === undefined) {
+          return reply.code(404).send(errorBody('UNRDF_HTTP_NOT_FOUND', `No route ${path}.`));
         }
-        reply.hijack();
-        if (!diagnostics.handle(request.raw, reply.raw)) {
-          reply.raw.writeHead(404, { 'content-type': 'application/json' });
-          reply.raw.end(JSON.stringify(errorBody('UNRDF_HTTP_NOT_FOUND', `No route ${path}.`)));
-        }
+        return reply
+          .code(answer.status)
+          .type('text/plain; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .serializer((text: string) => text)
+          .send(answer.body);
       },
     });
   }
@@ -551,7 +524,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       response: { 200: z.string(), 401: ErrorBodySchema, 403: ErrorBodySchema },
     },
     handler: async (_request, reply) => {
-      const text = await telemetry.metricsText();
+      const text = await daemon.metricsText();
       return reply
         .type(PROMETHEUS_CONTENT_TYPE)
         .serializer((s: string) => s)
@@ -628,7 +601,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       security,
       response: { 200: ClusterViewSchema, ...errors },
     },
-    handler: async () => standaloneCluster(daemon),
+    handler: async () => standaloneCluster(daemon.nodeId, await daemon.checkpoint()),
   });
 
   api.get('/openapi.json', {
@@ -641,6 +614,13 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
   return app;
 }
 
+/** The daemon as a port (wrapping one on this thread). */
+function portOf(daemon: Daemon | DaemonPort, telemetry: Telemetry | undefined): DaemonPort {
+  if ('kind' in daemon && daemon.kind === 'daemon-port') return daemon;
+  if (telemetry === undefined) throw new TypeError('createHttpApi: a daemon on this thread needs its telemetry');
+  return localDaemonPort(daemon as Daemon, telemetry);
+}
+
 /** Tree size of a signed checkpoint note (C2SP tlog-checkpoint: origin, size, root hash). */
 function treeSizeOf(note: string | undefined): number {
   const size = note?.split('\n')[1];
@@ -648,19 +628,17 @@ function treeSizeOf(note: string | undefined): number {
 }
 
 /** The cluster view of a single node; cluster mode fills the same shape from Raft. */
-function standaloneCluster(daemon: Daemon): ClusterView {
-  const size = treeSizeOf(daemon.checkpoint());
+function standaloneCluster(nodeId: string, checkpoint: string | undefined): ClusterView {
+  const size = treeSizeOf(checkpoint);
   return {
-    nodeId: daemon.nodeId,
+    nodeId,
     mode: 'standalone',
     role: 'standalone',
-    leaderId: daemon.nodeId,
+    leaderId: nodeId,
     term: 0,
     commitIndex: size,
     appliedIndex: size,
-    members: [
-      { id: daemon.nodeId, role: 'standalone', voter: true, reachable: true, commitIndex: size, appliedIndex: size },
-    ],
+    members: [{ id: nodeId, role: 'standalone', voter: true, reachable: true, commitIndex: size, appliedIndex: size }],
     quorum: 1,
     failureTolerance: 0,
   };

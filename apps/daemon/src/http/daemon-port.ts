@@ -1,0 +1,279 @@
+// What the HTTP API asks of the daemon, as one asynchronous interface with two
+// implementations: the daemon itself (same thread), and a proxy over a MessagePort for
+// an HTTP front on a worker thread. The front then spends its CPU (sockets, HTTP
+// parsing, routing, auth, zod validation, JSON) on the machine's other core, and the
+// daemon's thread runs only the queue, the ledger and the handlers.
+import type { MessagePort } from 'node:worker_threads';
+import {
+  type ConsistencyAnswer,
+  type Daemon,
+  type DaemonState,
+  InvalidInputError,
+  NotRunningError,
+  type OperationView,
+  type SubmitRequest,
+  UnknownTypeError,
+} from '@unrdf/daemon';
+import type { DiagnosticReport, HealthAnswer, LogPage, LogQuery, SloStatus } from '@unrdf/diagnostics';
+import type { Verdict } from '@unrdf/receipts';
+import type { ReceiptBundle } from '@unrdf/receipts/ledger';
+import type { Telemetry } from '../telemetry.js';
+import type { TrustedKeysBody } from './schemas.js';
+
+/** The daemon as the HTTP API sees it: every call may cross a thread. */
+export interface DaemonPort {
+  readonly kind: 'daemon-port';
+  readonly nodeId: string;
+  submit(request: SubmitRequest): Promise<OperationView>;
+  /**
+   * Submits, then waits up to `waitMs` for the final state and durable receipt: one
+   * crossing instead of two. `final` is undefined when the wait ran out.
+   */
+  submitAndWait(
+    request: SubmitRequest,
+    waitMs: number,
+  ): Promise<{ readonly accepted: OperationView; readonly final: OperationView | undefined }>;
+  get(id: string): Promise<OperationView | undefined>;
+  waitFor(id: string, timeoutMs: number): Promise<OperationView | undefined>;
+  cancel(id: string): Promise<boolean>;
+  receipt(id: string): Promise<ReceiptBundle | undefined>;
+  verify(bundle: unknown): Promise<Verdict>;
+  checkpoint(): Promise<string | undefined>;
+  consistency(fromSize: number, toSize?: number): Promise<ConsistencyAnswer>;
+  /** The `/v1/keys` answer: the ledger's origin and its public verifier keys. */
+  keys(): Promise<TrustedKeysBody>;
+  /** The answer to a `/livez` or `/readyz` request target; undefined for other paths. */
+  health(target: string): Promise<HealthAnswer | undefined>;
+  report(): Promise<DiagnosticReport>;
+  logs(query: LogQuery): Promise<LogPage>;
+  slo(): Promise<SloStatus[]>;
+  /** The Prometheus text exposition of every metric. */
+  metricsText(): Promise<string>;
+  /** Records a request that failed inside the daemon (the API answers 500). */
+  logError(fields: Record<string, unknown>, message: string): void;
+  /** The server is closing: waits end at once (and later ones do not wait), so long polls do not hold it up. */
+  endWaits(): void;
+}
+
+/** The port of a daemon on this thread. */
+export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPort {
+  let ended = false;
+  let signalEnded: () => void = () => undefined;
+  const endedPromise = new Promise<undefined>((resolve) => {
+    signalEnded = () => resolve(undefined);
+  });
+  const waitFor = (id: string, timeoutMs: number): Promise<OperationView | undefined> =>
+    timeoutMs > 0 && !ended
+      ? Promise.race([daemon.waitFor(id, { timeoutMs }), endedPromise])
+      : Promise.resolve(undefined);
+  return {
+    kind: 'daemon-port',
+    get nodeId() {
+      return daemon.nodeId;
+    },
+    submit: (request) => daemon.submit(request),
+    async submitAndWait(request, waitMs) {
+      const accepted = await daemon.submit(request);
+      return { accepted, final: await waitFor(accepted.id, waitMs) };
+    },
+    get: async (id) => daemon.get(id),
+    waitFor,
+    cancel: (id) => daemon.cancel(id),
+    receipt: async (id) => daemon.receipt(id),
+    verify: async (bundle) => daemon.verify(bundle),
+    checkpoint: async () => daemon.checkpoint(),
+    consistency: async (from, to) => daemon.consistency(from, to),
+    keys: async () => ({
+      origin: daemon.origin,
+      keys: daemon.trustedKeys.flatMap((key) =>
+        typeof key.verifierKey === 'string'
+          ? [
+              {
+                verifierKey: key.verifierKey,
+                ...(key.fromSize === undefined ? {} : { fromSize: key.fromSize }),
+                ...(key.untilSize === undefined ? {} : { untilSize: key.untilSize }),
+              },
+            ]
+          : [],
+      ),
+    }),
+    async health(target) {
+      const diagnostics = daemon.diagnostics; // throws NotRunningError (503) unless running or closing
+      if (target.startsWith('/readyz') && daemon.state !== 'running') {
+        // The cached checks stop refreshing once the daemon closes: do not report a stale "ready".
+        return { status: 503, body: `[-]queue failed: daemon is ${daemon.state}\nreadyz check failed\n` };
+      }
+      return diagnostics.healthAnswer(target);
+    },
+    report: () => daemon.report(),
+    logs: (query) => daemon.logs(query),
+    slo: () => daemon.slo(),
+    metricsText: () => telemetry.metricsText(),
+    logError(fields, message) {
+      try {
+        daemon.logger.logger.error(fields, message);
+      } catch {
+        // The daemon is not running: nothing to log to.
+      }
+    },
+    endWaits() {
+      ended = true;
+      signalEnded();
+    },
+  };
+}
+
+type Method = Exclude<keyof DaemonPort, 'kind' | 'nodeId' | 'logError' | 'endWaits'>;
+const METHODS: readonly Method[] = [
+  'submit',
+  'submitAndWait',
+  'get',
+  'waitFor',
+  'cancel',
+  'receipt',
+  'verify',
+  'checkpoint',
+  'consistency',
+  'keys',
+  'health',
+  'report',
+  'logs',
+  'slo',
+  'metricsText',
+];
+const METHOD_SET: ReadonlySet<string> = new Set(METHODS);
+
+interface Call {
+  readonly id: number;
+  readonly method: Method | 'logError' | 'endWaits';
+  readonly args: unknown[];
+}
+type Reply =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: WireError };
+
+/** The daemon's typed errors cross as data and are rebuilt on the other side (the API maps them to 4xx/503). */
+interface WireError {
+  readonly name: string;
+  readonly message: string;
+  readonly what?: string;
+  readonly issues?: readonly string[];
+  readonly type?: string;
+  readonly known?: readonly string[];
+  readonly state?: DaemonState | string;
+}
+
+function toWire(error: unknown): WireError {
+  if (error instanceof InvalidInputError) {
+    return { name: error.name, message: error.message, what: error.what, issues: [...error.issues] };
+  }
+  if (error instanceof UnknownTypeError) {
+    return { name: error.name, message: error.message, type: error.type, known: [...error.known] };
+  }
+  if (error instanceof NotRunningError) return { name: error.name, message: error.message, state: error.state };
+  return {
+    name: error instanceof Error ? error.name : 'Error',
+    message: error instanceof Error ? error.message : String(error),
+  };
+}
+
+function fromWire(wire: WireError): Error {
+  if (wire.name === 'InvalidInputError') return new InvalidInputError(wire.what ?? 'input', wire.issues ?? []);
+  if (wire.name === 'UnknownTypeError') return new UnknownTypeError(wire.type ?? '', wire.known ?? []);
+  if (wire.name === 'NotRunningError') return new NotRunningError(wire.state ?? 'closed');
+  const error = new Error(wire.message);
+  error.name = wire.name;
+  return error;
+}
+
+/**
+ * Answers the calls of a {@link remoteDaemonPort} on `channel` with `local` (on the
+ * daemon's thread). Returns a function that stops answering.
+ */
+export function serveDaemonPort(channel: MessagePort, local: DaemonPort): () => void {
+  const onMessage = (call: Call) => {
+    if (call.method === 'logError') {
+      local.logError(call.args[0] as Record<string, unknown>, String(call.args[1]));
+      return;
+    }
+    if (call.method === 'endWaits') {
+      local.endWaits();
+      return;
+    }
+    if (!METHOD_SET.has(call.method)) {
+      channel.postMessage({ id: call.id, ok: false, error: { name: 'Error', message: `no method ${call.method}` } });
+      return;
+    }
+    let result: Promise<unknown>;
+    try {
+      result = (local[call.method] as (...args: unknown[]) => Promise<unknown>)(...call.args);
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    result.then(
+      (value) => channel.postMessage({ id: call.id, ok: true, value } satisfies Reply),
+      (error: unknown) => channel.postMessage({ id: call.id, ok: false, error: toWire(error) } satisfies Reply),
+    );
+  };
+  channel.on('message', onMessage);
+  return () => channel.off('message', onMessage);
+}
+
+/** Thrown to callers still waiting when the channel closes. */
+const closedError = () => new NotRunningError('closed');
+
+/**
+ * A DaemonPort on another thread, reached over `channel` (whose other end runs
+ * {@link serveDaemonPort}). `close()` fails the calls still waiting.
+ */
+export function remoteDaemonPort(channel: MessagePort, nodeId: string): DaemonPort & { close(): void } {
+  const waiting = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>();
+  let nextId = 1;
+  let closed = false;
+  channel.on('message', (reply: Reply) => {
+    const call = waiting.get(reply.id);
+    if (call === undefined) return;
+    waiting.delete(reply.id);
+    if (reply.ok) call.resolve(reply.value);
+    else call.reject(fromWire(reply.error));
+  });
+  const invoke = <T>(method: Method, ...args: unknown[]): Promise<T> => {
+    if (closed) return Promise.reject(closedError());
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      channel.postMessage({ id, method, args } satisfies Call);
+    });
+  };
+  return {
+    kind: 'daemon-port',
+    nodeId,
+    submit: (request) => invoke('submit', request),
+    submitAndWait: (request, waitMs) => invoke('submitAndWait', request, waitMs),
+    get: (id) => invoke('get', id),
+    waitFor: (id, timeoutMs) => invoke('waitFor', id, timeoutMs),
+    cancel: (id) => invoke('cancel', id),
+    receipt: (id) => invoke('receipt', id),
+    verify: (bundle) => invoke('verify', bundle),
+    checkpoint: () => invoke('checkpoint'),
+    consistency: (from, to) => invoke('consistency', from, to),
+    keys: () => invoke('keys'),
+    health: (target) => invoke('health', target),
+    report: () => invoke('report'),
+    logs: (query) => invoke('logs', query),
+    slo: () => invoke('slo'),
+    metricsText: () => invoke('metricsText'),
+    logError(fields, message) {
+      if (!closed) channel.postMessage({ id: 0, method: 'logError', args: [fields, message] } satisfies Call);
+    },
+    endWaits() {
+      if (!closed) channel.postMessage({ id: 0, method: 'endWaits', args: [] } satisfies Call);
+    },
+    close() {
+      closed = true;
+      for (const call of waiting.values()) call.reject(closedError());
+      waiting.clear();
+      channel.close();
+    },
+  };
+}
