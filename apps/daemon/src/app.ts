@@ -4,7 +4,8 @@ import { createDaemon, type Daemon, InvalidInputError } from '@unrdf/daemon';
 import { z } from 'zod';
 import { type AdminToken, ensureAdminToken, openTokenStore } from './auth/tokens.js';
 import { sleepHandler } from './handlers/sleep.js';
-import { DEFAULT_RATE_LIMIT, startHttpServer } from './http/server.js';
+import { startHttpFront } from './http/front.js';
+import { DEFAULT_HTTP_THREADS, DEFAULT_RATE_LIMIT, startHttpServer } from './http/server.js';
 import { createRdfHandlers, type EntityStore, openEntityStore } from './rdf/index.js';
 import { createTelemetry, type Telemetry } from './telemetry.js';
 
@@ -33,6 +34,11 @@ const AppOptionsSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(100_000).optional(),
   /** Requests per minute per API token (default DEFAULT_RATE_LIMIT.max); 0 turns the limit off. */
   rateLimitPerMinute: z.number().int().min(0).max(1_000_000_000).optional(),
+  /**
+   * 1 (default): the HTTP API runs on a worker thread of its own, the daemon on the main
+   * thread; 0: both on the main thread (one core's worth of CPU for everything).
+   */
+  httpThreads: z.number().int().min(0).max(1).optional(),
 });
 export type AppOptions = z.input<typeof AppOptionsSchema>;
 
@@ -102,10 +108,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     cleanups.push(() => daemon.close({ drainMs: 0 }));
     const tokens = openTokenStore(dataDir);
     const adminToken = ensureAdminToken(dataDir, tokens);
-    const http = await startHttpServer({
-      daemon,
-      tokens,
-      telemetry,
+    const limits = {
       host: o.host ?? DEFAULT_HOST,
       port: o.port ?? DEFAULT_PORT,
       ...(o.rateLimitPerMinute === undefined
@@ -116,7 +119,11 @@ export async function startApp(options: AppOptions): Promise<App> {
                 ? (false as const)
                 : { max: o.rateLimitPerMinute, timeWindowMs: DEFAULT_RATE_LIMIT.timeWindowMs },
           }),
-    });
+    };
+    const http =
+      (o.httpThreads ?? DEFAULT_HTTP_THREADS) === 0
+        ? await startHttpServer({ daemon, tokens, telemetry, ...limits })
+        : await startHttpFront({ daemon, telemetry, dataDir, ...limits });
     cleanups.push(() => http.close());
     daemon.logger.logger.info(
       { url: http.url, adminTokenPath: adminToken.path, verifierKeyPath: daemon.verifierKeyPath },

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { MessageChannel } from 'node:worker_threads';
 import { gunzipSync } from 'node:zlib';
 import { createDaemon, type Daemon, InvalidInputError } from '@unrdf/daemon';
 import { DiagnosticReportSchema } from '@unrdf/diagnostics';
@@ -8,6 +9,7 @@ import { type TempDir, tempDir } from '@unrdf/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ensureAdminToken, openTokenStore, type TokenStore } from '../src/auth/tokens.js';
+import { localDaemonPort, remoteDaemonPort, serveDaemonPort } from '../src/http/daemon-port.js';
 import {
   CancelResultSchema,
   ClusterViewSchema,
@@ -27,7 +29,15 @@ let dir: TempDir;
 let daemon: Daemon;
 let telemetry: Telemetry;
 let tokens: TokenStore;
+/**
+ * Every route runs twice: over the daemon on the same thread, and over a port to it
+ * through a real MessageChannel (what the HTTP front on its worker thread uses: calls,
+ * answers and typed errors cross as structured clones).
+ */
+const VIA = ['same thread', 'message port'] as const;
+const servers = new Map<(typeof VIA)[number], HttpServer>();
 let server: HttpServer;
+let channel: MessageChannel | undefined;
 let admin: string;
 let submitter: string;
 let reader: string;
@@ -52,11 +62,18 @@ beforeAll(async () => {
   admin = ensured.token ?? '';
   submitter = tokens.createToken(['submit']).token;
   reader = tokens.createToken(['read']).token;
-  server = await startHttpServer({ daemon, tokens, telemetry, port: 0 });
+  servers.set('same thread', await startHttpServer({ daemon, tokens, telemetry, port: 0 }));
+  channel = new MessageChannel();
+  serveDaemonPort(channel.port1, localDaemonPort(daemon, telemetry));
+  servers.set(
+    'message port',
+    await startHttpServer({ daemon: remoteDaemonPort(channel.port2, daemon.nodeId), tokens, port: 0 }),
+  );
 }, 60_000);
 
 afterAll(async () => {
-  await server?.close();
+  for (const s of servers.values()) await s.close();
+  channel?.port1.close();
   await daemon?.close();
   await telemetry?.shutdown();
   await dir?.remove();
@@ -87,7 +104,11 @@ function promtoolCheck(text: string) {
   return { status: result.status, output: `${result.stdout ?? ''}${result.stderr ?? ''}`, error: result.error };
 }
 
-describe('createHttpApi', () => {
+describe.each(VIA)('createHttpApi over the daemon on the %s', (via) => {
+  beforeAll(() => {
+    server = servers.get(via) as HttpServer;
+  });
+
   it('refuses bad options with path: message issues, and listens on loopback by default', async () => {
     await expect(createHttpApi({ daemon, tokens, telemetry, bodyLimitBytes: -1 })).rejects.toBeInstanceOf(
       InvalidInputError,

@@ -2,7 +2,7 @@
 // it (its CLI's `start`), and the bare Fastify echo server as a baseline, each in its own
 // Node process on loopback, driven over kept-alive HTTP connections by undici.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,6 +129,20 @@ export function processCpuMs(pid: number, tid?: number): number {
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15 of proc(5).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** CPU time (ms) of each thread of a process so far, keyed `name/tid` (Linux /proc). */
+export function threadCpuMs(pid: number): Map<string, number> {
+  const threads = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      threads.set(`${name}/${tid}`, processCpuMs(pid, Number(tid)));
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return threads;
 }
 
 /** A kept-alive connection pool to a server. */

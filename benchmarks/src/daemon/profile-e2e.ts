@@ -6,14 +6,21 @@
 // what to cut.
 //
 //   node --conditions=@unrdf/source --import tsx benchmarks/src/daemon/profile-e2e.ts \
-//     [--rate 1000] [--seconds 10] [--type mixed|create|sleep] [--sleep-ms 0] [--flow wait|post] [--no-profile]
+//     [--rate 1000] [--seconds 10] [--type mixed|create|sleep] [--sleep-ms 0] [--flow wait|post] [--no-profile] [--http-threads 0|1] [--slow-log]
+//     [--node-arg=--import=./preload.mjs ...]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openLoop } from '../harness/open-loop.js';
-import { poolFor, processCpuMs, startApp } from './processes.js';
+import { poolFor, processCpuMs, startApp, threadCpuMs } from './processes.js';
 import { awaitReceipt, operationFor, RDF_TYPES, type RdfType, seedsFor, submit, submitAndWait } from './workload.js';
+
+/** Idle and total jiffies of all CPUs (/proc/stat). */
+const machineIdle = (): { idle: number; total: number } => {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total: fields.reduce((a, b) => a + b, 0) };
+};
 
 const { values: args } = parseArgs({
   options: {
@@ -23,6 +30,10 @@ const { values: args } = parseArgs({
     'sleep-ms': { type: 'string', default: '0' },
     flow: { type: 'string', default: 'wait' },
     'no-profile': { type: 'boolean', default: false },
+    'slow-log': { type: 'boolean', default: false },
+    'http-threads': { type: 'string', default: '1' },
+    connections: { type: 'string', default: '64' },
+    'node-arg': { type: 'string', multiple: true, default: [] },
   },
 });
 const rate = Number(args.rate);
@@ -32,10 +43,10 @@ const scratch = mkdtempSync(join(tmpdir(), 'unrdf-profile-'));
 const profDir = join(scratch, 'prof');
 const app = await startApp(
   join(scratch, 'app'),
-  [],
-  args['no-profile'] ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+  ['--http-threads', args['http-threads']],
+  [...(args['no-profile'] ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]), ...args['node-arg']],
 );
-const pool = poolFor(app.url);
+const pool = poolFor(app.url, Number(args.connections));
 const pid = app.child.pid as number;
 const typeOf = (i: number): RdfType | 'sleep' =>
   args.type === 'mixed' ? (RDF_TYPES[i % RDF_TYPES.length] as RdfType) : (args.type as RdfType | 'sleep');
@@ -56,22 +67,51 @@ try {
         }),
       );
     }
+    const slow: [number, number][] = [];
     const before = processCpuMs(pid);
     const mainBefore = processCpuMs(pid, pid);
+    const threadsBefore = threadCpuMs(pid);
+    const clientBefore = process.cpuUsage();
+    const idleBefore = machineIdle();
     const result = await openLoop({
       ratePerSec: run === 'warm' ? 500 : rate,
       durationMs: run === 'warm' ? (count / 500) * 1000 : seconds * 1000,
       fire: async (_at, i) => {
+        const due = Date.now();
         if (args.flow === 'post') await submit(pool, app.token, opFor(i, run));
         else await submitAndWait(pool, app.token, opFor(i, run));
+        const took = Date.now() - due;
+        if (took > 10) slow.push([due, took]);
       },
     });
     const used = processCpuMs(pid) - before;
     const mainUsed = processCpuMs(pid, pid) - mainBefore;
+    const client = process.cpuUsage(clientBefore);
+    const threads = [...threadCpuMs(pid)]
+      .map(([name, ms]) => [name, ms - (threadsBefore.get(name) ?? 0)] as const)
+      .filter(([, ms]) => ms > 0)
+      .sort((a, b) => b[1] - a[1]);
+    const idle = machineIdle();
+    const idleShare = (idle.idle - idleBefore.idle) / (idle.total - idleBefore.total);
     const s = result.latency.summary();
+    if (args['slow-log']) {
+      // Operations over 10 ms, grouped by the 100 ms window they were due in (wall clock).
+      const windows = new Map<number, { n: number; max: number }>();
+      for (const [due, took] of slow) {
+        const w = windows.get(Math.floor(due / 100)) ?? { n: 0, max: 0 };
+        w.n++;
+        w.max = Math.max(w.max, took);
+        windows.set(Math.floor(due / 100), w);
+      }
+      for (const [w, v] of windows) console.log(`  slow window ${w * 100}: ${v.n} ops over 10 ms, max ${v.max} ms`);
+    }
     console.log(
       `${run}: ${result.issued} ops (${result.errors} errors) at ${run === 'warm' ? 500 : rate}/s: app CPU ${used} ms = ` +
-        `${((used * 1000) / result.issued).toFixed(0)} µs/op (main thread ${((mainUsed * 1000) / result.issued).toFixed(0)}); latency P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} ms`,
+        `${((used * 1000) / result.issued).toFixed(0)} µs/op (main thread ${((mainUsed * 1000) / result.issued).toFixed(0)}); latency P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} ms; ` +
+        `load generator ${((client.user + client.system) / result.issued).toFixed(0)} µs/op; machine idle ${(idleShare * 100).toFixed(0)} %`,
+    );
+    console.log(
+      `  app threads (µs/op): ${threads.map(([name, ms]) => `${name} ${((ms * 1000) / result.issued).toFixed(0)}`).join(', ')}`,
     );
   }
 } finally {
@@ -80,13 +120,21 @@ try {
 }
 
 if (!args['no-profile']) {
+  // One profile per thread: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile (0: main).
+  const files = readdirSync(profDir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => ({ f, thread: Number(f.split('.').at(-3)) }))
+    .sort((a, b) => a.thread - b.thread);
+  if (files.length === 0) throw new Error('no profile written');
+  for (const { f: file, thread } of files) reportProfile(file, thread);
+}
+
+function reportProfile(file: string, thread: number): void {
   interface Node {
     id: number;
     callFrame: { functionName: string; url: string; lineNumber: number };
     children?: number[];
   }
-  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-  if (!file) throw new Error('no profile written');
   const prof = JSON.parse(readFileSync(join(profDir, file), 'utf8')) as {
     nodes: Node[];
     samples: number[];
@@ -127,7 +175,7 @@ if (!args['no-profile']) {
       )
       .join('\n');
   console.log(
-    `profile: ${(total / 1000).toFixed(0)} ms busy (whole process life)\nby package/file:\n${top(byGroup, 30)}`,
+    `\nthread ${thread}${thread === 0 ? ' (main)' : ''}: ${(total / 1000).toFixed(0)} ms busy (whole process life)\nby package/file:\n${top(byGroup, 30)}`,
   );
   console.log(`by function:\n${top(byFn, 40)}`);
   // Who calls the hot native work (hashing, SQLite, writes): self time charged to the

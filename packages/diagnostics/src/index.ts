@@ -55,8 +55,8 @@ export {
 } from './metrics.js';
 export {
   createNodeDiagnostics,
-  type HealthAnswer,
   DIAGNOSTICS_PATHS,
+  type HealthAnswer,
   localDiagnosticNode,
   type NodeDiagnostics,
   type NodeDiagnosticsOptions,

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { type OperationViewBody, OperationViewSchema, ReceiptBundleBodySchema } from '../http/schemas.js';
-import { DEFAULT_RATE_LIMIT } from '../http/server.js';
+import { DEFAULT_HTTP_THREADS, DEFAULT_RATE_LIMIT } from '../http/server.js';
 import * as api from './api.js';
 import { type ClientOptions, type ClientResponse, request } from './client.js';
 import { CliError, failure, usageError, zodLines } from './errors.js';
@@ -182,6 +182,11 @@ export function createProgram(io: CliIo): Command {
         .default(DEFAULT_RATE_LIMIT.max)
         .argParser(intOption('--rate-limit', 0, 1_000_000_000)),
     )
+    .addOption(
+      new Option('--http-threads <n>', 'HTTP API threads besides the daemon thread (0: all on one thread)')
+        .default(DEFAULT_HTTP_THREADS)
+        .argParser(intOption('--http-threads', 0, 1)),
+    )
     .action(async (flags) => {
       await runStart(
         {
@@ -194,6 +199,7 @@ export function createProgram(io: CliIo): Command {
           drainMs: flags.drainMs,
           concurrency: flags.concurrency,
           rateLimitPerMinute: flags.rateLimit,
+          httpThreads: flags.httpThreads,
         },
         io,
       );

@@ -15,6 +15,8 @@ export interface StartRequest {
   readonly concurrency: number;
   /** Requests per minute per API token; 0 turns the limit off. */
   readonly rateLimitPerMinute: number;
+  /** 1: the HTTP API on a thread of its own; 0: on the daemon's thread. */
+  readonly httpThreads: number;
 }
 
 /**
@@ -73,6 +75,7 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
       echoLogs: true,
       concurrency: request.concurrency,
       rateLimitPerMinute: request.rateLimitPerMinute,
+      httpThreads: request.httpThreads,
     });
   } catch (error) {
     if (error instanceof DataDirLockedError) {

@@ -53,6 +53,10 @@ declare module 'fastify' {
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 /** Default rate limit per token (or per client address for open routes). */
 export const DEFAULT_RATE_LIMIT = { max: 6000, timeWindowMs: 60_000 } as const;
+/** HTTP API threads besides the daemon's: 1 runs the API on a worker thread (see front.ts). */
+export const DEFAULT_HTTP_THREADS = 1;
+/** While closing, how often connections that answered their last request are closed. */
+const CLOSE_SWEEP_MS = 25;
 /** JSON bodies nested deeper than this are refused (canonical JSON and digests recurse). */
 export const MAX_JSON_DEPTH = 64;
 
@@ -251,8 +255,12 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
   });
 
   // Long polls end when the server closes instead of holding close() up to MAX_WAIT_MS.
+  // Node closes the connections idle when close() starts; the ones busy then go idle once
+  // they answer and would stay open until their keep-alive timeout: close those as they do.
   app.addHook('preClose', async () => {
     daemon.endWaits();
+    const sweep = setInterval(() => app.server.closeIdleConnections(), CLOSE_SWEEP_MS);
+    app.server.once('close', () => clearInterval(sweep));
   });
 
   if (limits !== false) {

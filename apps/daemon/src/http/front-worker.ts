@@ -1,0 +1,36 @@
+// The HTTP front's thread: the Fastify API over a port to the daemon on the main thread
+// (started by front.ts through bin/http-front-worker.mjs).
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { openTokenStore } from '../auth/tokens.js';
+import { remoteDaemonPort } from './daemon-port.js';
+import type { FrontMessage, FrontWorkerData } from './front.js';
+import { startHttpServer } from './server.js';
+
+const data = workerData as FrontWorkerData & { readonly channel: MessagePort };
+const parent = parentPort as MessagePort;
+const send = (message: FrontMessage) => parent.postMessage(message);
+const daemon = remoteDaemonPort(data.channel, data.nodeId);
+
+try {
+  const server = await startHttpServer({
+    daemon,
+    tokens: openTokenStore(data.dataDir),
+    host: data.host,
+    port: data.port,
+    ...(data.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: data.bodyLimitBytes }),
+    ...(data.rateLimit === undefined ? {} : { rateLimit: data.rateLimit }),
+    ...(data.version === undefined ? {} : { version: data.version }),
+  });
+  parent.on('message', (message: { readonly type: 'close' }) => {
+    if (message.type !== 'close') return;
+    server.close().finally(() => {
+      daemon.close();
+      send({ type: 'closed' });
+    });
+  });
+  send({ type: 'listening', url: server.url, port: server.port });
+} catch (error) {
+  daemon.close();
+  const e = error as NodeJS.ErrnoException;
+  send({ type: 'failed', name: e.name, message: e.message, ...(e.code === undefined ? {} : { code: e.code }) });
+}

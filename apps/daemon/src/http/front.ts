@@ -1,0 +1,131 @@
+// The HTTP API on its own worker thread. The main thread keeps the daemon (queue, ledger,
+// handlers) and answers the front's calls over a MessagePort; the front spends the
+// HTTP work (sockets, parsing, routing, tokens, zod, JSON) on the machine's other core.
+// Measured: benchmarks/src/daemon/profile-e2e.ts (--http-threads 0|1) and jtbd1-e2e.
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { Daemon } from '@unrdf/daemon';
+import type { Telemetry } from '../telemetry.js';
+import { localDaemonPort, serveDaemonPort } from './daemon-port.js';
+import type { HttpServerOptions } from './server.js';
+
+/** What the front's thread starts from (structured-cloned). */
+export interface FrontWorkerData {
+  readonly dataDir: string;
+  readonly nodeId: string;
+  readonly host: string;
+  readonly port: number;
+  readonly bodyLimitBytes?: number;
+  readonly rateLimit?: HttpServerOptions['rateLimit'];
+  readonly version?: string;
+}
+
+/** What the front's thread tells the main thread. */
+export type FrontMessage =
+  | { readonly type: 'listening'; readonly url: string; readonly port: number }
+  | { readonly type: 'failed'; readonly name: string; readonly message: string; readonly code?: string }
+  | { readonly type: 'closed' };
+
+/** Options of {@link startHttpFront}. */
+export interface HttpFrontOptions extends Omit<FrontWorkerData, 'nodeId' | 'host' | 'port'> {
+  readonly daemon: Daemon;
+  readonly telemetry: Telemetry;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 8787; 0 picks a free port. */
+  readonly port?: number;
+}
+
+/** A listening HTTP front. */
+export interface HttpFront extends AsyncDisposable {
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, ends long polls, waits for requests in flight, stops the thread. */
+  close(): Promise<void>;
+}
+
+/** How long close() waits for the front to finish its requests before stopping the thread. */
+const CLOSE_TIMEOUT_MS = 15_000;
+
+const WORKER_ENTRY = new URL('../../bin/http-front-worker.mjs', import.meta.url);
+
+/**
+ * Starts the HTTP API on a worker thread over `daemon` (running on this thread).
+ * Once it listens, a crash of the front's thread is rethrown here (as an uncaught
+ * exception): a daemon nobody can reach must not look alive.
+ * @throws what the server threw when it could not listen (with its `code`, e.g. EADDRINUSE).
+ * @example
+ * await using front = await startHttpFront({ daemon, telemetry, dataDir, port: 0 });
+ */
+export async function startHttpFront(options: HttpFrontOptions): Promise<HttpFront> {
+  const { port1, port2 } = new MessageChannel();
+  const stopServing = serveDaemonPort(port1, localDaemonPort(options.daemon, options.telemetry));
+  const data: FrontWorkerData = {
+    dataDir: options.dataDir,
+    nodeId: options.daemon.nodeId,
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 8787,
+    ...(options.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: options.bodyLimitBytes }),
+    ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
+    ...(options.version === undefined ? {} : { version: options.version }),
+  };
+  const worker = new Worker(WORKER_ENTRY, { workerData: { ...data, channel: port2 }, transferList: [port2] });
+  let closing = false;
+  const stop = async () => {
+    stopServing();
+    port1.close();
+    await worker.terminate();
+  };
+
+  let listening: { url: string; port: number };
+  try {
+    listening = await new Promise((resolve, reject) => {
+      const onMessage = (message: FrontMessage) => {
+        if (message.type === 'listening') resolve({ url: message.url, port: message.port });
+        else if (message.type === 'failed') {
+          const error = new Error(message.message) as NodeJS.ErrnoException;
+          error.name = message.name;
+          if (message.code !== undefined) error.code = message.code;
+          reject(error);
+        }
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the HTTP front's thread exited (${code}) before listening`)));
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  worker.removeAllListeners('error');
+  worker.removeAllListeners('exit');
+  const crash = (error: unknown) => {
+    if (closing) return;
+    process.nextTick(() => {
+      throw error;
+    });
+  };
+  worker.on('error', crash);
+  worker.on('exit', (code) => crash(new Error(`the HTTP front's thread exited unexpectedly (${code})`)));
+
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      closing = true;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        worker.on('message', (message: FrontMessage) => {
+          if (message.type === 'closed') done();
+        });
+        worker.once('exit', done);
+        worker.postMessage({ type: 'close' });
+      });
+      await stop();
+    })();
+    return closed;
+  };
+  return { ...listening, close, [Symbol.asyncDispose]: close };
+}

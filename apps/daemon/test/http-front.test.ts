@@ -1,0 +1,122 @@
+// The HTTP front on its own worker thread (what `unrdf-daemon start` runs): a real
+// Worker, real sockets on loopback, the daemon on this thread.
+import { createServer } from 'node:net';
+import { createDaemon, type Daemon } from '@unrdf/daemon';
+import { verifyReceipt } from '@unrdf/receipts';
+import { type TempDir, tempDir } from '@unrdf/test-utils';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureAdminToken, openTokenStore } from '../src/auth/tokens.js';
+import { type HttpFront, startHttpFront } from '../src/http/front.js';
+import { ErrorBodySchema, OperationViewSchema, ReceiptBundleBodySchema } from '../src/http/schemas.js';
+import { createTelemetry, type Telemetry } from '../src/telemetry.js';
+
+let dir: TempDir;
+let daemon: Daemon;
+let telemetry: Telemetry;
+let front: HttpFront;
+let token: string;
+let release: () => void = () => undefined;
+
+beforeAll(async () => {
+  dir = await tempDir('http-front');
+  telemetry = createTelemetry();
+  daemon = createDaemon({ dataDir: dir.path, meter: telemetry.meter, diagnostics: { logLevel: 'warn' } });
+  daemon.handle('greet', async (input: { name: string }) => ({ hello: input.name }));
+  daemon.handle('gate', async (_input: unknown, ctx) => {
+    await new Promise<void>((resolve) => {
+      release = resolve;
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    return 'released';
+  });
+  await daemon.start();
+  token = ensureAdminToken(dir.path, openTokenStore(dir.path)).token ?? '';
+  front = await startHttpFront({ daemon, telemetry, dataDir: dir.path, port: 0 });
+}, 60_000);
+
+afterAll(async () => {
+  await front?.close();
+  await daemon?.close();
+  await telemetry?.shutdown();
+  await dir?.remove();
+});
+
+const post = (body: unknown, query = '') =>
+  fetch(`${front.url}/v1/operations${query}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(20_000),
+  });
+
+describe('startHttpFront', () => {
+  it('serves the API from its thread: one round trip to a final operation whose receipt verifies', async () => {
+    expect(front.url).toBe(`http://127.0.0.1:${front.port}`);
+    const done = await post({ type: 'greet', subject: 'urn:front:1', input: { name: 'Ada' } }, '?wait=10000');
+    expect(done.status).toBe(200);
+    const view = OperationViewSchema.parse(await done.json());
+    expect([view.state, view.output]).toEqual(['completed', { hello: 'Ada' }]);
+    expect(done.headers.get('location')).toBe(`/v1/operations/${view.id}`);
+    const bundle = ReceiptBundleBodySchema.parse(
+      await (
+        await fetch(`${front.url}/v1/operations/${view.id}/receipt`, { headers: { authorization: `Bearer ${token}` } })
+      ).json(),
+    );
+    expect(verifyReceipt(bundle.receipt, bundle.proof, bundle.checkpoint, daemon.trustedKeys).status).toBe('valid');
+  });
+
+  it("passes the daemon's typed refusals through as the same 4xx, and checks tokens on its side", async () => {
+    const unknown = await post({ type: 'nope', subject: 'urn:front:2' });
+    expect(unknown.status).toBe(422);
+    expect(ErrorBodySchema.parse(await unknown.json()).error.known?.toSorted()).toEqual(['gate', 'greet']);
+    const anonymous = await fetch(`${front.url}/v1/operations/x`);
+    expect(anonymous.status).toBe(401);
+    const missing = await fetch(`${front.url}/v1/operations/nope`, { headers: { authorization: `Bearer ${token}` } });
+    expect([missing.status, ErrorBodySchema.parse(await missing.json()).error.code]).toEqual([
+      404,
+      'UNRDF_HTTP_OPERATION_NOT_FOUND',
+    ]);
+    const ready = await fetch(`${front.url}/readyz?verbose`);
+    expect([ready.status, await ready.text()]).toEqual([200, expect.stringMatching(/readyz check passed\n$/)]);
+    const metrics = await fetch(`${front.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await metrics.text()).toMatch(/^unrdf_operations_/m);
+  });
+
+  it('reports a port that is taken with its code (EADDRINUSE), as the same-thread server does', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      await expect(startHttpFront({ daemon, telemetry, dataDir: dir.path, port })).rejects.toMatchObject({
+        code: 'EADDRINUSE',
+      });
+    } finally {
+      taken.close();
+    }
+  }, 60_000);
+
+  it('ends long polls when it closes instead of holding close() up to their wait', async () => {
+    const second = await startHttpFront({ daemon, telemetry, dataDir: dir.path, port: 0 });
+    const accepted = OperationViewSchema.parse(
+      await (
+        await fetch(`${second.url}/v1/operations`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ type: 'gate', subject: 'urn:front:3' }),
+        })
+      ).json(),
+    );
+    const polling = fetch(`${second.url}/v1/operations/${accepted.id}?wait=30000`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    // The poll is waiting on the daemon's thread before the close begins.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = performance.now();
+    await second.close();
+    const answer = await polling;
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(answer.status).toBe(200);
+    expect(OperationViewSchema.parse(await answer.json()).state).toBe('running');
+    release();
+  }, 60_000);
+});
