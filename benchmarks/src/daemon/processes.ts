@@ -106,6 +106,10 @@ export async function startApp(
       'warn',
       '--rate-limit',
       '100000000',
+      // A/B runs of the app's thread layout (see apps/daemon --http-threads).
+      ...(process.env.UNRDF_BENCH_HTTP_THREADS === undefined
+        ? []
+        : ['--http-threads', process.env.UNRDF_BENCH_HTTP_THREADS]),
       ...extraArgs,
     ],
     /(http:\/\/127\.0\.0\.1:\d+)/,

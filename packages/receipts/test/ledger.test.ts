@@ -211,6 +211,29 @@ describe('Ledger on a shared handle', () => {
     db.close();
   });
 
+  it('builds the same tree over many transactions, some rolled back, as from scratch', async () => {
+    await using dir = await tempDir('receipts-shared');
+    const { db, ledger } = await setup(dir);
+    let next = 0;
+    for (let t = 0; t < 40; t++) {
+      db.exec('BEGIN IMMEDIATE');
+      const batch = bodies(1 + (t % 3), 1000 + next);
+      next += batch.length;
+      ledger.appendInTransaction(batch);
+      // Every fifth transaction rolls back (the ledger is not told), twice in a row at t = 20, 21.
+      db.exec(t % 5 === 4 || t === 21 ? 'ROLLBACK' : 'COMMIT');
+    }
+    const size = ledger.size();
+    const leaves = Array.from({ length: size }, (_, i) => receiptLeafHash(ledger.receipt(i) as never));
+    expect(toHex(ledger.root())).toBe(toHex(merkleRoot(leaves)));
+    for (let i = 1; i < size; i++) {
+      expect(ledger.receipt(i)?.previousReceiptHash).toBe(receiptHash(ledger.receipt(i - 1) as never));
+    }
+    expect(openCheckpoint(ledger.latestCheckpoint(), ledger.trustedKeys)).toMatchObject({ ok: true });
+    await ledger.close();
+    db.close();
+  });
+
   it('undoes only its own writes when a batch fails, leaving the caller transaction usable', async () => {
     await using dir = await tempDir('receipts-shared');
     const { db, ledger } = await setup(dir);

@@ -494,6 +494,13 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
    * handle: the caller's rollbacks are invisible to the ledger.
    */
   let committedEdge: RightEdge | undefined;
+  /**
+   * On a shared handle, the edge the last appendInTransaction left. The caller may roll
+   * its transaction back without telling the ledger, so it is used only while the stored
+   * size still equals its size: a rollback takes the size back below it, and nothing
+   * else writes leaves (one query instead of the frontier's O(log n) reads).
+   */
+  let writtenEdge: RightEdge | undefined;
 
   /**
    * Writes receipts for `bodies` at the end of the log and a signed checkpoint of the
@@ -620,8 +627,10 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       db.exec('COMMIT'); // fsync-in-commit: durable when this returns; else once the WAL is synced
       results = written.appended;
       if (ownsDatabase) committedEdge = written.edge;
+      writtenEdge = undefined;
     } catch (error) {
       committedEdge = undefined;
+      writtenEdge = undefined;
       if (db.isTransaction) db.exec('ROLLBACK');
       // One bad receipt (say a duplicate operation id) must not sink its batch-mates:
       // retry each alone so only the culprit fails.
@@ -846,10 +855,13 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       // transaction intact, to roll back or go on as it decides.
       db.exec('SAVEPOINT receipts_append');
       try {
-        const { appended } = writeBatch(valid);
+        const known = writtenEdge !== undefined && writtenEdge.size === currentSize() ? writtenEdge : undefined;
+        const { appended, edge } = writeBatch(valid, known);
         db.exec('RELEASE receipts_append');
+        writtenEdge = edge;
         return appended;
       } catch (cause) {
+        writtenEdge = undefined;
         db.exec('ROLLBACK TO receipts_append');
         db.exec('RELEASE receipts_append');
         const duplicate = /UNIQUE constraint failed: receipts_leaves\.operation_id/.test(String(cause));
