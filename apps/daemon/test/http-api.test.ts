@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { createDaemon, type Daemon, InvalidInputError } from '@unrdf/daemon';
 import { DiagnosticReportSchema } from '@unrdf/diagnostics';
 import { verifyCheckpointConsistency, verifyReceipt } from '@unrdf/receipts';
-import { type TempDir, tempDir } from '@unrdf/test-utils';
+import { tempDir } from '@unrdf/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ensureAdminToken, openTokenStore, type TokenStore } from '../src/auth/tokens.js';
@@ -24,8 +24,9 @@ import {
 } from '../src/http/schemas.js';
 import { createHttpApi, HTTP_ROUTES, type HttpServer, startHttpServer } from '../src/http/server.js';
 import { createTelemetry, type Telemetry } from '../src/telemetry.js';
+import { startTestDaemon, type TestDaemon } from './support/test-daemon.js';
 
-let dir: TempDir;
+let test: TestDaemon;
 let daemon: Daemon;
 let telemetry: Telemetry;
 let tokens: TokenStore;
@@ -41,24 +42,13 @@ let channel: MessageChannel | undefined;
 let admin: string;
 let submitter: string;
 let reader: string;
-let release: () => void = () => undefined;
+const release = () => test.release();
 
 beforeAll(async () => {
-  dir = await tempDir('http-api');
-  telemetry = createTelemetry({ instanceId: 'node-1' });
-  daemon = createDaemon({ dataDir: dir.path, meter: telemetry.meter, diagnostics: { logLevel: 'info' } });
-  daemon.handle('greet', async (input: { name: string }) => ({ hello: input.name }));
-  daemon.handle('gate', async (_input: unknown, ctx) => {
-    // Runs until the test releases it or the operation is cancelled.
-    await new Promise<void>((resolve) => {
-      release = resolve;
-      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-    return 'released';
-  });
-  await daemon.start();
-  tokens = openTokenStore(dir.path);
-  const ensured = ensureAdminToken(dir.path, tokens);
+  test = await startTestDaemon('http-api', { instanceId: 'node-1', logLevel: 'info' });
+  ({ daemon, telemetry } = test);
+  tokens = openTokenStore(test.dir.path);
+  const ensured = ensureAdminToken(test.dir.path, tokens);
   admin = ensured.token ?? '';
   submitter = tokens.createToken(['submit']).token;
   reader = tokens.createToken(['read']).token;
@@ -74,9 +64,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of servers.values()) await s.close();
   channel?.port1.close();
-  await daemon?.close();
-  await telemetry?.shutdown();
-  await dir?.remove();
+  await test?.close();
 });
 
 const call = (path: string, init: RequestInit & { token?: string; json?: unknown } = {}) => {

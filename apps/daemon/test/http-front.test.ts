@@ -1,44 +1,31 @@
 // The HTTP front on its own worker thread (what `unrdf-daemon start` runs): a real
 // Worker, real sockets on loopback, the daemon on this thread.
 import { createServer } from 'node:net';
-import { createDaemon, type Daemon } from '@unrdf/daemon';
+import type { Daemon } from '@unrdf/daemon';
 import { verifyReceipt } from '@unrdf/receipts';
-import { type TempDir, tempDir } from '@unrdf/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAdminToken, openTokenStore } from '../src/auth/tokens.js';
 import { type HttpFront, startHttpFront } from '../src/http/front.js';
 import { ErrorBodySchema, OperationViewSchema, ReceiptBundleBodySchema } from '../src/http/schemas.js';
-import { createTelemetry, type Telemetry } from '../src/telemetry.js';
+import type { Telemetry } from '../src/telemetry.js';
+import { startTestDaemon, type TestDaemon } from './support/test-daemon.js';
 
-let dir: TempDir;
+let test: TestDaemon;
 let daemon: Daemon;
 let telemetry: Telemetry;
 let front: HttpFront;
 let token: string;
-let release: () => void = () => undefined;
 
 beforeAll(async () => {
-  dir = await tempDir('http-front');
-  telemetry = createTelemetry();
-  daemon = createDaemon({ dataDir: dir.path, meter: telemetry.meter, diagnostics: { logLevel: 'warn' } });
-  daemon.handle('greet', async (input: { name: string }) => ({ hello: input.name }));
-  daemon.handle('gate', async (_input: unknown, ctx) => {
-    await new Promise<void>((resolve) => {
-      release = resolve;
-      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-    return 'released';
-  });
-  await daemon.start();
-  token = ensureAdminToken(dir.path, openTokenStore(dir.path)).token ?? '';
-  front = await startHttpFront({ daemon, telemetry, dataDir: dir.path, port: 0 });
+  test = await startTestDaemon('http-front');
+  ({ daemon, telemetry } = test);
+  token = ensureAdminToken(test.dir.path, openTokenStore(test.dir.path)).token ?? '';
+  front = await startHttpFront({ daemon, telemetry, dataDir: test.dir.path, port: 0 });
 }, 60_000);
 
 afterAll(async () => {
   await front?.close();
-  await daemon?.close();
-  await telemetry?.shutdown();
-  await dir?.remove();
+  await test?.close();
 });
 
 const post = (body: unknown, query = '') =>
@@ -87,7 +74,7 @@ describe('startHttpFront', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as { port: number }).port;
     try {
-      await expect(startHttpFront({ daemon, telemetry, dataDir: dir.path, port })).rejects.toMatchObject({
+      await expect(startHttpFront({ daemon, telemetry, dataDir: test.dir.path, port })).rejects.toMatchObject({
         code: 'EADDRINUSE',
       });
     } finally {
@@ -96,7 +83,7 @@ describe('startHttpFront', () => {
   }, 60_000);
 
   it('ends long polls when it closes instead of holding close() up to their wait', async () => {
-    const second = await startHttpFront({ daemon, telemetry, dataDir: dir.path, port: 0 });
+    const second = await startHttpFront({ daemon, telemetry, dataDir: test.dir.path, port: 0 });
     const accepted = OperationViewSchema.parse(
       await (
         await fetch(`${second.url}/v1/operations`, {
@@ -117,6 +104,6 @@ describe('startHttpFront', () => {
     expect(performance.now() - started).toBeLessThan(10_000);
     expect(answer.status).toBe(200);
     expect(OperationViewSchema.parse(await answer.json()).state).toBe('running');
-    release();
+    test.release();
   }, 60_000);
 });

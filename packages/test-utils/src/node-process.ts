@@ -72,13 +72,15 @@ export function spawnNode(script: string, options: SpawnNodeOptions = {}): NodeP
     waitForLine: (pattern, timeoutMs = 10_000) =>
       waitFor(
         () => {
-          if (gone && !pattern.test(out)) throw new Error(`process exited; stderr:\n${err.slice(-2000)}`);
-          return (
-            out
-              .split('\n')
-              .map((line) => line.match(pattern))
-              .find((m) => m !== null) ?? undefined
-          );
+          // Line by line (a pattern anchored with ^ names a line), and before the exit
+          // check: a process that printed the line and then exited between two polls passed.
+          const match = out
+            .split('\n')
+            .map((line) => line.match(pattern))
+            .find((m) => m !== null);
+          if (match !== undefined) return match;
+          if (gone) throw new Error(`process exited; stderr:\n${err.slice(-2000)}`);
+          return undefined;
         },
         { timeoutMs, what: `stdout of ${script} matches ${pattern}` },
       ),

@@ -64,6 +64,13 @@ describe('spawnNode', () => {
     expect(await proc.stop()).toBe(0);
   });
 
+  it('finds a line a process printed just before it exited, anchored patterns included', async () => {
+    const proc = spawnNode(new URL('./fixtures/two-lines.ts', import.meta.url).pathname);
+    expect(await proc.exited).toMatchObject({ code: 0 });
+    expect((await proc.waitForLine(/^second (\w+)/))[1]).toBe('line');
+    await expect(proc.waitForLine(/^third/, 200)).rejects.toThrow(WaitForTimeoutError);
+  });
+
   it('kill9 ends the process with SIGKILL', async () => {
     const proc = spawnNode(script);
     await proc.waitForLine(/listening/);
