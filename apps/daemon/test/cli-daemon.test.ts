@@ -91,6 +91,31 @@ describe('unrdf-daemon CLI', () => {
       },
       CLI_TIMEOUT_MS,
     );
+
+    it(
+      'runs the HTTP API on the daemon thread with --http-threads 0, the same answers',
+      async () => {
+        const sameThreadDir = dir.join('same-thread');
+        const same = await startDaemon(sameThreadDir, ['--http-threads', '0']);
+        try {
+          const submitted = await cli([
+            ...['submit', '--url', same.url, '--data-dir', sameThreadDir],
+            ...['--type', 'sleep', '--subject', 'urn:example:cli:same', '--input', '{"ms":1}', '--wait', '--json'],
+          ]);
+          expect(submitted.code).toBe(0);
+          expect(json(submitted.stdout)).toMatchObject({ state: 'completed', outcome: 'succeeded' });
+          const refused = await cli([
+            ...['submit', '--url', same.url, '--data-dir', sameThreadDir],
+            ...['--type', 'nope', '--subject', 'urn:x'],
+          ]);
+          // The daemon's typed refusal (422, unknown type) reaches the CLI as bad input: exit 2.
+          expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("no handler for 'nope'")]);
+        } finally {
+          expect(await same.process.stop(10_000)).toBe(0);
+        }
+      },
+      START_TIMEOUT_MS + 4 * CLI_TIMEOUT_MS,
+    );
   });
 
   describe('submit, receipt, verify', () => {
@@ -182,6 +207,9 @@ describe('unrdf-daemon CLI', () => {
           cli(['start', '--data-dir', dir.join('other'), '--port', 'eighty']),
           cli(['verify', dir.join('bundle.json'), '--kee', 'x']),
         ]);
+        const badThreads = await cli(['start', '--data-dir', dir.join('other'), '--http-threads', '2']);
+        expect(badThreads.code).toBe(2);
+        expect(badThreads.stderr).toContain('--http-threads: expected an integer from 0 to 1');
         expect(badInput.code).toBe(2);
         expect(badInput.stderr).toMatch(/^ {2}input\.ms: .*>=0/m);
         expect(badJson.code).toBe(2);

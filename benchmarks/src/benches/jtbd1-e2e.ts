@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Pool } from 'undici';
 import {
+  APP_LAYOUT_NOTE,
   type AppProcess,
   poolFor,
   processCpuMs,
@@ -221,6 +222,7 @@ export const benchmark: Benchmark = {
           `${slow.issued} operations at 100/s and ${fast.issued} + ${twoTrips.issued} at 1,000/s, a quarter of each type; a batch has 10 creates.`,
           'Latency: from the intended arrival to the client holding "final, receipt durable": one POST ?wait (200 with the final view and receipt), or, in the post_then_get rows, a POST (202) then a GET ?wait.',
           'app_cpu_us_per_op: the app process CPU time (user + system, /proc) over the measured window divided by operations; 1,000 µs per operation at 1,000/s is a whole core.',
+          APP_LAYOUT_NOTE,
         ],
       };
     } finally {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { type TrustedKey, verifyReceipt } from '@unrdf/receipts';
-import { poolFor, requestJson, startApp, startEcho, warmEcho } from '../daemon/processes.js';
+import { APP_LAYOUT_NOTE, poolFor, requestJson, startApp, startEcho, warmEcho } from '../daemon/processes.js';
 import { awaitReceipt, createOf, submit } from '../daemon/workload.js';
 import type { Benchmark } from '../harness/benchmark.js';
 import { LatencyHistogram } from '../harness/histogram.js';
@@ -126,6 +126,7 @@ export const benchmark: Benchmark = {
         notes: [
           `${ids.length} receipts in the ledger; ${checked} fetched and verified at ${RATE}/s (${result.errors} request errors), ${tamperedChecked} tampered copies checked.`,
           'Each verification checks the checkpoint signature afresh (no verifier cache), as a one-off auditor would.',
+          APP_LAYOUT_NOTE,
         ],
       };
     } finally {

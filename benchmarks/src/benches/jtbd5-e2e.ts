@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from 'undici';
-import { poolFor, requestJson, startApp, startEcho, warmEcho } from '../daemon/processes.js';
+import { APP_LAYOUT_NOTE, poolFor, requestJson, startApp, startEcho, warmEcho } from '../daemon/processes.js';
 import type { Benchmark } from '../harness/benchmark.js';
 import { openLoop } from '../harness/open-loop.js';
 
@@ -176,6 +176,7 @@ export const benchmark: Benchmark = {
           `${load.issued} operations offered over ${durationMs / 1000} s, ${accepted} accepted (202), ${done} finished; ${load.errors} request errors.`,
           `Queue wait over ${wait?.count ?? 0} claims (lifetime of the app, warm-up included).`,
           'Client and app share the machine (2 cores): the load generator takes its share of CPU.',
+          APP_LAYOUT_NOTE,
         ],
       };
     } finally {

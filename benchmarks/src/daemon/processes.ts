@@ -82,6 +82,11 @@ export interface AppProcess extends ServerProcess {
   readonly dataDir: string;
 }
 
+/** The app's thread layout in this run, for the reports: the default unless UNRDF_BENCH_HTTP_THREADS says. */
+export const APP_LAYOUT_NOTE = `App layout: --http-threads ${process.env.UNRDF_BENCH_HTTP_THREADS ?? '1 (default: the HTTP API on a thread of its own)'}${
+  process.env.UNRDF_BENCH_HTTP_THREADS === undefined ? '' : ' (set by UNRDF_BENCH_HTTP_THREADS)'
+}.`;
+
 /**
  * Starts the reference app (`unrdf-daemon start`) on a fresh data directory, on a free
  * loopback port. `nodeArgs` go to Node itself (e.g. `--cpu-prof` for a profile).
