@@ -210,9 +210,17 @@ export function serveDaemonPort(channel: MessagePort, local: DaemonPort): () => 
     } catch (error) {
       result = Promise.reject(error);
     }
+    const reply = (answer: Reply) => {
+      try {
+        channel.postMessage(answer);
+      } catch (error) {
+        // An answer that cannot be cloned (DataCloneError) fails its call, not the process.
+        channel.postMessage({ id: call.id, ok: false, error: toWire(error) } satisfies Reply);
+      }
+    };
     result.then(
-      (value) => channel.postMessage({ id: call.id, ok: true, value } satisfies Reply),
-      (error: unknown) => channel.postMessage({ id: call.id, ok: false, error: toWire(error) } satisfies Reply),
+      (value) => reply({ id: call.id, ok: true, value }),
+      (error: unknown) => reply({ id: call.id, ok: false, error: toWire(error) }),
     );
   };
   channel.on('message', onMessage);

@@ -1,0 +1,75 @@
+// The port between the HTTP front and the daemon, over a real MessageChannel with a real
+// daemon behind it: what crosses, what fails, and what happens at close.
+import { MessageChannel } from 'node:worker_threads';
+import { InvalidInputError, NotRunningError, UnknownTypeError } from '@unrdf/daemon';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DaemonPort, localDaemonPort, remoteDaemonPort, serveDaemonPort } from '../src/http/daemon-port.js';
+import { startTestDaemon, type TestDaemon } from './support/test-daemon.js';
+
+let test: TestDaemon;
+
+beforeAll(async () => {
+  test = await startTestDaemon('daemon-port');
+}, 60_000);
+
+afterAll(async () => {
+  await test?.close();
+});
+
+/** A remote port over a fresh channel to `local`. */
+function connect(local: DaemonPort) {
+  const { port1, port2 } = new MessageChannel();
+  const stop = serveDaemonPort(port1, local);
+  const remote = remoteDaemonPort(port2, test.daemon.nodeId);
+  return {
+    remote,
+    close() {
+      remote.close();
+      stop();
+      port1.close();
+    },
+  };
+}
+
+describe('remoteDaemonPort over serveDaemonPort', () => {
+  it('carries answers and rebuilds the typed errors, with their issues', async () => {
+    const { remote, close } = connect(localDaemonPort(test.daemon, test.telemetry));
+    try {
+      const { accepted, final } = await remote.submitAndWait(
+        { type: 'greet', subject: 'urn:port:1', input: { name: 'Ada' } },
+        10_000,
+      );
+      expect(final).toMatchObject({ id: accepted.id, state: 'completed', output: { hello: 'Ada' } });
+      expect(final?.receipt).not.toBeNull();
+      const invalid = await remote.submit({ type: 'greet', subject: '' }).catch((e: unknown) => e);
+      expect(invalid).toBeInstanceOf(InvalidInputError);
+      expect((invalid as InvalidInputError).issues.join('\n')).toMatch(/^subject: /m);
+      const unknown = await remote.submit({ type: 'nope', subject: 'urn:x' }).catch((e: unknown) => e);
+      expect(unknown).toBeInstanceOf(UnknownTypeError);
+      expect((unknown as UnknownTypeError).known.toSorted()).toEqual(['gate', 'greet']);
+    } finally {
+      close();
+    }
+  });
+
+  it('fails only the call whose answer cannot be cloned, and keeps serving', async () => {
+    const local = localDaemonPort(test.daemon, test.telemetry);
+    const { remote, close } = connect({ ...local, report: async () => ({ render: () => 'x' }) as never });
+    try {
+      await expect(remote.report()).rejects.toMatchObject({ name: 'DataCloneError' });
+      expect(await remote.checkpoint()).toMatch(/^unrdf-daemon\/node-1\n\d+\n/);
+    } finally {
+      close();
+    }
+  });
+
+  it('rejects the calls still waiting when it closes, and every later one', async () => {
+    const { remote, close } = connect(localDaemonPort(test.daemon, test.telemetry));
+    const accepted = await remote.submit({ type: 'gate', subject: 'urn:port:2' });
+    const waiting = remote.waitFor(accepted.id, 30_000);
+    close();
+    await expect(waiting).rejects.toBeInstanceOf(NotRunningError);
+    await expect(remote.get(accepted.id)).rejects.toBeInstanceOf(NotRunningError);
+    test.release();
+  });
+});
