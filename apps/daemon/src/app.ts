@@ -35,8 +35,8 @@ const AppOptionsSchema = z.strictObject({
   /** Requests per minute per API token (default DEFAULT_RATE_LIMIT.max); 0 turns the limit off. */
   rateLimitPerMinute: z.number().int().min(0).max(1_000_000_000).optional(),
   /**
-   * 1 (default): the HTTP API runs on a worker thread of its own, the daemon on the main
-   * thread; 0: both on the main thread (one core's worth of CPU for everything).
+   * 1 (default with two or more cores): the HTTP API runs on a worker thread of its own,
+   * the daemon on the main thread; 0 (default on one core): both on the main thread.
    */
   httpThreads: z.number().int().min(0).max(1).optional(),
 });

@@ -1,6 +1,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -53,8 +53,12 @@ declare module 'fastify' {
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 /** Default rate limit per token (or per client address for open routes). */
 export const DEFAULT_RATE_LIMIT = { max: 6000, timeWindowMs: 60_000 } as const;
-/** HTTP API threads besides the daemon's: 1 runs the API on a worker thread (see front.ts). */
-export const DEFAULT_HTTP_THREADS = 1;
+/**
+ * HTTP API threads besides the daemon's: 1 runs the API on a worker thread (see front.ts)
+ * when the machine has a second core for it; on one core a second thread only adds the
+ * cost of crossing between them.
+ */
+export const DEFAULT_HTTP_THREADS = availableParallelism() >= 2 ? 1 : 0;
 /** While closing, how often connections that answered their last request are closed. */
 const CLOSE_SWEEP_MS = 25;
 /** JSON bodies nested deeper than this are refused (canonical JSON and digests recurse). */
