@@ -1,5 +1,5 @@
 import { fdatasync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { spawnNode, tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
@@ -353,6 +353,33 @@ describe('openEntityStore', () => {
     }
     expect((await store.apply(create('op-0', `${A}/0`, 'v0', 3))).replayed).toBe(true);
   }, 60_000);
+
+  it('checkpoints the WAL off the event loop every N transactions, so it stays small, and loses nothing', async () => {
+    await using dir = await tempDir('rdf-store-checkpoint');
+    /** 400 applies, one transaction each; the WAL file's size after them (its largest extent). */
+    const run = async (path: string, checkpointEveryTransactions: number) => {
+      await using store = openEntityStore({ path, checkpointEveryTransactions });
+      for (let i = 0; i < 400; i++) {
+        await store.apply({
+          operationId: `op-${i}`,
+          token: 1,
+          changes: [{ type: 'create', subject: `${A}/${i}`, nquads: nq(`${A}/${i}`, 'x'.repeat(500)) }],
+        });
+      }
+      return { stats: store.stats(), wal: (await stat(`${path}-wal`)).size };
+    };
+    const never = await run(dir.join('never.db'), 1_000_000);
+    const path = dir.join('entities.db');
+    const every20 = await run(path, 20);
+    expect(never.stats.checkpoints).toBe(0);
+    // Each counted checkpoint moved the whole WAL into the database, so the next write started it over.
+    expect(every20.stats).toMatchObject({ transactions: 400, checkpoints: expect.any(Number) });
+    expect(every20.stats.checkpoints).toBeGreaterThanOrEqual(5);
+    expect(every20.wal).toBeLessThan(never.wal / 2);
+    await using reopened = openEntityStore({ path });
+    for (const i of [0, 199, 399]) expect(reopened.get(`${A}/${i}`)?.version).toBe(1);
+    expect((await reopened.apply(create('op-0', `${A}/0`, 'x'))).replayed).toBe(true);
+  });
 
   it('forgets old operation outcomes when pruned', async () => {
     await using dir = await tempDir('rdf-store');
