@@ -14,7 +14,14 @@ import {
   type SubmitRequest,
   UnknownTypeError,
 } from '@unrdf/daemon';
-import type { DiagnosticReport, HealthAnswer, LogPage, LogQuery, SloStatus } from '@unrdf/diagnostics';
+import {
+  DIAGNOSTICS_PATHS,
+  type DiagnosticReport,
+  type HealthAnswer,
+  type LogPage,
+  type LogQuery,
+  type SloStatus,
+} from '@unrdf/diagnostics';
 import type { Verdict } from '@unrdf/receipts';
 import type { ReceiptBundle } from '@unrdf/receipts/ledger';
 import type { Telemetry } from '../telemetry.js';
@@ -99,7 +106,7 @@ export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPor
     }),
     async health(target) {
       const diagnostics = daemon.diagnostics; // throws NotRunningError (503) unless running or closing
-      if (target.startsWith('/readyz') && daemon.state !== 'running') {
+      if (target.split('?', 1)[0] === DIAGNOSTICS_PATHS.readyz && daemon.state !== 'running') {
         // The cached checks stop refreshing once the daemon closes: do not report a stale "ready".
         return { status: 503, body: `[-]queue failed: daemon is ${daemon.state}\nreadyz check failed\n` };
       }

@@ -96,6 +96,8 @@ export async function startHttpFront(options: HttpFrontOptions): Promise<HttpFro
     await stop();
     throw error;
   }
+  // The start-up listeners are done; from here on the thread only answers 'closed'.
+  worker.removeAllListeners('message');
   worker.removeAllListeners('error');
   worker.removeAllListeners('exit');
   const crash = (error: unknown) => {
