@@ -52,6 +52,12 @@ export const CompleteCommand = z.object({
    * and checked: a wrong or missing type gives the same outcome, the slower way.
    */
   type: TypeName.optional(),
+  /**
+   * What the handler asked the store's extensions to apply with this completion, in the same
+   * transaction (JSON; `HandlerContext.setEffects`). Not stored with the operation: the
+   * extensions read it from the command, so it travels with the command through a log.
+   */
+  effects: JsonText.optional(),
 });
 
 export const FailCommand = z.object({

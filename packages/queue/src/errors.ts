@@ -75,6 +75,22 @@ export class InvalidStateError extends QueueError {
 }
 
 /**
+ * Thrown by an `ApplyExtension` to refuse an attempt's completion inside its transaction
+ * (e.g. a version check of the attempt's effects failed because another operation changed
+ * the same data first). The attempt then fails with this error instead of completing:
+ * retried by the type's policy, or dead at once when `retry` is false.
+ */
+export class CompletionRefusedError extends QueueError {
+  override readonly name = 'CompletionRefusedError';
+  override readonly code = 'UNRDF_QUEUE_COMPLETION_REFUSED';
+  readonly retry: boolean;
+  constructor(message: string, options: { readonly retry?: boolean; readonly cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.retry = options.retry ?? true;
+  }
+}
+
+/**
  * Thrown by a handler to say retrying cannot help (bad input, a permanent refusal):
  * the operation goes straight to the dead-letter state, whatever attempts remain.
  */

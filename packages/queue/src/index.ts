@@ -25,6 +25,7 @@ export {
   QueueClosedError,
   QueueError,
   UnknownTypeError,
+  CompletionRefusedError,
   UnrecoverableError,
 } from './errors.js';
 export type {

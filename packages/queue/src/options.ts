@@ -21,6 +21,13 @@ export interface HandlerContext {
   readonly groupKey: string | null;
   /** Aborts on timeout, on cancel and when the queue closes: stop promptly when it fires. */
   readonly signal: AbortSignal;
+  /**
+   * Hands JSON data to the store's extensions: it rides on this attempt's `complete` command
+   * (`effects`) and is applied in the same transaction as the completion, or not at all. An
+   * extension may refuse it with `CompletionRefusedError`; the attempt then fails. The last call
+   * wins; a failed attempt's effects are dropped.
+   */
+  setEffects(effects: unknown): void;
 }
 
 /** Runs one operation; its resolved value (JSON) becomes the result. Throw to fail the attempt. */

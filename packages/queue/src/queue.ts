@@ -20,6 +20,7 @@ import type {
 } from './commands.js';
 import { type CommitPath, createGroupCommitPath } from './commit-path.js';
 import {
+  CompletionRefusedError,
   InvalidInputError,
   InvalidStateError,
   NotFoundError,
@@ -39,6 +40,7 @@ import {
   type EnqueueOptions,
   EnqueueOptionsSchema,
   type Handler,
+  type HandlerContext,
   type QueueOptions,
   QueueOptionsSchema,
   type ReconcileDecision,
@@ -373,6 +375,11 @@ class DurableQueue implements Queue {
   readonly #slots = new SlotCounts();
   /** Leases held: claims in flight, claimed operations waiting for a slot, running handlers. */
   readonly #leases = new SlotCounts();
+  /**
+   * Grouped handlers that returned and whose outcome is being committed: the group's next
+   * handler waits for it, so it starts on a store holding this one's outcome and effects.
+   */
+  readonly #settling = new SlotCounts();
   /** Claimed, waiting for a handler slot (oldest first). */
   readonly #claimed: { operation: ClaimedOperation; group: string }[] = [];
   readonly #cancelledWhileWaiting = new Set<string>();
@@ -708,7 +715,9 @@ class DurableQueue implements Queue {
       const type = this.#o.types.get(operation.type) as ResolvedType;
       if (
         slots.ofType(operation.type) >= type.concurrency ||
-        (group !== '' && slots.ofGroup(operation.type, group) >= type.groupConcurrency)
+        (group !== '' &&
+          slots.ofGroup(operation.type, group) + this.#settling.ofGroup(operation.type, group) >=
+            type.groupConcurrency)
       ) {
         i++;
         continue;
@@ -732,7 +741,8 @@ class DurableQueue implements Queue {
     } catch {
       payload = null;
     }
-    const context = {
+    let effects: { value: unknown } | undefined;
+    const context: HandlerContext = {
       id: row.id,
       type: row.type,
       attempt: row.attempts,
@@ -741,6 +751,9 @@ class DurableQueue implements Queue {
       idempotencyKey: row.idempotencyKey ?? row.id,
       groupKey: row.groupKey,
       signal: controller.signal,
+      setEffects: (value) => {
+        effects = { value };
+      },
     };
     const invoke = async (): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> => {
       try {
@@ -749,21 +762,28 @@ class DurableQueue implements Queue {
         return { ok: false, error };
       }
     };
-    void invoke().then((outcome) => {
+    void invoke().then(async (outcome) => {
       clearTimeout(timer);
-      // The slot is held until the handler settled, even past its timeout: no zombie overlaps a retry.
       this.#running.delete(row.id);
-      this.#slots.remove(row.type, group);
-      this.#startClaimed();
-      this.#unlease(row.type, group);
       this.#metrics.run.record(
         performance.now() - started,
         this.#metrics.attrs(row.type, outcome.ok ? 'completed' : 'failed'),
       );
+      // The slot is held until the handler settled, even past its timeout: no zombie overlaps a retry.
+      this.#slots.remove(row.type, group);
+      const settling = group !== '' && !running.abandoned;
+      // A group's next handler also waits for this one's outcome to be committed (#settling).
+      if (settling) this.#settling.add(row.type, group);
+      this.#startClaimed();
+      this.#unlease(row.type, group);
       if (running.abandoned) return;
       // Tracked so close() commits the outcome before the store closes. The handler
       // itself is not tracked: one that ignores its signal must not hang close().
-      void this.#track(this.#finish(row, type, controller.signal, outcome));
+      await this.#track(this.#finish(row, type, controller.signal, outcome, effects));
+      if (settling) {
+        this.#settling.remove(row.type, group);
+        this.#startClaimed();
+      }
     });
   }
 
@@ -772,6 +792,7 @@ class DurableQueue implements Queue {
     type: ResolvedType,
     signal: AbortSignal,
     outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
+    effects: { value: unknown } | undefined,
   ): Promise<void> {
     const at = this.#now();
     let failure: unknown;
@@ -788,19 +809,32 @@ class DurableQueue implements Queue {
       failure = reason;
     } else if (outcome.ok) {
       let result: string | undefined;
+      let effectsText: string | undefined;
       try {
         result = JSON.stringify(outcome.value ?? null);
+        if (effects !== undefined) effectsText = JSON.stringify(effects.value ?? null);
       } catch (error) {
-        failure = new UnrecoverableError(`The handler's result is not JSON-serialisable: ${String(error)}`);
+        result = undefined;
+        failure = new UnrecoverableError(`The handler's result or effects are not JSON-serialisable: ${String(error)}`);
       }
       if (result !== undefined) {
-        await this.#settleCommand({ kind: 'complete', at, id: row.id, token: row.token, result, type: row.type });
-        return;
+        const refused = await this.#settleCommand({
+          kind: 'complete',
+          at,
+          id: row.id,
+          token: row.token,
+          result,
+          type: row.type,
+          ...(effectsText === undefined ? {} : { effects: effectsText }),
+        });
+        if (refused === undefined) return;
+        failure = refused;
       }
     } else {
       failure = outcome.error;
     }
-    const unrecoverable = failure instanceof UnrecoverableError;
+    const unrecoverable =
+      failure instanceof UnrecoverableError || (failure instanceof CompletionRefusedError && !failure.retry);
     const retryAt =
       unrecoverable || row.attempts >= row.maxAttempts
         ? null
@@ -808,16 +842,23 @@ class DurableQueue implements Queue {
     await this.#settleCommand({ kind: 'fail', at, id: row.id, token: row.token, error: errorJson(failure), retryAt });
   }
 
-  /** Commits an outcome; a stale one (the fencing token moved on) is counted, not applied. */
-  async #settleCommand(command: CommandOf<'complete'> | CommandOf<'fail'> | CommandOf<'release'>): Promise<void> {
+  /**
+   * Commits an outcome; a stale one (the fencing token moved on) is counted, not applied.
+   * Returns the error of a completion an extension refused (the caller fails the attempt).
+   */
+  async #settleCommand(
+    command: CommandOf<'complete'> | CommandOf<'fail'> | CommandOf<'release'>,
+  ): Promise<CompletionRefusedError | undefined> {
     try {
       const result = await this.#commit.submit(command);
       if (!result.applied) this.#totals.staleOutcomes++;
-    } catch {
+    } catch (error) {
+      if (error instanceof CompletionRefusedError && command.kind === 'complete') return error;
       // The store refused (I/O error, or closed): the lease stays in the store and is
       // recovered at the next boot by the type's crash policy.
       this.#totals.staleOutcomes++;
     }
+    return undefined;
   }
 
   // ---- timers -------------------------------------------------------------------

@@ -4,6 +4,8 @@ import { waitFor } from '@unrdf/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
+  type ApplyExtension,
+  CompletionRefusedError,
   createStateMachine,
   InvalidInputError,
   InvalidStateError,
@@ -559,6 +561,106 @@ describe('openQueue', () => {
       const again = await nextEvent(second, (e) => e.kind === 'completed', 3000);
       expect(second.get('id' in again ? again.id : '')?.runAt).toBeGreaterThan(op?.runAt ?? 0);
       expect(await second.unschedule('every-second')).toBe(true);
+    });
+  });
+
+  describe('effects: data a handler hands to the store extensions with its completion', () => {
+    /** An extension that records the effects of each complete command and can refuse some. */
+    const recorder = (refuse: (effects: unknown, attempt: number) => CompletionRefusedError | undefined) => {
+      const seen: { id: string; effects: unknown; columns: string }[] = [];
+      const attempts = new Map<string, number>();
+      const extension: ApplyExtension = {
+        name: 'recorder',
+        watches: ['complete'],
+        afterApply({ db, command }) {
+          if (command.kind !== 'complete') return;
+          const effects = command.effects === undefined ? undefined : JSON.parse(command.effects);
+          const attempt = (attempts.get(command.id) ?? 0) + 1;
+          attempts.set(command.id, attempt);
+          const refusal = refuse(effects, attempt);
+          if (refusal) throw refusal;
+          const row = db.prepare('SELECT * FROM operations WHERE id = ?').get(command.id) as Record<string, unknown>;
+          seen.push({ id: command.id, effects, columns: JSON.stringify(row) });
+        },
+      };
+      return { extension, seen };
+    };
+
+    it('applies them in the completion\'s transaction, from the command, without storing them on the operation', async () => {
+      const { extension, seen } = recorder(() => undefined);
+      const queue = await fx.open({
+        extensions: [extension],
+        types: {
+          job: {
+            handler: (n: number, ctx) => {
+              ctx.setEffects({ first: n });
+              ctx.setEffects({ last: n, secret: 'only-in-effects' });
+              return n + 1;
+            },
+          },
+          plain: { handler: () => 'none' },
+        },
+      });
+      const [a, b] = [await queue.enqueue('job', 41), await queue.enqueue('plain')];
+      await allFinal(queue, [a.id, b.id]);
+      expect(queue.get(a.id)).toMatchObject({ state: 'completed', result: 42 });
+      expect(seen.find((x) => x.id === a.id)?.effects).toEqual({ last: 41, secret: 'only-in-effects' });
+      expect(seen.find((x) => x.id === a.id)?.columns).not.toContain('only-in-effects');
+      expect(seen.find((x) => x.id === b.id)?.effects).toBeUndefined();
+    });
+
+    it('fails the attempt when an extension refuses the completion: retried by policy, or dead when it says so', async () => {
+      const { extension } = recorder((effects, attempt) => {
+        const e = effects as { kind: string };
+        if (e.kind === 'conflict-once' && attempt === 1) return new CompletionRefusedError('changed meanwhile');
+        if (e.kind === 'never') return new CompletionRefusedError('not allowed', { retry: false });
+        return undefined;
+      });
+      const queue = await fx.open({
+        extensions: [extension],
+        types: {
+          job: {
+            backoff: { baseMs: 1, maxMs: 5 },
+            handler: (kind: string, ctx) => {
+              ctx.setEffects({ kind });
+              return `${kind} attempt ${ctx.attempt}`;
+            },
+          },
+        },
+      });
+      const once = await queue.enqueue('job', 'conflict-once');
+      const never = await queue.enqueue('job', 'never');
+      await allFinal(queue, [once.id, never.id]);
+      expect(queue.get(once.id)).toMatchObject({ state: 'completed', attempts: 2, result: 'conflict-once attempt 2' });
+      expect(queue.get(never.id)).toMatchObject({
+        state: 'dead',
+        attempts: 1,
+        error: { name: 'CompletionRefusedError', message: 'not allowed' },
+      });
+    });
+
+    it('starts the next operation of a group only once the previous one\'s outcome is committed', async () => {
+      const states: (string | undefined)[] = [];
+      let previous: string | undefined;
+      const queue = await fx.open({
+        types: {
+          job: {
+            groupConcurrency: 1,
+            handler: (_: unknown, ctx) => {
+              if (previous !== undefined) states.push(queue.get(previous)?.state);
+              previous = ctx.id;
+              return 'ok';
+            },
+          },
+        },
+      });
+      const ops = await Promise.all(Array.from({ length: 20 }, () => queue.enqueue('job', null, { groupKey: 'g' })));
+      await allFinal(
+        queue,
+        ops.map((o) => o.id),
+      );
+      expect(states).toHaveLength(19);
+      expect(states.every((s) => s === 'completed')).toBe(true);
     });
   });
 
