@@ -17,6 +17,7 @@ export {
   type SubmitOptions,
 } from './commit-path.js';
 export {
+  CompletionRefusedError,
   InvalidInputError,
   InvalidStateError,
   NotFoundError,
@@ -25,7 +26,6 @@ export {
   QueueClosedError,
   QueueError,
   UnknownTypeError,
-  CompletionRefusedError,
   UnrecoverableError,
 } from './errors.js';
 export type {

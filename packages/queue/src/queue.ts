@@ -716,8 +716,7 @@ class DurableQueue implements Queue {
       if (
         slots.ofType(operation.type) >= type.concurrency ||
         (group !== '' &&
-          slots.ofGroup(operation.type, group) + this.#settling.ofGroup(operation.type, group) >=
-            type.groupConcurrency)
+          slots.ofGroup(operation.type, group) + this.#settling.ofGroup(operation.type, group) >= type.groupConcurrency)
       ) {
         i++;
         continue;

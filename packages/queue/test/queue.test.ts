@@ -586,7 +586,7 @@ describe('openQueue', () => {
       return { extension, seen };
     };
 
-    it('applies them in the completion\'s transaction, from the command, without storing them on the operation', async () => {
+    it("applies them in the completion's transaction, from the command, without storing them on the operation", async () => {
       const { extension, seen } = recorder(() => undefined);
       const queue = await fx.open({
         extensions: [extension],
@@ -639,7 +639,7 @@ describe('openQueue', () => {
       });
     });
 
-    it('starts the next operation of a group only once the previous one\'s outcome is committed', async () => {
+    it("starts the next operation of a group only once the previous one's outcome is committed", async () => {
       const states: (string | undefined)[] = [];
       let previous: string | undefined;
       const queue = await fx.open({
