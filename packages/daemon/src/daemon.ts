@@ -322,7 +322,7 @@ class UnrdfDaemon implements Daemon {
       durability: o.durability,
       clock: { now: o.clock },
       generateId: o.generateId ?? (() => nanoid()),
-      extensions: [this.#extension],
+      extensions: [this.#extension, ...o.extensions],
       ...(o.retentionMs === undefined ? {} : { retentionMs: o.retentionMs }),
       ...(o.meter === undefined ? {} : { meter: o.meter }),
     });
@@ -401,6 +401,7 @@ class UnrdfDaemon implements Daemon {
           idempotencyKey: context.idempotencyKey,
           nodeId,
           signal: context.signal,
+          setEffects: context.setEffects,
         })) ?? null;
       const digest = definition.outputDigest ? definition.outputDigest(output) : jsonDigest(output);
       const members = definition.batchMembers?.(payload.input, output);

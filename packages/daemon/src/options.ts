@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Meter } from '@opentelemetry/api';
 import type { SloDefinition } from '@unrdf/diagnostics';
+import type { ApplyExtension } from '@unrdf/queue';
 import { z } from 'zod';
 import { InvalidInputError } from './errors.js';
 
@@ -19,6 +20,11 @@ export interface DaemonHandlerContext {
   readonly nodeId: string;
   /** Aborts on timeout, cancel and shutdown: stop promptly when it fires. */
   readonly signal: AbortSignal;
+  /**
+   * Hands JSON data to the daemon's `extensions`: applied in the same durable commit as this
+   * attempt's completion and receipt, or not at all (see @unrdf/queue `setEffects`).
+   */
+  setEffects(effects: unknown): void;
 }
 
 /** Runs one operation; its resolved value (JSON) is the output. Throw to fail the attempt. */
@@ -105,6 +111,20 @@ export const DaemonOptionsSchema = z.strictObject({
   handlers: z.record(OperationTypeName, HandlerDefinitionSchema).optional(),
   /** Module paths (or file URLs) whose export `handlers` (or default export) is a record of handler definitions. */
   handlerModules: z.array(z.string().min(1)).optional(),
+  /**
+   * Code that runs inside the store's transaction of each command, after the receipts (see
+   * @unrdf/queue `ApplyExtension`): keep data that must change in the same durable commit as an
+   * operation's final state, such as what a handler's `setEffects` describes. Its tables live in
+   * the daemon's store, so they travel with the commit path (the Raft log in cluster mode).
+   */
+  extensions: z
+    .array(
+      z.custom<ApplyExtension>(
+        (v) => typeof v === 'object' && v !== null && isFunction((v as ApplyExtension).afterApply),
+        'an ApplyExtension: { name, afterApply(context), … }',
+      ),
+    )
+    .optional(),
   /** Handlers running at once, all types together (default 1000). */
   concurrency: positiveInt(100_000).optional(),
   /** Policy of every type unless the type sets its own. */
@@ -158,6 +178,7 @@ export interface ResolvedDaemonOptions {
   readonly lockPath: string;
   readonly handlers: Readonly<Record<string, HandlerDefinition>>;
   readonly handlerModules: readonly string[];
+  readonly extensions: readonly ApplyExtension[];
   readonly concurrency: number;
   readonly defaults: NonNullable<DaemonOptions['defaults']>;
   readonly retentionMs: number | undefined;
@@ -199,6 +220,7 @@ export function resolveDaemonOptions(options: DaemonOptions): ResolvedDaemonOpti
     lockPath: resolve(dataDir, DATA_FILES.lock),
     handlers: (options.handlers ?? {}) as Record<string, HandlerDefinition>,
     handlerModules: o.handlerModules ?? [],
+    extensions: (options.extensions ?? []) as ApplyExtension[],
     concurrency: o.concurrency ?? DEFAULT_CONCURRENCY,
     defaults: o.defaults ?? {},
     retentionMs: o.retentionMs,
