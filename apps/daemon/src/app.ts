@@ -6,10 +6,11 @@ import { type AdminToken, ensureAdminToken, openTokenStore } from './auth/tokens
 import { sleepHandler } from './handlers/sleep.js';
 import { startHttpFront } from './http/front.js';
 import { DEFAULT_HTTP_THREADS, DEFAULT_RATE_LIMIT, startHttpServer } from './http/server.js';
-import { createRdfHandlers, type EntityStore, openEntityStore } from './rdf/index.js';
+import { createEntityStore, createRdfHandlers, type EntityStore } from './rdf/index.js';
 import { createTelemetry, type Telemetry } from './telemetry.js';
 
 /** The entity store's file inside the data directory. */
+/** The stand-alone entity store of earlier versions, copied into the daemon's store at start. */
 export const ENTITY_STORE_FILE = 'entities.db';
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8787;
@@ -52,13 +53,13 @@ export interface App extends AsyncDisposable {
   readonly adminToken: AdminToken;
   /** The ledger's current verifier key file (0644): what offline verifiers need. */
   readonly verifierKeyPath: string;
-  /** Graceful: stops HTTP, drains the daemon for drainMs, closes the entity store and telemetry. */
+  /** Graceful: stops HTTP, drains the daemon for drainMs, closes telemetry. */
   close(options?: { readonly drainMs?: number }): Promise<void>;
 }
 
 /**
  * Starts the reference daemon: OpenTelemetry metrics, the daemon with the RDF entity
- * handlers (create/update/delete/batch over `<dataDir>/entities.db`), the synthetic `sleep`
+ * handlers (create/update/delete/batch; the entities live in the daemon's store), the synthetic `sleep`
  * handler and any handler modules, the admin token, and the HTTP API.
  * @throws {InvalidInputError} bad options; {@link DataDirLockedError} when another daemon holds dataDir;
  *   whatever the HTTP server throws when it cannot listen (everything started is closed again).
@@ -89,12 +90,13 @@ export async function startApp(options: AppOptions): Promise<App> {
       ...(o.nodeId === undefined ? {} : { instanceId: o.nodeId }),
     });
     cleanups.push(() => telemetry.shutdown());
-    const store: EntityStore = openEntityStore({ path: join(dataDir, ENTITY_STORE_FILE) });
-    cleanups.push(() => store.close());
+    // The entities live in the daemon's store (daemon.db); an entities.db of an earlier version is copied in.
+    const store: EntityStore = createEntityStore({ importFrom: join(dataDir, ENTITY_STORE_FILE) });
     const daemon = createDaemon({
       dataDir,
       ...(o.nodeId === undefined ? {} : { nodeId: o.nodeId }),
       handlers: { ...createRdfHandlers(store), sleep: sleepHandler },
+      extensions: [store.extension],
       ...(o.handlerModules === undefined ? {} : { handlerModules: o.handlerModules }),
       ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }),
       diagnostics: {
@@ -142,10 +144,9 @@ export async function startApp(options: AppOptions): Promise<App> {
             errors.push(error);
           }
         };
-        // Order: no new requests, then let running handlers finish, then the stores they write.
+        // Order: no new requests, then let running handlers finish and the store close.
         await step(() => http.close());
         await step(() => daemon.close({ drainMs: closeOptions.drainMs ?? DEFAULT_DRAIN_MS }));
-        await step(() => store.close());
         await step(() => telemetry.shutdown());
         if (errors.length > 0) throw new AggregateError(errors, 'the app did not close cleanly');
       })();

@@ -2,7 +2,8 @@
 // create/update/sleep operations submitted concurrently over HTTP while it dies. What
 // must hold: nothing acknowledged (202) is lost, every finished operation has exactly
 // one receipt, the signed checkpoints before and after every crash are consistent
-// (RFC 9162 §2.1.4), and every receipt verifies offline with the CLI.
+// (RFC 9162 §2.1.4), every receipt verifies offline with the CLI, and every RDF entity
+// holds exactly the changes of its completed operations (committed with their final states).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
@@ -323,7 +324,28 @@ describe('the app under kill -9', () => {
       let leaves: { n: number; ops: number; size: number };
       let finalOperations: number;
       let receiptIds: Set<string>;
+      let appliedBySubject: Map<string, number>;
+      let entities: { subject: string; version: number; lastOpState: string | null }[];
       try {
+        // The entities changed in the same commits as their operations' final states: an entity's
+        // version is the number of its completed create/update operations, and its last writer is
+        // a completed operation.
+        appliedBySubject = new Map(
+          (
+            db
+              .prepare(
+                `SELECT json_extract(payload, '$.subject') AS subject, count(*) AS n FROM operations
+                 WHERE state = 'completed' AND type IN ('create', 'update') GROUP BY subject`,
+              )
+              .all() as { subject: string; n: number }[]
+          ).map((r) => [r.subject, r.n]),
+        );
+        entities = db
+          .prepare(
+            `SELECT e.subject, e.version, o.state AS lastOpState FROM rdf_entity e
+             LEFT JOIN operations o ON o.id = e.last_op_id`,
+          )
+          .all() as typeof entities;
         leaves = db
           .prepare(
             'SELECT count(*) AS n, count(DISTINCT operation_id) AS ops, coalesce(max(leaf_index) + 1, 0) AS size FROM receipts_leaves',
@@ -346,6 +368,12 @@ describe('the app under kill -9', () => {
       expect(leaves.size).toBe(leaves.n);
       expect(leaves.n).toBe(finalOperations);
       expect(ids.filter((id) => !receiptIds.has(id))).toEqual([]);
+      expect(entities.length).toBeGreaterThan(0);
+      expect(entities.length).toBe(appliedBySubject.size);
+      for (const entity of entities) {
+        expect(entity.lastOpState, entity.subject).toBe('completed');
+        expect(entity.version, entity.subject).toBe(appliedBySubject.get(entity.subject));
+      }
 
       const seconds = (performance.now() - began) / 1000;
       console.log(

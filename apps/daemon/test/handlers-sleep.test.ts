@@ -61,6 +61,9 @@ describe('sleepHandler', () => {
       idempotencyKey: 'op-1',
       nodeId: 'node-1',
       signal: controller.signal,
+      setEffects: () => {
+        throw new Error('sleep has no effects');
+      },
     };
     const running = Promise.resolve(sleepHandler.handler({ ms: MAX_SLEEP_MS }, context));
     controller.abort(new Error('shutting down'));

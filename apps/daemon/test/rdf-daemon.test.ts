@@ -2,7 +2,7 @@ import { createDaemon, InvalidInputError } from '@unrdf/daemon';
 import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { canonicalDescription, changeDigest, entityDigest, toHex } from '../src/rdf/canonical.js';
-import { openEntityStore } from '../src/rdf/entity-store.js';
+import { createEntityStore } from '../src/rdf/entity-store.js';
 import { createRdfHandlers } from '../src/rdf/handlers.js';
 
 const ALICE = 'https://example.org/people/alice';
@@ -18,9 +18,14 @@ const canonicalOf = (subject: string, name: string) => {
 describe('createRdfHandlers in a daemon', () => {
   it('runs create, update, delete and batch with receipts committing to the canonical changes', async () => {
     await using dir = await tempDir('rdf-daemon');
-    await using store = openEntityStore({ path: dir.join('entities.db') });
+    const store = createEntityStore();
     const handlers = createRdfHandlers(store);
-    await using daemon = createDaemon({ dataDir: dir.join('daemon'), diagnostics: { logLevel: 'warn' }, handlers });
+    await using daemon = createDaemon({
+      dataDir: dir.join('daemon'),
+      diagnostics: { logLevel: 'warn' },
+      handlers,
+      extensions: [store.extension],
+    });
     await daemon.start();
     const run = async (request: Parameters<typeof daemon.submit>[0]) => {
       const op = await daemon.submit(request);
@@ -65,11 +70,12 @@ describe('createRdfHandlers in a daemon', () => {
 
   it('refuses bad RDF at submit, before anything is queued', async () => {
     await using dir = await tempDir('rdf-daemon');
-    await using store = openEntityStore({ path: dir.join('entities.db') });
+    const store = createEntityStore();
     await using daemon = createDaemon({
       dataDir: dir.join('daemon'),
       diagnostics: { logLevel: 'warn' },
       handlers: createRdfHandlers(store),
+      extensions: [store.extension],
     });
     await daemon.start();
     const refused = await daemon

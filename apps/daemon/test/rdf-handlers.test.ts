@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { DaemonHandlerContext, HandlerDefinition } from '@unrdf/daemon';
 import { InvalidInputError } from '@unrdf/daemon';
-import { UnrecoverableError } from '@unrdf/queue';
+import { CompletionRefusedError, createStateMachine, type StateMachine, UnrecoverableError } from '@unrdf/queue';
 import { tempDir } from '@unrdf/test-utils';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalDescription, changeDigest, entityDigest, toHex } from '../src/rdf/canonical.js';
-import { type EntityStore, openEntityStore } from '../src/rdf/entity-store.js';
+import { createEntityStore, type EntityStore } from '../src/rdf/entity-store.js';
 import { type BatchOutput, createRdfHandlers } from '../src/rdf/handlers.js';
 
 const ALICE = 'https://example.org/people/alice';
@@ -21,9 +21,11 @@ const canonicalOf = (subject: string, name: string) => {
 };
 
 let nextId = 0;
+/** The effects each operation's handler set last (what the queue carries on the completion). */
+const effectsOf = new Map<string, unknown>();
 function context(type: string, subject: string, over: Partial<DaemonHandlerContext> = {}): DaemonHandlerContext {
   nextId += 1;
-  return {
+  const ctx: DaemonHandlerContext = {
     id: `op-${nextId}`,
     type,
     subject,
@@ -32,23 +34,87 @@ function context(type: string, subject: string, over: Partial<DaemonHandlerConte
     idempotencyKey: `op-${nextId}`,
     nodeId: 'node-1',
     signal: new AbortController().signal,
+    setEffects: (effects) => effectsOf.set(ctx.id, effects),
     ...over,
   };
+  return ctx;
 }
 
-/** Runs a definition the way the daemon does: schema and digest at submit, then the handler. */
+/** The queue's state machine (a real SQLite store) with the entity store as its extension. */
+let machine: StateMachine | undefined;
+
+/**
+ * Runs an attempt the way the daemon's queue does: the operation is enqueued and claimed in the
+ * store, the handler runs, and its outcome is committed as a `complete` command carrying the
+ * effects it set (the entity store applies them in that transaction). `lose` drops the
+ * completion, as a crash before its commit would.
+ */
+async function attempt(
+  definition: HandlerDefinition,
+  input: unknown,
+  ctx: DaemonHandlerContext,
+  options: { readonly lose?: boolean } = {},
+): Promise<unknown> {
+  const sm = machine as StateMachine;
+  const at = Date.now();
+  const existing = sm.db.prepare('SELECT state FROM operations WHERE id = ?').get(ctx.id) as
+    | { state: string }
+    | undefined;
+  if (existing === undefined) {
+    sm.apply({
+      kind: 'enqueue',
+      at,
+      id: ctx.id,
+      type: ctx.type,
+      payload: JSON.stringify(input ?? null),
+      priority: 0,
+      runAt: at,
+      groupKey: null,
+      idempotencyKey: null,
+      maxAttempts: 5,
+    });
+  }
+  if (existing === undefined || existing.state === 'pending') sm.apply({ kind: 'claim', at, id: ctx.id, epoch: 1 });
+  effectsOf.delete(ctx.id);
+  const output = await definition.handler(input, ctx);
+  if (!options.lose) commit(ctx, output);
+  return output;
+}
+
+/** Commits the completion of the operation's running attempt with the effects its handler set last. */
+function commit(ctx: DaemonHandlerContext, output: unknown): void {
+  const sm = machine as StateMachine;
+  const { token } = sm.db.prepare('SELECT token FROM operations WHERE id = ?').get(ctx.id) as { token: number };
+  const effects = effectsOf.get(ctx.id);
+  sm.apply({
+    kind: 'complete',
+    at: Date.now(),
+    id: ctx.id,
+    token,
+    result: JSON.stringify(output ?? null),
+    ...(effects === undefined ? {} : { effects: JSON.stringify(effects) }),
+  });
+}
+
+/** Runs a definition the way the daemon does: schema and digest at submit, then the attempt. */
 async function submitAndRun(definition: HandlerDefinition, input: unknown, ctx: DaemonHandlerContext) {
   const checked = definition.inputSchema?.safeParse(input);
   if (checked !== undefined && !checked.success) throw new Error(`schema refused: ${checked.error.message}`);
   const inputDigest = definition.inputDigest?.(input);
-  const output = await definition.handler(input, ctx);
+  const output = await attempt(definition, input, ctx);
   return { inputDigest, output, outputDigest: definition.outputDigest?.(output) };
 }
 
 async function withStore<T>(fn: (store: EntityStore) => Promise<T>): Promise<T> {
   await using dir = await tempDir('rdf-handlers');
-  await using store = openEntityStore({ path: dir.join('entities.db') });
-  return await fn(store);
+  const store = createEntityStore();
+  machine = createStateMachine({ path: dir.join('daemon.db'), extensions: [store.extension] });
+  try {
+    return await fn(store);
+  } finally {
+    machine.close();
+    machine = undefined;
+  }
 }
 
 function caught(fn: () => unknown): unknown {
@@ -135,24 +201,26 @@ describe('createRdfHandlers', () => {
     it('fail unrecoverably when the entity exists (create) or is missing (update, delete)', () =>
       withStore(async (store) => {
         const { create, update, delete: remove } = createRdfHandlers(store);
-        await create.handler({ data: turtle(ALICE, 'Alice') }, context('create', ALICE));
-        await expect(create.handler({ data: turtle(ALICE, 'Again') }, context('create', ALICE))).rejects.toThrow(
+        await attempt(create, { data: turtle(ALICE, 'Alice') }, context('create', ALICE));
+        await expect(attempt(create, { data: turtle(ALICE, 'Again') }, context('create', ALICE))).rejects.toThrow(
           UnrecoverableError,
         );
-        await expect(create.handler({ data: turtle(ALICE, 'Again') }, context('create', ALICE))).rejects.toMatchObject({
-          cause: { code: 'UNRDF_RDF_ENTITY_EXISTS' },
-        });
-        await expect(update.handler({ data: turtle(BOB, 'Bob') }, context('update', BOB))).rejects.toThrow(
+        await expect(attempt(create, { data: turtle(ALICE, 'Again') }, context('create', ALICE))).rejects.toMatchObject(
+          {
+            cause: { code: 'UNRDF_RDF_ENTITY_EXISTS' },
+          },
+        );
+        await expect(attempt(update, { data: turtle(BOB, 'Bob') }, context('update', BOB))).rejects.toThrow(
           UnrecoverableError,
         );
-        await expect(remove.handler(null, context('delete', BOB))).rejects.toThrow(/does not exist/);
+        await expect(attempt(remove, null, context('delete', BOB))).rejects.toThrow(/does not exist/);
         expect(store.get(ALICE)?.version).toBe(1);
       }));
 
     it('fail unrecoverably when the data describes another entity than the operation subject', () =>
       withStore(async (store) => {
         const { create } = createRdfHandlers(store);
-        await expect(create.handler({ data: turtle(BOB, 'Bob') }, context('create', ALICE))).rejects.toThrow(
+        await expect(attempt(create, { data: turtle(BOB, 'Bob') }, context('create', ALICE))).rejects.toThrow(
           /describes <https:\/\/example.org\/people\/bob>, not the operation's subject/,
         );
         expect(store.get(ALICE)).toBeUndefined();
@@ -163,18 +231,21 @@ describe('createRdfHandlers', () => {
         expect(error).toBeInstanceOf(InvalidInputError);
       }));
 
-    it('return the first outcome when a crashed attempt is retried, and refuse a stale attempt', () =>
+    it('write nothing until the completion commits: after a lost completion the next attempt applies once', () =>
       withStore(async (store) => {
         const { create, update } = createRdfHandlers(store);
-        await create.handler({ data: turtle(ALICE, 'Alice') }, context('create', ALICE));
-        const first = context('update', ALICE, { id: 'op-upd', token: 2 });
-        const output = await update.handler({ data: turtle(ALICE, 'Alicia') }, first);
-        // The process died before the queue recorded completion; the next attempt has a higher token.
-        const retry = await update.handler({ data: turtle(ALICE, 'Alicia') }, { ...first, attempt: 2, token: 3 });
-        expect(retry).toEqual(output);
-        expect(store.get(ALICE)?.version).toBe(2);
-        await expect(update.handler({ data: turtle(ALICE, 'Alicia') }, { ...first, token: 2 })).rejects.toMatchObject({
-          code: 'UNRDF_RDF_STALE_TOKEN',
+        await attempt(create, { data: turtle(ALICE, 'Alice') }, context('create', ALICE));
+        const first = context('update', ALICE, { id: 'op-upd' });
+        const planned = await attempt(update, { data: turtle(ALICE, 'Alicia') }, first, { lose: true });
+        // The handler only planned: the process died before the completion (and its effects) committed.
+        expect(store.get(ALICE)).toMatchObject({ version: 1, nquads: canonicalOf(ALICE, 'Alice') });
+        const retry = await attempt(update, { data: turtle(ALICE, 'Alicia') }, { ...first, attempt: 2, token: 2 });
+        expect(retry).toEqual(planned);
+        expect(store.get(ALICE)).toMatchObject({
+          version: 2,
+          nquads: canonicalOf(ALICE, 'Alicia'),
+          lastOperationId: 'op-upd',
+          lastOperationToken: 1,
         });
       }));
 
@@ -184,7 +255,7 @@ describe('createRdfHandlers', () => {
         const controller = new AbortController();
         controller.abort(new Error('timed out'));
         await expect(
-          create.handler({ data: turtle(ALICE, 'Alice') }, context('create', ALICE, { signal: controller.signal })),
+          attempt(create, { data: turtle(ALICE, 'Alice') }, context('create', ALICE, { signal: controller.signal })),
         ).rejects.toThrow('timed out');
         expect(store.get(ALICE)).toBeUndefined();
       }));
@@ -266,23 +337,44 @@ describe('createRdfHandlers', () => {
       }));
   });
 
-  it('commits the handlers run in one event-loop turn in one store transaction, failures apart', () =>
+  it('has a completion refused when its plan went stale, and the next attempt plans again', () =>
     withStore(async (store) => {
-      const { create, update } = createRdfHandlers(store);
-      await create.handler({ data: turtle(ALICE, 'Alice') }, context('create', ALICE));
-      const before = store.stats().transactions;
-      const subjects = Array.from({ length: 20 }, (_, i) => `https://example.org/people/p${i}`);
-      const runs = [
-        ...subjects.map((subject) => create.handler({ data: turtle(subject, subject) }, context('create', subject))),
-        Promise.resolve(create.handler({ data: turtle(ALICE, 'Again') }, context('create', ALICE))),
-        Promise.resolve(update.handler({ data: turtle(ALICE, 'Alicia') }, context('update', ALICE))),
-      ];
-      const settled = await Promise.allSettled(runs);
-      expect(store.stats().transactions - before).toBe(1);
-      expect(settled.slice(0, 20).every((s) => s.status === 'fulfilled')).toBe(true);
-      expect(settled[20]).toMatchObject({ status: 'rejected', reason: expect.any(UnrecoverableError) });
-      expect(settled[21]).toMatchObject({ status: 'fulfilled', value: { subject: ALICE, version: 2 } });
-      for (const subject of subjects) expect(store.get(subject)?.nquads).toBe(canonicalOf(subject, subject));
+      const { create, update, batch } = createRdfHandlers(store);
+      await attempt(create, { data: turtle(ALICE, 'Alice') }, context('create', ALICE));
+      // Two attempts plan against version 1; a batch (serialised on its own group, not on ALICE)
+      // commits first, so the update's plan is out of date when its completion comes.
+      const slow = context('update', ALICE);
+      const planned = await attempt(update, { data: turtle(ALICE, 'Slow') }, slow, { lose: true });
+      expect(planned).toMatchObject({ version: 2 });
+      const racing = { operations: [{ type: 'update', subject: ALICE, input: { data: turtle(ALICE, 'Batch') } }] };
+      await attempt(batch, racing, context('batch', GROUP));
+      const refused = (() => {
+        try {
+          commit(slow, planned);
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(refused).toBeInstanceOf(CompletionRefusedError);
+      expect(refused).toMatchObject({
+        retry: true,
+        message: expect.stringMatching(/changed after this attempt read it/),
+      });
+      expect(store.get(ALICE)).toMatchObject({ version: 2, nquads: canonicalOf(ALICE, 'Batch') });
+      expect(store.stats()).toMatchObject({ refused: 1 });
+      // The retry reads version 2 and applies on top of it.
+      expect(await attempt(update, { data: turtle(ALICE, 'Slow') }, { ...slow, attempt: 2 })).toMatchObject({
+        version: 3,
+      });
+      expect(store.get(ALICE)).toMatchObject({ version: 3, nquads: canonicalOf(ALICE, 'Slow') });
+      // A create whose entity appeared meanwhile is refused the same way (the retry then fails for good).
+      const late = context('create', BOB);
+      const lateOutput = await attempt(create, { data: turtle(BOB, 'Bob') }, late, { lose: true });
+      await attempt(create, { data: turtle(BOB, 'Bob 2') }, context('create', BOB));
+      expect(() => commit(late, lateOutput)).toThrow(CompletionRefusedError);
+      await expect(attempt(create, { data: turtle(BOB, 'Bob') }, { ...late, attempt: 2 })).rejects.toThrow(
+        UnrecoverableError,
+      );
     }));
 
   describe('batch', () => {
@@ -366,23 +458,25 @@ describe('createRdfHandlers', () => {
     it('applies nothing when one operation fails, and fails unrecoverably', () =>
       withStore(async (store) => {
         const { create, batch } = createRdfHandlers(store);
-        await create.handler({ data: turtle(BOB, 'Bob') }, context('create', BOB));
+        await attempt(create, { data: turtle(BOB, 'Bob') }, context('create', BOB));
         // Member 1 (create BOB) fails: BOB exists. Member 0 must not stay applied.
-        const error = await Promise.resolve(batch.handler(input(), context('batch', GROUP))).catch((e: unknown) => e);
+        const error = await Promise.resolve(attempt(batch, input(), context('batch', GROUP))).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(UnrecoverableError);
         expect(error).toMatchObject({ cause: { code: 'UNRDF_RDF_ENTITY_EXISTS', subject: BOB, index: 1 } });
         expect(store.get(ALICE)).toBeUndefined();
         expect(store.get(BOB)?.version).toBe(1);
       }));
 
-    it('replays a retried batch instead of applying it twice', () =>
+    it('applies a batch whose completion was lost once, on its next attempt', () =>
       withStore(async (store) => {
         const { batch } = createRdfHandlers(store);
-        const ctx = context('batch', GROUP, { token: 1 });
-        const first = await batch.handler(input(), ctx);
-        const again = await batch.handler(input(), { ...ctx, attempt: 2, token: 2 });
+        const ctx = context('batch', GROUP);
+        const first = await attempt(batch, input(), ctx, { lose: true });
+        expect(store.get(ALICE)).toBeUndefined();
+        const again = await attempt(batch, input(), { ...ctx, attempt: 2, token: 2 });
         expect(again).toEqual(first);
         expect(store.get(ALICE)?.version).toBe(2);
+        expect(store.get(BOB)).toBeUndefined();
       }));
   });
 
@@ -427,13 +521,13 @@ describe('createRdfHandlers', () => {
               const definition = handlers[op.type as 'create' | 'update' | 'delete'];
               const ok = applyToModel(model, op);
               const ctx = context(op.type, op.subject);
-              const result = Promise.resolve(definition.handler(dataOf(op), ctx));
+              const result = attempt(definition, dataOf(op), ctx, { lose: s.retry });
               if (!ok) {
                 await expect(result).rejects.toThrow(UnrecoverableError);
               } else if (s.retry) {
-                // The attempt applied but its completion was lost: the next attempt must not apply again.
+                // The attempt's completion was lost: nothing applied; the next attempt applies once.
                 const first = await result;
-                expect(await definition.handler(dataOf(op), { ...ctx, attempt: 2, token: ctx.token + 1 })).toEqual(
+                expect(await attempt(definition, dataOf(op), { ...ctx, attempt: 2, token: ctx.token + 1 })).toEqual(
                   first,
                 );
               } else {
@@ -449,7 +543,7 @@ describe('createRdfHandlers', () => {
                     : { type: op.type, subject: op.subject, input: dataOf(op) },
                 ),
               };
-              const result = handlers.batch.handler(input, context('batch', GROUP));
+              const result = attempt(handlers.batch, input, context('batch', GROUP));
               if (ok) {
                 await result;
                 for (const [k, v] of draft) model.set(k, v);

@@ -7,7 +7,6 @@ export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8787;
 /** File names inside the data directory that the CLI reads. */
 export const ADMIN_TOKEN_FILE = 'admin.token';
-export const ENTITY_STORE_FILE = 'entities.db';
 
 type Env = Readonly<Record<string, string | undefined>>;
 

@@ -128,8 +128,8 @@ interface PreparedMember {
  *   and one batch member per operation with its own digests.
  * @throws {InvalidInputError} bad options.
  * @example
- * const store = openEntityStore({ path: join(dataDir, 'entities.db') });
- * const daemon = await startDaemon({ dataDir, handlers: createRdfHandlers(store) });
+ * const store = createEntityStore();
+ * const daemon = createDaemon({ dataDir, handlers: createRdfHandlers(store), extensions: [store.extension] });
  */
 export function createRdfHandlers(
   store: EntityStore,
@@ -211,14 +211,14 @@ export function createRdfHandlers(
     return members;
   };
 
-  const run = async (
-    ctx: DaemonHandlerContext,
-    changes: readonly EntityChange[],
-  ): Promise<readonly ChangeOutcome[]> => {
+  const run = (ctx: DaemonHandlerContext, changes: readonly EntityChange[]): readonly ChangeOutcome[] => {
     ctx.signal.throwIfAborted();
     try {
-      // Resolves once durable; applies of the same event-loop turn share one transaction and sync.
-      return (await store.apply({ operationId: ctx.id, token: ctx.token, changes })).outcomes;
+      // Nothing is written here: the completion applies the plan's effects in its own commit,
+      // with the receipt, and refuses them (the attempt runs again) if an entity moved meanwhile.
+      const { outcomes, effects } = store.plan(changes);
+      ctx.setEffects(effects);
+      return outcomes;
     } catch (error) {
       // Existence is a fact about the store, not a transient fault: retrying cannot help.
       if (error instanceof EntityExistsError || error instanceof EntityNotFoundError) {
@@ -276,7 +276,7 @@ export function createRdfHandlers(
           `The data describes <${description.subject}>, not the operation's subject <${ctx.subject}>; submit it with subject ${description.subject}.`,
         );
       }
-      const [outcome] = await run(ctx, [{ type, subject: ctx.subject, nquads: description.nquads }]);
+      const [outcome] = run(ctx, [{ type, subject: ctx.subject, nquads: description.nquads }]);
       return output(outcome as ChangeOutcome, description.nquads);
     },
   });
@@ -294,7 +294,7 @@ export function createRdfHandlers(
       },
       outputDigest: () => null,
       handler: async (_input: unknown, ctx: DaemonHandlerContext): Promise<EntityOutput> => {
-        const [outcome] = await run(ctx, [{ type: 'delete', subject: ctx.subject }]);
+        const [outcome] = run(ctx, [{ type: 'delete', subject: ctx.subject }]);
         return output(outcome as ChangeOutcome, undefined);
       },
     },
@@ -332,7 +332,7 @@ export function createRdfHandlers(
         } catch (error) {
           throw new UnrecoverableError(error instanceof Error ? error.message : String(error), { cause: error });
         }
-        const outcomes = await run(
+        const outcomes = run(
           ctx,
           members.map((m) => m.change),
         );

@@ -13,24 +13,17 @@ export {
   type RdfFormat,
 } from './canonical.js';
 export {
-  type ApplyRequest,
-  type ApplyResult,
   type ChangeOutcome,
+  createEntityStore,
   type EntityChange,
+  type EntityEffects,
+  type EntityPlan,
   type EntityStore,
   type EntityStoreOptions,
   type EntityStoreStats,
-  openEntityStore,
   type StoredEntity,
 } from './entity-store.js';
-export {
-  EntityExistsError,
-  EntityNotFoundError,
-  EntityStoreClosedError,
-  EntityStoreSyncError,
-  RdfEntityError,
-  StaleTokenError,
-} from './errors.js';
+export { EntityExistsError, EntityNotFoundError, EntityStoreClosedError, RdfEntityError } from './errors.js';
 export {
   type BatchInput,
   BatchInputSchema,
