@@ -33,6 +33,8 @@ function context(type: string, subject: string, over: Partial<DaemonHandlerConte
     token: 1,
     idempotencyKey: `op-${nextId}`,
     nodeId: 'node-1',
+    // No digest from a submit: the handler canonicalizes the input itself.
+    inputDigest: '',
     signal: new AbortController().signal,
     setEffects: (effects) => effectsOf.set(ctx.id, effects),
     ...over,
@@ -101,7 +103,11 @@ async function submitAndRun(definition: HandlerDefinition, input: unknown, ctx: 
   const checked = definition.inputSchema?.safeParse(input);
   if (checked !== undefined && !checked.success) throw new Error(`schema refused: ${checked.error.message}`);
   const inputDigest = definition.inputDigest?.(input);
-  const output = await attempt(definition, input, ctx);
+  // The daemon hands the handler the digest it computed at submit.
+  const output = await attempt(definition, input, {
+    ...ctx,
+    inputDigest: inputDigest === undefined ? '' : toHex(inputDigest),
+  });
   return { inputDigest, output, outputDigest: definition.outputDigest?.(output) };
 }
 
@@ -247,6 +253,31 @@ describe('createRdfHandlers', () => {
           lastOperationId: 'op-upd',
           lastOperationToken: 1,
         });
+      }));
+
+    it('use what submit canonicalized, found by the input digest the daemon hands them', () =>
+      withStore(async (store) => {
+        const { create, batch } = createRdfHandlers(store);
+        const digest = toHex(create.inputDigest?.({ data: turtle(ALICE, 'At submit') }) ?? new Uint8Array());
+        // The store's copy of the input would give another description: the digest decides.
+        const output = await attempt(
+          create,
+          { data: turtle(ALICE, 'Not this') },
+          context('create', ALICE, { inputDigest: digest }),
+        );
+        expect(output).toMatchObject({ sha256: toHex(entityDigest(canonicalOf(ALICE, 'At submit'))) });
+        // Used once: a second attempt with that digest canonicalizes its own input.
+        await attempt(create, { data: turtle(BOB, 'Bob') }, context('create', BOB, { inputDigest: digest }));
+        expect(store.get(BOB)?.nquads).toBe(canonicalOf(BOB, 'Bob'));
+        // A batch too.
+        const members = { operations: [{ type: 'update', subject: BOB, input: { data: turtle(BOB, 'Robert') } }] };
+        const batchDigest = toHex(batch.inputDigest?.(members) ?? new Uint8Array());
+        await attempt(
+          batch,
+          { operations: [{ type: 'delete', subject: BOB }] },
+          context('batch', GROUP, { inputDigest: batchDigest }),
+        );
+        expect(store.get(BOB)?.nquads).toBe(canonicalOf(BOB, 'Robert'));
       }));
 
     it('does not write when the signal has already aborted', () =>

@@ -400,6 +400,7 @@ class UnrdfDaemon implements Daemon {
           token: context.token,
           idempotencyKey: context.idempotencyKey,
           nodeId,
+          inputDigest: payload.inputDigest,
           signal: context.signal,
           setEffects: context.setEffects,
         })) ?? null;

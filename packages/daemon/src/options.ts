@@ -18,6 +18,8 @@ export interface DaemonHandlerContext {
   /** Stable across attempts: the operation's idempotency key, or its id. */
   readonly idempotencyKey: string;
   readonly nodeId: string;
+  /** Hex of the input digest computed at submit (the one the receipt commits to). */
+  readonly inputDigest: string;
   /** Aborts on timeout, cancel and shutdown: stop promptly when it fires. */
   readonly signal: AbortSignal;
   /**

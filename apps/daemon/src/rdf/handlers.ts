@@ -20,6 +20,8 @@ import { EntityExistsError, EntityNotFoundError } from './errors.js';
 
 /** The most operations one batch may hold. */
 export const MAX_BATCH_OPERATIONS = 1000;
+/** Inputs canonicalized at submit, kept for their handler: at most this many, and about this many bytes. */
+const PREPARED_CACHE = { entries: 4096, bytes: 16 * 1024 * 1024 } as const;
 
 const SubjectIri = z
   .string()
@@ -151,6 +153,42 @@ export function createRdfHandlers(
   // Inputs already canonicalized (at submit, or by the handler) so batchMembers need not redo it
   // when the daemon hands back the same object; a miss just recomputes.
   const preparedBatches = new WeakMap<object, readonly PreparedMember[]>();
+  // What submit canonicalized, by the hex input digest it computed: the handler gets that digest
+  // in its context (the input is a fresh copy from the store by then) and need not parse and
+  // canonicalize the input a second time. Equal digests mean equal canonical changes (SHA-256).
+  // Bounded in entries and bytes: entries of operations that run late (runAt, a backlog) fall out
+  // and are recomputed.
+  type Prepared = CanonicalDescription | readonly PreparedMember[];
+  const submitted = new Map<string, { readonly prepared: Prepared; readonly bytes: number }>();
+  let submittedBytes = 0;
+  const forget = (key: string) => {
+    const entry = submitted.get(key);
+    if (entry === undefined) return undefined;
+    submitted.delete(key);
+    submittedBytes -= entry.bytes;
+    return entry.prepared;
+  };
+  const remember = (digest: Uint8Array, prepared: Prepared) => {
+    const bytes = Array.isArray(prepared)
+      ? (prepared as readonly PreparedMember[]).reduce(
+          (n, m) => n + 128 + ('nquads' in m.change ? m.change.nquads.length : 0),
+          0,
+        )
+      : 128 + (prepared as CanonicalDescription).nquads.length;
+    if (bytes > PREPARED_CACHE.bytes) return digest;
+    const key = toHex(digest);
+    forget(key);
+    while (
+      submitted.size > 0 &&
+      (submitted.size >= PREPARED_CACHE.entries || submittedBytes + bytes > PREPARED_CACHE.bytes)
+    ) {
+      forget(submitted.keys().next().value as string);
+    }
+    submitted.set(key, { prepared, bytes });
+    submittedBytes += bytes;
+    return digest;
+  };
+  const recall = (ctx: DaemonHandlerContext) => forget(ctx.inputDigest);
 
   // Issue paths start at `input.`, as the daemon reports inputSchema issues.
   const refuse = (type: RdfOperationType, issues: readonly string[], cause?: unknown) =>
@@ -261,13 +299,16 @@ export function createRdfHandlers(
     ...policy,
     inputSchema: DescriptionInputSchema,
     // The optional second argument lets a caller that knows the subject refuse a mismatch at submit.
-    inputDigest: (input: unknown, operation?: { readonly subject?: string }) =>
-      changeDigest(type, describe(type, input, operation?.subject).nquads),
+    inputDigest: (input: unknown, operation?: { readonly subject?: string }) => {
+      const description = describe(type, input, operation?.subject);
+      return remember(changeDigest(type, description.nquads), description);
+    },
     outputDigest: entityOutputDigest,
     handler: async (input: unknown, ctx: DaemonHandlerContext): Promise<EntityOutput> => {
-      let description: CanonicalDescription;
+      let description = recall(ctx) as CanonicalDescription | undefined;
+      if (description !== undefined && description.subject !== ctx.subject) description = undefined;
       try {
-        description = describe(type, input);
+        description ??= describe(type, input);
       } catch (error) {
         throw new UnrecoverableError(error instanceof Error ? error.message : String(error), { cause: error });
       }
@@ -304,11 +345,12 @@ export function createRdfHandlers(
       ...policy,
       inputSchema: BatchInputSchema,
       inputDigest: (input: unknown) => {
+        const members = prepareBatch(input);
         let text = `${BATCH_DIGEST_TAG}\0`;
-        for (const member of prepareBatch(input)) {
+        for (const member of members) {
           text += `${member.change.type}\0${member.change.subject}\0${toHex(member.inputDigest)}\n`;
         }
-        return sha256(text);
+        return remember(sha256(text), members);
       },
       outputDigest: (out: unknown) => {
         let text = `${BATCH_OUTPUT_DIGEST_TAG}\0`;
@@ -326,9 +368,11 @@ export function createRdfHandlers(
         }));
       },
       handler: async (input: unknown, ctx: DaemonHandlerContext): Promise<BatchOutput> => {
-        let members: readonly PreparedMember[];
+        let members = recall(ctx) as readonly PreparedMember[] | undefined;
         try {
-          members = prepareBatch(input);
+          if (members === undefined) members = prepareBatch(input);
+          // batchMembers gets this same input object at completion.
+          else if (typeof input === 'object' && input !== null) preparedBatches.set(input, members);
         } catch (error) {
           throw new UnrecoverableError(error instanceof Error ? error.message : String(error), { cause: error });
         }
