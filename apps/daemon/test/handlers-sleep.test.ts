@@ -60,6 +60,7 @@ describe('sleepHandler', () => {
       token: 1,
       idempotencyKey: 'op-1',
       nodeId: 'node-1',
+      inputDigest: '',
       signal: controller.signal,
       setEffects: () => {
         throw new Error('sleep has no effects');
