@@ -114,7 +114,7 @@ export const DaemonOptionsSchema = z.strictObject({
   /** Module paths (or file URLs) whose export `handlers` (or default export) is a record of handler definitions. */
   handlerModules: z.array(z.string().min(1)).optional(),
   /**
-   * Code that runs inside the store's transaction of each command, after the receipts (see
+   * Code that runs inside the store's transaction of each command, with the receipts (see
    * @unrdf/queue `ApplyExtension`): keep data that must change in the same durable commit as an
    * operation's final state, such as what a handler's `setEffects` describes. Its tables live in
    * the daemon's store, so they travel with the commit path (the Raft log in cluster mode).

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { UnrecoverableError } from '@unrdf/queue';
+import { type ApplyExtension, CompletionRefusedError, UnrecoverableError } from '@unrdf/queue';
 import { verifyCheckpointConsistency, verifyReceipt } from '@unrdf/receipts';
 import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
@@ -18,6 +18,41 @@ describe('createDaemon', () => {
   it('refuses bad options with path: message issues', () => {
     expect(() => createDaemon({ dataDir: '' })).toThrow(InvalidInputError);
     expect(() => createDaemon({ dataDir: '/tmp/x', nodeId: 'bad id' })).toThrow(/nodeId/);
+  });
+
+  it("commits a handler's effects through its extensions with the final state, and retries a refused completion", async () => {
+    await using dir = await tempDir('daemon');
+    const kept: { id: string; effects: unknown; state: string }[] = [];
+    let refusals = 1;
+    const extension: ApplyExtension = {
+      name: 'kept',
+      watches: ['complete'],
+      afterApply({ db, command }) {
+        if (command.kind !== 'complete' || command.effects === undefined) return;
+        if (refusals-- > 0) throw new CompletionRefusedError('moved on meanwhile');
+        // Inside the completion's transaction: the row is already completed, not yet committed.
+        const { state } = db.prepare('SELECT state FROM operations WHERE id = ?').get(command.id) as { state: string };
+        kept.push({ id: command.id, effects: JSON.parse(command.effects), state });
+      },
+    };
+    await using daemon = createDaemon({ dataDir: dir.path, diagnostics: quiet, extensions: [extension] });
+    daemon.handle(
+      'note',
+      (input: { text: string }, ctx) => {
+        ctx.setEffects({ text: input.text, attempt: ctx.attempt, digest: ctx.inputDigest });
+        return 'noted';
+      },
+      { backoff: { baseMs: 1, maxMs: 5 } },
+    );
+    await daemon.start();
+    const op = await daemon.submit({ type: 'note', subject: 'urn:x:note', input: { text: 'hi' } });
+    const done = await daemon.waitFor(op.id, { timeoutMs: 10_000 });
+    expect(done).toMatchObject({ state: 'completed', attempts: 2, output: 'noted' });
+    const receipt = daemon.receipt(op.id)?.receipt as { inputDigest: string };
+    expect(kept).toEqual([
+      { id: op.id, effects: { text: 'hi', attempt: 2, digest: receipt.inputDigest }, state: 'completed' },
+    ]);
+    expect(() => createDaemon({ dataDir: dir.path, extensions: [{ name: 'x' } as never] })).toThrow(/extensions/);
   });
 
   describe('submit', () => {
