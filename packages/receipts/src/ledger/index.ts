@@ -1,6 +1,5 @@
 // The Node-only part of @unrdf/receipts: the SQLite ledger, key files and node:crypto
 // backends. Import it as `@unrdf/receipts/ledger`; the package index stays browser-safe.
-export { startWalCheckpointer, type WalCheckpointer } from './checkpointer.js';
 export { generateKeyFiles, type KeyFiles, loadSignerKeyFile, loadVerifierKeyFile } from './key-file.js';
 export {
   type AppendedReceipt,
