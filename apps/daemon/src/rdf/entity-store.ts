@@ -198,11 +198,11 @@ export function createEntityStore(options: EntityStoreOptions = {}): EntityStore
     return statements;
   };
   const row = (subject: string): EntityRow | undefined => {
+    const { select } = open();
     try {
-      return open().select.get(subject) as EntityRow | undefined;
+      return select.get(subject) as EntityRow | undefined;
     } catch (error) {
-      // The daemon closed its store under us: say so, not SQLite's "database is not open".
-      if (error instanceof EntityStoreClosedError) throw error;
+      // The daemon closed its store under us: say so, not SQLite's "statement has been finalized".
       if ((error as { code?: unknown }).code === 'ERR_INVALID_STATE') throw new EntityStoreClosedError();
       throw error;
     }
