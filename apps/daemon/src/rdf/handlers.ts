@@ -1,6 +1,7 @@
 import type { BatchMember, DaemonHandlerContext, HandlerDefinition } from '@unrdf/daemon';
 import { InvalidInputError } from '@unrdf/daemon';
 import { UnrecoverableError } from '@unrdf/queue';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import {
   BATCH_DIGEST_TAG,
@@ -156,39 +157,30 @@ export function createRdfHandlers(
   // What submit canonicalized, by the hex input digest it computed: the handler gets that digest
   // in its context (the input is a fresh copy from the store by then) and need not parse and
   // canonicalize the input a second time. Equal digests mean equal canonical changes (SHA-256).
-  // Bounded in entries and bytes: entries of operations that run late (runAt, a backlog) fall out
-  // and are recomputed.
+  // Bounded in entries and bytes (least recently used first out): entries of operations that run
+  // late (runAt, a backlog) fall out and are recomputed.
   type Prepared = CanonicalDescription | readonly PreparedMember[];
-  const submitted = new Map<string, { readonly prepared: Prepared; readonly bytes: number }>();
-  let submittedBytes = 0;
-  const forget = (key: string) => {
-    const entry = submitted.get(key);
-    if (entry === undefined) return undefined;
-    submitted.delete(key);
-    submittedBytes -= entry.bytes;
-    return entry.prepared;
-  };
+  const submitted = new LRUCache<string, Prepared>({
+    max: PREPARED_CACHE.entries,
+    maxSize: PREPARED_CACHE.bytes,
+    sizeCalculation: (prepared) =>
+      Array.isArray(prepared)
+        ? (prepared as readonly PreparedMember[]).reduce(
+            (n, m) => n + 128 + ('nquads' in m.change ? m.change.nquads.length : 0),
+            0,
+          )
+        : 128 + (prepared as CanonicalDescription).nquads.length,
+  });
   const remember = (digest: Uint8Array, prepared: Prepared) => {
-    const bytes = Array.isArray(prepared)
-      ? (prepared as readonly PreparedMember[]).reduce(
-          (n, m) => n + 128 + ('nquads' in m.change ? m.change.nquads.length : 0),
-          0,
-        )
-      : 128 + (prepared as CanonicalDescription).nquads.length;
-    if (bytes > PREPARED_CACHE.bytes) return digest;
-    const key = toHex(digest);
-    forget(key);
-    while (
-      submitted.size > 0 &&
-      (submitted.size >= PREPARED_CACHE.entries || submittedBytes + bytes > PREPARED_CACHE.bytes)
-    ) {
-      forget(submitted.keys().next().value as string);
-    }
-    submitted.set(key, { prepared, bytes });
-    submittedBytes += bytes;
+    // An entry larger than maxSize is simply not kept.
+    submitted.set(toHex(digest), prepared);
     return digest;
   };
-  const recall = (ctx: DaemonHandlerContext) => forget(ctx.inputDigest);
+  const recall = (ctx: DaemonHandlerContext) => {
+    const prepared = submitted.get(ctx.inputDigest);
+    if (prepared !== undefined) submitted.delete(ctx.inputDigest);
+    return prepared;
+  };
 
   // Issue paths start at `input.`, as the daemon reports inputSchema issues.
   const refuse = (type: RdfOperationType, issues: readonly string[], cause?: unknown) =>
