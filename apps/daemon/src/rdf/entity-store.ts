@@ -126,11 +126,11 @@ interface Head {
   readonly exists: boolean;
 }
 
-/** Walks changes in order from `headOf`; throws on a precondition; returns the version each makes. */
-function walk(
-  changes: readonly EntityChange[],
+/** Walks changes in order from `headOf`; throws on a precondition; hands each change the version it makes. */
+function walk<C extends EntityChange>(
+  changes: readonly C[],
   headOf: (subject: string) => Head | undefined,
-  onChange: (change: EntityChange, version: number, index: number) => void,
+  onChange: (change: C, version: number) => void,
 ): void {
   const moved = new Map<string, Head>();
   const batched = changes.length > 1;
@@ -142,7 +142,7 @@ function walk(
     if (change.type !== 'create' && !exists) throw new EntityNotFoundError(change.subject, at);
     const version = (head?.version ?? 0) + 1;
     moved.set(change.subject, { version, exists: change.type !== 'delete' });
-    onChange(change, version, index);
+    onChange(change, version);
   });
 }
 
@@ -261,11 +261,10 @@ export function createEntityStore(options: EntityStoreOptions = {}): EntityStore
       if (effects === undefined) return; // another extension's effects
       const { upsert } = open();
       try {
-        walk(effects.changes, headOf, (change, version, index) => {
-          const planned = effects.changes[index]?.version;
-          if (version !== planned) {
+        walk(effects.changes, headOf, (change, version) => {
+          if (version !== change.version) {
             throw new CompletionRefusedError(
-              `Entity <${change.subject}> changed after this attempt read it (its next version is ${version}, the attempt planned ${planned}); it runs again.`,
+              `Entity <${change.subject}> changed after this attempt read it (its next version is ${version}, the attempt planned ${change.version}); it runs again.`,
             );
           }
           if (change.type === 'delete') upsert.run(change.subject, '', 0, version, 1, command.id, command.token);
