@@ -23,16 +23,17 @@ describe('createDaemon', () => {
   it("commits a handler's effects through its extensions with the final state, and retries a refused completion", async () => {
     await using dir = await tempDir('daemon');
     const kept: { id: string; effects: unknown; state: string }[] = [];
-    let refusals = 1;
     const extension: ApplyExtension = {
       name: 'kept',
       watches: ['complete'],
       afterApply({ db, command }) {
         if (command.kind !== 'complete' || command.effects === undefined) return;
-        if (refusals-- > 0) throw new CompletionRefusedError('moved on meanwhile');
+        // Decided from the command alone, as a replayed batch may apply it twice.
+        const effects = JSON.parse(command.effects) as { attempt: number };
+        if (effects.attempt === 1) throw new CompletionRefusedError('moved on meanwhile');
         // Inside the completion's transaction: the row is already completed, not yet committed.
         const { state } = db.prepare('SELECT state FROM operations WHERE id = ?').get(command.id) as { state: string };
-        kept.push({ id: command.id, effects: JSON.parse(command.effects), state });
+        kept.push({ id: command.id, effects, state });
       },
     };
     await using daemon = createDaemon({ dataDir: dir.path, diagnostics: quiet, extensions: [extension] });

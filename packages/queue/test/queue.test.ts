@@ -566,18 +566,20 @@ describe('openQueue', () => {
 
   describe('effects: data a handler hands to the store extensions with its completion', () => {
     /** An extension that records the effects of each complete command and can refuse some. */
-    const recorder = (refuse: (effects: unknown, attempt: number) => CompletionRefusedError | undefined) => {
+    /**
+     * An extension that records the effects of each complete command and can refuse some. Like
+     * any extension it decides from the command alone: a batch that fails is replayed one command
+     * per transaction, so afterApply may see one command more than once.
+     */
+    const recorder = (refuse: (effects: unknown) => CompletionRefusedError | undefined) => {
       const seen: { id: string; effects: unknown; columns: string }[] = [];
-      const attempts = new Map<string, number>();
       const extension: ApplyExtension = {
         name: 'recorder',
         watches: ['complete'],
         afterApply({ db, command }) {
           if (command.kind !== 'complete') return;
           const effects = command.effects === undefined ? undefined : JSON.parse(command.effects);
-          const attempt = (attempts.get(command.id) ?? 0) + 1;
-          attempts.set(command.id, attempt);
-          const refusal = refuse(effects, attempt);
+          const refusal = refuse(effects);
           if (refusal) throw refusal;
           const row = db.prepare('SELECT * FROM operations WHERE id = ?').get(command.id) as Record<string, unknown>;
           seen.push({ id: command.id, effects, columns: JSON.stringify(row) });
@@ -610,9 +612,9 @@ describe('openQueue', () => {
     });
 
     it('fails the attempt when an extension refuses the completion: retried by policy, or dead when it says so', async () => {
-      const { extension } = recorder((effects, attempt) => {
-        const e = effects as { kind: string };
-        if (e.kind === 'conflict-once' && attempt === 1) return new CompletionRefusedError('changed meanwhile');
+      const { extension } = recorder((effects) => {
+        const e = effects as { kind: string; attempt: number };
+        if (e.kind === 'conflict-once' && e.attempt === 1) return new CompletionRefusedError('changed meanwhile');
         if (e.kind === 'never') return new CompletionRefusedError('not allowed', { retry: false });
         return undefined;
       });
@@ -622,7 +624,7 @@ describe('openQueue', () => {
           job: {
             backoff: { baseMs: 1, maxMs: 5 },
             handler: (kind: string, ctx) => {
-              ctx.setEffects({ kind });
+              ctx.setEffects({ kind, attempt: ctx.attempt });
               return `${kind} attempt ${ctx.attempt}`;
             },
           },
