@@ -130,7 +130,25 @@ describe('createEntityStore', () => {
       expect(store.get(B)).toBeUndefined();
       expect(store.get(A)).toMatchObject({ version: 2, nquads: nq(A, 'first') });
       expect(sm.db.prepare('SELECT state FROM operations WHERE id = ?').get(op.id)).toEqual({ state: 'running' });
-      expect(store.stats()).toMatchObject({ refused: 1 });
+      expect(store.stats()).toMatchObject({ applied: 2, refused: 1 });
+      // Sharing a transaction with a refused completion: the batch rolls back and is replayed one
+      // command at a time, so the good one commits once and is counted once.
+      const good = start();
+      const goodPlan = store.plan([created('https://example.org/c', 'c')]);
+      const outcomes = sm.applyBatch([
+        {
+          kind: 'complete',
+          at: 3_000,
+          id: good.id,
+          token: 1,
+          result: 'null',
+          effects: JSON.stringify(goodPlan.effects),
+        },
+        { kind: 'complete', at: 3_000, id: op.id, token: 1, result: 'null', effects: JSON.stringify(stale.effects) },
+      ]);
+      expect(outcomes.map((o) => o.ok)).toEqual([true, false]);
+      expect(store.get('https://example.org/c')?.version).toBe(1);
+      expect(store.stats()).toMatchObject({ applied: 3 });
     } finally {
       sm.close();
     }

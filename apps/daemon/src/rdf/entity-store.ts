@@ -52,9 +52,12 @@ export interface EntityPlan {
 
 /** Counters since the daemon's store opened. */
 export interface EntityStoreStats {
-  /** Completions whose changes were applied. */
+  /** Completions whose changes were committed. */
   readonly applied: number;
-  /** Completions refused because an entity changed between plan and commit. */
+  /**
+   * Refusals of completions whose entities changed between plan and commit (a refused completion
+   * that shared its transaction with other commands is refused again when replayed alone).
+   */
   readonly refused: number;
   /** Entities copied from a stand-alone `entities.db` of an earlier version, at open. */
   readonly imported: number;
@@ -190,6 +193,8 @@ export function createEntityStore(options: EntityStoreOptions = {}): EntityStore
   const importFrom = parsed.data.importFrom;
   let statements: { select: StatementSync; upsert: StatementSync } | undefined;
   let applied = 0;
+  /** Applied inside the open transaction: counted once it commits. */
+  let staged = 0;
   let refused = 0;
   let imported = 0;
 
@@ -254,6 +259,13 @@ export function createEntityStore(options: EntityStoreOptions = {}): EntityStore
         ),
       };
     },
+    afterCommit() {
+      applied += staged;
+      staged = 0;
+    },
+    afterRollback() {
+      staged = 0;
+    },
     afterApply({ command, result }: ApplyContext) {
       if (command.kind !== 'complete' || command.effects === undefined) return;
       if (!(result as { applied?: boolean }).applied) return;
@@ -282,7 +294,7 @@ export function createEntityStore(options: EntityStoreOptions = {}): EntityStore
           },
         );
       }
-      applied++;
+      staged++;
     },
   };
 
