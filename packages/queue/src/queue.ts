@@ -115,6 +115,8 @@ export interface Queue extends AsyncDisposable {
   enqueue(type: string, payload?: unknown, options?: EnqueueOptions): Promise<Operation>;
   /** Reads an operation from the store. */
   get(id: string): Operation | undefined;
+  /** Reads only an operation's state (cheaper than `get`: no payload or result). */
+  state(id: string): OperationState | undefined;
   /** Cancels a pending or running operation (a running handler's signal aborts). Resolves false if already final. @throws NotFoundError */
   cancel(id: string): Promise<boolean>;
   /** Moves a dead operation back to pending with fresh attempts. @throws NotFoundError, InvalidStateError */
@@ -1031,6 +1033,10 @@ class DurableQueue implements Queue {
   get(id: string): Operation | undefined {
     const row = this.#sm.get(id);
     return row === undefined ? undefined : toOperation(row);
+  }
+
+  state(id: string): OperationState | undefined {
+    return this.#sm.stateOf(id);
   }
 
   async cancel(id: string): Promise<boolean> {

@@ -121,6 +121,8 @@ export interface StateMachine {
   /** Hears every committed batch's transitions, in order. Returns the unsubscribe. */
   subscribe(listener: (transitions: readonly Transition[]) => void): () => void;
   get(id: string): OperationRow | undefined;
+  /** The operation's state alone (no payload read or parse), for a cheap check on a hot path. */
+  stateOf(id: string): OperationState | undefined;
   /** Every pending operation in enqueue order, without payloads (to rebuild a ready index). */
   pending(): PendingRow[];
   /** Every running operation (to recover leases of dead epochs). */
@@ -229,6 +231,7 @@ class SqliteStateMachine implements StateMachine {
       insert: p(`INSERT INTO operations (id, type, state, payload, priority, group_key, idempotency_key, run_at,
           created_at, max_attempts, schedule) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
       byId: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE id = ?`),
+      stateById: p('SELECT state FROM operations WHERE id = ?'),
       byIdempotency: p(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE type = ? AND idempotency_key = ?`),
       status: p(`SELECT seq, type, state, token, attempts, max_attempts AS maxAttempts, priority, group_key AS groupKey,
           created_at AS createdAt, run_at AS runAt FROM operations WHERE id = ?`),
@@ -774,6 +777,10 @@ class SqliteStateMachine implements StateMachine {
 
   get(id: string): OperationRow | undefined {
     return this.#stmt('byId').get(id) as OperationRow | undefined;
+  }
+
+  stateOf(id: string): OperationState | undefined {
+    return (this.#stmt('stateById').get(id) as { state: OperationState } | undefined)?.state;
   }
 
   pending(): PendingRow[] {

@@ -566,3 +566,112 @@ describe('openLedger durability', () => {
     db.close();
   });
 });
+
+describe('checkpoints stored now and then, signed on demand', () => {
+  const storedSizes = (path: string): number[] => {
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      return db
+        .prepare('SELECT tree_size FROM receipts_checkpoints ORDER BY tree_size')
+        .all()
+        .map((r) => Number(r.tree_size));
+    } finally {
+      db.close();
+    }
+  };
+
+  it('signs every size to the note a ledger storing each batch holds, and checks the stored prefix at open', async () => {
+    await using dir = await tempDir('receipts-lazy');
+    const signers = [{ signer: key.signerKey }];
+    const lazyPath = dir.join('lazy.db');
+    const lazy = await openLedger({ path: lazyPath, origin, signers, storeCheckpointEveryMs: 3_600_000 });
+    const eager = await openLedger({ path: dir.join('eager.db'), origin, signers, storeCheckpointEveryMs: 0 });
+    for (let i = 0; i < 12; i++) {
+      const [a, b] = await Promise.all([lazy.append(bodyFor(i)), eager.append(bodyFor(i))]);
+      expect(a.checkpoint).toBe(b.checkpoint);
+    }
+    for (let size = 1; size <= 12; size++) {
+      const note = lazy.checkpointAt(size);
+      expect(note).toBe(eager.checkpointAt(size));
+      const opened = openCheckpoint(note, lazy.trustedKeys);
+      expect(opened.ok && opened.checkpoint.size).toBe(size);
+      expect(opened.ok && toHex(opened.checkpoint.root)).toBe(toHex(lazy.root(size)));
+    }
+    expect(lazy.checkpointAt(0)).toBeUndefined();
+    expect(lazy.checkpointAt(13)).toBeUndefined();
+    const bundle = lazy.receiptBundle(5);
+    expect(bundle && verifyReceipt(bundle.receipt, bundle.proof, bundle.checkpoint, lazy.trustedKeys)).toEqual({
+      status: 'valid',
+    });
+    await lazy.close();
+    await eager.close();
+    expect(storedSizes(lazyPath)).toEqual([1]);
+    expect(storedSizes(dir.join('eager.db'))).toHaveLength(12);
+
+    // The stored checkpoint is behind the log: open accepts it, and still checks what it covers.
+    const again = await openLedger({ path: lazyPath, origin, signers });
+    expect(again.latestCheckpoint()).toBe(
+      (await openLedger({ path: dir.join('eager.db'), origin, signers })).latestCheckpoint(),
+    );
+    await again.close();
+    const db = new DatabaseSync(lazyPath);
+    db.prepare('UPDATE receipts_leaves SET leaf_hash = ? WHERE leaf_index = 0').run(new Uint8Array(32));
+    db.close();
+    await expect(openLedger({ path: lazyPath, origin, signers })).rejects.toThrow(
+      /does not hash to the latest signed root/,
+    );
+  });
+
+  it('signs a size again for what it holds after a rolled-back transaction had other receipts there', async () => {
+    await using dir = await tempDir('receipts-lazy');
+    const db = new DatabaseSync(dir.join('shared.db'));
+    db.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;');
+    const ledger = await openLedger({
+      database: db,
+      origin,
+      signers: [{ signer: key.signerKey }],
+      storeCheckpointEveryMs: 3_600_000,
+    });
+    db.exec('BEGIN IMMEDIATE');
+    ledger.appendInTransaction(bodies(3));
+    db.exec('COMMIT');
+    db.exec('BEGIN IMMEDIATE');
+    const rolledBack = ledger.appendInTransaction(bodies(2, 3));
+    const stale = rolledBack[1]?.checkpoint;
+    expect(ledger.checkpointAt(5)).toBe(stale); // read inside the transaction: what it holds now
+    db.exec('ROLLBACK');
+    expect(ledger.checkpointAt(5)).toBeUndefined();
+    db.exec('BEGIN IMMEDIATE');
+    ledger.appendInTransaction(bodies(2, 100));
+    db.exec('COMMIT');
+    const note = ledger.checkpointAt(5);
+    expect(note).not.toBe(stale);
+    const opened = openCheckpoint(note, ledger.trustedKeys);
+    expect(opened.ok && toHex(opened.checkpoint.root)).toBe(toHex(ledger.root(5)));
+    const bundle = ledger.receiptBundle(4);
+    expect(bundle && verifyReceipt(bundle.receipt, bundle.proof, bundle.checkpoint, ledger.trustedKeys)).toEqual({
+      status: 'valid',
+    });
+    await ledger.close();
+    db.close();
+  });
+
+  it('proves a receipt against a recent signed size rather than signing each new one', async () => {
+    await using dir = await tempDir('receipts-lazy');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    for (let i = 0; i < 10; i++) await ledger.append(bodyFor(i));
+    const first = ledger.receiptBundle(3);
+    await ledger.append(bodyFor(10));
+    const second = ledger.receiptBundle(3);
+    const newest = ledger.receiptBundle(10);
+    expect(first?.proof.treeSize).toBe(10);
+    expect(second?.checkpoint).toBe(first?.checkpoint); // still covers leaf 3
+    expect(newest?.proof.treeSize).toBe(11); // leaf 10 needs a larger size
+    // Within a prefix the caller chooses (what it knows durable).
+    expect(ledger.receiptBundle(10, 10)).toBeUndefined();
+    expect(ledger.receiptBundle(3, 9)?.proof.treeSize).toBe(9);
+    for (const b of [first, second, newest]) {
+      expect(b && verifyReceipt(b.receipt, b.proof, b.checkpoint, ledger.trustedKeys)).toEqual({ status: 'valid' });
+    }
+  });
+});

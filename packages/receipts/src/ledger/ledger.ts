@@ -40,6 +40,16 @@ import { startWalCheckpointer, type WalCheckpointer } from './checkpointer.js';
 import { nodeSigner } from './node-crypto.js';
 
 const DEFAULT_MAX_BATCH = 4096;
+/**
+ * How often an append stores a signed checkpoint (the first append of an empty log
+ * always does). Every other size is signed when someone asks for it: Ed25519 (RFC 8032)
+ * is deterministic and a checkpoint has no timestamp, so the note of a size is always
+ * the same text. Signing every transaction cost ~6 % of the daemon's thread at 1,000
+ * operations/s; at this interval it is ~10 signatures a second.
+ */
+const DEFAULT_STORE_CHECKPOINT_EVERY_MS = 100;
+/** Signed notes kept in memory, by tree size (the newest serve most requests). */
+const SIGNED_NOTES_KEPT = 16;
 /** With fsync-after-commit: checkpoint the WAL into the database once it exceeds this. */
 const DEFAULT_CHECKPOINT_BYTES = 4 * 2 ** 20; // SQLite's own automatic checkpoint is at ~4 MB (1000 pages)
 /**
@@ -115,6 +125,12 @@ export const OpenLedgerOptionsSchema = z
      * Not for `database`: there the caller's COMMIT and its synchronous setting decide.
      */
     durability: z.enum(['fsync-after-commit', 'fsync-in-commit']).optional(),
+    /**
+     * Store a signed checkpoint with an append at most this often (default 100 ms; 0: with
+     * every batch). Sizes between stored ones are signed when asked for, always to the same
+     * note. At open, the stored tree must hash to the latest stored checkpoint's root.
+     */
+    storeCheckpointEveryMs: z.number().int().min(0).max(3_600_000).optional(),
     /** With fsync-after-commit: checkpoint the WAL (under synchronous=FULL) beyond this many bytes. */
     checkpointBytes: z
       .number()
@@ -137,7 +153,7 @@ export interface AppendedReceipt {
   /** Hex receipt hash (the next receipt's previousReceiptHash). */
   readonly receiptHash: string;
   readonly leafIndex: number;
-  /** The signed checkpoint of the batch that included it (tree size > leafIndex). */
+  /** The signed checkpoint of the batch that included it (tree size > leafIndex); signed when first read. */
   readonly checkpoint: string;
   readonly treeSize: number;
 }
@@ -170,16 +186,18 @@ export interface Ledger extends AsyncDisposable {
   receiptByOperationId(operationId: string): Receipt | undefined;
   /**
    * Everything an offline verifier needs for one receipt (by leaf index or operation id):
-   * the receipt, its proof and the latest signed checkpoint the proof is for.
+   * the receipt, its proof and a signed checkpoint the proof is for: the newest one already
+   * signed that covers the receipt, else one of the whole log. `atMostTreeSize` keeps the
+   * checkpoint within a prefix (e.g. what the caller knows durable).
    */
-  receiptBundle(leafIndexOrOperationId: number | string): ReceiptBundle | undefined;
-  /** The latest signed checkpoint, or undefined for an empty ledger. */
+  receiptBundle(leafIndexOrOperationId: number | string, atMostTreeSize?: number): ReceiptBundle | undefined;
+  /** The signed checkpoint of the whole log (`size()`), or undefined for an empty ledger. */
   latestCheckpoint(): string | undefined;
-  /** The signed checkpoint of exactly `treeSize`, if one was signed. */
+  /** The signed checkpoint of exactly `treeSize` (1 to `size()`), else undefined. */
   checkpointAt(treeSize: number): string | undefined;
-  /** Inclusion proof of a leaf in the tree of `treeSize` leaves (default: the latest checkpoint's). */
+  /** Inclusion proof of a leaf in the tree of `treeSize` leaves (default `size()`). */
   inclusionProof(leafIndex: number, treeSize?: number): InclusionProofJson;
-  /** Consistency proof between two tree sizes (newSize default: the latest checkpoint's). */
+  /** Consistency proof between two tree sizes (newSize default `size()`). */
   consistencyProof(oldSize: number, newSize?: number): ConsistencyProofJson;
   /** Resolves when every append issued so far is durable (or has failed). */
   flush(): Promise<void>;
@@ -502,9 +520,20 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
    */
   let writtenEdge: RightEdge | undefined;
 
+  const storeEveryMs = resolved.storeCheckpointEveryMs ?? DEFAULT_STORE_CHECKPOINT_EVERY_MS;
+  let lastStoredAt = Number.NEGATIVE_INFINITY;
   /**
-   * Writes receipts for `bodies` at the end of the log and a signed checkpoint of the
-   * new size. Runs inside a transaction someone else opened and will commit. Starts from
+   * Signed notes of committed sizes, oldest first. Only notes signed outside a transaction
+   * go in: a size written in a transaction that is then rolled back may later hold other
+   * receipts, and its note another root.
+   */
+  const signedNotes = new Map<number, string>();
+  const noteFor = (size: number, root: Uint8Array): string =>
+    signCheckpoint({ origin, size, root } satisfies Checkpoint, [signerFor(size)]);
+
+  /**
+   * Writes receipts for `bodies` at the end of the log, and now and then a signed
+   * checkpoint of the new size. Runs inside a transaction someone else opened and will commit. Starts from
    * `from` (default: read from the database) and reports the edge it leaves.
    */
   const writeBatch = (
@@ -544,11 +573,27 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     // Root from the frontier: fold the complete subtrees from the right edge leftwards.
     let root: Uint8Array | undefined;
     for (const node of frontier) if (node) root = root ? nodeTree.children(node, root) : node;
-    const checkpoint: Checkpoint = { origin, size, root: root ?? nodeTree.emptyRoot };
-    const note = signCheckpoint(checkpoint, [signerFor(size)]);
-    st.insertCheckpoint.run(size, note);
+    const head = root ?? nodeTree.emptyRoot;
+    const now = performance.now();
+    if (from.size === 0 || now - lastStoredAt >= storeEveryMs) {
+      // A rolled-back transaction takes its row with it; the next batch of an empty log stores again.
+      st.insertCheckpoint.run(size, noteFor(size, head));
+      lastStoredAt = now;
+    }
+    const treeSize = size;
+    let note: string | undefined;
+    const checkpoint = () => {
+      note ??= noteFor(treeSize, head);
+      return note;
+    };
     return {
-      appended: written.map((w) => ({ ...w, checkpoint: note, treeSize: size })),
+      appended: written.map((w) => ({
+        ...w,
+        treeSize,
+        get checkpoint() {
+          return checkpoint();
+        },
+      })),
       edge: { size, frontier, previous },
     };
   };
@@ -567,12 +612,13 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     const note = String(row.note);
     const body = parseCheckpoint(note.slice(0, note.lastIndexOf('\n\n') + 1));
     const size = currentSize();
-    if (body.origin !== origin || body.size !== Number(row.tree_size) || body.size !== size) {
+    // Stored checkpoints are periodic: the latest may be behind the log, never ahead of it.
+    if (body.origin !== origin || body.size !== Number(row.tree_size) || body.size > size) {
       throw new LedgerError(
         `Corrupt ledger: the latest checkpoint is for size ${body.size}, the log holds ${size} leaves.`,
       );
     }
-    if (!bytesEqual(rootOf(size), body.root)) {
+    if (!bytesEqual(rootOf(body.size), body.root)) {
       throw new LedgerError('Corrupt ledger: the stored tree does not hash to the latest signed root.');
     }
   };
@@ -825,7 +871,27 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     }
   };
 
-  const latestCheckpointSize = (): number => Number(st.latestCheckpoint.get(visibleSize())?.tree_size ?? 0);
+  /** A stored note, else the signed note of `treeSize` (1 to the visible size). */
+  const checkpointOf = (treeSize: number): string | undefined => {
+    if (!Number.isSafeInteger(treeSize) || treeSize < 1 || treeSize > visibleSize()) return undefined;
+    const known = signedNotes.get(treeSize);
+    if (known !== undefined) return known;
+    const row = st.checkpointAt.get(treeSize);
+    const note = row ? String(row.note) : noteFor(treeSize, rootOf(treeSize));
+    if (!db.isTransaction) {
+      signedNotes.set(treeSize, note);
+      if (signedNotes.size > SIGNED_NOTES_KEPT) signedNotes.delete(signedNotes.keys().next().value as number);
+    }
+    return note;
+  };
+  /** The newest note already signed that covers `leafIndex` (up to `limit`), else one signed for `limit`. */
+  const noteCovering = (leafIndex: number, limit: number): { treeSize: number; note: string } | undefined => {
+    let best: number | undefined;
+    for (const size of signedNotes.keys()) if (size > leafIndex && size <= limit && size > (best ?? 0)) best = size;
+    const treeSize = best ?? limit;
+    const note = checkpointOf(treeSize);
+    return note === undefined ? undefined : { treeSize, note };
+  };
 
   const ledger: Ledger = {
     origin,
@@ -896,30 +962,32 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       if (!row || (syncAfterCommit && !(Number(row.leaf_index) < durableSize))) return undefined;
       return JSON.parse(String(row.receipt)) as Receipt;
     },
-    receiptBundle(key) {
+    receiptBundle(key, atMostTreeSize) {
       ensureOpen();
       const receipt = typeof key === 'number' ? ledger.receipt(key) : ledger.receiptByOperationId(key);
-      const row = st.latestCheckpoint.get(visibleSize());
-      if (!receipt || !row) return undefined;
-      const treeSize = Number(row.tree_size);
-      if (receipt.leafIndex >= treeSize) return undefined; // written in an open transaction, not yet checkpointed
-      return { receipt, proof: ledger.inclusionProof(receipt.leafIndex, treeSize), checkpoint: String(row.note) };
+      const limit = Math.min(visibleSize(), atMostTreeSize ?? Number.POSITIVE_INFINITY);
+      if (!receipt || receipt.leafIndex >= limit) return undefined;
+      // Any signed size above the leaf proves it: reuse a recent note rather than sign anew.
+      const covering = noteCovering(receipt.leafIndex, limit);
+      if (covering === undefined) return undefined;
+      return {
+        receipt,
+        proof: ledger.inclusionProof(receipt.leafIndex, covering.treeSize),
+        checkpoint: covering.note,
+      };
     },
     latestCheckpoint() {
       ensureOpen();
-      const row = st.latestCheckpoint.get(visibleSize());
-      return row ? String(row.note) : undefined;
+      return checkpointOf(visibleSize());
     },
     checkpointAt(treeSize) {
       ensureOpen();
-      if (syncAfterCommit && !(treeSize <= durableSize)) return undefined;
-      const row = st.checkpointAt.get(treeSize);
-      return row ? String(row.note) : undefined;
+      return checkpointOf(treeSize);
     },
     inclusionProof(leafIndex, treeSize) {
       ensureOpen();
       const size = visibleSize();
-      const n = treeSize ?? latestCheckpointSize();
+      const n = treeSize ?? size;
       checkSize('treeSize', n, 1, size);
       checkSize('leafIndex', leafIndex, 0, n - 1);
       const hashes = inclusionPath(leafIndex, n, storedMth).map(toHex);
@@ -928,7 +996,7 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     consistencyProof(oldSize, newSize) {
       ensureOpen();
       const size = visibleSize();
-      const n = newSize ?? latestCheckpointSize();
+      const n = newSize ?? size;
       checkSize('newSize', n, 0, size);
       checkSize('oldSize', oldSize, 0, n);
       return { oldSize, newSize: n, hashes: consistencyPath(oldSize, n, storedMth).map(toHex) };
