@@ -3,10 +3,10 @@ import { join, resolve } from 'node:path';
 import { createDaemon, type Daemon, InvalidInputError } from '@unrdf/daemon';
 import { z } from 'zod';
 import { type AdminToken, ensureAdminToken, openTokenStore } from './auth/tokens.js';
-import { sleepHandler } from './handlers/sleep.js';
+import { builtinHandlers } from './handlers/builtins.js';
 import { startHttpFront } from './http/front.js';
 import { DEFAULT_HTTP_THREADS, DEFAULT_RATE_LIMIT, startHttpServer } from './http/server.js';
-import { createEntityStore, createRdfHandlers, type EntityStore } from './rdf/index.js';
+import { createEntityStore, type EntityStore } from './rdf/index.js';
 import { createTelemetry, type Telemetry } from './telemetry.js';
 
 /** The entity store's file inside the data directory. */
@@ -92,10 +92,11 @@ export async function startApp(options: AppOptions): Promise<App> {
     cleanups.push(() => telemetry.shutdown());
     // The entities live in the daemon's store (daemon.db); an entities.db of an earlier version is copied in.
     const store: EntityStore = createEntityStore({ importFrom: join(dataDir, ENTITY_STORE_FILE) });
+    const builtins = builtinHandlers(store);
     const daemon = createDaemon({
       dataDir,
       ...(o.nodeId === undefined ? {} : { nodeId: o.nodeId }),
-      handlers: { ...createRdfHandlers(store), sleep: sleepHandler },
+      handlers: builtins,
       extensions: [store.extension],
       ...(o.handlerModules === undefined ? {} : { handlerModules: o.handlerModules }),
       ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }),
@@ -125,7 +126,14 @@ export async function startApp(options: AppOptions): Promise<App> {
     const http =
       (o.httpThreads ?? DEFAULT_HTTP_THREADS) === 0
         ? await startHttpServer({ daemon, tokens, telemetry, ...limits })
-        : await startHttpFront({ daemon, telemetry, dataDir, ...limits });
+        : await startHttpFront({
+            daemon,
+            telemetry,
+            dataDir,
+            // The front checks and digests these itself: the built-ins no handler module replaced.
+            frontTypes: Object.keys(builtins).filter((type) => daemon.definitionOf(type) === builtins[type]),
+            ...limits,
+          });
     cleanups.push(() => http.close());
     daemon.logger.logger.info(
       { url: http.url, adminTokenPath: adminToken.path, verifierKeyPath: daemon.verifierKeyPath },

@@ -1,4 +1,4 @@
-import { createDaemon, InvalidInputError } from '@unrdf/daemon';
+import { createDaemon, InvalidInputError, prepareSubmission } from '@unrdf/daemon';
 import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { canonicalDescription, changeDigest, entityDigest, toHex } from '../src/rdf/canonical.js';
@@ -57,7 +57,11 @@ describe('createRdfHandlers in a daemon', () => {
     expect(batch.receipt).toMatchObject({
       type: 'batch',
       members: { count: 2 },
-      inputDigest: toHex(handlers.batch.inputDigest?.(batchInput) ?? new Uint8Array()),
+      inputDigest: prepareSubmission(
+        { type: 'batch', subject: 'urn:example:batches', input: batchInput },
+        () => handlers.batch,
+        () => ['batch'],
+      ).inputDigest,
       outputDigest: toHex(handlers.batch.outputDigest?.(batch.done?.output) ?? new Uint8Array()),
     });
     expect(store.get(ALICE)?.version).toBe(2);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DaemonHandlerContext, HandlerDefinition } from '@unrdf/daemon';
-import { InvalidInputError } from '@unrdf/daemon';
+import { InvalidInputError, prepareSubmission } from '@unrdf/daemon';
 import { CompletionRefusedError, createStateMachine, type StateMachine, UnrecoverableError } from '@unrdf/queue';
 import { tempDir } from '@unrdf/test-utils';
 import fc from 'fast-check';
@@ -98,16 +98,31 @@ function commit(ctx: DaemonHandlerContext, output: unknown): void {
   });
 }
 
-/** Runs a definition the way the daemon does: schema and digest at submit, then the attempt. */
+/** The digest bytes of a definition's inputDigest (which may also prepare a value for the handler). */
+function digestOf(
+  definition: HandlerDefinition,
+  input: unknown,
+  operation?: { readonly subject: string; readonly type: string },
+): Uint8Array {
+  const digest = definition.inputDigest?.(input, operation);
+  if (digest === undefined) throw new Error('the definition has no inputDigest');
+  return digest instanceof Uint8Array ? digest : digest.digest;
+}
+
+/** Runs a definition the way the daemon does: prepareSubmission at submit, then the attempt. */
 async function submitAndRun(definition: HandlerDefinition, input: unknown, ctx: DaemonHandlerContext) {
-  const checked = definition.inputSchema?.safeParse(input);
-  if (checked !== undefined && !checked.success) throw new Error(`schema refused: ${checked.error.message}`);
-  const inputDigest = definition.inputDigest?.(input);
-  // The daemon hands the handler the digest it computed at submit.
-  const output = await attempt(definition, input, {
+  const prepared = prepareSubmission(
+    { type: ctx.type, subject: ctx.subject, input },
+    () => definition,
+    () => [ctx.type],
+  );
+  // The daemon hands the handler the digest it computed at submit, and what it prepared.
+  const output = await attempt(definition, prepared.input, {
     ...ctx,
-    inputDigest: inputDigest === undefined ? '' : toHex(inputDigest),
+    inputDigest: prepared.inputDigest,
+    ...(prepared.prepared === undefined ? {} : { prepared: prepared.prepared }),
   });
+  const inputDigest = new Uint8Array(Buffer.from(prepared.inputDigest, 'hex'));
   return { inputDigest, output, outputDigest: definition.outputDigest?.(output) };
 }
 
@@ -180,7 +195,7 @@ describe('createRdfHandlers', () => {
         expect(deleted.output).toEqual({ subject: ALICE, version: 3, triples: 0, sha256: null });
         expect(deleted.outputDigest).toBeNull();
         expect(deleted.inputDigest).toEqual(changeDigest('delete', ''));
-        expect(remove.inputDigest?.(null)).toEqual(changeDigest('delete', ''));
+        expect(digestOf(remove, null)).toEqual(changeDigest('delete', ''));
         expect(store.get(ALICE)).toBeUndefined();
       }));
 
@@ -192,8 +207,8 @@ describe('createRdfHandlers', () => {
           `<${ALICE}> <https://schema.org/address> _:addr .`,
           `<${ALICE}> <https://schema.org/name> "Alice" .`,
         ].join('\n');
-        expect(create.inputDigest?.({ data: ntriples, format: 'application/n-triples' })).toEqual(
-          create.inputDigest?.({ data: turtle(ALICE, 'Alice') }),
+        expect(digestOf(create, { data: ntriples, format: 'application/n-triples' })).toEqual(
+          digestOf(create, { data: turtle(ALICE, 'Alice') }),
         );
       }));
 
@@ -232,8 +247,7 @@ describe('createRdfHandlers', () => {
         expect(store.get(ALICE)).toBeUndefined();
         expect(store.get(BOB)).toBeUndefined();
         // A caller that passes the subject to inputDigest refuses the mismatch at submit.
-        const digestWithSubject = create.inputDigest as (input: unknown, operation: { subject: string }) => Uint8Array;
-        const error = caught(() => digestWithSubject({ data: turtle(BOB, 'Bob') }, { subject: ALICE }));
+        const error = caught(() => digestOf(create, { data: turtle(BOB, 'Bob') }, { subject: ALICE, type: 'create' }));
         expect(error).toBeInstanceOf(InvalidInputError);
       }));
 
@@ -255,27 +269,37 @@ describe('createRdfHandlers', () => {
         });
       }));
 
-    it('use what submit canonicalized, found by the input digest the daemon hands them', () =>
+    it('use what submit prepared (ctx.prepared) instead of canonicalizing again', () =>
       withStore(async (store) => {
         const { create, batch } = createRdfHandlers(store);
-        const digest = toHex(create.inputDigest?.({ data: turtle(ALICE, 'At submit') }) ?? new Uint8Array());
-        // The store's copy of the input would give another description: the digest decides.
+        const submitted = prepareSubmission(
+          { type: 'create', subject: ALICE, input: { data: turtle(ALICE, 'At submit') } },
+          () => create,
+          () => ['create'],
+        );
+        expect(submitted.prepared).toMatchObject({ subject: ALICE, nquads: canonicalOf(ALICE, 'At submit') });
+        expect(submitted.preparedBytes).toBeGreaterThan(canonicalOf(ALICE, 'At submit').length);
+        // The store's copy of the input would give another description: what submit prepared decides.
         const output = await attempt(
           create,
           { data: turtle(ALICE, 'Not this') },
-          context('create', ALICE, { inputDigest: digest }),
+          context('create', ALICE, { inputDigest: submitted.inputDigest, prepared: submitted.prepared }),
         );
         expect(output).toMatchObject({ sha256: toHex(entityDigest(canonicalOf(ALICE, 'At submit'))) });
-        // Used once: a second attempt with that digest canonicalizes its own input.
-        await attempt(create, { data: turtle(BOB, 'Bob') }, context('create', BOB, { inputDigest: digest }));
+        // Only for the subject it describes: another operation canonicalizes its own input.
+        await attempt(create, { data: turtle(BOB, 'Bob') }, context('create', BOB, { prepared: submitted.prepared }));
         expect(store.get(BOB)?.nquads).toBe(canonicalOf(BOB, 'Bob'));
         // A batch too.
         const members = { operations: [{ type: 'update', subject: BOB, input: { data: turtle(BOB, 'Robert') } }] };
-        const batchDigest = toHex(batch.inputDigest?.(members) ?? new Uint8Array());
+        const batchSubmitted = prepareSubmission(
+          { type: 'batch', subject: GROUP, input: members },
+          () => batch,
+          () => ['batch'],
+        );
         await attempt(
           batch,
           { operations: [{ type: 'delete', subject: BOB }] },
-          context('batch', GROUP, { inputDigest: batchDigest }),
+          context('batch', GROUP, { inputDigest: batchSubmitted.inputDigest, prepared: batchSubmitted.prepared }),
         );
         expect(store.get(BOB)?.nquads).toBe(canonicalOf(BOB, 'Robert'));
       }));
@@ -312,21 +336,21 @@ describe('createRdfHandlers', () => {
     it('refuses bad RDF from inputDigest with input.path: message issues', () =>
       withStore(async (store) => {
         const { create, update } = createRdfHandlers(store, { maxTriples: 2 });
-        const syntax = caught(() => create.inputDigest?.({ data: `<${ALICE}> <https://schema.org/name> .` }));
+        const syntax = caught(() => digestOf(create, { data: `<${ALICE}> <https://schema.org/name> .` }));
         expect(syntax).toBeInstanceOf(InvalidInputError);
         expect((syntax as InvalidInputError).what).toBe("input of 'create'");
         expect((syntax as InvalidInputError).issues).toEqual([
           expect.stringMatching(/^input\.data: is not valid text\/turtle: /),
         ]);
         const other = caught(() =>
-          update.inputDigest?.({
+          digestOf(update, {
             data: `<${ALICE}> <https://schema.org/knows> <${BOB}> . <${BOB}> <https://schema.org/name> "Bob" .`,
           }),
         ) as InvalidInputError;
         expect(other.issues).toEqual([expect.stringMatching(/^input\.data: describes 2 IRI subjects/)]);
-        const big = caught(() => create.inputDigest?.({ data: `<${ALICE}> <https://schema.org/n> 1, 2, 3 .` }));
+        const big = caught(() => digestOf(create, { data: `<${ALICE}> <https://schema.org/n> 1, 2, 3 .` }));
         expect((big as InvalidInputError).issues).toEqual(['input.data: holds 3 triples; at most 2 are allowed']);
-        const shape = caught(() => create.inputDigest?.({ text: 'x' })) as InvalidInputError;
+        const shape = caught(() => digestOf(create, { text: 'x' })) as InvalidInputError;
         expect(shape.issues).toContain('input.data: Invalid input: expected string, received undefined');
       }));
 
@@ -334,7 +358,7 @@ describe('createRdfHandlers', () => {
       withStore(async (store) => {
         const { batch } = createRdfHandlers(store);
         const error = caught(() =>
-          batch.inputDigest?.({
+          digestOf(batch, {
             operations: [
               { type: 'create', subject: ALICE, input: { data: turtle(ALICE, 'Alice') } },
               { type: 'create', subject: BOB, input: { data: turtle(ALICE, 'Alice') } },
@@ -347,7 +371,7 @@ describe('createRdfHandlers', () => {
           `input.operations.1.input.data: describes <${ALICE}>, not the operation's subject <${BOB}>`,
           expect.stringMatching(/^input\.operations\.2\.input\.data: has no IRI subject/),
         ]);
-        const shape = caught(() => batch.inputDigest?.({ operations: [{ type: 'rename', subject: ALICE }] }));
+        const shape = caught(() => digestOf(batch, { operations: [{ type: 'rename', subject: ALICE }] }));
         expect((shape as InvalidInputError).issues[0]).toMatch(/^input\.operations\.0\.type: /);
       }));
 
@@ -355,7 +379,7 @@ describe('createRdfHandlers', () => {
       withStore(async (store) => {
         const { batch } = createRdfHandlers(store, { maxBatchDataBytes: 150 });
         const error = caught(() =>
-          batch.inputDigest?.({
+          digestOf(batch, {
             operations: [
               { type: 'create', subject: ALICE, input: { data: turtle(ALICE, 'Alice') } },
               { type: 'create', subject: BOB, input: { data: turtle(BOB, 'Bob') } },

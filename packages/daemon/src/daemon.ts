@@ -59,9 +59,9 @@ import {
   type ResolvedDaemonOptions,
   resolveDaemonOptions,
   type SubmitRequest,
-  SubmitSchema,
 } from './options.js';
 import { createReceiptExtension, type ReceiptExtension } from './receipt-extension.js';
+import { type PreparedSubmission, prepareSubmission } from './submission.js';
 
 /** An operation as the daemon shows it. */
 export interface OperationView {
@@ -112,6 +112,8 @@ export interface Daemon extends AsyncDisposable {
   readonly origin: string;
   readonly dataDir: string;
   readonly state: DaemonState;
+  /** The definition registered for `type` (by option, `handle` or a module), as given. */
+  definitionOf(type: string): HandlerDefinition | undefined;
   /** Registers a handler for `type` (before start). */
   handle(type: string, handler: DaemonHandler, policy?: HandlerPolicy): Daemon;
   /** Opens the store, loads keys and handler modules, recovers crashed operations, starts running. */
@@ -122,6 +124,13 @@ export interface Daemon extends AsyncDisposable {
    * @throws {InvalidInputError} for a malformed request or input; {@link UnknownTypeError}; {@link NotRunningError}.
    */
   submit(request: SubmitRequest): Promise<OperationView>;
+  /**
+   * Submits what {@link prepareSubmission} made from a request with this daemon's handler
+   * definitions, e.g. on another thread: the checks and the digest are not repeated, so
+   * only trusted code in this process may call it.
+   * @throws {UnknownTypeError}; {@link InvalidInputError} when inputDigest is not hex SHA-256; {@link NotRunningError}.
+   */
+  submitPrepared(prepared: PreparedSubmission): Promise<OperationView>;
   get(id: string): OperationView | undefined;
   /** Resolves with the operation once it is final and its receipt durable (or undefined after timeoutMs). */
   waitFor(id: string, options?: { readonly timeoutMs?: number }): Promise<OperationView | undefined>;
@@ -154,6 +163,8 @@ export interface Daemon extends AsyncDisposable {
 const LOCKED_HERE = new Set<string>();
 
 const FINAL: ReadonlySet<OperationState> = new Set(['completed', 'dead', 'cancelled']);
+/** What submit's prepared values may hold for handlers: operations that run soon after submit. */
+const PREPARED_LIMITS = { entries: 4096, bytes: 16 * 1024 * 1024 } as const;
 
 /**
  * Creates the daemon: a durable operation queue whose every final state gets a receipt
@@ -193,6 +204,9 @@ class UnrdfDaemon implements Daemon {
   #unsubscribe: (() => void) | undefined;
   #lockHeld = false;
   readonly #waiters = new Map<string, Set<(view: OperationView) => void>>();
+  /** What submit prepared for handlers, by `type \0 inputDigest` (oldest first). */
+  readonly #prepared = new Map<string, { readonly value: unknown; readonly bytes: number }>();
+  #preparedBytes = 0;
   #closePromise: Promise<void> | undefined;
 
   constructor(options: ResolvedDaemonOptions) {
@@ -231,6 +245,10 @@ class UnrdfDaemon implements Daemon {
   #need<T>(value: T | undefined): T {
     if (value === undefined) throw new NotRunningError(this.#state === 'created' ? 'not started' : this.#state);
     return value;
+  }
+
+  definitionOf(type: string): HandlerDefinition | undefined {
+    return this.#types.get(type)?.definition;
   }
 
   #register(type: string, definition: HandlerDefinition): void {
@@ -401,6 +419,7 @@ class UnrdfDaemon implements Daemon {
           idempotencyKey: context.idempotencyKey,
           nodeId,
           inputDigest: payload.inputDigest,
+          prepared: this.#takePrepared(type, payload.inputDigest),
           signal: context.signal,
           setEffects: context.setEffects,
         })) ?? null;
@@ -441,42 +460,37 @@ class UnrdfDaemon implements Daemon {
   }
 
   async submit(request: SubmitRequest): Promise<OperationView> {
+    this.#running();
+    return this.#enqueue(
+      prepareSubmission(
+        request,
+        (type) => this.#types.get(type)?.definition,
+        () => [...this.#types.keys()],
+      ),
+    );
+  }
+
+  async submitPrepared(prepared: PreparedSubmission): Promise<OperationView> {
+    this.#running();
+    if (!this.#types.has(prepared.type)) throw new UnknownTypeError(prepared.type, [...this.#types.keys()]);
+    if (!/^[0-9a-f]{64}$/.test(prepared.inputDigest)) {
+      throw new InvalidInputError('prepared submission', ['inputDigest: 64 lowercase hex digits']);
+    }
+    return this.#enqueue(prepared);
+  }
+
+  async #enqueue(p: PreparedSubmission): Promise<OperationView> {
     const queue = this.#running();
-    const parsed = SubmitSchema.safeParse(request);
-    if (!parsed.success) throw InvalidInputError.fromZod('operation', parsed.error);
-    const r = parsed.data;
-    const registered = this.#types.get(r.type);
-    if (registered === undefined) throw new UnknownTypeError(r.type, [...this.#types.keys()]);
-    const { definition } = registered;
-    let input: unknown = r.input ?? null;
-    if (definition.inputSchema) {
-      const checked = definition.inputSchema.safeParse(input);
-      if (!checked.success) {
-        const lines = InvalidInputError.fromZod('input', checked.error).issues.map((l) => `input.${l}`);
-        throw new InvalidInputError(`input of '${r.type}'`, lines);
-      }
-      input = checked.data;
-    }
-    let inputDigest: Uint8Array;
-    try {
-      inputDigest = definition.inputDigest
-        ? definition.inputDigest(input, { subject: r.subject, type: r.type })
-        : jsonDigest(input);
-    } catch (error) {
-      if (error instanceof InvalidInputError) throw error;
-      throw new InvalidInputError(`input of '${r.type}'`, [`input: ${(error as Error).message}`], { cause: error });
-    }
-    const envelope: PayloadEnvelope = { subject: r.subject, input, inputDigest: hex(inputDigest) };
-    const runAt = typeof r.runAt === 'string' ? Date.parse(r.runAt) : r.runAt;
-    const groupKey = r.groupKey ?? (definition.serialize === 'subject' ? r.subject.slice(0, 200) : undefined);
+    if (p.prepared !== undefined) this.#keepPrepared(p.type, p.inputDigest, p.prepared, p.preparedBytes ?? 0);
+    const envelope: PayloadEnvelope = { subject: p.subject, input: p.input, inputDigest: p.inputDigest };
     let operation: Operation;
     try {
-      operation = await queue.enqueue(r.type, envelope, {
-        ...(r.priority === undefined ? {} : { priority: r.priority }),
-        ...(runAt === undefined ? {} : { runAt }),
-        ...(groupKey === undefined ? {} : { groupKey }),
-        ...(r.idempotencyKey === undefined ? {} : { idempotencyKey: r.idempotencyKey }),
-        ...(r.maxAttempts === undefined ? {} : { maxAttempts: r.maxAttempts }),
+      operation = await queue.enqueue(p.type, envelope, {
+        ...(p.priority === undefined ? {} : { priority: p.priority }),
+        ...(p.runAt === undefined ? {} : { runAt: p.runAt }),
+        ...(p.groupKey === undefined ? {} : { groupKey: p.groupKey }),
+        ...(p.idempotencyKey === undefined ? {} : { idempotencyKey: p.idempotencyKey }),
+        ...(p.maxAttempts === undefined ? {} : { maxAttempts: p.maxAttempts }),
       });
     } catch (error) {
       if (error instanceof QueueInvalidInputError) {
@@ -485,6 +499,37 @@ class UnrdfDaemon implements Daemon {
       throw error;
     }
     return this.#view(operation);
+  }
+
+  /**
+   * Keeps what submit prepared for the handler, by type and input digest (the operation's
+   * id is not known yet: a handler claimed with its enqueue may start before that resolves).
+   * Bounded in entries and bytes, oldest out first; a handler takes its entry once.
+   */
+  #keepPrepared(type: string, digest: string, value: unknown, bytes: number): void {
+    if (bytes > PREPARED_LIMITS.bytes) return;
+    const key = `${type}\0${digest}`;
+    const old = this.#prepared.get(key);
+    if (old !== undefined) {
+      this.#prepared.delete(key);
+      this.#preparedBytes -= old.bytes;
+    }
+    this.#prepared.set(key, { value, bytes });
+    this.#preparedBytes += bytes;
+    for (const [oldest, entry] of this.#prepared) {
+      if (this.#prepared.size <= PREPARED_LIMITS.entries && this.#preparedBytes <= PREPARED_LIMITS.bytes) break;
+      this.#prepared.delete(oldest);
+      this.#preparedBytes -= entry.bytes;
+    }
+  }
+
+  #takePrepared(type: string, digest: string): unknown {
+    const key = `${type}\0${digest}`;
+    const entry = this.#prepared.get(key);
+    if (entry === undefined) return undefined;
+    this.#prepared.delete(key);
+    this.#preparedBytes -= entry.bytes;
+    return entry.value;
   }
 
   /** `appended`: the receipt just released for it, when known (saves reading it back). */
@@ -541,9 +586,15 @@ class UnrdfDaemon implements Daemon {
   }
 
   waitFor(id: string, options: { readonly timeoutMs?: number } = {}): Promise<OperationView | undefined> {
-    const now = this.get(id);
-    if (now === undefined) return Promise.resolve(undefined);
-    if (FINAL.has(now.state) && now.receipt !== null) return Promise.resolve(now);
+    // The state alone first: most waits start before the operation is final, and reading
+    // the whole row (payload, result) and its receipt then would be thrown away.
+    const state = this.#queue?.state(id);
+    if (state === undefined) return Promise.resolve(undefined);
+    if (FINAL.has(state)) {
+      const now = this.get(id);
+      if (now === undefined) return Promise.resolve(undefined);
+      if (now.receipt !== null) return Promise.resolve(now);
+    }
     return new Promise((resolveWait) => {
       let timer: NodeJS.Timeout | undefined;
       const waiters = this.#waiters.get(id) ?? new Set();
@@ -610,13 +661,8 @@ class UnrdfDaemon implements Daemon {
   receipt(id: string): ReceiptBundle | undefined {
     const extension = this.#extension;
     if (extension === undefined) return undefined;
-    const ledger = extension.ledger;
-    const receipt = ledger.receiptByOperationId(id);
-    const size = extension.durableSize();
-    if (receipt === undefined || receipt.leafIndex >= size) return undefined;
-    const checkpoint = ledger.checkpointAt(size);
-    if (checkpoint === undefined) return undefined;
-    return { receipt, proof: ledger.inclusionProof(receipt.leafIndex, size), checkpoint };
+    // Within the durable prefix; a recent signed size that covers the receipt serves.
+    return extension.ledger.receiptBundle(id, extension.durableSize());
   }
 
   checkpoint(): string | undefined {

@@ -26,6 +26,8 @@ export {
   type HandlerDefinition,
   type HandlerPolicy,
   OperationTypeName,
+  type PreparedDigest,
   type SubmitRequest,
   SubmitSchema,
 } from './options.js';
+export { type PreparedSubmission, prepareSubmission, type SubmitDefinition } from './submission.js';

@@ -20,6 +20,12 @@ export interface DaemonHandlerContext {
   readonly nodeId: string;
   /** Hex of the input digest computed at submit (the one the receipt commits to). */
   readonly inputDigest: string;
+  /**
+   * What the type's `inputDigest` prepared at submit (see {@link PreparedDigest}), when this
+   * process accepted the operation and still holds it: undefined after a restart, for a
+   * retried attempt, or once evicted. A handler must work without it.
+   */
+  readonly prepared?: unknown;
   /** Aborts on timeout, cancel and shutdown: stop promptly when it fires. */
   readonly signal: AbortSignal;
   /**
@@ -27,6 +33,19 @@ export interface DaemonHandlerContext {
    * attempt's completion and receipt, or not at all (see @unrdf/queue `setEffects`).
    */
   setEffects(effects: unknown): void;
+}
+
+/**
+ * What an `inputDigest` may return instead of the bare digest: the digest with work done
+ * on the way (e.g. the canonical form it hashed), handed to the handler as `ctx.prepared`
+ * so it need not redo it. `prepared` must follow from the digest (two inputs of one type
+ * with one digest may swap their prepared values) and be structured-cloneable; `bytes`
+ * (its approximate size) bounds what the daemon keeps.
+ */
+export interface PreparedDigest {
+  readonly digest: Uint8Array;
+  readonly prepared: unknown;
+  readonly bytes: number;
 }
 
 /** Runs one operation; its resolved value (JSON) is the output. Throw to fail the attempt. */
@@ -63,7 +82,9 @@ export const HandlerPolicySchema = z.strictObject({
    * type (it may throw InvalidInputError to refuse the input).
    */
   inputDigest: z
-    .custom<(input: unknown, operation?: { readonly subject: string; readonly type: string }) => Uint8Array>(isFunction)
+    .custom<
+      (input: unknown, operation?: { readonly subject: string; readonly type: string }) => Uint8Array | PreparedDigest
+    >(isFunction)
     .optional(),
   /** The receipt's outputDigest from the handler's output; null when it produced nothing. */
   outputDigest: z.custom<(output: unknown) => Uint8Array | null>(isFunction).optional(),

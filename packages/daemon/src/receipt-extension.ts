@@ -1,7 +1,7 @@
 // The receipt of every final state, written by the queue's own transaction: the
-// operation's final row, its receipt, the ledger's new leaves and nodes and the signed
-// checkpoint commit together or not at all, so no operation is ever final without its
-// receipt, whatever instant the process dies at.
+// operation's final row, its receipt and the ledger's new leaves and nodes (and now and
+// then a signed checkpoint) commit together or not at all, so no operation is ever final
+// without its receipt, whatever instant the process dies at.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { ApplyContext, ApplyExtension } from '@unrdf/queue';
 import { buildBatchBody, type ReceiptBody, type SingleReceiptBody } from '@unrdf/receipts';

@@ -11,6 +11,9 @@ import {
   InvalidInputError,
   NotRunningError,
   type OperationView,
+  type PreparedSubmission,
+  prepareSubmission,
+  type SubmitDefinition,
   type SubmitRequest,
   UnknownTypeError,
 } from '@unrdf/daemon';
@@ -62,8 +65,14 @@ export interface DaemonPort {
   endWaits(): void;
 }
 
+/** What only crosses the channel: submissions the front already checked and digested. */
+interface PreparedCalls {
+  submitPrepared(prepared: PreparedSubmission): Promise<OperationView>;
+  submitPreparedAndWait(prepared: PreparedSubmission, waitMs: number): ReturnType<DaemonPort['submitAndWait']>;
+}
+
 /** The port of a daemon on this thread. */
-export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPort {
+export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPort & PreparedCalls {
   let ended = false;
   let signalEnded: () => void = () => undefined;
   const endedPromise = new Promise<undefined>((resolve) => {
@@ -81,6 +90,11 @@ export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPor
     submit: (request) => daemon.submit(request),
     async submitAndWait(request, waitMs) {
       const accepted = await daemon.submit(request);
+      return { accepted, final: await waitFor(accepted.id, waitMs) };
+    },
+    submitPrepared: (prepared) => daemon.submitPrepared(prepared),
+    async submitPreparedAndWait(prepared, waitMs) {
+      const accepted = await daemon.submitPrepared(prepared);
       return { accepted, final: await waitFor(accepted.id, waitMs) };
     },
     get: async (id) => daemon.get(id),
@@ -130,10 +144,12 @@ export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPor
   };
 }
 
-type Method = Exclude<keyof DaemonPort, 'kind' | 'nodeId' | 'logError' | 'endWaits'>;
+type Method = Exclude<keyof (DaemonPort & PreparedCalls), 'kind' | 'nodeId' | 'logError' | 'endWaits'>;
 const METHODS: readonly Method[] = [
   'submit',
   'submitAndWait',
+  'submitPrepared',
+  'submitPreparedAndWait',
   'get',
   'waitFor',
   'cancel',
@@ -197,7 +213,7 @@ function fromWire(wire: WireError): Error {
  * Answers the calls of a {@link remoteDaemonPort} on `channel` with `local` (on the
  * daemon's thread). Returns a function that stops answering.
  */
-export function serveDaemonPort(channel: MessagePort, local: DaemonPort): () => void {
+export function serveDaemonPort(channel: MessagePort, local: DaemonPort & PreparedCalls): () => void {
   const onMessage = (call: Call) => {
     if (call.method === 'logError') {
       local.logError(call.args[0] as Record<string, unknown>, String(call.args[1]));
@@ -240,8 +256,18 @@ const closedError = () => new NotRunningError('closed');
 /**
  * A DaemonPort on another thread, reached over `channel` (whose other end runs
  * {@link serveDaemonPort}). `close()` fails the calls still waiting.
+ *
+ * With `definitions` (the submit side of types the daemon registered, e.g. the RDF
+ * handlers'), submissions of those types are checked and digested here with
+ * `prepareSubmission`, and the daemon's thread only enqueues them; other types cross as
+ * they came and the daemon checks them.
  */
-export function remoteDaemonPort(channel: MessagePort, nodeId: string): DaemonPort & { close(): void } {
+export function remoteDaemonPort(
+  channel: MessagePort,
+  nodeId: string,
+  definitions: Readonly<Record<string, SubmitDefinition>> = {},
+): DaemonPort & { close(): void } {
+  const known = new Map(Object.entries(definitions));
   const waiting = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>();
   let nextId = 1;
   let closed = false;
@@ -252,6 +278,16 @@ export function remoteDaemonPort(channel: MessagePort, nodeId: string): DaemonPo
     if (reply.ok) call.resolve(reply.value);
     else call.reject(fromWire(reply.error));
   });
+  // A type this side does not know is the daemon's to check (and to refuse as unknown).
+  const prepareHere = (request: SubmitRequest): PreparedSubmission | undefined => {
+    const type = (request as { type?: unknown } | null)?.type;
+    if (typeof type !== 'string' || !known.has(type)) return undefined;
+    return prepareSubmission(
+      request,
+      (t) => known.get(t),
+      () => [...known.keys()],
+    );
+  };
   const invoke = <T>(method: Method, ...args: unknown[]): Promise<T> => {
     if (closed) return Promise.reject(closedError());
     const id = nextId++;
@@ -263,8 +299,16 @@ export function remoteDaemonPort(channel: MessagePort, nodeId: string): DaemonPo
   return {
     kind: 'daemon-port',
     nodeId,
-    submit: (request) => invoke('submit', request),
-    submitAndWait: (request, waitMs) => invoke('submitAndWait', request, waitMs),
+    async submit(request) {
+      const prepared = prepareHere(request);
+      return prepared === undefined ? invoke('submit', request) : invoke('submitPrepared', prepared);
+    },
+    async submitAndWait(request, waitMs) {
+      const prepared = prepareHere(request);
+      return prepared === undefined
+        ? invoke('submitAndWait', request, waitMs)
+        : invoke('submitPreparedAndWait', prepared, waitMs);
+    },
     get: (id) => invoke('get', id),
     waitFor: (id, timeoutMs) => invoke('waitFor', id, timeoutMs),
     cancel: (id) => invoke('cancel', id),

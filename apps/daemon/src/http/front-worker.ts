@@ -2,6 +2,7 @@
 // (started by front.ts through bin/http-front-worker.mjs).
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { openTokenStore } from '../auth/tokens.js';
+import { builtinSubmitDefinitions } from '../handlers/builtins.js';
 import { remoteDaemonPort } from './daemon-port.js';
 import type { FrontMessage, FrontWorkerData } from './front.js';
 import { startHttpServer } from './server.js';
@@ -9,7 +10,12 @@ import { startHttpServer } from './server.js';
 const data = workerData as FrontWorkerData & { readonly channel: MessagePort };
 const parent = parentPort as MessagePort;
 const send = (message: FrontMessage) => parent.postMessage(message);
-const daemon = remoteDaemonPort(data.channel, data.nodeId);
+const builtins = builtinSubmitDefinitions();
+const daemon = remoteDaemonPort(
+  data.channel,
+  data.nodeId,
+  Object.fromEntries((data.frontTypes ?? []).flatMap((type) => (builtins[type] ? [[type, builtins[type]]] : []))),
+);
 
 try {
   const server = await startHttpServer({

@@ -17,6 +17,11 @@ export interface FrontWorkerData {
   readonly bodyLimitBytes?: number;
   readonly rateLimit?: HttpServerOptions['rateLimit'];
   readonly version?: string;
+  /**
+   * Built-in types (handlers/builtins.ts) whose submissions the front checks and digests
+   * itself; list only those the daemon registered with exactly those definitions.
+   */
+  readonly frontTypes?: readonly string[];
 }
 
 /** What the front's thread tells the main thread. */
@@ -67,6 +72,7 @@ export async function startHttpFront(options: HttpFrontOptions): Promise<HttpFro
     ...(options.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: options.bodyLimitBytes }),
     ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
     ...(options.version === undefined ? {} : { version: options.version }),
+    ...(options.frontTypes === undefined ? {} : { frontTypes: [...options.frontTypes] }),
   };
   const worker = new Worker(WORKER_ENTRY, { workerData: { ...data, channel: port2 }, transferList: [port2] });
   let closing = false;

@@ -1,7 +1,12 @@
-import type { BatchMember, DaemonHandlerContext, HandlerDefinition } from '@unrdf/daemon';
+import type {
+  BatchMember,
+  DaemonHandlerContext,
+  HandlerDefinition,
+  PreparedDigest,
+  SubmitDefinition,
+} from '@unrdf/daemon';
 import { InvalidInputError } from '@unrdf/daemon';
 import { UnrecoverableError } from '@unrdf/queue';
-import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import {
   BATCH_DIGEST_TAG,
@@ -21,8 +26,6 @@ import { EntityExistsError, EntityNotFoundError } from './errors.js';
 
 /** The most operations one batch may hold. */
 export const MAX_BATCH_OPERATIONS = 1000;
-/** Inputs canonicalized at submit, kept for their handler: at most this many, and about this many bytes. */
-const PREPARED_CACHE = { entries: 4096, bytes: 16 * 1024 * 1024 } as const;
 
 const SubjectIri = z
   .string()
@@ -116,32 +119,11 @@ interface PreparedMember {
   readonly inputDigest: Uint8Array;
 }
 
-/**
- * The create / update / delete / batch handlers over an entity store, ready to pass as the
- * daemon's `handlers` option.
- *
- * - `create` `{ data, format? }`: the entity must not exist; `update` `{ data, format? }`
- *   replaces its whole description (no patch); `delete` takes no input. The operation's
- *   `subject` is the entity IRI, and `data` must describe exactly it.
- * - `batch` `{ operations: [{ type, subject, input }] }`: applied in order, all or none.
- * - inputDigest = SHA-256("unrdf-rdf-change/v1" 0x00 type 0x00 RDFC-1.0 N-Quads) (empty N-Quads
- *   for delete); outputDigest = SHA-256(canonical N-Quads after) or null after delete.
- *   Batch: SHA-256("unrdf-rdf-batch/v1" 0x00 then per operation `type 0x00 subject 0x00 hex(inputDigest) \n`),
- *   output SHA-256("unrdf-rdf-batch-output/v1" 0x00 then per operation `subject 0x00 (hex(sha256) | "-") \n`),
- *   and one batch member per operation with its own digests.
- * @throws {InvalidInputError} bad options.
- * @example
- * const store = createEntityStore();
- * const daemon = createDaemon({ dataDir, handlers: createRdfHandlers(store), extensions: [store.extension] });
- */
-export function createRdfHandlers(
-  store: EntityStore,
-  options: RdfHandlersOptions = {},
-): Record<RdfOperationType, HandlerDefinition> {
+function resolveOptions(options: RdfHandlersOptions): ResolvedOptions {
   const parsed = RdfHandlersOptionsSchema.safeParse(options);
   if (!parsed.success) throw InvalidInputError.fromZod('RDF handler options', parsed.error);
   const o = parsed.data;
-  const resolved: ResolvedOptions = Object.freeze({
+  return Object.freeze({
     maxDataBytes: o.maxDataBytes ?? DEFAULT_LIMITS.maxDataBytes,
     maxTriples: o.maxTriples ?? DEFAULT_LIMITS.maxTriples,
     canonicalizeTimeoutMs: o.canonicalizeTimeoutMs ?? DEFAULT_LIMITS.canonicalizeTimeoutMs,
@@ -150,38 +132,14 @@ export function createRdfHandlers(
     timeoutMs: o.timeoutMs ?? 30_000,
     maxAttempts: o.maxAttempts ?? 5,
   });
+}
 
-  // Inputs already canonicalized (at submit, or by the handler) so batchMembers need not redo it
-  // when the daemon hands back the same object; a miss just recomputes.
-  const preparedBatches = new WeakMap<object, readonly PreparedMember[]>();
-  // What submit canonicalized, by the hex input digest it computed: the handler gets that digest
-  // in its context (the input is a fresh copy from the store by then) and need not parse and
-  // canonicalize the input a second time. Equal digests mean equal canonical changes (SHA-256).
-  // Bounded in entries and bytes (least recently used first out): entries of operations that run
-  // late (runAt, a backlog) fall out and are recomputed.
-  type Prepared = CanonicalDescription | readonly PreparedMember[];
-  const submitted = new LRUCache<string, Prepared>({
-    max: PREPARED_CACHE.entries,
-    maxSize: PREPARED_CACHE.bytes,
-    sizeCalculation: (prepared) =>
-      Array.isArray(prepared)
-        ? (prepared as readonly PreparedMember[]).reduce(
-            (n, m) => n + 128 + ('nquads' in m.change ? m.change.nquads.length : 0),
-            0,
-          )
-        : 128 + (prepared as CanonicalDescription).nquads.length,
-  });
-  const remember = (digest: Uint8Array, prepared: Prepared) => {
-    // An entry larger than maxSize is simply not kept.
-    submitted.set(toHex(digest), prepared);
-    return digest;
-  };
-  const recall = (ctx: DaemonHandlerContext) => {
-    const prepared = submitted.get(ctx.inputDigest);
-    if (prepared !== undefined) submitted.delete(ctx.inputDigest);
-    return prepared;
-  };
+/** The approximate size of what a digest prepared for its handler (the N-Quads dominate). */
+const preparedBytes = (members: readonly PreparedMember[]) =>
+  members.reduce((n, m) => n + 128 + ('nquads' in m.change ? m.change.nquads.length : 0), 0);
 
+/** What submit does for the four types: check and canonicalize the input, digest the change. */
+function submitSide(resolved: ResolvedOptions) {
   // Issue paths start at `input.`, as the daemon reports inputSchema issues.
   const refuse = (type: RdfOperationType, issues: readonly string[], cause?: unknown) =>
     new InvalidInputError(`input of '${type}'`, issues, cause === undefined ? undefined : { cause });
@@ -200,10 +158,6 @@ export function createRdfHandlers(
   };
 
   const prepareBatch = (input: unknown): readonly PreparedMember[] => {
-    if (typeof input === 'object' && input !== null) {
-      const cached = preparedBatches.get(input);
-      if (cached !== undefined) return cached;
-    }
     const shape = BatchInputSchema.safeParse(input);
     if (!shape.success) throw refuse('batch', zodIssues(shape.error), shape.error);
     const issues: string[] = [];
@@ -237,6 +191,108 @@ export function createRdfHandlers(
       );
     }
     if (issues.length > 0) throw refuse('batch', issues.slice(0, 50));
+    return members;
+  };
+
+  const batchDigest = (members: readonly PreparedMember[]): Uint8Array => {
+    let text = `${BATCH_DIGEST_TAG}\0`;
+    for (const member of members) {
+      text += `${member.change.type}\0${member.change.subject}\0${toHex(member.inputDigest)}\n`;
+    }
+    return sha256(text);
+  };
+
+  const policy = {
+    serialize: 'subject',
+    timeoutMs: resolved.timeoutMs,
+    maxAttempts: resolved.maxAttempts,
+    // Re-running after a crash is safe: the store applies one operation id once.
+    crashPolicy: 'retry',
+  } as const;
+
+  const describeDefinition = (type: 'create' | 'update') => ({
+    serialize: policy.serialize,
+    inputSchema: DescriptionInputSchema,
+    // The optional second argument lets a caller that knows the subject refuse a mismatch at
+    // submit. The handler gets the canonical description back as ctx.prepared.
+    inputDigest: (input: unknown, operation?: { readonly subject?: string }): PreparedDigest => {
+      const description = describe(type, input, operation?.subject);
+      return {
+        digest: changeDigest(type, description.nquads),
+        prepared: description,
+        bytes: 128 + description.nquads.length,
+      };
+    },
+  });
+
+  const definitions = {
+    create: describeDefinition('create'),
+    update: describeDefinition('update'),
+    delete: {
+      serialize: policy.serialize,
+      inputSchema: DeleteInputSchema,
+      inputDigest: (input: unknown) => {
+        const shape = DeleteInputSchema.safeParse(input);
+        if (!shape.success) throw refuse('delete', zodIssues(shape.error), shape.error);
+        return changeDigest('delete', '');
+      },
+    },
+    batch: {
+      serialize: policy.serialize,
+      inputSchema: BatchInputSchema,
+      inputDigest: (input: unknown): PreparedDigest => {
+        const members = prepareBatch(input);
+        return { digest: batchDigest(members), prepared: members, bytes: preparedBytes(members) };
+      },
+    },
+  } satisfies Record<RdfOperationType, SubmitDefinition>;
+  return { definitions, describe, prepareBatch, policy };
+}
+
+/**
+ * What submit needs of the four RDF types (schemas and digests, no store): to check and
+ * digest submissions off the daemon's thread with `prepareSubmission` (the HTTP front does).
+ * Give the options the handlers were made with.
+ * @throws {InvalidInputError} bad options.
+ */
+export function createRdfSubmitDefinitions(
+  options: RdfHandlersOptions = {},
+): Readonly<Record<RdfOperationType, SubmitDefinition>> {
+  return submitSide(resolveOptions(options)).definitions;
+}
+
+/**
+ * The create / update / delete / batch handlers over an entity store, ready to pass as the
+ * daemon's `handlers` option.
+ *
+ * - `create` `{ data, format? }`: the entity must not exist; `update` `{ data, format? }`
+ *   replaces its whole description (no patch); `delete` takes no input. The operation's
+ *   `subject` is the entity IRI, and `data` must describe exactly it.
+ * - `batch` `{ operations: [{ type, subject, input }] }`: applied in order, all or none.
+ * - inputDigest = SHA-256("unrdf-rdf-change/v1" 0x00 type 0x00 RDFC-1.0 N-Quads) (empty N-Quads
+ *   for delete); outputDigest = SHA-256(canonical N-Quads after) or null after delete.
+ *   Batch: SHA-256("unrdf-rdf-batch/v1" 0x00 then per operation `type 0x00 subject 0x00 hex(inputDigest) \n`),
+ *   output SHA-256("unrdf-rdf-batch-output/v1" 0x00 then per operation `subject 0x00 (hex(sha256) | "-") \n`),
+ *   and one batch member per operation with its own digests.
+ * @throws {InvalidInputError} bad options.
+ * @example
+ * const store = createEntityStore();
+ * const daemon = createDaemon({ dataDir, handlers: createRdfHandlers(store), extensions: [store.extension] });
+ */
+export function createRdfHandlers(
+  store: EntityStore,
+  options: RdfHandlersOptions = {},
+): Record<RdfOperationType, HandlerDefinition> {
+  const resolved = resolveOptions(options);
+  const { definitions, describe, prepareBatch: checkBatch, policy } = submitSide(resolved);
+
+  // Members already canonicalized (at submit, or by the handler), by the input object the
+  // daemon hands both the handler and batchMembers at completion; a miss just recomputes.
+  const preparedBatches = new WeakMap<object, readonly PreparedMember[]>();
+  const prepareBatch = (input: unknown): readonly PreparedMember[] => {
+    const cached = typeof input === 'object' && input !== null ? preparedBatches.get(input) : undefined;
+    if (cached !== undefined) return cached;
+    const members = checkBatch(input);
     if (typeof input === 'object' && input !== null) preparedBatches.set(input, members);
     return members;
   };
@@ -279,25 +335,13 @@ export function createRdfHandlers(
     return new Uint8Array(Buffer.from(digest, 'hex'));
   };
 
-  const policy = {
-    serialize: 'subject',
-    timeoutMs: resolved.timeoutMs,
-    maxAttempts: resolved.maxAttempts,
-    // Re-running after a crash is safe: the store applies one operation id once.
-    crashPolicy: 'retry',
-  } as const;
-
   const describeHandler = (type: 'create' | 'update'): HandlerDefinition => ({
     ...policy,
-    inputSchema: DescriptionInputSchema,
-    // The optional second argument lets a caller that knows the subject refuse a mismatch at submit.
-    inputDigest: (input: unknown, operation?: { readonly subject?: string }) => {
-      const description = describe(type, input, operation?.subject);
-      return remember(changeDigest(type, description.nquads), description);
-    },
+    ...definitions[type],
     outputDigest: entityOutputDigest,
     handler: async (input: unknown, ctx: DaemonHandlerContext): Promise<EntityOutput> => {
-      let description = recall(ctx) as CanonicalDescription | undefined;
+      // What submit canonicalized, when this process accepted the operation (else recompute).
+      let description = ctx.prepared as CanonicalDescription | undefined;
       if (description !== undefined && description.subject !== ctx.subject) description = undefined;
       try {
         description ??= describe(type, input);
@@ -319,12 +363,7 @@ export function createRdfHandlers(
     update: describeHandler('update'),
     delete: {
       ...policy,
-      inputSchema: DeleteInputSchema,
-      inputDigest: (input: unknown) => {
-        const shape = DeleteInputSchema.safeParse(input);
-        if (!shape.success) throw refuse('delete', zodIssues(shape.error), shape.error);
-        return changeDigest('delete', '');
-      },
+      ...definitions.delete,
       outputDigest: () => null,
       handler: async (_input: unknown, ctx: DaemonHandlerContext): Promise<EntityOutput> => {
         const [outcome] = run(ctx, [{ type: 'delete', subject: ctx.subject }]);
@@ -335,15 +374,7 @@ export function createRdfHandlers(
       // Serialises on the batch's own submit subject (a caller-chosen group IRI), not on each
       // member's subject; members stay consistent because the store applies them in one transaction.
       ...policy,
-      inputSchema: BatchInputSchema,
-      inputDigest: (input: unknown) => {
-        const members = prepareBatch(input);
-        let text = `${BATCH_DIGEST_TAG}\0`;
-        for (const member of members) {
-          text += `${member.change.type}\0${member.change.subject}\0${toHex(member.inputDigest)}\n`;
-        }
-        return remember(sha256(text), members);
-      },
+      ...definitions.batch,
       outputDigest: (out: unknown) => {
         let text = `${BATCH_OUTPUT_DIGEST_TAG}\0`;
         for (const op of (out as BatchOutput).operations) text += `${op.subject}\0${op.sha256 ?? '-'}\n`;
@@ -360,7 +391,7 @@ export function createRdfHandlers(
         }));
       },
       handler: async (input: unknown, ctx: DaemonHandlerContext): Promise<BatchOutput> => {
-        let members = recall(ctx) as readonly PreparedMember[] | undefined;
+        let members = ctx.prepared as readonly PreparedMember[] | undefined;
         try {
           if (members === undefined) members = prepareBatch(input);
           // batchMembers gets this same input object at completion.

@@ -29,6 +29,7 @@ export {
   BatchInputSchema,
   type BatchOutput,
   createRdfHandlers,
+  createRdfSubmitDefinitions,
   DeleteInputSchema,
   type DescriptionInput,
   DescriptionInputSchema,
