@@ -1,9 +1,10 @@
 // The port between the HTTP front and the daemon, over a real MessageChannel with a real
 // daemon behind it: what crosses, what fails, and what happens at close.
 import { MessageChannel } from 'node:worker_threads';
-import { InvalidInputError, NotRunningError, UnknownTypeError } from '@unrdf/daemon';
+import { InvalidInputError, NotRunningError, type SubmitDefinition, UnknownTypeError } from '@unrdf/daemon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DaemonPort, localDaemonPort, remoteDaemonPort, serveDaemonPort } from '../src/http/daemon-port.js';
+import { z } from 'zod';
+import { localDaemonPort, remoteDaemonPort, serveDaemonPort } from '../src/http/daemon-port.js';
 import { startTestDaemon, type TestDaemon } from './support/test-daemon.js';
 
 let test: TestDaemon;
@@ -17,10 +18,10 @@ afterAll(async () => {
 });
 
 /** A remote port over a fresh channel to `local`. */
-function connect(local: DaemonPort) {
+function connect(local: ReturnType<typeof localDaemonPort>, definitions: Record<string, SubmitDefinition> = {}) {
   const { port1, port2 } = new MessageChannel();
   const stop = serveDaemonPort(port1, local);
-  const remote = remoteDaemonPort(port2, test.daemon.nodeId);
+  const remote = remoteDaemonPort(port2, test.daemon.nodeId, definitions);
   return {
     remote,
     close() {
@@ -47,6 +48,42 @@ describe('remoteDaemonPort over serveDaemonPort', () => {
       const unknown = await remote.submit({ type: 'nope', subject: 'urn:x' }).catch((e: unknown) => e);
       expect(unknown).toBeInstanceOf(UnknownTypeError);
       expect((unknown as UnknownTypeError).known.toSorted()).toEqual(['gate', 'greet']);
+    } finally {
+      close();
+    }
+  });
+
+  it('checks and digests the types it has definitions for on its own side, and forwards the rest', async () => {
+    const digested: unknown[] = [];
+    const greet: SubmitDefinition = {
+      inputSchema: z.strictObject({ name: z.string().min(1) }),
+      inputDigest: (input) => {
+        digested.push(input);
+        return new Uint8Array(32).fill(7);
+      },
+    };
+    const { remote, close } = connect(localDaemonPort(test.daemon, test.telemetry), { greet });
+    try {
+      const { accepted, final } = await remote.submitAndWait(
+        { type: 'greet', subject: 'urn:port:3', input: { name: 'Bo' } },
+        10_000,
+      );
+      expect(final).toMatchObject({ state: 'completed', output: { hello: 'Bo' } });
+      expect(digested).toEqual([{ name: 'Bo' }]);
+      // The receipt commits to the digest computed on this side of the channel.
+      expect(test.daemon.receipt(accepted.id)?.receipt.inputDigest).toBe('07'.repeat(32));
+      const refused = await remote
+        .submit({ type: 'greet', subject: 'urn:port:3', input: { name: '' } })
+        .catch((e) => e);
+      expect(refused).toBeInstanceOf(InvalidInputError);
+      expect((refused as InvalidInputError).issues.join('\n')).toMatch(/^input\.name: /m);
+      expect(digested).toHaveLength(1);
+      // A type without a definition here crosses as it came: the daemon checks it.
+      const unknown = await remote.submit({ type: 'nope', subject: 'urn:x' }).catch((e: unknown) => e);
+      expect(unknown).toBeInstanceOf(UnknownTypeError);
+      const gate = await remote.submit({ type: 'gate', subject: 'urn:port:4' });
+      test.release();
+      expect(await remote.waitFor(gate.id, 10_000)).toMatchObject({ state: 'completed' });
     } finally {
       close();
     }

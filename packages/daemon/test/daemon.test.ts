@@ -9,6 +9,7 @@ import {
   DataDirLockedError,
   InvalidInputError,
   NotRunningError,
+  prepareSubmission,
   UnknownTypeError,
 } from '../src/index.js';
 
@@ -179,6 +180,96 @@ describe('createDaemon', () => {
       const a = await daemon.submit({ type: 't', subject: 's', idempotencyKey: 'k' });
       const b = await daemon.submit({ type: 't', subject: 's', idempotencyKey: 'k' });
       expect(b.id).toBe(a.id);
+    });
+  });
+
+  describe('prepared submissions', () => {
+    it("hands the handler what inputDigest prepared, and enqueues prepareSubmission's result as is", async () => {
+      await using dir = await tempDir('daemon');
+      const digestCalls: string[] = [];
+      const seen: { text: string; prepared: unknown }[] = [];
+      const definition = {
+        inputSchema: z.strictObject({ text: z.string() }),
+        inputDigest: (input: unknown) => {
+          const text = (input as { text: string }).text;
+          digestCalls.push(text);
+          const upper = text.toUpperCase();
+          return { digest: new Uint8Array(32).fill(upper.length), prepared: { upper }, bytes: upper.length };
+        },
+      };
+      await using daemon = createDaemon({
+        dataDir: dir.path,
+        diagnostics: quiet,
+        handlers: {
+          shout: {
+            ...definition,
+            handler: (input: { text: string }, ctx) => {
+              seen.push({ text: input.text, prepared: ctx.prepared });
+              return (ctx.prepared as { upper: string } | undefined)?.upper ?? input.text.toUpperCase();
+            },
+          },
+        },
+      });
+      await daemon.start();
+      expect(daemon.definitionOf('shout')?.inputDigest).toBe(definition.inputDigest);
+      const a = await daemon.submit({ type: 'shout', subject: 's', input: { text: 'abc' } });
+      // Prepared elsewhere (as the app's HTTP front does) with the same definitions: not digested again here.
+      const prepared = prepareSubmission(
+        { type: 'shout', subject: 's', input: { text: 'hello' } },
+        () => definition,
+        () => ['shout'],
+      );
+      expect(prepared).toMatchObject({ inputDigest: '05'.repeat(32), prepared: { upper: 'HELLO' }, preparedBytes: 5 });
+      const b = await daemon.submitPrepared(structuredClone(prepared));
+      expect(digestCalls).toEqual(['abc', 'hello']);
+      const done = await Promise.all([a, b].map((o) => daemon.waitFor(o.id, { timeoutMs: 10_000 })));
+      expect(done.map((v) => v?.output)).toEqual(['ABC', 'HELLO']);
+      expect(seen).toEqual([
+        { text: 'abc', prepared: { upper: 'ABC' } },
+        { text: 'hello', prepared: { upper: 'HELLO' } },
+      ]);
+      expect(daemon.receipt(b.id)?.receipt.inputDigest).toBe('05'.repeat(32));
+      await expect(daemon.submitPrepared({ ...prepared, type: 'nope' })).rejects.toBeInstanceOf(UnknownTypeError);
+      await expect(daemon.submitPrepared({ ...prepared, inputDigest: 'xyz' })).rejects.toBeInstanceOf(
+        InvalidInputError,
+      );
+      expect(() =>
+        prepareSubmission(
+          { type: 'shout', subject: 's', input: { text: 1 } },
+          () => definition,
+          () => [],
+        ),
+      ).toThrow(/input\.text/);
+    });
+
+    it('keeps prepared values only while they fit, oldest out first', async () => {
+      await using dir = await tempDir('daemon');
+      const seen: unknown[] = [];
+      await using daemon = createDaemon({
+        dataDir: dir.path,
+        diagnostics: quiet,
+        handlers: {
+          big: {
+            inputDigest: (input: unknown) => ({
+              digest: new Uint8Array(32).fill(input as number),
+              prepared: input,
+              // 6 MiB each: two fit in the 16 MiB the daemon keeps, a third pushes the first out.
+              bytes: 6 * 1024 * 1024,
+            }),
+            handler: (_input: unknown, ctx) => {
+              seen.push(ctx.prepared);
+              return null;
+            },
+          },
+        },
+      });
+      await daemon.start();
+      // Not due yet: all three are accepted before any handler runs.
+      const runAt = Date.now() + 300;
+      const ops = [];
+      for (const n of [1, 2, 3]) ops.push(await daemon.submit({ type: 'big', subject: `s${n}`, input: n, runAt }));
+      await Promise.all(ops.map((o) => daemon.waitFor(o.id, { timeoutMs: 10_000 })));
+      expect(seen.toSorted()).toEqual([2, 3, undefined].toSorted());
     });
   });
 
