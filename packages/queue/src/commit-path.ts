@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Command, CommandKind, CommandOf, ResultOf } from './commands.js';
@@ -47,6 +47,12 @@ export interface GroupCommitOptions {
   readonly syncWal?: boolean;
   /** With `syncWal`: checkpoint (under synchronous=FULL) once the WAL exceeds this (default 8 MiB). */
   readonly checkpointBytes?: number;
+  /**
+   * With `syncWal`: a batch of at most this many commands committed while no fsync runs is
+   * synced on the event loop right after COMMIT, while recent fsyncs average under 1 ms
+   * (default 64; 0: always on the thread pool).
+   */
+  readonly inlineSyncMaxBatch?: number;
 }
 
 /** The WAL fsync failed: what was committed since the last good fsync may be lost. */
@@ -63,6 +69,17 @@ export class StoreSyncError extends QueueError {
 
 /** fsyncs running at once; libuv's thread pool has 4 threads by default, shared with all fs work. */
 const MAX_SYNCS_IN_FLIGHT = 2;
+/**
+ * A batch of at most this many commands committed while no fsync is in flight is synced
+ * right after its COMMIT, on the event loop, while the disk answers fast (below). The
+ * thread-pool round trip costs more than such a sync: two thread wake-ups and ~40 µs of
+ * the event loop's CPU per sync (measured here at 1,000 operations/s through the daemon),
+ * and on a busy machine the pool thread waits for a core before and after the disk.
+ * Larger batches (a backlog) sync on the pool while the loop gathers the next one.
+ */
+const DEFAULT_INLINE_SYNC_MAX_BATCH = 64;
+/** ...and only while recent fsyncs average at most this many milliseconds (a slow disk never stalls the loop). */
+const INLINE_SYNC_MAX_MS = 1;
 /** Background checkpoint passes before the event loop finishes the remainder itself. */
 const MAX_BACKGROUND_PASSES = 3;
 /** How long a background pass may take before the event loop checkpoints itself. */
@@ -227,6 +244,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
   const windowMs = options.windowMs ?? 0;
   const maxBatch = options.maxBatch ?? 4096;
   const checkpointBytes = options.checkpointBytes ?? 8 * 2 ** 20;
+  const inlineSyncMaxBatch = options.inlineSyncMaxBatch ?? DEFAULT_INLINE_SYNC_MAX_BATCH;
   let walFd: number | undefined;
   if (options.syncWal) {
     if (stateMachine.walPath === undefined) throw new Error('syncWal needs a file-backed store');
@@ -272,6 +290,23 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     }
   };
 
+  /** Releases, in commit order, every batch an fsync that covered up to `covers` made durable. */
+  const releaseUpTo = (covers: number): void => {
+    let released = 0;
+    while (released < awaitingSync.length && (awaitingSync[released]?.seq ?? Number.POSITIVE_INFINITY) <= covers) {
+      release(awaitingSync[released] as Pending);
+      released++;
+    }
+    if (released > 0) awaitingSync = awaitingSync.slice(released);
+    if (walFd !== undefined && !checkpointing && walBytes(walFd) > checkpointBytes) void checkpoint();
+  };
+
+  /** Moving average of recent fsync durations (ms), each weighing 1/8. */
+  let syncMs = 0;
+  const noteSyncMs = (ms: number): void => {
+    syncMs += (ms - syncMs) / 8;
+  };
+
   const fail = (error: unknown): void => {
     failure = new StoreSyncError({ cause: error });
     for (const pending of awaitingSync)
@@ -290,23 +325,34 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     if (lastSyncStartedFor >= covers) return;
     lastSyncStartedFor = covers;
     syncsInFlight++;
+    const started = performance.now();
     fdatasync(walFd, (error) => {
       syncsInFlight--;
+      noteSyncMs(performance.now() - started);
       if (error) fail(error);
-      else {
-        let released = 0;
-        while (released < awaitingSync.length && (awaitingSync[released]?.seq ?? Number.POSITIVE_INFINITY) <= covers) {
-          release(awaitingSync[released] as Pending);
-          released++;
-        }
-        if (released > 0) awaitingSync = awaitingSync.slice(released);
-        if (walFd !== undefined && !checkpointing && walBytes(walFd) > checkpointBytes) void checkpoint();
-      }
+      else releaseUpTo(covers);
       startSync();
       if (syncsInFlight === 0 && (awaitingSync.length === 0 || failure !== undefined)) onSynced?.();
     });
   };
   let lastSyncStartedFor = 0;
+
+  /** Syncs on the event loop, now: a small batch, no fsync in flight, a fast disk. */
+  const syncInline = (fd: number): void => {
+    const covers = committedSeq;
+    lastSyncStartedFor = covers;
+    const started = performance.now();
+    try {
+      fdatasyncSync(fd);
+    } catch (error) {
+      fail(error);
+      onSynced?.();
+      return;
+    }
+    noteSyncMs(performance.now() - started);
+    releaseUpTo(covers);
+    if (awaitingSync.length === 0) onSynced?.();
+  };
 
   // Keeps the WAL bounded: worker passes copy the bulk while commits go on, then the
   // event loop checkpoints the small remainder and the WAL starts over.
@@ -375,7 +421,9 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
       else waiter.reject(outcome?.error ?? new Error('no outcome for command'));
     }
     awaitingSync.push({ ...pending, seq: ++committedSeq });
-    startSync();
+    if (batch.length <= inlineSyncMaxBatch && syncsInFlight === 0 && syncMs <= INLINE_SYNC_MAX_MS) {
+      syncInline(walFd);
+    } else startSync();
   };
 
   return {

@@ -34,7 +34,8 @@ describe('createGroupCommitPath', () => {
         },
       ],
     });
-    const path = createGroupCommitPath(sm, { syncWal: true });
+    // On the thread pool: the sync returns in a later turn than the COMMIT.
+    const path = createGroupCommitPath(sm, { syncWal: true, inlineSyncMaxBatch: 0 });
     const log: string[] = [];
     sm.subscribe((transitions) => log.push(`published ${transitions.map((t) => t.kind).join(',')}`));
     const a = path.submit(enqueue('a')).then(() => log.push('enqueue a resolved'));
@@ -54,6 +55,32 @@ describe('createGroupCommitPath', () => {
     ]);
     await expect(path.submit(enqueue('late'))).rejects.toBeInstanceOf(QueueClosedError);
     expect(sm.countByState()).toMatchObject({ running: 1 });
+    sm.close();
+  });
+
+  it('syncs a small batch on the event loop right after its COMMIT, a large one on the pool', async () => {
+    await using dir = await tempDir('queue-commit');
+    const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });
+    const path = createGroupCommitPath(sm, { syncWal: true, inlineSyncMaxBatch: 2 });
+    const published: number[] = [];
+    sm.subscribe((transitions) => published.push(transitions.length));
+    const turn = (ids: string[]) => {
+      const done = Promise.all(ids.map((id) => path.submit(enqueue(id))));
+      // The batch commits in a check-phase callback queued before this one.
+      const afterCommitTurn = new Promise((resolve) => setImmediate(() => resolve([...published])));
+      return { done, afterCommitTurn };
+    };
+    const small = turn(['a', 'b']);
+    // Synced inline: published within the COMMIT's own turn.
+    expect(await small.afterCommitTurn).toEqual([2]);
+    await small.done;
+    const large = turn(['c', 'd', 'e']);
+    // On the pool: the fdatasync cannot have reported back within that turn.
+    expect(await large.afterCommitTurn).toEqual([2]);
+    await large.done;
+    expect(published).toEqual([2, 3]);
+    await path.close();
+    expect(sm.countByState()).toMatchObject({ pending: 5 });
     sm.close();
   });
 
