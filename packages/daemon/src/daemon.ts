@@ -448,6 +448,7 @@ class UnrdfDaemon implements Daemon {
       ...(maxAttempts === undefined ? {} : { maxAttempts }),
       ...(backoff === undefined ? {} : { backoff }),
       ...(definition.crashPolicy === undefined ? {} : { crashPolicy: definition.crashPolicy }),
+      ...(definition.storeOnly === undefined ? {} : { storeOnly: definition.storeOnly }),
       ...(definition.priority === undefined ? {} : { priority: definition.priority }),
     };
   }

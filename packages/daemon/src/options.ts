@@ -98,6 +98,13 @@ export const HandlerPolicySchema = z.strictObject({
   backoff: Backoff.optional(),
   /** What happens to an operation that was running when the process died (default `retry`). */
   crashPolicy: z.enum(['retry', 'fail']).optional(),
+  /**
+   * The handler acts on nothing outside the daemon's store (its only effects are its output
+   * and `setEffects`): it may start before its submission commits, and a quick one commits
+   * its outcome and receipt with it, one commit per operation (see @unrdf/queue `storeOnly`).
+   * Needs crashPolicy `retry`.
+   */
+  storeOnly: z.boolean().optional(),
   priority: z.number().int().min(-1000).max(1000).optional(),
 });
 export type HandlerPolicy = z.input<typeof HandlerPolicySchema>;

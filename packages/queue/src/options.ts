@@ -81,6 +81,15 @@ export const TypeOptionsSchema = z
     /** What happens to an operation that was running when the process died (default `retry`). */
     crashPolicy: z.enum(['retry', 'reconcile', 'fail']).optional(),
     reconcile: z.custom<ReconcileHook>(isFunction, 'must be a function').optional(),
+    /**
+     * The handler acts on nothing outside the store: its only effects are its result and
+     * what it hands `setEffects`. Its operations may then start before their enqueue
+     * commits (claimed on enqueue, without an idempotency key), and a handler that settles
+     * within that turn commits its outcome in the same transaction: one commit and one
+     * fsync per operation. A crash before that commit leaves no trace. Needs crashPolicy
+     * `retry` (default false).
+     */
+    storeOnly: z.boolean().optional(),
     /** Validates payloads at enqueue: a failure is an InvalidInputError and nothing is written. */
     payloadSchema: z.custom<z.ZodType>((value) => value instanceof z.ZodType, 'must be a zod schema').optional(),
     /** Default priority of this type's operations (higher runs first). */
@@ -89,6 +98,10 @@ export const TypeOptionsSchema = z
   .refine((o) => o.crashPolicy !== 'reconcile' || o.reconcile !== undefined, {
     message: "crashPolicy 'reconcile' needs a reconcile hook",
     path: ['reconcile'],
+  })
+  .refine((o) => o.storeOnly !== true || (o.crashPolicy ?? 'retry') === 'retry', {
+    message: "storeOnly needs crashPolicy 'retry' (its handler may run for an operation a crash then loses)",
+    path: ['storeOnly'],
   });
 export type TypeOptions = z.input<typeof TypeOptionsSchema>;
 

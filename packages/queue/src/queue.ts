@@ -147,6 +147,7 @@ interface ResolvedType {
   readonly backoff: Backoff;
   readonly crashPolicy: 'retry' | 'reconcile' | 'fail';
   readonly reconcile: ReconcileHook | undefined;
+  readonly storeOnly: boolean;
   readonly payloadSchema: z.ZodType | undefined;
   readonly priority: number;
 }
@@ -249,6 +250,7 @@ function resolveOptions(input: QueueOptions): ResolvedQueueOptions {
         }),
         crashPolicy: t.crashPolicy ?? 'retry',
         reconcile: t.reconcile,
+        storeOnly: t.storeOnly ?? false,
         payloadSchema: t.payloadSchema,
         priority: t.priority ?? 0,
       }),
@@ -695,6 +697,30 @@ class DurableQueue implements Queue {
     );
   }
 
+  /**
+   * Claim on enqueue for a `storeOnly` type, started without waiting for the commit: a
+   * fresh operation's claim is known before it commits (attempt 1, token 1, as the state
+   * machine writes it). A handler that settles within this turn (synchronous work, as the
+   * daemon's RDF handlers do) puts its outcome into the same transaction as the enqueue and
+   * the claim: one commit and one fsync per operation instead of two. If the store then
+   * fails to write the enqueue (or the process dies first), the outcome goes with it, and
+   * a storeOnly handler touched nothing else. Without an idempotency key only: a duplicate
+   * must not run its handler at all.
+   */
+  #claimAndStart(entry: ReadyEntry, operation: ClaimedOperation): void {
+    this.#leases.add(entry.type, entry.group);
+    this.#claimsInFlight++;
+    const settled = () => {
+      this.#claimsInFlight--;
+    };
+    // The claim goes to the commit path before the handler's outcome can: it commits first.
+    void this.#commit
+      .submit({ kind: 'claim', at: this.#now(), id: entry.id, epoch: this.#epoch })
+      .then(settled, settled);
+    this.#claimed.push({ operation, group: entry.group });
+    this.#startClaimed();
+  }
+
   /** Gives a lease that never ran back to the store (close, or cancelled while waiting). */
   #giveBack(operation: ClaimedOperation, group: string): void {
     void this.#track(
@@ -1024,7 +1050,20 @@ class DurableQueue implements Queue {
     // commit and one fsync before the handler starts instead of two. (A duplicate
     // enqueue makes the claim a harmless not-found.)
     if (runAt <= now && this.#canLeaseNow(type, group)) {
-      this.#claim({ id, type: typeName, priority, group, runAt, removed: false, ready: false });
+      const entry = { id, type: typeName, priority, group, runAt, removed: false, ready: false };
+      if (type.storeOnly && opts.idempotencyKey === undefined) {
+        this.#claimAndStart(entry, {
+          id,
+          type: typeName,
+          payload: text,
+          groupKey: opts.groupKey ?? null,
+          idempotencyKey: null,
+          maxAttempts: opts.maxAttempts ?? type.maxAttempts,
+          attempts: 1,
+          token: 1,
+          runAt,
+        });
+      } else this.#claim(entry);
     }
     const result = await enqueued;
     return result.created ? toOperation(result.operation, { value }) : toOperation(result.operation);

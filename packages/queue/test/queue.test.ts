@@ -564,6 +564,53 @@ describe('openQueue', () => {
     });
   });
 
+  describe('storeOnly types: started before their enqueue commits', () => {
+    it('commit a quick outcome with the enqueue: final once the enqueue resolves', async () => {
+      const started: string[] = [];
+      const queue = await fx.open({
+        types: {
+          quick: {
+            storeOnly: true,
+            handler: (n: number, ctx) => {
+              started.push(ctx.id);
+              return n * 2;
+            },
+          },
+          plain: {
+            handler: (n: number, ctx) => {
+              started.push(ctx.id);
+              return n * 2;
+            },
+          },
+        },
+      });
+      const enqueued = queue.enqueue('quick', 21);
+      // Started in this very turn, before anything was committed.
+      expect(started).toHaveLength(1);
+      const op = await enqueued;
+      // One transaction: the enqueue, its claim and its completion.
+      expect(queue.get(op.id)).toMatchObject({ state: 'completed', result: 42, attempts: 1 });
+      // Another type's handler waits for its claim's commit.
+      const plain = queue.enqueue('plain', 21);
+      expect(started).toHaveLength(1);
+      await allFinal(queue, [(await plain).id]);
+      expect(started).toHaveLength(2);
+      // With an idempotency key the handler waits for the claim's commit: a duplicate never runs.
+      const keyed = queue.enqueue('quick', 1, { idempotencyKey: 'k' });
+      expect(started).toHaveLength(2);
+      const again = await queue.enqueue('quick', 1, { idempotencyKey: 'k' });
+      expect(again.id).toBe((await keyed).id);
+      await allFinal(queue, [again.id]);
+      expect(started).toHaveLength(3);
+    });
+
+    it('are refused without the retry crash policy', async () => {
+      await expect(
+        fx.open({ types: { t: { storeOnly: true, crashPolicy: 'fail', handler: () => 1 } } }),
+      ).rejects.toThrow(/storeOnly/);
+    });
+  });
+
   describe('effects: data a handler hands to the store extensions with its completion', () => {
     /** An extension that records the effects of each complete command and can refuse some. */
     /**

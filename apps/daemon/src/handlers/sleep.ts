@@ -31,6 +31,8 @@ export const sleepHandler: HandlerDefinition = Object.freeze({
   // Longer than the longest sleep, so only a cancel or a shutdown cuts one short.
   timeoutMs: MAX_SLEEP_MS + 5_000,
   crashPolicy: 'retry',
+  // It touches nothing: it may start before its submission commits.
+  storeOnly: true,
   handler: async (input: SleepInput, context: DaemonHandlerContext): Promise<SleepOutput> => {
     const started = performance.now();
     try {

@@ -208,6 +208,9 @@ function submitSide(resolved: ResolvedOptions) {
     maxAttempts: resolved.maxAttempts,
     // Re-running after a crash is safe: the store applies one operation id once.
     crashPolicy: 'retry',
+    // Nothing is written but through the completion's effects: a handler may start before
+    // its submission commits, and its outcome then commits with it.
+    storeOnly: true,
   } as const;
 
   const describeDefinition = (type: 'create' | 'update') => ({
