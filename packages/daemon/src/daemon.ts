@@ -165,6 +165,8 @@ const LOCKED_HERE = new Set<string>();
 const FINAL: ReadonlySet<OperationState> = new Set(['completed', 'dead', 'cancelled']);
 /** What submit's prepared values may hold for handlers: operations that run soon after submit. */
 const PREPARED_LIMITS = { entries: 4096, bytes: 16 * 1024 * 1024 } as const;
+/** Receipts of operations finished lately kept for their views (waits and reads follow soon after). */
+const RECENT_RECEIPTS = 4096;
 
 /**
  * Creates the daemon: a durable operation queue whose every final state gets a receipt
@@ -204,6 +206,8 @@ class UnrdfDaemon implements Daemon {
   #unsubscribe: (() => void) | undefined;
   #lockHeld = false;
   readonly #waiters = new Map<string, Set<(view: OperationView) => void>>();
+  /** Receipts released lately, by operation id (oldest first): views of them need not read and hash them again. */
+  readonly #recentReceipts = new Map<string, { readonly leafIndex: number; readonly receiptHash: string }>();
   /** What submit prepared for handlers, by `type \0 inputDigest` (oldest first). */
   readonly #prepared = new Map<string, { readonly value: unknown; readonly bytes: number }>();
   #preparedBytes = 0;
@@ -542,7 +546,7 @@ class UnrdfDaemon implements Daemon {
     let receipt: OperationView['receipt'] = null;
     if (appended !== undefined) receipt = { leafIndex: appended.leafIndex, receiptHash: appended.receiptHash };
     else if (final) {
-      const stored = this.#durableReceipt(operation.id);
+      const stored = this.#recentReceipts.get(operation.id) ?? this.#durableReceipt(operation.id);
       if (stored) receipt = { leafIndex: stored.leafIndex, receiptHash: stored.receiptHash };
     }
     return {
@@ -587,8 +591,14 @@ class UnrdfDaemon implements Daemon {
   }
 
   waitFor(id: string, options: { readonly timeoutMs?: number } = {}): Promise<OperationView | undefined> {
-    // The state alone first: most waits start before the operation is final, and reading
-    // the whole row (payload, result) and its receipt then would be thrown away.
+    // Finished lately (a quick operation is often final by the time its submit resolves):
+    // final, with a durable receipt.
+    if (this.#recentReceipts.has(id)) {
+      const now = this.get(id);
+      if (now === undefined || (FINAL.has(now.state) && now.receipt !== null)) return Promise.resolve(now);
+    }
+    // Else the state alone first: a wait that starts before the operation is final would
+    // throw away the whole row (payload, result) and its receipt.
     const state = this.#queue?.state(id);
     if (state === undefined) return Promise.resolve(undefined);
     if (FINAL.has(state)) {
@@ -620,6 +630,12 @@ class UnrdfDaemon implements Daemon {
     if (event.kind !== 'completed' && event.kind !== 'dead' && event.kind !== 'cancelled') return;
     // Transitions arrive once their commit is on disk: the receipt is durable now.
     const appended = this.#extension?.released(event.id);
+    if (appended !== undefined) {
+      this.#recentReceipts.set(event.id, { leafIndex: appended.leafIndex, receiptHash: appended.receiptHash });
+      if (this.#recentReceipts.size > RECENT_RECEIPTS) {
+        this.#recentReceipts.delete(this.#recentReceipts.keys().next().value as string);
+      }
+    }
     const waiters = this.#waiters.get(event.id);
     // The receipt carries the submission time; the stored operation is read only when
     // someone waits for it or the receipt is missing (the hot path reads nothing).
