@@ -7,10 +7,11 @@
 //
 //   node --conditions=@unrdf/source --import tsx benchmarks/src/daemon/profile-e2e.ts \
 //     [--rate 1000] [--seconds 10] [--type mixed|create|sleep] [--sleep-ms 0] [--flow wait|post] [--no-profile] [--http-threads 0|1] [--slow-log]
-//     [--connections 64] [--node-arg=--import=./preload.mjs ...]
+//     [--connections 64] [--node-arg=--import=./preload.mjs ...] [--keep-profiles]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { openLoop } from '../harness/open-loop.js';
 import { poolFor, processCpuMs, startApp, threadCpuMs } from './processes.js';
@@ -31,6 +32,7 @@ const { values: args } = parseArgs({
     flow: { type: 'string', default: 'wait' },
     'no-profile': { type: 'boolean', default: false },
     'slow-log': { type: 'boolean', default: false },
+    'keep-profiles': { type: 'boolean', default: false },
     'http-threads': { type: 'string', default: '1' },
     connections: { type: 'string', default: '64' },
     'node-arg': { type: 'string', multiple: true, default: [] },
@@ -68,6 +70,9 @@ try {
       );
     }
     const slow: [number, number][] = [];
+    // The load generator's own stalls count in its latencies: report them beside.
+    const clientLoop = monitorEventLoopDelay({ resolution: 1 });
+    clientLoop.enable();
     const before = processCpuMs(pid);
     const mainBefore = processCpuMs(pid, pid);
     const threadsBefore = threadCpuMs(pid);
@@ -84,6 +89,7 @@ try {
         if (took > 10) slow.push([due, took]);
       },
     });
+    clientLoop.disable();
     const used = processCpuMs(pid) - before;
     const mainUsed = processCpuMs(pid, pid) - mainBefore;
     const client = process.cpuUsage(clientBefore);
@@ -109,6 +115,9 @@ try {
       `${run}: ${result.issued} ops (${result.errors} errors) at ${run === 'warm' ? 500 : rate}/s: app CPU ${used} ms = ` +
         `${((used * 1000) / result.issued).toFixed(0)} µs/op (main thread ${((mainUsed * 1000) / result.issued).toFixed(0)}); latency P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} ms; ` +
         `load generator ${((client.user + client.system) / result.issued).toFixed(0)} µs/op; machine idle ${(idleShare * 100).toFixed(0)} %`,
+    );
+    console.log(
+      `  load generator's event-loop delay: P99 ${(clientLoop.percentile(99) / 1e6).toFixed(2)}, P99.9 ${(clientLoop.percentile(99.9) / 1e6).toFixed(2)}, max ${(clientLoop.max / 1e6).toFixed(2)} ms`,
     );
     console.log(
       `  app threads (µs/op): ${threads.map(([name, ms]) => `${name} ${((ms * 1000) / result.issued).toFixed(0)}`).join(', ')}`,
@@ -200,4 +209,5 @@ function reportProfile(file: string, thread: number): void {
   }
   console.log(`node/native self time by our nearest caller:\n${top(byCaller, 40)}`);
 }
-rmSync(scratch, { recursive: true, force: true });
+if (args['keep-profiles']) console.log(`profiles kept in ${profDir}`);
+else rmSync(scratch, { recursive: true, force: true });

@@ -82,21 +82,20 @@ export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPor
     timeoutMs > 0 && !ended
       ? Promise.race([daemon.waitFor(id, { timeoutMs }), endedPromise])
       : Promise.resolve(undefined);
+  // Once final, the final view stands for the accepted one too: one object crosses the port, not two.
+  const acceptedAndFinal = async (accepted: OperationView, waitMs: number) => {
+    const final = await waitFor(accepted.id, waitMs);
+    return { accepted: final ?? accepted, final };
+  };
   return {
     kind: 'daemon-port',
     get nodeId() {
       return daemon.nodeId;
     },
     submit: (request) => daemon.submit(request),
-    async submitAndWait(request, waitMs) {
-      const accepted = await daemon.submit(request);
-      return { accepted, final: await waitFor(accepted.id, waitMs) };
-    },
+    submitAndWait: async (request, waitMs) => acceptedAndFinal(await daemon.submit(request), waitMs),
     submitPrepared: (prepared) => daemon.submitPrepared(prepared),
-    async submitPreparedAndWait(prepared, waitMs) {
-      const accepted = await daemon.submitPrepared(prepared);
-      return { accepted, final: await waitFor(accepted.id, waitMs) };
-    },
+    submitPreparedAndWait: async (prepared, waitMs) => acceptedAndFinal(await daemon.submitPrepared(prepared), waitMs),
     get: async (id) => daemon.get(id),
     waitFor,
     cancel: (id) => daemon.cancel(id),

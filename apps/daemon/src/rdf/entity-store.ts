@@ -23,7 +23,13 @@ export interface StoredEntity {
 
 /** One change to one entity; `nquads` must already be canonical (see canonicalDescription). */
 export type EntityChange =
-  | { readonly type: 'create' | 'update'; readonly subject: string; readonly nquads: string }
+  | {
+      readonly type: 'create' | 'update';
+      readonly subject: string;
+      readonly nquads: string;
+      /** Hex SHA-256 of `nquads` when the caller has it already (computed at submit); else the plan computes it. */
+      readonly sha256?: string;
+    }
   | { readonly type: 'delete'; readonly subject: string };
 
 /** What one change does. */
@@ -317,18 +323,19 @@ export function createEntityStore(options: EntityStoreOptions = {}): EntityStore
       const outcomes: ChangeOutcome[] = [];
       const planned: (EntityChange & { version: number })[] = [];
       walk(changes, headOf, (change, version) => {
-        planned.push({ ...change, version });
-        outcomes.push(
-          change.type === 'delete'
-            ? { type: 'delete', subject: change.subject, version, triples: 0, sha256: null }
-            : {
-                type: change.type,
-                subject: change.subject,
-                version,
-                triples: countLines(change.nquads),
-                sha256: toHex(entityDigest(change.nquads)),
-              },
-        );
+        if (change.type === 'delete') {
+          planned.push({ type: 'delete', subject: change.subject, version });
+          outcomes.push({ type: 'delete', subject: change.subject, version, triples: 0, sha256: null });
+          return;
+        }
+        planned.push({ type: change.type, subject: change.subject, nquads: change.nquads, version });
+        outcomes.push({
+          type: change.type,
+          subject: change.subject,
+          version,
+          triples: countLines(change.nquads),
+          sha256: change.sha256 ?? toHex(entityDigest(change.nquads)),
+        });
       });
       return { outcomes, effects: { kind: EFFECTS_KIND, changes: planned } };
     },

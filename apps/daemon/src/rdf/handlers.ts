@@ -16,6 +16,7 @@ import {
   changeDigest,
   DEFAULT_LIMITS,
   type DescriptionLimits,
+  entityDigest,
   isAbsoluteIri,
   RDF_FORMATS,
   sha256,
@@ -113,6 +114,11 @@ interface ResolvedOptions extends DescriptionLimits {
   readonly maxAttempts: number;
 }
 
+/** A description canonicalized at submit, with the hex SHA-256 of its N-Quads (the entity digest). */
+interface PreparedDescription extends CanonicalDescription {
+  readonly sha256: string;
+}
+
 /** A batch operation checked and canonicalized. */
 interface PreparedMember {
   readonly change: EntityChange;
@@ -181,7 +187,12 @@ function submitSide(resolved: ResolvedOptions) {
         return;
       }
       members.push({
-        change: { type: op.type, subject: op.subject, nquads: result.value.nquads },
+        change: {
+          type: op.type,
+          subject: op.subject,
+          nquads: result.value.nquads,
+          sha256: toHex(entityDigest(result.value.nquads)),
+        },
         inputDigest: changeDigest(op.type, result.value.nquads),
       });
     });
@@ -220,11 +231,9 @@ function submitSide(resolved: ResolvedOptions) {
     // submit. The handler gets the canonical description back as ctx.prepared.
     inputDigest: (input: unknown, operation?: { readonly subject?: string }): PreparedDigest => {
       const description = describe(type, input, operation?.subject);
-      return {
-        digest: changeDigest(type, description.nquads),
-        prepared: description,
-        bytes: 128 + description.nquads.length,
-      };
+      // The entity's digest after the change too: the handler's plan need not hash it again.
+      const prepared: PreparedDescription = { ...description, sha256: toHex(entityDigest(description.nquads)) };
+      return { digest: changeDigest(type, description.nquads), prepared, bytes: 192 + description.nquads.length };
     },
   });
 
@@ -344,7 +353,7 @@ export function createRdfHandlers(
     outputDigest: entityOutputDigest,
     handler: async (input: unknown, ctx: DaemonHandlerContext): Promise<EntityOutput> => {
       // What submit canonicalized, when this process accepted the operation (else recompute).
-      let description = ctx.prepared as CanonicalDescription | undefined;
+      let description = ctx.prepared as (CanonicalDescription & { readonly sha256?: string }) | undefined;
       if (description !== undefined && description.subject !== ctx.subject) description = undefined;
       try {
         description ??= describe(type, input);
@@ -356,7 +365,10 @@ export function createRdfHandlers(
           `The data describes <${description.subject}>, not the operation's subject <${ctx.subject}>; submit it with subject ${description.subject}.`,
         );
       }
-      const [outcome] = run(ctx, [{ type, subject: ctx.subject, nquads: description.nquads }]);
+      const change: EntityChange = { type, subject: ctx.subject, nquads: description.nquads };
+      const [outcome] = run(ctx, [
+        description.sha256 === undefined ? change : { ...change, sha256: description.sha256 },
+      ]);
       return output(outcome as ChangeOutcome, description.nquads);
     },
   });
