@@ -242,6 +242,26 @@ describe('createDaemon', () => {
       ).toThrow(/input\.text/);
     });
 
+    it("commits a storeOnly handler's quick outcome and its receipt with the submission", async () => {
+      await using dir = await tempDir('daemon');
+      await using daemon = createDaemon({
+        dataDir: dir.path,
+        diagnostics: quiet,
+        handlers: { quick: { storeOnly: true, handler: (n: number) => n + 1 } },
+      });
+      await daemon.start();
+      const op = await daemon.submit({ type: 'quick', subject: 's', input: 1 });
+      // Durable as one transaction: final, with its receipt, once the submission resolved.
+      expect(daemon.get(op.id)).toMatchObject({ state: 'completed', output: 2, receipt: { leafIndex: 0 } });
+      expect(daemon.verify(daemon.receipt(op.id)).status).toBe('valid');
+      await using refused = createDaemon({
+        dataDir: dir.join('other'),
+        diagnostics: quiet,
+        handlers: { t: { storeOnly: true, crashPolicy: 'fail', handler: () => 1 } },
+      });
+      await expect(refused.start()).rejects.toThrow(/storeOnly/);
+    });
+
     it('keeps prepared values only while they fit, oldest out first', async () => {
       await using dir = await tempDir('daemon');
       const seen: unknown[] = [];
