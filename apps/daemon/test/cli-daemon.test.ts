@@ -37,6 +37,11 @@ async function startDaemon(dataDir: string, extra: readonly string[] = []): Prom
   const child = spawnNode(MAIN, { args: ['start', '--data-dir', dataDir, '--port', '0', ...extra], env: CLEAN_ENV });
   const line = await child.waitForLine(/"msg":"listening"/, START_TIMEOUT_MS);
   const url = (JSON.parse(line.input ?? '') as { url: string }).url;
+  // The banner (stderr) follows the log line (stdout): on a loaded machine it may arrive later.
+  await waitFor(() => (child.stderr().includes('curl -sS -X POST') ? true : undefined), {
+    timeoutMs: START_TIMEOUT_MS,
+    what: 'the start banner on stderr',
+  });
   return { process: child, url };
 }
 
@@ -144,7 +149,7 @@ describe('unrdf-daemon CLI', () => {
 
         const bundlePath = dir.join('bundle.json');
         const fetched = await cli(['receipt', firstId, ...client, '--out', bundlePath]);
-        expect(fetched.code).toBe(0);
+        expect(fetched.code, `${fetched.stderr}\nsubmit printed: ${submitted.stdout}`).toBe(0);
         const bundle = json(readFileSync(bundlePath, 'utf8'));
         expect(Object.keys(bundle).sort()).toEqual(['checkpoint', 'proof', 'receipt']);
 
