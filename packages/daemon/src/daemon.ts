@@ -44,7 +44,7 @@ import {
   type Verdict,
 } from '@unrdf/receipts';
 import type { AppendedReceipt, ReceiptBundle } from '@unrdf/receipts/ledger';
-import { nanoid } from 'nanoid';
+import { customAlphabet } from 'nanoid';
 import { z } from 'zod';
 import { DataDirLockedError, InvalidInputError, NotRunningError, UnknownTypeError } from './errors.js';
 import { hex, jsonDigest, type PayloadEnvelope, type ResultEnvelope } from './internal/envelope.js';
@@ -163,6 +163,11 @@ export interface Daemon extends AsyncDisposable {
 const LOCKED_HERE = new Set<string>();
 
 const FINAL: ReadonlySet<OperationState> = new Set(['completed', 'dead', 'cancelled']);
+/**
+ * Operation ids: 22 letters and digits (~131 bits). No `-` or `_`: an id that starts with `-`
+ * (1 in 64 of nanoid's default alphabet) reads as an option on a command line.
+ */
+const newOperationId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 22);
 /** What submit's prepared values may hold for handlers: operations that run soon after submit. */
 const PREPARED_LIMITS = { entries: 4096, bytes: 16 * 1024 * 1024 } as const;
 /** Receipts of operations finished lately kept for their views (waits and reads follow soon after). */
@@ -343,7 +348,7 @@ class UnrdfDaemon implements Daemon {
       concurrency: o.concurrency,
       durability: o.durability,
       clock: { now: o.clock },
-      generateId: o.generateId ?? (() => nanoid()),
+      generateId: o.generateId ?? newOperationId,
       extensions: [this.#extension, ...o.extensions],
       ...(o.retentionMs === undefined ? {} : { retentionMs: o.retentionMs }),
       ...(o.meter === undefined ? {} : { meter: o.meter }),

@@ -186,7 +186,7 @@ export const DaemonOptionsSchema = z.strictObject({
   meter: z.custom<Meter>((v) => typeof v === 'object' && v !== null && 'createHistogram' in v).optional(),
   /** Wall clock (epoch ms) for commands, receipts and logs; injected by tests. */
   clock: z.custom<() => number>(isFunction).optional(),
-  /** Operation ids (default nanoid, 21 URL-safe characters). */
+  /** Operation ids (default: nanoid, 22 letters and digits, never starting with `-`). */
   generateId: z.custom<() => string>(isFunction).optional(),
   /** Software version reported in diagnostics. */
   version: z.string().min(1).max(64).optional(),

@@ -163,6 +163,8 @@ describe('createDaemon', () => {
       const ops = await Promise.all(
         Array.from({ length: 50 }, (_, i) => daemon.submit({ type: 't', subject: 's', input: i })),
       );
+      // Ids are letters and digits only: one starting with '-' would read as an option on a command line.
+      expect(ops.map((o) => o.id).filter((id) => !/^[0-9A-Za-z]{22}$/.test(id))).toEqual([]);
       const views = await Promise.all(ops.map((o) => daemon.waitFor(o.id, { timeoutMs: 10_000 })));
       expect(views.filter((v) => v?.receipt === null || v === undefined)).toEqual([]);
       expect(new Set(views.map((v) => v?.receipt?.leafIndex)).size).toBe(50);
