@@ -304,9 +304,14 @@ describe('unrdf-daemon CLI', () => {
         expect(key.verifierKeyPath).toBe(`${dataDir}/keys/ledger-2.vkey`);
         expect(key.fromSize).toBeGreaterThanOrEqual(2); // after the ledger's leaves (at least one receipt)
 
-        // Restart with a handler module: its type runs beside the built-in ones.
+        // Restart with a handler module: its type runs beside the built-in ones, and the
+        // built-in type it replaces (update) is checked by the module's definition, not on the
+        // HTTP thread with the built-in schema (which would refuse this input).
         const module = dir.join('echo-handlers.mjs');
-        writeFileSync(module, 'export const handlers = { echo: { handler: (input) => ({ echoed: input }) } };\n');
+        writeFileSync(
+          module,
+          'export const handlers = { echo: { handler: (input) => ({ echoed: input }) }, update: { handler: (input) => ({ replaced: input }) } };\n',
+        );
         daemon = await startDaemon(dataDir, ['--handlers', module]);
         client = ['--url', daemon.url, '--data-dir', dataDir];
         const submitted = await cli([
@@ -323,6 +328,12 @@ describe('unrdf-daemon CLI', () => {
         ]);
         expect(submitted.code).toBe(0);
         expect(json(submitted.stdout).output).toEqual({ echoed: { hello: 'world' } });
+        const replaced = await cli([
+          ...['submit', ...client, '--type', 'update', '--subject', 'urn:example:cli:3'],
+          ...['--input', '{"seconds":1}', '--wait', '--json'],
+        ]);
+        expect(replaced.code, replaced.stderr).toBe(0);
+        expect(json(replaced.stdout).output).toEqual({ replaced: { seconds: 1 } });
         const secondId = String(json(submitted.stdout).id);
         const fetched = await cli(['receipt', secondId, ...client, '--out', dir.join('bundle-2.json')]);
         expect(fetched.code).toBe(0);
