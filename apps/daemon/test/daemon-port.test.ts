@@ -1,5 +1,7 @@
 // The port between the HTTP front and the daemon, over a real MessageChannel with a real
 // daemon behind it: what crosses, what fails, and what happens at close.
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { MessageChannel } from 'node:worker_threads';
 import { InvalidInputError, NotRunningError, type SubmitDefinition, UnknownTypeError } from '@unrdf/daemon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +33,33 @@ function connect(local: ReturnType<typeof localDaemonPort>, definitions: Record<
     },
   };
 }
+
+describe('localDaemonPort', () => {
+  it('keeps nothing of a finished wait, and endWaits ends the waits in progress', async () => {
+    const local = localDaemonPort(test.daemon, test.telemetry);
+    const { final } = await local.submitAndWait({ type: 'greet', subject: 'urn:port:w', input: { name: 'W' } }, 10_000);
+    const id = final?.id as string;
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const waits = async (n: number) => {
+      for (let i = 0; i < n; i++) await local.waitFor(id, 10_000);
+    };
+    await waits(2_000); // warm up
+    gc();
+    const before = getHeapStatistics().used_heap_size;
+    await waits(20_000);
+    gc();
+    // A Promise.race on one long-lived promise kept ~650 bytes per wait (13 MB here).
+    expect(getHeapStatistics().used_heap_size - before).toBeLessThan(4 * 1024 * 1024);
+
+    const gate = await local.submit({ type: 'gate', subject: 'urn:port:w2' });
+    const pending = local.waitFor(gate.id, 30_000);
+    local.endWaits();
+    expect(await pending).toBeUndefined();
+    expect(await local.waitFor(gate.id, 30_000)).toBeUndefined(); // ended: later waits do not wait
+    test.release();
+  }, 60_000);
+});
 
 describe('remoteDaemonPort over serveDaemonPort', () => {
   it('carries answers and rebuilds the typed errors, with their issues', async () => {
