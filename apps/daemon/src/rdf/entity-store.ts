@@ -197,7 +197,7 @@ export function createEntityStore(options: EntityStoreOptions = {}): EntityStore
   const parsed = EntityStoreOptionsSchema.safeParse(options);
   if (!parsed.success) throw InvalidInputError.fromZod('entity store options', parsed.error);
   const importFrom = parsed.data.importFrom;
-  let statements: { select: StatementSync; upsert: StatementSync } | undefined;
+  let statements: { select: StatementSync; head: StatementSync; upsert: StatementSync } | undefined;
   let applied = 0;
   /** Applied inside the open transaction: counted once it commits. */
   let staged = 0;
@@ -208,18 +208,20 @@ export function createEntityStore(options: EntityStoreOptions = {}): EntityStore
     if (statements === undefined) throw new EntityStoreClosedError();
     return statements;
   };
-  const row = (subject: string): EntityRow | undefined => {
-    const { select } = open();
+  const read = <T>(statement: 'select' | 'head', subject: string): T | undefined => {
+    const st = open();
     try {
-      return select.get(subject) as EntityRow | undefined;
+      return st[statement].get(subject) as T | undefined;
     } catch (error) {
       // The daemon closed its store under us: say so, not SQLite's "statement has been finalized".
       if ((error as { code?: unknown }).code === 'ERR_INVALID_STATE') throw new EntityStoreClosedError();
       throw error;
     }
   };
+  const row = (subject: string) => read<EntityRow>('select', subject);
+  // Plans and applies need only the version and existence, not the N-Quads.
   const headOf = (subject: string): Head | undefined => {
-    const r = row(subject);
+    const r = read<Pick<EntityRow, 'version' | 'deleted'>>('head', subject);
     return r === undefined ? undefined : { version: r.version, exists: r.deleted === 0 };
   };
 
@@ -256,6 +258,7 @@ export function createEntityStore(options: EntityStoreOptions = {}): EntityStore
       if (importFrom !== undefined) importLegacy(db, importFrom);
       statements = {
         select: db.prepare('SELECT * FROM rdf_entity WHERE subject = ?'),
+        head: db.prepare('SELECT version, deleted FROM rdf_entity WHERE subject = ?'),
         upsert: db.prepare(
           `INSERT INTO rdf_entity (subject, nquads, triples, version, deleted, last_op_id, last_op_token)
            VALUES (?, ?, ?, ?, ?, ?, ?)
