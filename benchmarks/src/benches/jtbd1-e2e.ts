@@ -22,7 +22,8 @@ import {
   submitAndWait,
 } from '../daemon/workload.js';
 import type { BenchContext, Benchmark } from '../harness/benchmark.js';
-import { LatencyHistogram } from '../harness/histogram.js';
+import { LatencyHistogram, type LatencySummary } from '../harness/histogram.js';
+import { cpuSpeedProbeMs } from '../harness/machine.js';
 import { openLoop } from '../harness/open-loop.js';
 import type { MetricInput } from '../harness/report.js';
 
@@ -140,11 +141,44 @@ async function echoBaseline(
   }
 }
 
+/** Several measured windows of one rate as one result (histograms merged, CPU weighted by operations). */
+function mergeResults(results: readonly RateResult[]): RateResult {
+  const all = new LatencyHistogram();
+  const byType = new Map(RDF_TYPES.map((t) => [t, new LatencyHistogram()]));
+  const receiptHashes = new Set<string>();
+  let errors = 0;
+  let issued = 0;
+  let cpuUs = 0;
+  for (const r of results) {
+    all.merge(r.all);
+    for (const [type, h] of r.byType) byType.get(type)?.merge(h);
+    for (const hash of r.receiptHashes) receiptHashes.add(hash);
+    errors += r.errors;
+    issued += r.issued;
+    cpuUs += r.cpuUsPerOp * r.issued;
+  }
+  return { all, byType, errors, issued, receiptHashes, cpuUsPerOp: cpuUs / Math.max(1, issued) };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+const fmt = (values: readonly number[]) => values.map((v) => v.toFixed(1)).join(', ');
+
 export const benchmark: Benchmark = {
   name: 'jtbd1-e2e',
   description: 'JTBD 1 end to end: submit → durable receipt through the app over HTTP, per type, at 100 and 1,000/s',
   async run(ctx) {
-    const durations = ctx.quick ? { slow: 3000, fast: 4000 } : { slow: 20_000, fast: 10_000 };
+    const durations = ctx.quick ? { slow: 3000, fast: 4000, echo: 2000 } : { slow: 20_000, fast: 10_000, echo: 5000 };
+    // The 1,000/s goal is read over several windows, each followed by a bare-Fastify window:
+    // on this shared machine the speed drifts by minutes, so one window alone can be far
+    // off the next, and each app window has its baseline measured right after it.
+    const windows = ctx.quick ? 1 : 3;
     const echo = await startEcho();
     const app = await startApp(join(ctx.scratchDir, 'app'));
     const pool = poolFor(app.url);
@@ -152,10 +186,20 @@ export const benchmark: Benchmark = {
       // Warm-up (JIT, SQLite page cache, connection pool), not measured.
       await measureRate(app, pool, 200, 1000, 'warm', 'one', ctx);
       const slow = await measureRate(app, pool, 100, durations.slow, 'r100', 'one', ctx);
-      const fast = await measureRate(app, pool, 1000, durations.fast, 'r1000', 'one', ctx);
+      const fastWindows: RateResult[] = [];
+      const echoWindows: LatencySummary[] = [];
+      const probeMs: number[] = [];
+      for (let w = 0; w < windows; w++) {
+        probeMs.push(cpuSpeedProbeMs());
+        fastWindows.push(await measureRate(app, pool, 1000, durations.fast, `r1000w${w}`, 'one', ctx));
+        echoWindows.push(await echoBaseline(echo, 1000, durations.echo, 'one', ctx));
+      }
+      const fast = mergeResults(fastWindows);
       const twoTrips = await measureRate(app, pool, 1000, durations.fast, 'r1000two', 'two', ctx);
-      const echoFast = await echoBaseline(echo, 1000, durations.fast, 'one', ctx);
       const echoTwo = await echoBaseline(echo, 1000, durations.fast, 'two', ctx);
+      const windowP99 = fastWindows.map((r) => r.all.summary().p99);
+      const echoP99 = echoWindows.map((e) => e.p99);
+      const ratios = windowP99.map((p99, i) => p99 / Math.max(echoP99[i] ?? 0, 0.001));
       const s = slow.all.summary();
       const f = fast.all.summary();
       const t = twoTrips.all.summary();
@@ -185,7 +229,19 @@ export const benchmark: Benchmark = {
           better: 'lower',
           specTarget: 0,
         },
-        p99_vs_echo_at_1000: { value: f.p99 / Math.max(echoFast.p99, 0.001), unit: 'x', better: 'lower' },
+        p99_ms_at_1000_best_window: {
+          value: Math.min(...windowP99),
+          unit: 'ms',
+          better: 'lower',
+          goal: GOAL_P99_AT_1000,
+        },
+        p99_ms_at_1000_worst_window: {
+          value: Math.max(...windowP99),
+          unit: 'ms',
+          better: 'lower',
+          goal: GOAL_P99_AT_1000,
+        },
+        p99_vs_echo_at_1000: { value: median(ratios), unit: 'x', better: 'lower' },
       };
       for (const type of RDF_TYPES) {
         const t = (fast.byType.get(type) as LatencyHistogram).summary();
@@ -203,14 +259,14 @@ export const benchmark: Benchmark = {
         metrics,
         baselines: {
           echo_p50_ms_at_1000: {
-            value: echoFast.p50,
+            value: median(echoWindows.map((e) => e.p50)),
             unit: 'ms',
-            note: 'bare Fastify POST, same client and rate',
+            note: 'bare Fastify POST, same client and rate (median of the windows)',
           },
           echo_p99_ms_at_1000: {
-            value: echoFast.p99,
+            value: median(echoP99),
             unit: 'ms',
-            note: 'bare Fastify POST, same client and rate',
+            note: 'bare Fastify POST, same client and rate (median of the windows)',
           },
           echo_p99_ms_at_1000_post_then_get: {
             value: echoTwo.p99,
@@ -220,6 +276,8 @@ export const benchmark: Benchmark = {
         },
         notes: [
           `${slow.issued} operations at 100/s and ${fast.issued} + ${twoTrips.issued} at 1,000/s, a quarter of each type; a batch has 10 creates.`,
+          `At 1,000/s (one trip): ${windows} window${windows === 1 ? '' : 's'} of ${durations.fast / 1000} s, each followed by ${durations.echo / 1000} s of the bare Fastify baseline. P99 per window: ${fmt(windowP99)} ms; baseline P99 after each: ${fmt(echoP99)} ms; app/baseline: ${ratios.map((r) => r.toFixed(1)).join(', ')}x. The p99_ms_at_1000 row is over all windows together.`,
+          `Machine speed before each window (a fixed integer loop; lower is faster, it drifts on a shared VM): ${fmt(probeMs)} ms.`,
           'Latency: from the intended arrival to the client holding "final, receipt durable": one POST ?wait (200 with the final view and receipt), or, in the post_then_get rows, a POST (202) then a GET ?wait.',
           'app_cpu_us_per_op: the app process CPU time (user + system, /proc) over the measured window divided by operations; 1,000 µs per operation at 1,000/s is a whole core.',
           APP_LAYOUT_NOTE,

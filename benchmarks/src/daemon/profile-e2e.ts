@@ -54,7 +54,7 @@ const typeOf = (i: number): RdfType | 'sleep' =>
   args.type === 'mixed' ? (RDF_TYPES[i % RDF_TYPES.length] as RdfType) : (args.type as RdfType | 'sleep');
 const opFor = (i: number, run: string) =>
   typeOf(i) === 'sleep'
-    ? { type: 'sleep', subject: 'urn:x', input: { ms: Number(args['sleep-ms']) } }
+    ? { type: 'sleep', subject: `urn:x:${i % 1000}`, input: { ms: Number(args['sleep-ms']) } }
     : operationFor(typeOf(i) as RdfType, i, run);
 try {
   const total = rate * seconds;
@@ -113,7 +113,7 @@ try {
     }
     console.log(
       `${run}: ${result.issued} ops (${result.errors} errors) at ${run === 'warm' ? 500 : rate}/s: app CPU ${used} ms = ` +
-        `${((used * 1000) / result.issued).toFixed(0)} µs/op (main thread ${((mainUsed * 1000) / result.issued).toFixed(0)}); latency P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} ms; ` +
+        `${((used * 1000) / result.issued).toFixed(0)} µs/op (main thread ${((mainUsed * 1000) / result.issued).toFixed(0)}); latency P50 ${s.p50.toFixed(2)} P99 ${s.p99.toFixed(2)} ms, ${((100 * slow.length) / result.issued).toFixed(2)} % over 10 ms; ` +
         `load generator ${((client.user + client.system) / result.issued).toFixed(0)} µs/op; machine idle ${(idleShare * 100).toFixed(0)} %`,
     );
     console.log(

@@ -19,3 +19,18 @@ export function describeMachine(): Machine {
     db.close();
   }
 }
+
+/**
+ * Milliseconds this thread takes for a fixed piece of integer work (about 50-100 ms on an
+ * idle 2024 core). On a shared virtual machine the same work can take three times as long
+ * from one minute to the next; benchmarks print it beside each measured window so that a
+ * window measured on a slow machine can be recognised as such.
+ */
+export function cpuSpeedProbeMs(): number {
+  const started = performance.now();
+  let x = 0;
+  for (let i = 0; i < 20_000_000; i++) x = (x + (i % 7)) | 0;
+  // Keeps the loop from being optimised away.
+  if (x === 0.5) throw new Error('unreachable');
+  return performance.now() - started;
+}
