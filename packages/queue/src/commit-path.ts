@@ -84,8 +84,13 @@ const INLINE_SYNC_MAX_MS = 1;
 const MAX_BACKGROUND_PASSES = 3;
 /** How long a background pass may take before the event loop checkpoints itself. */
 const PASS_TIMEOUT_MS = 1000;
-/** WAL bytes not yet in the database small enough for the event loop to checkpoint. */
+/** WAL bytes not yet in the database small enough to finish with commits held (or, without the worker, on the event loop). */
 const REMAINDER_BYTES = 256 * 1024;
+/**
+ * How long commits may wait for the worker's last pass (a few hundred KiB and two fsyncs:
+ * a few milliseconds) before the event loop finishes the checkpoint itself.
+ */
+const FINAL_PASS_TIMEOUT_MS = 50;
 
 /**
  * Frames in the WAL since it last started over: `mxFrame` of the wal-index header at the
@@ -130,17 +135,19 @@ const db = new DatabaseSync(workerData.path);
 db.exec('PRAGMA synchronous = FULL');
 db.exec('PRAGMA busy_timeout = 5000');
 const pass = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
-parentPort.on('message', () => {
+parentPort.on('message', (n) => {
   try {
     const row = pass.get();
-    parentPort.postMessage({ ok: true, busy: row.busy, log: row.log, checkpointed: row.checkpointed });
+    parentPort.postMessage({ n, ok: true, busy: row.busy, log: row.log, checkpointed: row.checkpointed });
   } catch (error) {
-    parentPort.postMessage({ ok: false, message: String(error && error.message) });
+    parentPort.postMessage({ n, ok: false, message: String(error && error.message) });
   }
 });
 `;
 
 interface PassResult {
+  /** The pass this answers (a late answer to a pass that timed out is dropped). */
+  readonly n?: number;
   readonly ok: boolean;
   readonly busy?: number;
   readonly log?: number;
@@ -155,6 +162,8 @@ interface PassResult {
 class BackgroundCheckpointer {
   readonly #worker: Worker;
   #reply: ((result: PassResult) => void) | undefined;
+  /** Number of the pass awaited. */
+  #pass = 0;
   #broken = false;
   // Until the worker runs (tens of milliseconds after open, more on a busy machine), the
   // event loop checkpoints itself.
@@ -169,7 +178,9 @@ class BackgroundCheckpointer {
     this.#worker.on('online', () => {
       this.#online = true;
     });
-    this.#worker.on('message', (result: PassResult) => this.#settle(result));
+    this.#worker.on('message', (result: PassResult) => {
+      if (result.n === this.#pass) this.#settle(result);
+    });
     this.#worker.on('error', () => {
       this.#broken = true;
       this.#settle({ ok: false });
@@ -186,21 +197,24 @@ class BackgroundCheckpointer {
     reply?.(result);
   }
 
-  /** One PASSIVE pass; resolves `{ ok: false }` if the worker cannot (the caller then checkpoints itself). */
-  pass(): Promise<PassResult> {
+  /**
+   * One PASSIVE pass; resolves `{ ok: false }` if the worker cannot or does not answer
+   * within `timeoutMs` (the caller then checkpoints itself).
+   */
+  pass(timeoutMs = PASS_TIMEOUT_MS): Promise<PassResult> {
     if (this.#broken || !this.#online || this.#reply !== undefined) return Promise.resolve({ ok: false });
     // Referenced while a pass runs (an awaited reply keeps the process alive), not while idle.
     this.#worker.ref();
     return new Promise((resolve) => {
       // A worker slow to answer (starting, or starved of CPU) must not let the WAL grow:
-      // after PASS_TIMEOUT_MS the event loop checkpoints itself (its late answer is dropped).
-      const timer = setTimeout(() => this.#settle({ ok: false }), PASS_TIMEOUT_MS);
+      // after `timeoutMs` the event loop checkpoints itself (its late answer is dropped).
+      const timer = setTimeout(() => this.#settle({ ok: false }), timeoutMs);
       this.#reply = (result) => {
         clearTimeout(timer);
         this.#worker.unref();
         resolve(result);
       };
-      this.#worker.postMessage(null);
+      this.#worker.postMessage(++this.#pass);
     });
   }
 
@@ -256,6 +270,8 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
       ? new BackgroundCheckpointer(stateMachine.walPath.slice(0, -'-wal'.length))
       : undefined;
   let checkpointing = false;
+  // While the worker runs the last pass of a checkpoint, commits wait (see checkpoint()).
+  let holding = false;
   const frameBytes = checkpointer
     ? 24 + Number((stateMachine.db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size)
     : 0;
@@ -354,37 +370,68 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     if (awaitingSync.length === 0) onSynced?.();
   };
 
-  // Keeps the WAL bounded: worker passes copy the bulk while commits go on, then the
-  // event loop checkpoints the small remainder and the WAL starts over.
+  // Keeps the WAL bounded: worker passes copy the bulk while commits go on; then commits
+  // wait while the worker copies the small remainder, so that it copies every frame and
+  // the next commit starts the WAL over. The event loop itself never waits for the disk
+  // here: it goes on accepting work, which the next commit takes. Only without the worker
+  // (or when it does not answer in time) does the event loop checkpoint the remainder.
   const checkpoint = async (): Promise<void> => {
     checkpointing = true;
     try {
+      let remainder = Number.POSITIVE_INFINITY;
       for (let i = 0; checkpointer !== undefined && i < MAX_BACKGROUND_PASSES; i++) {
         const result = await checkpointer.pass();
         if (!result.ok || walFd === undefined || failure !== undefined) break;
         // The WAL is a 32-byte header and frames of a 24-byte header and a page
         // (https://sqlite.org/fileformat2.html#walformat); what is not backfilled is left.
-        const remainder = walBytes(walFd) - 32 - (result.checkpointed ?? 0) * frameBytes;
+        remainder = walBytes(walFd) - 32 - (result.checkpointed ?? 0) * frameBytes;
         if (remainder <= Math.min(REMAINDER_BYTES, checkpointBytes / 4)) break;
       }
       if (walFd === undefined || failure !== undefined) return;
+      if (checkpointer !== undefined && remainder <= REMAINDER_BYTES) {
+        holding = true;
+        let last: PassResult;
+        try {
+          last = await checkpointer.pass(FINAL_PASS_TIMEOUT_MS);
+        } finally {
+          holding = false;
+          schedule();
+        }
+        if (last.ok && everyFrameCopied(last)) return;
+      }
       // Under synchronous=FULL: syncs the WAL, copies what is left into the database and
       // syncs that. Everything committed so far is then durable, and the next commit
       // starts the WAL over at its beginning, reusing the file: truncating it instead
       // costs tens of milliseconds on ext4 (mounted with discard here), all on the event
       // loop. The maintenance tick still truncates it (bounded disk use when idle).
-      const done = stateMachine.checkpoint(checkpointer === undefined ? 'truncate' : 'passive');
-      // Only a checkpoint that ran to the end synced the WAL (one blocked by another
-      // checkpointer, such as a worker pass that timed out, may have synced nothing):
-      // otherwise the batches wait for their own fsync as usual.
-      if (done.busy === 0 && done.checkpointed === done.log) {
-        for (const pending of awaitingSync) release(pending);
-        awaitingSync = [];
-      }
+      everyFrameCopied(stateMachine.checkpoint(checkpointer === undefined ? 'truncate' : 'passive'));
     } catch {
       // A busy reader can block a checkpoint; the next one catches up.
     } finally {
       checkpointing = false;
+    }
+  };
+
+  /**
+   * After a checkpoint that copied every frame of the WAL (with no commit since it started):
+   * it synced the WAL first (synchronous=FULL), so every batch committed is durable.
+   * One blocked by another checkpointer (such as a worker pass that timed out) may have
+   * synced nothing: the batches then wait for their own fsync as usual.
+   */
+  const everyFrameCopied = (done: {
+    readonly busy?: number;
+    readonly log?: number;
+    readonly checkpointed?: number;
+  }) => {
+    if (done.busy !== 0 || done.checkpointed !== done.log) return false;
+    for (const pending of awaitingSync) release(pending);
+    awaitingSync = [];
+    return true;
+  };
+
+  const schedule = (): void => {
+    if (commands.length > 0 && scheduled === undefined) {
+      scheduled = windowMs > 0 ? setTimeout(flush, windowMs) : setImmediate(flush);
     }
   };
 
@@ -394,7 +441,8 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
       else clearImmediate(scheduled as NodeJS.Immediate);
       scheduled = undefined;
     }
-    if (commands.length === 0) return;
+    // The worker is copying the WAL's last frames: this batch waits for it (schedule() runs it then).
+    if (commands.length === 0 || holding) return;
     const batch = commands;
     const batchWaiters = waiters;
     commands = [];
@@ -439,14 +487,13 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
           settled: false,
         });
         if (commands.length >= maxBatch) flush();
-        else if (scheduled === undefined) {
-          scheduled = windowMs > 0 ? setTimeout(flush, windowMs) : setImmediate(flush);
-        }
+        else schedule();
       });
     },
     async close() {
-      flush();
       closed = true;
+      while (holding) await new Promise((resolve) => setImmediate(resolve));
+      flush();
       while (syncsInFlight > 0 || (awaitingSync.length > 0 && failure === undefined)) {
         await new Promise<void>((resolve) => {
           onSynced = resolve;

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
@@ -106,6 +106,45 @@ describe('createGroupCommitPath', () => {
     // on while the worker copies, so the WAL passes the threshold by what they write
     // meanwhile (more on a busy machine); the file is reused, not truncated.
     expect(largest).toBeLessThan(1024 * 1024);
+    sm.close();
+  });
+
+  it('finishes checkpoints on the worker while commits wait, not on the event loop', async () => {
+    await using dir = await tempDir('queue-commit');
+    const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });
+    // Checkpoints the event loop runs itself (without the worker, or when it is late).
+    let onLoop = 0;
+    const checkpoint = sm.checkpoint.bind(sm);
+    sm.checkpoint = (mode) => {
+      onLoop++;
+      return checkpoint(mode);
+    };
+    const path = createGroupCommitPath(sm, { syncWal: true, checkpointBytes: 64 * 1024 });
+    // Frames in the WAL since it last started over (the wal-index header's mxFrame).
+    const frames = () => readFileSync(dir.join('q.db-shm')).readUInt32LE(16);
+    await path.submit(enqueue('first'));
+    await sleep(300); // the worker is online
+    onLoop = 0;
+    let restarts = 0;
+    let before = frames();
+    for (let round = 0; round < 100; round++) {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          path.submit({ ...enqueue(`r${round}-${i}`), payload: JSON.stringify('x'.repeat(400)) }),
+        ),
+      );
+      const now = frames();
+      if (now < before) restarts++;
+      before = now;
+      await sleep(2);
+    }
+    await path.close();
+    expect(sm.countByState().pending).toBe(5001);
+    // Each restart follows a checkpoint that copied every frame. Before, the event loop
+    // copied the last frames of every one itself; now the worker does, with commits held
+    // (the event loop only steps in when the worker is late: allow some on a busy machine).
+    expect(restarts).toBeGreaterThan(5);
+    expect(onLoop).toBeLessThan(restarts / 2);
     sm.close();
   });
 });
