@@ -21,10 +21,10 @@ export function describeMachine(): Machine {
 }
 
 /**
- * Milliseconds this thread takes for a fixed piece of integer work (about 50-100 ms on an
- * idle 2024 core). On a shared virtual machine the same work can take three times as long
- * from one minute to the next; benchmarks print it beside each measured window so that a
- * window measured on a slow machine can be recognised as such.
+ * Milliseconds this thread takes for a fixed piece of integer work (about 40 ms on an idle
+ * core of the development VM). On a shared virtual machine the same work can take three
+ * times as long from one minute to the next; benchmarks print it beside each measured
+ * window so that a window measured on a slow machine can be recognised as such.
  */
 export function cpuSpeedProbeMs(): number {
   const started = performance.now();

@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
@@ -120,8 +121,11 @@ describe('createGroupCommitPath', () => {
       return checkpoint(mode);
     };
     const path = createGroupCommitPath(sm, { syncWal: true, checkpointBytes: 64 * 1024 });
-    // Frames in the WAL since it last started over (the wal-index header's mxFrame).
-    const frames = () => readFileSync(dir.join('q.db-shm')).readUInt32LE(16);
+    // Frames in the WAL since it last started over (the wal-index header's mxFrame, in the machine's byte order).
+    const frames = () => {
+      const shm = readFileSync(dir.join('q.db-shm'));
+      return endianness() === 'LE' ? shm.readUInt32LE(16) : shm.readUInt32BE(16);
+    };
     await path.submit(enqueue('first'));
     await sleep(300); // the worker is online
     onLoop = 0;
