@@ -562,7 +562,7 @@ class DurableQueue implements Queue {
         }
         case 'claimed':
           this.#index.remove(t.id);
-          this.#metrics.wait.record(Math.max(0, t.at - t.runAt), this.#metrics.attrs(t.type, 'claimed'));
+          this.#metrics.wait.record(Math.max(0, t.at - t.runAt) / 1000, this.#metrics.attrs(t.type, 'claimed'));
           break;
         case 'completed':
         case 'dead':
@@ -793,7 +793,7 @@ class DurableQueue implements Queue {
       clearTimeout(timer);
       this.#running.delete(row.id);
       this.#metrics.run.record(
-        performance.now() - started,
+        (performance.now() - started) / 1000,
         this.#metrics.attrs(row.type, outcome.ok ? 'completed' : 'failed'),
       );
       // The slot is held until the handler settled, even past its timeout: no zombie overlaps a retry.
@@ -1263,17 +1263,24 @@ class QueueMetrics {
       description: 'Committed operation transitions, by operation type and transition kind',
     });
     this.#transitions.addCallback(this.#observeTransitions);
+    // Seconds, the base unit of OpenTelemetry's duration conventions and of Prometheus (and of
+    // the diagnostics package's indicators), with buckets to match.
     this.wait = meter.createHistogram('unrdf.queue.wait.duration', {
-      unit: 'ms',
+      unit: 's',
       description: 'From when an operation was due to when it was claimed',
+      advice: { explicitBucketBoundaries: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60] },
     });
-    this.run = meter.createHistogram('unrdf.queue.run.duration', { unit: 'ms', description: 'Handler run time' });
+    this.run = meter.createHistogram('unrdf.queue.run.duration', {
+      unit: 's',
+      description: 'Handler run time',
+      advice: { explicitBucketBoundaries: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] },
+    });
     const depth = meter.createObservableGauge('unrdf.queue.depth', {
       description: 'Pending operations (ready or delayed)',
     });
     const inFlight = meter.createObservableGauge('unrdf.queue.in_flight', { description: 'Slots taken' });
     const eventLoop = meter.createObservableGauge('unrdf.queue.event_loop.delay', {
-      unit: 'ms',
+      unit: 's',
       description: 'Event-loop delay P99 since open',
     });
     this.#gauges = [depth, inFlight, eventLoop];
@@ -1283,7 +1290,7 @@ class QueueMetrics {
         result.observe(s.ready, { state: 'ready' });
         result.observe(s.delayed, { state: 'delayed' });
       } else if (which === 'inFlight') result.observe(s.inFlight);
-      else result.observe(s.eventLoopP99);
+      else result.observe(s.eventLoopP99 / 1000);
     };
     this.#callbacks = [
       (r) => this.#observe(r, 'depth'),

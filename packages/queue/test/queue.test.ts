@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from '@unrdf/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -801,20 +802,24 @@ describe('openQueue durability modes and metrics', () => {
     }
   });
 
-  it('feeds OpenTelemetry instruments through the API', async () => {
+  it('feeds OpenTelemetry instruments through the API, durations in seconds', async () => {
     const recorded: { name: string; value: number; attributes: unknown }[] = [];
     const callbacks = new Map<string, (result: { observe(value: number, attributes?: unknown): void }) => void>();
-    const instrument = (name: string) => ({
-      record: (value: number, attributes?: unknown) => recorded.push({ name, value, attributes }),
-      addCallback: (callback: never) => callbacks.set(name, callback),
-      removeCallback: () => callbacks.delete(name),
-    });
+    const units = new Map<string, string | undefined>();
+    const instrument = (name: string, options?: { unit?: string }) => {
+      units.set(name, options?.unit);
+      return {
+        record: (value: number, attributes?: unknown) => recorded.push({ name, value, attributes }),
+        addCallback: (callback: never) => callbacks.set(name, callback),
+        removeCallback: () => callbacks.delete(name),
+      };
+    };
     const meter = {
       createHistogram: instrument,
       createObservableCounter: instrument,
       createObservableGauge: instrument,
     } as unknown as import('@opentelemetry/api').Meter;
-    const queue = await fx.open({ meter, types: { job: { handler: () => 1 } } });
+    const queue = await fx.open({ meter, types: { job: { handler: async () => sleep(30).then(() => 1) } } });
     const ops = [await queue.enqueue('job'), await queue.enqueue('job')];
     await allFinal(
       queue,
@@ -845,5 +850,15 @@ describe('openQueue durability modes and metrics', () => {
     const names = recorded.map((r) => `${r.name}:${JSON.stringify(r.attributes)}`);
     expect(names).toContain('unrdf.queue.wait.duration:{"operation.type":"job","transition":"claimed"}');
     expect(names).toContain('unrdf.queue.run.duration:{"operation.type":"job","transition":"completed"}');
+    // Seconds, as the diagnostics indicators: a 30 ms handler records about 0.03, not 30.
+    expect(units.get('unrdf.queue.run.duration')).toBe('s');
+    expect(units.get('unrdf.queue.wait.duration')).toBe('s');
+    expect(units.get('unrdf.queue.event_loop.delay')).toBe('s');
+    const runs = recorded.filter((r) => r.name === 'unrdf.queue.run.duration').map((r) => r.value);
+    expect(runs).toHaveLength(2);
+    for (const seconds of runs) {
+      expect(seconds).toBeGreaterThanOrEqual(0.025);
+      expect(seconds).toBeLessThan(10);
+    }
   });
 });
