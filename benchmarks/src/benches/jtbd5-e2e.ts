@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from 'undici';
 import { APP_LAYOUT_NOTE, poolFor, requestJson, startApp, startEcho, warmEcho } from '../daemon/processes.js';
 import type { Benchmark } from '../harness/benchmark.js';
+import { cpuSpeedProbeMs } from '../harness/machine.js';
 import { openLoop } from '../harness/open-loop.js';
 
 // JTBD 5 end to end: the spec's load profile through the app's HTTP API. Clients POST
@@ -82,6 +83,8 @@ export const benchmark: Benchmark = {
           }),
       });
       await sleep(500);
+      // The machine's speed before and after the load (it drifts on a shared VM; see the note).
+      const probeBefore = cpuSpeedProbeMs();
       const before = await sampleCompletions(samplePool, app.token);
       const samples: Sample[] = [before];
       let sampling = true;
@@ -114,6 +117,7 @@ export const benchmark: Benchmark = {
       }
       sampling = false;
       await sampler;
+      const probeAfter = cpuSpeedProbeMs();
       const finishedAt = last.atMs;
       const done = last.success + last.failure - (before.success + before.failure);
       const failures = last.failure - before.failure + load.errors;
@@ -212,6 +216,7 @@ export const benchmark: Benchmark = {
           `Queue wait over ${wait?.count ?? 0} claims (lifetime of the app, warm-up included).`,
           `Completions per ${ctx.quick ? 2 : 5} s window after the ramp-up (op/s): ${windows.map((w) => w.toFixed(0)).join(', ')}.`,
           'Client and app share the machine (2 cores): the load generator takes its share of CPU.',
+          `Machine speed before and after the load (a fixed integer loop; lower is faster, about 40 ms when the VM is calm): ${probeBefore.toFixed(1)} and ${probeAfter.toFixed(1)} ms.`,
           APP_LAYOUT_NOTE,
         ],
       };
