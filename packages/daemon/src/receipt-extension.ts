@@ -6,7 +6,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { ApplyContext, ApplyExtension } from '@unrdf/queue';
 import { buildBatchBody, type ReceiptBody, type SingleReceiptBody } from '@unrdf/receipts';
 import { type AppendedReceipt, type Ledger, type OpenLedgerOptions, openLedgerSync } from '@unrdf/receipts/ledger';
-import { errorCodeOf, type ResultEnvelope, readPayload, readResult } from './internal/envelope.js';
+import { errorCodeOf, type MemberEnvelope } from './internal/envelope.js';
 
 /** A committed batch of receipts, waiting for its fsync to make it durable. */
 interface CommittedReceipts {
@@ -23,10 +23,21 @@ export interface ReceiptExtension extends ApplyExtension {
   released(operationId: string): AppendedReceipt | undefined;
 }
 
+/**
+ * What a receipt needs of the operation's row. SQLite picks the fields out of the payload
+ * and result envelopes (`json_extract`, in C): parsing the whole payload in JavaScript
+ * would copy the caller's input (kilobytes of RDF) once more per operation, to read two
+ * short strings.
+ */
 interface Row {
   type: string;
-  payload: string;
-  result: string | null;
+  subject: unknown;
+  inputDigest: unknown;
+  /** The result envelope's, when it has one (`outputDigest` present, even null). */
+  hasOutputDigest: number;
+  outputDigest: string | null;
+  /** JSON text of the result envelope's members (a batch), or null. */
+  members: string | null;
   error: string | null;
   attempts: number;
   createdAt: number;
@@ -55,8 +66,17 @@ export function createReceiptExtension(options: {
   let durable = 0;
 
   const bodyOf = (id: string, kind: 'completed' | 'dead' | 'cancelled', at: number, row: Row): ReceiptBody => {
-    const envelope = readPayload(row.payload);
-    const result: ResultEnvelope | undefined = kind === 'completed' ? readResult(row.result) : undefined;
+    if (typeof row.subject !== 'string' || typeof row.inputDigest !== 'string') {
+      throw new Error('an operation payload is not a daemon envelope (was it enqueued by another program?)');
+    }
+    const result =
+      kind === 'completed' && row.hasOutputDigest === 1
+        ? {
+            outputDigest: row.outputDigest,
+            members:
+              row.members === null ? undefined : (JSON.parse(row.members) as readonly MemberEnvelope[] | undefined),
+          }
+        : undefined;
     const startedAt = Math.max(row.createdAt, Math.min(row.startedAt ?? at, at));
     const finishedAt = Math.max(startedAt, at);
     const outcome =
@@ -65,8 +85,8 @@ export function createReceiptExtension(options: {
         : { status: 'failed' as const, errorCode: kind === 'cancelled' ? 'CANCELLED' : errorCodeOf(row.error) };
     const facts = {
       operationId: id,
-      subject: envelope.subject,
-      inputDigest: envelope.inputDigest,
+      subject: row.subject,
+      inputDigest: row.inputDigest,
       outputDigest: result?.outputDigest ?? null,
       outcome,
       attempt: row.attempts,
@@ -99,8 +119,12 @@ export function createReceiptExtension(options: {
     },
     init(db: DatabaseSync) {
       ledger = openLedgerSync({ database: db, origin: options.origin, signers: options.signers });
-      read = db.prepare(`SELECT type, payload, result, error, attempts, created_at AS createdAt,
-          started_at AS startedAt FROM operations WHERE id = ?`);
+      read = db.prepare(`SELECT type, json_extract(payload, '$.subject') AS subject,
+          json_extract(payload, '$.inputDigest') AS inputDigest,
+          json_type(result, '$.outputDigest') IS NOT NULL AS hasOutputDigest,
+          json_extract(result, '$.outputDigest') AS outputDigest,
+          CASE json_type(result, '$.members') WHEN 'array' THEN json_extract(result, '$.members') END AS members,
+          error, attempts, created_at AS createdAt, started_at AS startedAt FROM operations WHERE id = ?`);
       durable = ledger.size();
     },
     afterApply({ transitions }: ApplyContext) {

@@ -43,21 +43,6 @@ export function jsonDigest(value: unknown): Uint8Array {
 export const hex = (bytes: Uint8Array): string =>
   Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 
-export function readPayload(text: string): PayloadEnvelope {
-  const value = JSON.parse(text) as PayloadEnvelope;
-  if (typeof value?.subject !== 'string' || typeof value.inputDigest !== 'string') {
-    throw new Error('an operation payload is not a daemon envelope (was it enqueued by another program?)');
-  }
-  return value;
-}
-
-export function readResult(text: string | null): ResultEnvelope | undefined {
-  if (text === null) return undefined;
-  const value = JSON.parse(text) as ResultEnvelope | null;
-  if (value === null || typeof value !== 'object' || !('outputDigest' in value)) return undefined;
-  return value;
-}
-
 const ERROR_CODE = /^[A-Z0-9_]{1,128}$/;
 
 /**
