@@ -27,7 +27,8 @@ export interface ReceiptExtension extends ApplyExtension {
  * What a receipt needs of the operation's row. SQLite picks the fields out of the payload
  * and result envelopes (`json_extract`, in C): parsing the whole payload in JavaScript
  * would copy the caller's input (kilobytes of RDF) once more per operation, to read two
- * short strings.
+ * short strings. `json_extract` returns the same strings as `JSON.parse` for well-formed
+ * Unicode, which submit requires of a subject (a lone surrogate would come back as U+FFFD).
  */
 interface Row {
   type: string;
