@@ -28,7 +28,7 @@ export interface ReceiptExtension extends ApplyExtension {
  * and result envelopes (`json_extract`, in C): parsing the whole payload in JavaScript
  * would copy the caller's input (kilobytes of RDF) once more per operation, to read two
  * short strings. `json_extract` returns the same strings as `JSON.parse` for well-formed
- * Unicode, which submit requires of a subject (a lone surrogate would come back as U+FFFD).
+ * Unicode, which submit requires of a subject (a lone surrogate comes back as U+FFFD characters).
  */
 interface Row {
   type: string;
