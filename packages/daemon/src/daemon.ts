@@ -596,20 +596,16 @@ class UnrdfDaemon implements Daemon {
   }
 
   waitFor(id: string, options: { readonly timeoutMs?: number } = {}): Promise<OperationView | undefined> {
-    // Finished lately (a quick operation is often final by the time its submit resolves):
-    // final, with a durable receipt.
-    if (this.#recentReceipts.has(id)) {
+    // Finished lately (a quick operation is often final by the time its submit resolves),
+    // else the state alone first: a wait that starts before the operation is final would
+    // throw away the whole row (payload, result) and its receipt. A view has a receipt
+    // only once final with the receipt durable.
+    const recent = this.#recentReceipts.has(id);
+    const state = recent ? undefined : this.#queue?.state(id);
+    if (!recent && state === undefined) return Promise.resolve(undefined);
+    if (recent || FINAL.has(state as OperationState)) {
       const now = this.get(id);
-      if (now === undefined || (FINAL.has(now.state) && now.receipt !== null)) return Promise.resolve(now);
-    }
-    // Else the state alone first: a wait that starts before the operation is final would
-    // throw away the whole row (payload, result) and its receipt.
-    const state = this.#queue?.state(id);
-    if (state === undefined) return Promise.resolve(undefined);
-    if (FINAL.has(state)) {
-      const now = this.get(id);
-      if (now === undefined) return Promise.resolve(undefined);
-      if (now.receipt !== null) return Promise.resolve(now);
+      if (now === undefined || now.receipt !== null) return Promise.resolve(now);
     }
     return new Promise((resolveWait) => {
       let timer: NodeJS.Timeout | undefined;

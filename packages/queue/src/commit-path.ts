@@ -80,7 +80,7 @@ const MAX_SYNCS_IN_FLIGHT = 2;
 const DEFAULT_INLINE_SYNC_MAX_BATCH = 64;
 /** ...and only while recent fsyncs average at most this many milliseconds (a slow disk never stalls the loop). */
 const INLINE_SYNC_MAX_MS = 1;
-/** Background checkpoint passes before the event loop finishes the remainder itself. */
+/** Background checkpoint passes (commits going on) before the last one, with commits held. */
 const MAX_BACKGROUND_PASSES = 3;
 /** How long a background pass may take before the event loop checkpoints itself. */
 const PASS_TIMEOUT_MS = 1000;
@@ -155,9 +155,9 @@ interface PassResult {
 }
 
 /**
- * Copies the WAL into the database on a worker thread, so that the event loop only
- * has to checkpoint what was committed during the copy (a few hundred KiB instead of
- * megabytes: milliseconds instead of tens of milliseconds without handlers running).
+ * Copies the WAL into the database on a worker thread, so that the event loop never
+ * does (megabytes: tens of milliseconds with a database fsync), unless the worker is not
+ * running or does not answer in time.
  */
 class BackgroundCheckpointer {
   readonly #worker: Worker;
