@@ -1,6 +1,7 @@
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { type SyncIo, WalSync } from '@unrdf/wal-sync';
 import type { Command, CommandKind, CommandOf, ResultOf } from './commands.js';
 import { QueueClosedError, QueueError } from './errors.js';
 import type { CommittedBatch, StateMachine } from './state-machine.js';
@@ -50,9 +51,11 @@ export interface GroupCommitOptions {
   /**
    * With `syncWal`: a batch of at most this many commands committed while no fsync runs is
    * synced on the event loop right after COMMIT, while recent fsyncs average under 1 ms
-   * (default 64; 0: always on the thread pool).
+   * (default 64, see @unrdf/wal-sync; 0: always on the thread pool).
    */
   readonly inlineSyncMaxBatch?: number;
+  /** @internal With `syncWal`: the file syncs (tests inject failing ones); Node's by default. */
+  readonly syncIo?: SyncIo;
 }
 
 /** The WAL fsync failed: what was committed since the last good fsync may be lost. */
@@ -67,19 +70,6 @@ export class StoreSyncError extends QueueError {
   }
 }
 
-/** fsyncs running at once; libuv's thread pool has 4 threads by default, shared with all fs work. */
-const MAX_SYNCS_IN_FLIGHT = 2;
-/**
- * A batch of at most this many commands committed while no fsync is in flight is synced
- * right after its COMMIT, on the event loop, while the disk answers fast (below). The
- * thread-pool round trip costs more than such a sync: two thread wake-ups and ~40 µs of
- * the event loop's CPU per sync (measured here at 1,000 operations/s through the daemon),
- * and on a busy machine the pool thread waits for a core before and after the disk.
- * Larger batches (a backlog) sync on the pool while the loop gathers the next one.
- */
-const DEFAULT_INLINE_SYNC_MAX_BATCH = 64;
-/** ...and only while recent fsyncs average at most this many milliseconds (a slow disk never stalls the loop). */
-const INLINE_SYNC_MAX_MS = 1;
 /** Background checkpoint passes (commits going on) before the last one, with commits held. */
 const MAX_BACKGROUND_PASSES = 3;
 /** How long a background pass may take before the event loop checkpoints itself. */
@@ -258,7 +248,6 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
   const windowMs = options.windowMs ?? 0;
   const maxBatch = options.maxBatch ?? 4096;
   const checkpointBytes = options.checkpointBytes ?? 8 * 2 ** 20;
-  const inlineSyncMaxBatch = options.inlineSyncMaxBatch ?? DEFAULT_INLINE_SYNC_MAX_BATCH;
   let walFd: number | undefined;
   if (options.syncWal) {
     if (stateMachine.walPath === undefined) throw new Error('syncWal needs a file-backed store');
@@ -287,11 +276,6 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
   let scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
   let closed = false;
   let failure: unknown;
-  // Batches committed but not yet known durable, oldest first, each with its number.
-  let awaitingSync: (Pending & { readonly seq: number })[] = [];
-  let committedSeq = 0;
-  let syncsInFlight = 0;
-  let onSynced: (() => void) | undefined;
 
   const release = (pending: Pending): void => {
     stateMachine.publish(pending.batch.transitions);
@@ -306,69 +290,25 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     }
   };
 
-  /** Releases, in commit order, every batch an fsync that covered up to `covers` made durable. */
-  const releaseUpTo = (covers: number): void => {
-    let released = 0;
-    while (released < awaitingSync.length && (awaitingSync[released]?.seq ?? Number.POSITIVE_INFINITY) <= covers) {
-      release(awaitingSync[released] as Pending);
-      released++;
-    }
-    if (released > 0) awaitingSync = awaitingSync.slice(released);
-    if (walFd !== undefined && !checkpointing && walBytes(walFd) > checkpointBytes) void checkpoint();
-  };
-
-  /** Moving average of recent fsync durations (ms), each weighing 1/8. */
-  let syncMs = 0;
-  const noteSyncMs = (ms: number): void => {
-    syncMs += (ms - syncMs) / 8;
-  };
-
-  const fail = (error: unknown): void => {
-    failure = new StoreSyncError({ cause: error });
-    for (const pending of awaitingSync)
-      for (const waiter of pending.waiters) if (!waiter.settled) waiter.reject(failure);
-    awaitingSync = [];
-  };
-
-  // An fsync makes durable every batch committed before it started. Several may run at
-  // once (the kernel merges them into one journal commit), so a batch committed during
-  // a slow fsync does not wait for it to end before its own starts. Whichever returns
-  // releases everything it covers, in commit order, so listeners see batches in order.
-  const startSync = (): void => {
-    if (walFd === undefined || failure !== undefined || syncsInFlight >= MAX_SYNCS_IN_FLIGHT) return;
-    const covers = committedSeq;
-    if (awaitingSync.length === 0 || (awaitingSync[awaitingSync.length - 1]?.seq ?? 0) < covers) return;
-    if (lastSyncStartedFor >= covers) return;
-    lastSyncStartedFor = covers;
-    syncsInFlight++;
-    const started = performance.now();
-    fdatasync(walFd, (error) => {
-      syncsInFlight--;
-      noteSyncMs(performance.now() - started);
-      if (error) fail(error);
-      else releaseUpTo(covers);
-      startSync();
-      if (syncsInFlight === 0 && (awaitingSync.length === 0 || failure !== undefined)) onSynced?.();
-    });
-  };
-  let lastSyncStartedFor = 0;
-
-  /** Syncs on the event loop, now: a small batch, no fsync in flight, a fast disk. */
-  const syncInline = (fd: number): void => {
-    const covers = committedSeq;
-    lastSyncStartedFor = covers;
-    const started = performance.now();
-    try {
-      fdatasyncSync(fd);
-    } catch (error) {
-      fail(error);
-      onSynced?.();
-      return;
-    }
-    noteSyncMs(performance.now() - started);
-    releaseUpTo(covers);
-    if (awaitingSync.length === 0) onSynced?.();
-  };
+  // Batches committed but not yet known durable wait for an fsync of the WAL that started
+  // after their COMMIT; whichever returns releases everything it covers, in commit order.
+  const walSync =
+    walFd === undefined
+      ? undefined
+      : new WalSync<Pending>({
+          fd: walFd,
+          onDurable: release,
+          onFailure: (error, batches) => {
+            failure ??= new StoreSyncError({ cause: error });
+            for (const pending of batches)
+              for (const waiter of pending.waiters) if (!waiter.settled) waiter.reject(failure);
+          },
+          afterRelease: () => {
+            if (walFd !== undefined && !checkpointing && walBytes(walFd) > checkpointBytes) void checkpoint();
+          },
+          ...(options.inlineSyncMaxBatch === undefined ? {} : { inlineMaxBatch: options.inlineSyncMaxBatch }),
+          ...(options.syncIo === undefined ? {} : { io: options.syncIo }),
+        });
 
   // Keeps the WAL bounded: worker passes copy the bulk while commits go on; then commits
   // wait while the worker copies the small remainder, so that it copies every frame and
@@ -424,8 +364,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     readonly checkpointed?: number;
   }) => {
     if (done.busy !== 0 || done.checkpointed !== done.log) return false;
-    for (const pending of awaitingSync) release(pending);
-    awaitingSync = [];
+    walSync?.releaseAll();
     return true;
   };
 
@@ -447,6 +386,12 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
     const batchWaiters = waiters;
     commands = [];
     waiters = [];
+    if (failure !== undefined) {
+      // Submitted before an fsync failed: nothing may be committed after it (a command the
+      // caller saw fail must not come back after a restart).
+      for (const waiter of batchWaiters) waiter.reject(failure);
+      return;
+    }
     let committed: CommittedBatch;
     try {
       committed = stateMachine.commitBatch(batch);
@@ -456,7 +401,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
       return;
     }
     const pending = { waiters: batchWaiters, batch: committed };
-    if (walFd === undefined) {
+    if (walSync === undefined) {
       release(pending);
       return;
     }
@@ -468,10 +413,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
       if (outcome?.ok) waiter.resolve(outcome.result);
       else waiter.reject(outcome?.error ?? new Error('no outcome for command'));
     }
-    awaitingSync.push({ ...pending, seq: ++committedSeq });
-    if (batch.length <= inlineSyncMaxBatch && syncsInFlight === 0 && syncMs <= INLINE_SYNC_MAX_MS) {
-      syncInline(walFd);
-    } else startSync();
+    walSync.committed(pending, batch.length);
   };
 
   return {
@@ -494,13 +436,7 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
       closed = true;
       while (holding) await new Promise((resolve) => setImmediate(resolve));
       flush();
-      while (syncsInFlight > 0 || (awaitingSync.length > 0 && failure === undefined)) {
-        await new Promise<void>((resolve) => {
-          onSynced = resolve;
-          startSync();
-        });
-        onSynced = undefined;
-      }
+      await walSync?.settled();
       while (checkpointing) await new Promise((resolve) => setImmediate(resolve));
       await checkpointer?.close();
       walFrames?.close();

@@ -85,6 +85,30 @@ describe('createGroupCommitPath', () => {
     sm.close();
   });
 
+  it('after a failed fsync rejects what waited for it, what was submitted before it, and all later work', async () => {
+    await using dir = await tempDir('queue-commit');
+    const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });
+    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    const inFlight: ((error: Error | null) => void)[] = [];
+    const path = createGroupCommitPath(sm, {
+      syncWal: true,
+      inlineSyncMaxBatch: 0,
+      syncIo: { fdatasync: (_fd, callback) => inFlight.push(callback), fdatasyncSync: () => {}, now: () => 0 },
+    });
+    const first = path.submit(enqueue('a'));
+    while (inFlight.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    // Submitted before the failure, committed (were it not refused) after it.
+    const second = path.submit(enqueue('b'));
+    inFlight.shift()?.(eio);
+    await expect(first).rejects.toMatchObject({ name: 'StoreSyncError', code: 'UNRDF_QUEUE_SYNC_FAILED', cause: eio });
+    await expect(second).rejects.toMatchObject({ name: 'StoreSyncError' });
+    await expect(path.submit(enqueue('c'))).rejects.toMatchObject({ name: 'StoreSyncError' });
+    await path.close();
+    // Only a reached the store (its fate after a restart is the disk's); b never did.
+    expect(sm.countByState()).toMatchObject({ pending: 1 });
+    sm.close();
+  });
+
   it('keeps the WAL bounded by checkpointing past checkpointBytes', async () => {
     await using dir = await tempDir('queue-commit');
     const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });

@@ -17,9 +17,10 @@
  *   and the checkpoint commit or roll back together. Nothing is durable until the caller
  *   commits; after a rollback the ledger re-reads its state, nothing is cached across calls.
  */
-import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync, readSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { NODE_SYNC_IO, type SyncIo, WalSync } from '@unrdf/wal-sync';
 import { z } from 'zod';
 import { type Checkpoint, parseCheckpoint, signCheckpoint, type TrustedKey } from '../checkpoint.js';
 import { InvalidInputError, LedgerError } from '../errors.js';
@@ -53,40 +54,10 @@ const SIGNED_NOTES_KEPT = 16;
 /** With fsync-after-commit: checkpoint the WAL into the database once it exceeds this. */
 const DEFAULT_CHECKPOINT_BYTES = 4 * 2 ** 20; // SQLite's own automatic checkpoint is at ~4 MB (1000 pages)
 /**
- * fdatasyncs in flight at once (libuv's pool has 4 threads, shared with all fs work).
- * Appends are held while a sync runs, so normally one is; a second can start when a
- * checkpoint or a rejected batch left committed work behind the first.
- */
-const MAX_SYNCS_IN_FLIGHT = 2;
-/**
- * With fsync-after-commit, a batch of at most this many receipts committed while no
- * fsync is in flight is synced right after its COMMIT, on the event loop. At low rates
- * (batches of one or two) a thread-pool round trip costs more than the sync it carries:
- * measured here at 1,000 receipts/s, ~85 µs more CPU per receipt (the hand-off to the
- * pool and the wake-up back) and a worse P99; a 4 KiB fdatasync on this disk takes
- * ~0.1 ms. Larger batches (a backlog) sync on the pool, so the CPU gathers and commits
- * the next batch while the disk works: ~20% more receipts/s at saturation than syncing
- * on the event loop.
- */
-const INLINE_SYNC_MAX_BATCH = 64;
-/**
- * ...and only while the disk answers fast: syncs (either way) feed a moving average of
- * their duration, and above this many milliseconds every sync goes to the pool, so a
- * slow or congested disk never stalls the event loop.
- */
-const INLINE_SYNC_MAX_MS = 1;
-
-/**
  * Internal: the file syncs an owned ledger makes (fsync-after-commit), injectable so a
  * test can make the disk fail under a real ledger. Node's own by default.
  */
-export interface LedgerSyncIo {
-  readonly fdatasync: (fd: number, callback: (error: Error | null) => void) => void;
-  readonly fdatasyncSync: (fd: number) => void;
-  /** A monotonic clock in ms, to time the syncs (it decides scheduling, never content). */
-  readonly now: () => number;
-}
-const NODE_SYNC_IO: LedgerSyncIo = { fdatasync, fdatasyncSync, now: () => performance.now() };
+export type LedgerSyncIo = SyncIo;
 
 const SignerSchema = z.strictObject({
   /** `PRIVATE+KEY+…` text, or a signer (e.g. from `loadSignerKeyFile`). */
@@ -265,7 +236,6 @@ interface RightEdge {
 
 /** A committed flush waiting for an fsync (fsync-after-commit). */
 interface Unsynced {
-  readonly seq: number;
   /** The log size once it is durable. */
   readonly treeSize: number;
   readonly outcomes: readonly Outcome[];
@@ -645,12 +615,6 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
   const visibleSize = (): number => (syncAfterCommit ? durableSize : currentSize());
   /** A failed fdatasync: final, every later append is refused with it. */
   let syncFailure: LedgerError | undefined;
-  /** Committed flushes waiting for an fsync that covers them, oldest first. */
-  let unsynced: Unsynced[] = [];
-  let committedSeq = 0;
-  let lastSyncStartedFor = 0;
-  let syncsInFlight = 0;
-  let syncIdleWaiters: (() => void)[] = [];
   /** Appends are waiting for the fsync in flight to return before they commit. */
   let heldForSync = false;
 
@@ -699,31 +663,6 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     }
   };
 
-  /** Releases, in commit order, every flush an fsync that started after it covers. */
-  const releaseUpTo = (seq: number): void => {
-    let n = 0;
-    while (n < unsynced.length && (unsynced[n] as Unsynced).seq <= seq) n++;
-    if (n === 0) return;
-    const released = unsynced.slice(0, n);
-    unsynced = unsynced.slice(n);
-    for (const u of released) {
-      durableSize = Math.max(durableSize, u.treeSize);
-      settle(u.outcomes);
-    }
-  };
-
-  const failSync = (cause: unknown): void => {
-    // After a failed fsync nothing written since the last good one can be known durable
-    // (PostgreSQL's "fsyncgate", 2018: a retried fsync may succeed having dropped the
-    // pages), so the ledger stops: reopening recovers the last durable state.
-    syncFailure ??= new LedgerError(
-      'Syncing the ledger to disk failed; close it and reopen (it recovers its last durable state).',
-      { cause },
-    );
-    for (const u of unsynced) for (const o of u.outcomes) o.pending.reject(syncFailure);
-    unsynced = [];
-  };
-
   /**
    * Once the WAL holds more than checkpointBytes, checkpoint it. The bulk runs on a
    * worker thread (checkpointer.ts), so the event loop keeps committing meanwhile (on
@@ -756,81 +695,45 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     void checkpointer.checkpoint().then(catchUpCheckpoint);
   };
 
-  /** Wakes what waits for the syncs to settle (flush, close). */
-  const notifySyncIdle = (): void => {
-    if (syncsInFlight === 0 && (unsynced.length === 0 || syncFailure !== undefined)) {
-      const waiters = syncIdleWaiters;
-      syncIdleWaiters = [];
-      for (const w of waiters) w();
-    }
-  };
-
   /**
-   * An fdatasync of the WAL makes durable every flush committed before it started. Up to
-   * MAX_SYNCS_IN_FLIGHT run at once (the kernel merges them), so a flush committed during
-   * a slow fsync starts its own instead of waiting for that one to end.
+   * fsync-after-commit: each committed flush waits for an fdatasync of the WAL that
+   * started after its COMMIT (@unrdf/wal-sync), then its appends resolve. After a failed
+   * fsync nothing written since the last good one can be known durable, so the ledger
+   * stops: reopening recovers the last durable state.
    */
-  const startSync = (): void => {
-    const fd = walFd;
-    if (fd === undefined || syncFailure !== undefined || syncsInFlight >= MAX_SYNCS_IN_FLIGHT) return;
-    const covers = committedSeq;
-    if (unsynced.length === 0 || lastSyncStartedFor >= covers) return;
-    lastSyncStartedFor = covers;
-    syncsInFlight++;
-    const started = io.now();
-    io.fdatasync(fd, (error) => {
-      syncsInFlight--;
-      noteSyncMs(io.now() - started);
-      if (error) failSync(error);
-      else {
-        releaseUpTo(covers);
-        maybeCheckpoint();
-      }
-      startSync();
-      if (heldForSync && syncsInFlight === 0) {
-        heldForSync = false;
-        void scheduleFlush();
-      }
-      notifySyncIdle();
-    });
-  };
-
-  /** Moving average of recent fdatasync durations (ms), each weighing 1/8. */
-  let syncMs = 0;
-  const noteSyncMs = (ms: number): void => {
-    syncMs += (ms - syncMs) / 8;
-  };
-
-  /** Syncs the WAL on the event loop, now: for a small batch with no sync in flight, on a fast disk. */
-  const syncInline = (): void => {
-    const fd = walFd;
-    if (fd === undefined || syncFailure !== undefined) return;
-    const covers = committedSeq;
-    lastSyncStartedFor = covers;
-    const started = io.now();
-    try {
-      io.fdatasyncSync(fd);
-      noteSyncMs(io.now() - started);
-    } catch (error) {
-      failSync(error);
-      notifySyncIdle();
-      return;
-    }
-    releaseUpTo(covers);
-    maybeCheckpoint();
-    notifySyncIdle();
-  };
+  const walSync =
+    walFd === undefined
+      ? undefined
+      : new WalSync<Unsynced>({
+          fd: walFd,
+          io,
+          onDurable: (u) => {
+            durableSize = Math.max(durableSize, u.treeSize);
+            settle(u.outcomes);
+          },
+          onFailure: (cause, batches) => {
+            syncFailure ??= new LedgerError(
+              'Syncing the ledger to disk failed; close it and reopen (it recovers its last durable state).',
+              { cause },
+            );
+            for (const u of batches) for (const o of u.outcomes) o.pending.reject(syncFailure);
+          },
+          afterRelease: () => maybeCheckpoint(),
+          // Group commit paced by the disk: appends held while the fsync ran commit now.
+          afterSync: () => {
+            if (heldForSync && walSync?.inFlight === 0) {
+              heldForSync = false;
+              void scheduleFlush();
+            }
+          },
+        });
 
   const flushQueue = (batch: readonly Pending[]): void => {
     const outcomes: Outcome[] = [];
     commitBatch(batch, outcomes);
-    if (!syncAfterCommit) {
-      settle(outcomes);
-      return;
-    }
-    unsynced.push({ seq: ++committedSeq, treeSize: committedEdge?.size ?? currentSize(), outcomes });
-    if (batch.length <= INLINE_SYNC_MAX_BATCH && syncsInFlight === 0 && syncMs <= INLINE_SYNC_MAX_MS) syncInline();
-    else startSync();
+    // fsync-in-commit (or the caller's handle): durable at COMMIT.
+    if (walSync === undefined) settle(outcomes);
+    else walSync.committed({ treeSize: committedEdge?.size ?? currentSize(), outcomes }, batch.length);
   };
 
   const scheduleFlush = (): Promise<void> => {
@@ -840,7 +743,7 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       // loop keeps turning under load.
       setImmediate(() => {
         scheduled = undefined;
-        if (syncsInFlight > 0 && queue.length < maxBatch && syncFailure === undefined) {
+        if ((walSync?.inFlight ?? 0) > 0 && queue.length < maxBatch && syncFailure === undefined) {
           // Group commit paced by the disk: while an fsync runs, appends gather into the
           // next batch, committed the moment it returns. Committing each turn instead
           // would write a transaction and a signed checkpoint per turn, and under a slow
@@ -1003,11 +906,8 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     },
     async flush() {
       for (;;) {
-        if (syncsInFlight > 0 || (unsynced.length > 0 && syncFailure === undefined)) {
-          await new Promise<void>((resolve) => {
-            syncIdleWaiters.push(resolve);
-            startSync();
-          });
+        if (walSync !== undefined && (walSync.inFlight > 0 || (walSync.unsynced > 0 && !walSync.failed))) {
+          await walSync.settled();
         } else if (scheduled || queue.length > 0) {
           await (scheduled ?? scheduleFlush());
         } else return;
