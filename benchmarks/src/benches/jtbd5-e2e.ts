@@ -115,7 +115,8 @@ async function sampleCompletions(pool: Pool, token: string): Promise<Sample> {
   let enqueued = 0;
   for (const line of text.split('\n')) {
     const value = () => Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (line.startsWith('unrdf_queue_transitions_total{') && line.includes('transition="enqueued"')) enqueued += value();
+    if (line.startsWith('unrdf_queue_transitions_total{') && line.includes('transition="enqueued"'))
+      enqueued += value();
     if (!line.startsWith('unrdf_operations_total{')) continue;
     if (line.includes('outcome="success"')) success += value();
     else if (line.includes('outcome="failure"')) failure += value();
