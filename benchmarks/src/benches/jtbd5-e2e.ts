@@ -278,7 +278,7 @@ export const benchmark: Benchmark = {
           `Completions per ${ctx.quick ? 2 : 5} s window after the ramp-up (op/s): ${windows.map((w) => w.toFixed(0)).join(', ')}.`,
           wrk.ok
             ? `Client: wrk, one thread, ${CONNECTIONS} connections (sleep-load.lua); it shares the 2 cores with the app. Accept latency is from when wrk wrote each request.`
-            : `Client: the Node open-loop client (wrk unavailable: ${wrk.reason}); it shares the 2 cores with the app and takes about a fifth of a core per 1,000 requests/s.`,
+            : `Client: the Node open-loop client (wrk unavailable: ${wrk.reason}); it shares the 2 cores with the app and takes about twice wrk's CPU per request.`,
           `Machine speed before and after the load (a fixed integer loop; lower is faster, about 40 ms when the VM is calm): ${probeBefore.toFixed(1)} and ${probeAfter.toFixed(1)} ms.`,
           APP_LAYOUT_NOTE,
         ],
