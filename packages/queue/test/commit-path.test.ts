@@ -109,6 +109,30 @@ describe('createGroupCommitPath', () => {
     sm.close();
   });
 
+  it('refuses work without committing it after an fsync fails that left nothing waiting', async () => {
+    await using dir = await tempDir('queue-commit');
+    const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });
+    const inFlight: ((error: Error | null) => void)[] = [];
+    const path = createGroupCommitPath(sm, {
+      syncWal: true,
+      inlineSyncMaxBatch: 0,
+      syncIo: { fdatasync: (_fd, callback) => inFlight.push(callback), fdatasyncSync: () => {}, now: () => 0 },
+    });
+    const a = path.submit(enqueue('a'));
+    while (inFlight.length < 1) await new Promise((resolve) => setImmediate(resolve));
+    const b = path.submit(enqueue('b'));
+    while (inFlight.length < 2) await new Promise((resolve) => setImmediate(resolve));
+    // The second fsync (covering a and b) returns first; then the first one fails.
+    const first = inFlight.shift() as (error: Error | null) => void;
+    inFlight.shift()?.(null);
+    await Promise.all([a, b]);
+    first(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await expect(path.submit(enqueue('c'))).rejects.toMatchObject({ name: 'StoreSyncError' });
+    await path.close();
+    expect(sm.countByState()).toMatchObject({ pending: 2 });
+    sm.close();
+  });
+
   it('keeps the WAL bounded by checkpointing past checkpointBytes', async () => {
     await using dir = await tempDir('queue-commit');
     const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });

@@ -490,6 +490,31 @@ describe('openLedger durability', () => {
     expect(ledger.size()).toBe(40);
   });
 
+  it('refuses appends before committing them once an fsync failed, even one that left nothing waiting', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    const path = dir.join('l.db');
+    const inFlight: ((error: Error | null) => void)[] = [];
+    const ledger = openLedgerWithSyncIo(
+      { path, origin, maxBatch: 100, signers: [{ signer: key.signerKey }] },
+      { fdatasync: (_fd, callback) => inFlight.push(callback), fdatasyncSync: () => {}, now: () => 0 },
+    );
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    // Batches of 100 (over the inline limit) sync on the pool; a full batch commits while one runs.
+    const first = bodies(100).map((b) => ledger.append(b));
+    while (inFlight.length < 1) await tick();
+    const second = bodies(100, 100).map((b) => ledger.append(b));
+    while (inFlight.length < 2) await tick();
+    const earlier = inFlight.shift() as (error: Error | null) => void;
+    inFlight.shift()?.(null); // covers both batches
+    await Promise.all([...first, ...second]);
+    earlier(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await expect(ledger.append(bodyFor(500))).rejects.toThrow(/Syncing the ledger to disk failed/);
+    await ledger.close();
+    const db = new DatabaseSync(path);
+    expect(db.prepare('SELECT count(*) AS n FROM receipts_leaves').get()).toEqual({ n: 200 });
+    db.close();
+  });
+
   describe('a failed fsync', () => {
     /** Node's own syncs until `failing` is set, then EIO, as a dying disk reports it. */
     const failingIo = () => {

@@ -53,14 +53,16 @@ export interface WalSyncOptions<T> {
   /**
    * An fsync failed. After that nothing written since the last good fsync can be known
    * durable (PostgreSQL's "fsyncgate", 2018: a retried fsync may succeed having dropped
-   * the pages), so the failure is final: this is called with every batch still waiting,
-   * and again for any batch committed later, and none is ever released. Reopening the
-   * database recovers its last durable state.
+   * the pages), so the failure is final: this is called at once with every batch still
+   * waiting (possibly none: a later fsync may have released them all before this one
+   * failed), and again for any batch committed later, and none is ever released again.
+   * The owner must refuse further work from the first call on. Reopening the database
+   * recovers its last durable state.
    */
   readonly onFailure: (error: unknown, unsynced: readonly T[]) => void;
   /** After a successful fsync released what it covered (e.g. to check the WAL's size). */
   readonly afterRelease?: () => void;
-  /** After every fsync settled, once the next one (if any) started. */
+  /** After every thread-pool fsync settled, once the next one (if any) started (not after inline ones). */
   readonly afterSync?: () => void;
   /** See {@link DEFAULT_INLINE_MAX_BATCH}; 0 syncs every batch on the thread pool. */
   readonly inlineMaxBatch?: number;
@@ -166,13 +168,15 @@ export class WalSync<T> {
   }
 
   #fail(error: unknown): void {
-    if (!this.#failed) {
+    const first = !this.#failed;
+    if (first) {
       this.#failed = true;
       this.#failure = error;
     }
     const unsynced = this.#unsynced.map((u) => u.batch);
     this.#unsynced = [];
-    if (unsynced.length > 0) this.#o.onFailure(this.#failure, unsynced);
+    // The first failure is reported even when nothing waits, so the owner stops before its next COMMIT.
+    if (first || unsynced.length > 0) this.#o.onFailure(this.#failure, unsynced);
   }
 
   #noteSyncMs(ms: number): void {

@@ -134,6 +134,24 @@ describe('WalSync', () => {
     expect(sync.failure).toBe(eio);
   });
 
+  it('reports a failed fsync at once even when a later one already released every batch', () => {
+    const m = manualIo();
+    const { sync, durable, failed, errors } = tracked(m.io, 0);
+    sync.committed('a', 1);
+    sync.committed('b', 1);
+    const first = m.pending.shift() as (e: Error | null) => void;
+    m.finish(); // the second fsync covers a and b
+    expect(durable).toEqual(['a', 'b']);
+    const eio = new Error('EIO');
+    first(eio);
+    // Nothing waited, but the owner must hear of it before it commits anything else.
+    expect(errors).toEqual([eio]);
+    expect(failed).toEqual([]);
+    sync.committed('c', 1);
+    expect(failed).toEqual(['c']);
+    expect(durable).toEqual(['a', 'b']);
+  });
+
   it('fails a batch whose inline fsync throws', () => {
     const m = manualIo();
     const { sync, failed } = tracked(m.io);
