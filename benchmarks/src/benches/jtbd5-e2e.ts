@@ -137,14 +137,15 @@ export const benchmark: Benchmark = {
     const samplePool = poolFor(app.url, 1);
     const echoPool = poolFor(echo.url, 128);
     try {
-      // Warm-up, not measured.
+      // Warm-up, not measured. Over many subjects, as the load: operations on one subject run
+      // one after another, and 500 of them would still be finishing during the measurement.
       await openLoop({
         ratePerSec: 500,
         durationMs: 1000,
-        fire: () =>
+        fire: (_t, i) =>
           requestJson(pool, 'POST', '/v1/operations', {
             token: app.token,
-            body: { type: 'sleep', subject: 'urn:unrdf:bench:warm', input: { ms: HANDLER_MS } },
+            body: { type: 'sleep', subject: `urn:unrdf:bench:warm${i % SUBJECTS}`, input: { ms: HANDLER_MS } },
           }),
       });
       await sleep(500);
