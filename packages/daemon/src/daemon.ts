@@ -354,6 +354,9 @@ class UnrdfDaemon implements Daemon {
       ...(o.meter === undefined ? {} : { meter: o.meter }),
     });
     this.#unsubscribe = this.#queue.onEvent((event) => this.#onEvent(event));
+    // What the queue's start finished (crash recovery dead-letters an operation whose
+    // attempts ran out) is on disk, receipt included, but was published before we listened.
+    for (const appended of this.#extension.releaseAll()) this.#recovered(appended);
 
     this.#diagnostics = createNodeDiagnostics({
       nodeId: o.nodeId,
@@ -631,12 +634,7 @@ class UnrdfDaemon implements Daemon {
     if (event.kind !== 'completed' && event.kind !== 'dead' && event.kind !== 'cancelled') return;
     // Transitions arrive once their commit is on disk: the receipt is durable now.
     const appended = this.#extension?.released(event.id);
-    if (appended !== undefined) {
-      this.#recentReceipts.set(event.id, { leafIndex: appended.leafIndex, receiptHash: appended.receiptHash });
-      if (this.#recentReceipts.size > RECENT_RECEIPTS) {
-        this.#recentReceipts.delete(this.#recentReceipts.keys().next().value as string);
-      }
-    }
+    if (appended !== undefined) this.#remember(event.id, appended);
     const waiters = this.#waiters.get(event.id);
     // The receipt carries the submission time; the stored operation is read only when
     // someone waits for it or the receipt is missing (the hot path reads nothing).
@@ -669,6 +667,38 @@ class UnrdfDaemon implements Daemon {
     if (waiters !== undefined && operation !== undefined) {
       const view = this.#view(operation, appended);
       for (const waiter of [...waiters]) waiter(view);
+    }
+  }
+
+  /** An operation that reached its final state during the queue's start: on record like any other. */
+  #recovered(appended: AppendedReceipt): void {
+    const { receipt } = appended;
+    this.#remember(receipt.operationId, appended);
+    const ok = receipt.outcome.status === 'succeeded';
+    this.#metrics?.recordOperation({
+      id: receipt.operationId,
+      type: receipt.type,
+      ok,
+      durationMs: Math.max(0, receipt.finishedAt - receipt.submittedAt),
+      ...(receipt.outcome.status === 'failed' ? { errorType: receipt.outcome.errorCode } : {}),
+    });
+    this.#logger?.logger.info(
+      {
+        op: receipt.operationId,
+        type: receipt.type,
+        outcome: receipt.outcome.status,
+        leafIndex: appended.leafIndex,
+        receiptHash: appended.receiptHash,
+      },
+      'operation finished while the daemon started',
+    );
+  }
+
+  /** Keeps the last RECENT_RECEIPTS released receipts' positions, so a view needs no ledger lookup. */
+  #remember(id: string, appended: AppendedReceipt): void {
+    this.#recentReceipts.set(id, { leafIndex: appended.leafIndex, receiptHash: appended.receiptHash });
+    if (this.#recentReceipts.size > RECENT_RECEIPTS) {
+      this.#recentReceipts.delete(this.#recentReceipts.keys().next().value as string);
     }
   }
 

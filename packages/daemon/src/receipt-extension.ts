@@ -21,6 +21,12 @@ export interface ReceiptExtension extends ApplyExtension {
   durableSize(): number;
   /** The queue released a final transition of `operationId` (its batch is on disk); returns its receipt if known. */
   released(operationId: string): AppendedReceipt | undefined;
+  /**
+   * Every batch committed so far is on disk (the queue's start awaited its commits, such as
+   * crash recovery's): marks them durable and returns their receipts, whose transitions
+   * were published before anyone listened.
+   */
+  releaseAll(): AppendedReceipt[];
 }
 
 /**
@@ -58,6 +64,7 @@ export function createReceiptExtension(options: {
 }): ReceiptExtension {
   let ledger: Ledger | undefined;
   let read: StatementSync | undefined;
+  let readWhole: StatementSync | undefined;
   let bodies: ReceiptBody[] = [];
   const committed: CommittedReceipts[] = [];
   /** Appended in committed batches whose transitions have not been released yet. */
@@ -111,6 +118,38 @@ export function createReceiptExtension(options: {
     return { ...facts, type: row.type } as ReceiptBody;
   };
 
+  /**
+   * The row's receipt fields. SQLite's JSON functions refuse nesting deeper than 1000
+   * levels ("malformed JSON"; JSON_MAX_DEPTH in sqlite3's json.c), which JSON.parse reads:
+   * such a payload or result is parsed here instead, or its operation could never become final.
+   */
+  const rowOf = (id: string): Row | undefined => {
+    try {
+      return read?.get(id) as Row | undefined;
+    } catch (error) {
+      if (!/malformed JSON/i.test(String(error))) throw error;
+    }
+    const whole = readWhole?.get(id) as
+      | (Omit<Row, 'subject' | 'inputDigest' | 'hasOutputDigest' | 'outputDigest' | 'members'> & {
+          payload: string;
+          result: string | null;
+        })
+      | undefined;
+    if (whole === undefined) return undefined;
+    const { payload, result, ...rest } = whole;
+    const input = JSON.parse(payload) as { subject?: unknown; inputDigest?: unknown } | null;
+    const output = result === null ? null : (JSON.parse(result) as Record<string, unknown> | null);
+    const hasOutputDigest = typeof output === 'object' && output !== null && Object.hasOwn(output, 'outputDigest');
+    return {
+      ...rest,
+      subject: input?.subject,
+      inputDigest: input?.inputDigest,
+      hasOutputDigest: hasOutputDigest ? 1 : 0,
+      outputDigest: hasOutputDigest ? ((output?.outputDigest ?? null) as string | null) : null,
+      members: Array.isArray(output?.members) ? JSON.stringify(output.members) : null,
+    };
+  };
+
   const extension: ReceiptExtension = {
     name: 'receipts',
     watches: ['complete', 'fail', 'cancel'],
@@ -126,12 +165,14 @@ export function createReceiptExtension(options: {
           json_extract(result, '$.outputDigest') AS outputDigest,
           CASE json_type(result, '$.members') WHEN 'array' THEN json_extract(result, '$.members') END AS members,
           error, attempts, created_at AS createdAt, started_at AS startedAt FROM operations WHERE id = ?`);
+      readWhole = db.prepare(`SELECT type, payload, result, error, attempts, created_at AS createdAt,
+          started_at AS startedAt FROM operations WHERE id = ?`);
       durable = ledger.size();
     },
     afterApply({ transitions }: ApplyContext) {
       for (const t of transitions) {
         if (t.kind !== 'completed' && t.kind !== 'dead' && t.kind !== 'cancelled') continue;
-        const row = read?.get(t.id) as Row | undefined;
+        const row = rowOf(t.id);
         if (row === undefined) throw new Error(`operation ${t.id} vanished inside its own transaction`);
         bodies.push(bodyOf(t.id, t.kind, t.at, row));
       }
@@ -165,6 +206,13 @@ export function createReceiptExtension(options: {
       }
       unreleased.delete(operationId);
       return entry.appended;
+    },
+    releaseAll() {
+      const all = [...unreleased.values()].map((entry) => entry.appended);
+      for (const batch of committed) durable = Math.max(durable, batch.treeSize);
+      committed.length = 0;
+      unreleased.clear();
+      return all;
     },
   };
   return extension;

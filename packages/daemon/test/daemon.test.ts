@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import { type ApplyExtension, CompletionRefusedError, UnrecoverableError } from '@unrdf/queue';
 import { verifyCheckpointConsistency, verifyReceipt } from '@unrdf/receipts';
 import { tempDir } from '@unrdf/test-utils';
@@ -342,6 +343,56 @@ describe('createDaemon', () => {
       const report = await daemon.report();
       expect(report.operations.recent.some((r) => r.id === op.id)).toBe(true);
       expect((await daemon.slo()).length).toBeGreaterThan(0);
+    });
+  });
+
+  describe('receipts of operations SQLite cannot read as JSON, and of operations finished at start', () => {
+    /** `depth` arrays nested in one another. */
+    const nested = (depth: number): unknown => {
+      let value: unknown = null;
+      for (let i = 0; i < depth; i++) value = [value];
+      return value;
+    };
+
+    it('finishes operations whose input or output nests deeper than SQLite JSON reads (1000 levels)', async () => {
+      await using dir = await tempDir('daemon');
+      await using daemon = createDaemon({ dataDir: dir.path, diagnostics: quiet });
+      daemon.handle('echo', (input) => input);
+      await daemon.start();
+      // The envelope adds a level: 1000 arrays in the input are 1001 levels in the stored payload.
+      const deepIn = await daemon.submit({ type: 'echo', subject: 'urn:x:deep', input: nested(1000) });
+      const done = await daemon.waitFor(deepIn.id, { timeoutMs: 10_000 });
+      expect(done?.state).toBe('completed');
+      const bundle = daemon.receipt(deepIn.id);
+      expect(bundle?.receipt.subject).toBe('urn:x:deep');
+      expect(bundle?.receipt.inputDigest).toMatch(/^[0-9a-f]{64}$/);
+      expect(bundle?.receipt.outputDigest).toMatch(/^[0-9a-f]{64}$/);
+      expect(daemon.verify(bundle)).toEqual({ status: 'valid' });
+    });
+
+    it('shows receipts of operations that crash recovery finished while the daemon started', async () => {
+      await using dir = await tempDir('daemon');
+      const first = createDaemon({ dataDir: dir.path, diagnostics: quiet });
+      first.handle('t', () => 1, { crashPolicy: 'fail' });
+      await first.start();
+      const op = await first.submit({ type: 't', subject: 'urn:x:1', runAt: Date.now() + 3_600_000 });
+      await first.close();
+      // As if the process died during attempt 1: the row still holds an old lease.
+      const db = new DatabaseSync(dir.join('daemon.db'));
+      db.prepare(
+        "UPDATE operations SET state = 'running', attempts = 1, token = 1, epoch = 1, started_at = created_at WHERE id = ?",
+      ).run(op.id);
+      db.close();
+      await using daemon = createDaemon({ dataDir: dir.path, diagnostics: quiet });
+      daemon.handle('t', () => 1, { crashPolicy: 'fail' });
+      await daemon.start();
+      const view = daemon.get(op.id);
+      expect(view?.state).toBe('dead');
+      expect(view?.receipt).not.toBeNull();
+      expect(daemon.receipt(op.id)?.receipt.operationId).toBe(op.id);
+      expect((await daemon.waitFor(op.id, { timeoutMs: 1_000 }))?.state).toBe('dead');
+      // On record like any other finished operation.
+      expect((await daemon.report()).operations.recent.some((r) => r.id === op.id)).toBe(true);
     });
   });
 });
