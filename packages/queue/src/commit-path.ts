@@ -74,7 +74,7 @@ export class StoreSyncError extends QueueError {
 const MAX_BACKGROUND_PASSES = 3;
 /** How long a background pass may take before the event loop checkpoints itself. */
 const PASS_TIMEOUT_MS = 1000;
-/** WAL bytes not yet in the database small enough to finish with commits held (or, without the worker, on the event loop). */
+/** WAL bytes not yet in the database small enough to finish with commits held (the worker's final pass). */
 const REMAINDER_BYTES = 256 * 1024;
 /**
  * How long commits may wait for the worker's last pass (a few hundred KiB and two fsyncs:
@@ -114,9 +114,11 @@ class WalFrames {
 }
 
 // The worker's whole program (CommonJS, evaluated: nothing to resolve in src or dist).
-// Its own connection runs PASSIVE checkpoints under synchronous=FULL: the WAL is synced,
-// frames are copied into the database, the database is synced, and only then does SQLite
-// record them as backfilled (https://sqlite.org/c3ref/wal_checkpoint_v2.html). PASSIVE
+// Its own connection runs PASSIVE checkpoints under synchronous=FULL: when there are frames
+// to copy, the WAL is synced first, then they are copied into the database; the database
+// is synced only when the pass copied every frame there was when it began
+// (https://sqlite.org/c3ref/wal_checkpoint_v2.html). So only a pass that no commit
+// overlapped (the final one, with commits held) says anything about durability. PASSIVE
 // takes no writer lock, so the queue's writer goes on committing meanwhile.
 const CHECKPOINTER_SOURCE = `
 const { DatabaseSync } = require('node:sqlite');
@@ -312,9 +314,11 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
 
   // Keeps the WAL bounded: worker passes copy the bulk while commits go on; then commits
   // wait while the worker copies the small remainder, so that it copies every frame and
-  // the next commit starts the WAL over. The event loop itself never waits for the disk
-  // here: it goes on accepting work, which the next commit takes. Only without the worker
-  // (or when it does not answer in time) does the event loop checkpoint the remainder.
+  // the next commit starts the WAL over. Meanwhile the event loop goes on accepting work,
+  // which the next commit takes. The event loop checkpoints itself (a stall of a copy and
+  // two fsyncs) only when the worker is not online or does not answer in time, when three
+  // passes left more than REMAINDER_BYTES (commits outpacing the worker), or when the
+  // final pass did not copy everything: the WAL must not grow without bound.
   const checkpoint = async (): Promise<void> => {
     checkpointing = true;
     try {
@@ -338,13 +342,14 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
           schedule();
         }
         if (last.ok && everyFrameCopied(last)) return;
+        if (failure !== undefined) return; // an fsync failed during the hold: the store is done
       }
       // Under synchronous=FULL: syncs the WAL, copies what is left into the database and
       // syncs that. Everything committed so far is then durable, and the next commit
       // starts the WAL over at its beginning, reusing the file: truncating it instead
       // costs tens of milliseconds on ext4 (mounted with discard here), all on the event
       // loop. The maintenance tick still truncates it (bounded disk use when idle).
-      everyFrameCopied(stateMachine.checkpoint(checkpointer === undefined ? 'truncate' : 'passive'));
+      everyFrameCopied(stateMachine.checkpoint('passive'));
     } catch {
       // A busy reader can block a checkpoint; the next one catches up.
     } finally {
@@ -354,16 +359,17 @@ export function createGroupCommitPath(stateMachine: StateMachine, options: Group
 
   /**
    * After a checkpoint that copied every frame of the WAL (with no commit since it started):
-   * it synced the WAL first (synchronous=FULL), so every batch committed is durable.
-   * One blocked by another checkpointer (such as a worker pass that timed out) may have
-   * synced nothing: the batches then wait for their own fsync as usual.
+   * every batch committed is durable. Frames it copied were synced first (synchronous=FULL);
+   * frames an earlier checkpoint had already copied were synced by that one. One blocked by
+   * another checkpointer (busy: such as a worker pass that timed out) proves nothing: the
+   * batches then wait for their own fsync as usual. A store not in WAL mode answers log -1.
    */
   const everyFrameCopied = (done: {
     readonly busy?: number;
     readonly log?: number;
     readonly checkpointed?: number;
   }) => {
-    if (done.busy !== 0 || done.checkpointed !== done.log) return false;
+    if (done.busy !== 0 || (done.log ?? -1) < 0 || done.checkpointed !== done.log) return false;
     walSync?.releaseAll();
     return true;
   };

@@ -135,7 +135,8 @@ export interface StateMachine {
   /** The current boot epoch (0 before the first boot command). */
   epoch(): number;
   /**
-   * Moves the WAL into the database, fsyncing both. `truncate` (default) then cuts the
+   * Moves the WAL into the database, fsyncing the WAL before it copies and the database
+   * once every frame is copied (synchronous=FULL for the call). `truncate` (default) then cuts the
    * WAL file to zero bytes (bounded disk use; slow on some file systems); `passive`
    * leaves the file, and the next write starts the WAL over from its beginning if
    * every frame was moved.
