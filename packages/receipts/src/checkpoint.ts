@@ -70,6 +70,13 @@ export interface TrustedKey {
   readonly fromSize?: number;
   /** Tree size from which this key is retired (exclusive); default never. */
   readonly untilSize?: number;
+  /**
+   * The log (checkpoint origin line) this key signs for; default: the key's name. A
+   * signature counts only on a checkpoint of this origin, so the key of one log trusted
+   * beside another's cannot vouch for the other (C2SP tlog-checkpoint: the key name
+   * SHOULD match the origin line).
+   */
+  readonly origin?: string;
 }
 
 /** The result of {@link openCheckpoint}. */
@@ -85,12 +92,13 @@ const toVerifier = (k: TrustedKey): NoteVerifier =>
  * one signature must come from a key trusted for this tree size. Total: never throws.
  */
 export function openCheckpoint(note: unknown, trustedKeys: readonly TrustedKey[]): OpenedCheckpoint {
-  let keys: { verifier: NoteVerifier; fromSize: number; untilSize: number }[];
+  let keys: { verifier: NoteVerifier; fromSize: number; untilSize: number; origin: string | undefined }[];
   try {
     keys = trustedKeys.map((k) => ({
       verifier: toVerifier(k),
       fromSize: k.fromSize ?? 0,
       untilSize: k.untilSize ?? Number.POSITIVE_INFINITY,
+      origin: k.origin,
     }));
   } catch (error) {
     return { ok: false, reason: `bad trusted key: ${(error as Error).message}` };
@@ -107,8 +115,16 @@ export function openCheckpoint(note: unknown, trustedKeys: readonly TrustedKey[]
     return { ok: false, reason: (error as Error).message };
   }
   const inWindow = opened.verifiedBy.filter((v) =>
-    keys.some((k) => k.verifier === v && checkpoint.size >= k.fromSize && checkpoint.size < k.untilSize),
+    keys.some(
+      (k) =>
+        k.verifier === v &&
+        (k.origin ?? v.name) === checkpoint.origin &&
+        checkpoint.size >= k.fromSize &&
+        checkpoint.size < k.untilSize,
+    ),
   );
-  if (inWindow.length === 0) return { ok: false, reason: `no key trusted at tree size ${checkpoint.size} signed it` };
+  if (inWindow.length === 0) {
+    return { ok: false, reason: `no key trusted for ${checkpoint.origin} at tree size ${checkpoint.size} signed it` };
+  }
   return { ok: true, checkpoint, verifiedBy: inWindow.map((v) => v.name) };
 }

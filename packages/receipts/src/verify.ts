@@ -164,12 +164,11 @@ export function createReceiptVerifier(options: ReceiptVerifierOptions): ReceiptV
         const [older, newer] =
           a.checkpoint.size <= b.checkpoint.size ? [a.checkpoint, b.checkpoint] : [b.checkpoint, a.checkpoint];
         if (older.origin !== newer.origin) return invalid('the checkpoints are of different ledgers');
-        if (older.size === newer.size) {
-          return bytesEqual(older.root, newer.root)
-            ? { status: 'valid' }
-            : invalid(
-                `fork: two roots for tree size ${older.size} (${toBase64(older.root)} vs ${toBase64(newer.root)})`,
-              );
+        // Two signed roots for one size prove a fork by themselves, whatever the proof.
+        if (older.size === newer.size && !bytesEqual(older.root, newer.root)) {
+          return invalid(
+            `fork: two roots for tree size ${older.size} (${toBase64(older.root)} vs ${toBase64(newer.root)})`,
+          );
         }
         const parsed = ConsistencyProofSchema.safeParse(proof);
         if (!parsed.success) return invalid('malformed proof');
@@ -177,6 +176,8 @@ export function createReceiptVerifier(options: ReceiptVerifierOptions): ReceiptV
         if (p.oldSize !== older.size || p.newSize !== newer.size) {
           return inconclusive('the proof is for other tree sizes than the checkpoints');
         }
+        // RFC 9162 §2.1.4.1: between equal sizes the proof is empty.
+        if (older.size === newer.size) return p.hashes.length === 0 ? { status: 'valid' } : invalid('malformed proof');
         return verifyConsistency(older.size, newer.size, older.root, newer.root, decode(p.hashes))
           ? { status: 'valid' }
           : invalid('fork: the older checkpoint is not a prefix of the newer one');

@@ -116,6 +116,44 @@ describe('verifyCheckpointConsistency', () => {
   });
 });
 
+describe('trusted keys and origins', () => {
+  it("counts a key's signature only on checkpoints of the log it is named after, or of its origin option", async () => {
+    await using dir = await tempDir('receipts-origin');
+    const other = generateNoteKey('example.org/other-ledger');
+    // The other log's key signs a checkpoint that names this log's origin.
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: other.signerKey }] });
+    const [appended] = await Promise.all(bodies(3).map((b) => ledger.append(b)));
+    if (!appended) throw new Error('fixture');
+    const proof = ledger.inclusionProof(appended.leafIndex, appended.treeSize);
+    const both = [{ verifierKey: key.verifierKey }, { verifierKey: other.verifierKey }];
+    expect(verifyReceipt(appended.receipt, proof, appended.checkpoint, both)).toMatchObject({
+      status: 'invalid',
+      reason: expect.stringMatching(/no key trusted for example\.com\/unrdf\/ledger/),
+    });
+    // Bound to this origin explicitly, the same key is trusted for it.
+    const bound = [{ verifierKey: other.verifierKey, origin }];
+    expect(verifyReceipt(appended.receipt, proof, appended.checkpoint, bound)).toEqual({ status: 'valid' });
+  });
+
+  it('takes only an empty proof between two checkpoints of the same size (RFC 9162 §2.1.4.1)', async () => {
+    await using dir = await tempDir('receipts-origin');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    await Promise.all(bodies(5).map((b) => ledger.append(b)));
+    const cp = ledger.latestCheckpoint() as string;
+    const size = ledger.size();
+    const trusted = ledger.trustedKeys;
+    expect(verifyCheckpointConsistency(cp, cp, ledger.consistencyProof(size, size), trusted)).toEqual({
+      status: 'valid',
+    });
+    for (const bad of ['garbage', { oldSize: size, newSize: size, hashes: ['00'.repeat(32)] }]) {
+      expect(verifyCheckpointConsistency(cp, cp, bad, trusted).status).toBe('invalid');
+    }
+    expect(verifyCheckpointConsistency(cp, cp, { oldSize: 1, newSize: 9, hashes: [] }, trusted).status).not.toBe(
+      'valid',
+    );
+  });
+});
+
 describe('createReceiptVerifier', () => {
   it('verifies across many checkpoints, past its node-cache window, with the same answers', async () => {
     await using dir = await tempDir('receipts-verifier');
