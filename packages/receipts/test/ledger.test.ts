@@ -146,8 +146,8 @@ describe('openLedger', () => {
       signers: [{ signer: key.signerKey }, { signer: next.signerKey, fromSize: 5 }],
     });
     expect(ledger.trustedKeys).toEqual([
-      { verifierKey: key.verifierKey, fromSize: 0, untilSize: 5 },
-      { verifierKey: next.verifierKey, fromSize: 5 },
+      { verifierKey: key.verifierKey, fromSize: 0, untilSize: 5, origin },
+      { verifierKey: next.verifierKey, fromSize: 5, origin },
     ]);
     for (const b of bodies(4)) await ledger.append(b);
     const early = ledger.latestCheckpoint();

@@ -9,6 +9,8 @@ const KeyEntrySchema = z.looseObject({
   verifierKey: z.string().min(1),
   fromSize: Size.optional(),
   untilSize: Size.optional(),
+  /** The log the key signs for, when its name is not that log's origin. */
+  origin: z.string().min(1).optional(),
 });
 
 /**
@@ -31,9 +33,10 @@ function windowed(entries: readonly z.infer<typeof KeyEntrySchema>[]): TrustedKe
     const next = sorted[i + 1];
     const untilSize =
       entry.untilSize ?? (next !== undefined && (next.fromSize ?? 0) > fromSize ? next.fromSize : undefined);
+    const origin = entry.origin === undefined ? {} : { origin: entry.origin };
     return untilSize === undefined
-      ? { verifierKey: entry.verifierKey, fromSize }
-      : { verifierKey: entry.verifierKey, fromSize, untilSize };
+      ? { verifierKey: entry.verifierKey, fromSize, ...origin }
+      : { verifierKey: entry.verifierKey, fromSize, untilSize, ...origin };
   });
 }
 

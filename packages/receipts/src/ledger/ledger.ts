@@ -301,9 +301,10 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
   const trustedKeys: TrustedKey[] = schedule.map((s, i) => {
     const next = schedule[i + 1];
     const verifierKey = encodeVerifierKey(s.signer.name, s.signer.publicKey);
+    // Bound to this ledger's origin whatever the key is named (a key of another name signs for it too).
     return next
-      ? { verifierKey, fromSize: s.fromSize, untilSize: next.fromSize }
-      : { verifierKey, fromSize: s.fromSize };
+      ? { verifierKey, fromSize: s.fromSize, untilSize: next.fromSize, origin }
+      : { verifierKey, fromSize: s.fromSize, origin };
   });
   const signerFor = (treeSize: number): NoteSigner => {
     let chosen = schedule[0]?.signer as NoteSigner;
