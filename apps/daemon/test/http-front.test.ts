@@ -1,6 +1,6 @@
 // The HTTP front on its own worker thread (what `unrdf-daemon start` runs): a real
 // Worker, real sockets on loopback, the daemon on this thread.
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { Daemon } from '@unrdf/daemon';
 import { verifyReceipt } from '@unrdf/receipts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,5 +105,23 @@ describe('startHttpFront', () => {
     expect(answer.status).toBe(200);
     expect(OperationViewSchema.parse(await answer.json()).state).toBe('running');
     test.release();
+  }, 60_000);
+
+  it('closes while a client holds a connection that never sent a byte (a pre-opened socket, a TCP probe)', async () => {
+    const third = await startHttpFront({ daemon, telemetry, dataDir: test.dir.path, port: 0 });
+    const silent = connect(third.port, '127.0.0.1');
+    silent.on('error', () => {});
+    const hungUp = new Promise((resolve) => silent.once('close', resolve));
+    await new Promise((resolve) => silent.once('connect', resolve));
+    // Accepted by the server on its thread before the close begins.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Before the fix close() waited for the front's 15 s limit and then terminated the thread.
+    const outcome = await Promise.race([
+      third.close().then(() => 'closed'),
+      new Promise((resolve) => setTimeout(() => resolve('still closing after 10 s'), 10_000)),
+    ]);
+    expect(outcome).toBe('closed');
+    await hungUp; // the server hung up on it
+    silent.destroy();
   }, 60_000);
 });

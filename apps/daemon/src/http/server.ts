@@ -1,5 +1,5 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import rateLimit from '@fastify/rate-limit';
@@ -258,12 +258,35 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     request.identity = identity;
   });
 
+  // Requests in progress per connection, so that close() can tell a connection with nothing
+  // to answer: Node's closeIdleConnections() leaves one that never sent a byte (a client's
+  // spare pre-opened connection, a TCP health check, a port scan), and with no timeout on
+  // it, close() would wait for that client to hang up.
+  const connections = new Map<Socket, number>();
+  app.server.on('connection', (socket: Socket) => {
+    connections.set(socket, 0);
+    socket.once('close', () => connections.delete(socket));
+  });
+  app.server.on('request', (request, response) => {
+    const socket = request.socket;
+    connections.set(socket, (connections.get(socket) ?? 0) + 1);
+    response.once('close', () => {
+      if (connections.has(socket)) connections.set(socket, Math.max(0, (connections.get(socket) ?? 1) - 1));
+    });
+  });
+
   // Long polls end when the server closes instead of holding close() up to MAX_WAIT_MS.
   // Node closes the connections idle when close() starts; the ones busy then go idle once
-  // they answer and would stay open until their keep-alive timeout: close those as they do.
+  // they answer and would stay open until their keep-alive timeout: close those as they do,
+  // and any connection with no request in progress.
   app.addHook('preClose', async () => {
     daemon.endWaits();
-    const sweep = setInterval(() => app.server.closeIdleConnections(), CLOSE_SWEEP_MS);
+    const closeQuiet = () => {
+      app.server.closeIdleConnections();
+      for (const [socket, requests] of connections) if (requests === 0) socket.destroy();
+    };
+    closeQuiet();
+    const sweep = setInterval(closeQuiet, CLOSE_SWEEP_MS);
     app.server.once('close', () => clearInterval(sweep));
   });
 
