@@ -293,6 +293,29 @@ describe.each(VIA)('createHttpApi over the daemon on the %s', (via) => {
       await call(`/v1/operations/${submitted.id}`, { method: 'DELETE', token: submitter });
     });
 
+    it('answers a wait at once, as if it had run out, when the budget of held requests is spent', async () => {
+      await using budgetless = await startHttpServer({ daemon, tokens, telemetry, port: 0, maxWaiting: 0 });
+      const at = (path: string, init: RequestInit = {}) =>
+        fetch(`${budgetless.url}${path}`, { ...init, signal: AbortSignal.timeout(20_000) });
+      const posted = await at('/v1/operations?wait=30000', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${submitter}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'gate', subject: 'urn:g:budget' }),
+      });
+      expect(posted.status).toBe(202);
+      const view = OperationViewSchema.parse(await posted.json());
+      expect(view.receipt).toBeNull();
+      const polled = await at(`/v1/operations/${view.id}?wait=30000`, {
+        headers: { authorization: `Bearer ${reader}` },
+      });
+      expect(polled.status).toBe(200);
+      expect(['pending', 'running']).toContain(OperationViewSchema.parse(await polled.json()).state);
+      await expect(createHttpApi({ daemon, tokens, telemetry, maxWaiting: -1 })).rejects.toBeInstanceOf(
+        InvalidInputError,
+      );
+      await call(`/v1/operations/${view.id}`, { method: 'DELETE', token: submitter });
+    });
+
     it('refuses a wait beyond the bound', async () => {
       const response = await call('/v1/operations/x?wait=999999', { token: reader });
       expect(response.status).toBe(400);

@@ -63,6 +63,13 @@ export const DEFAULT_HTTP_THREADS = availableParallelism() >= 2 ? 1 : 0;
 const CLOSE_SWEEP_MS = 25;
 /** JSON bodies nested deeper than this are refused (canonical JSON and digests recurse). */
 export const MAX_JSON_DEPTH = 64;
+/**
+ * `?wait` requests held at once by default. Each holds its request (up to the body limit)
+ * and a waiter on the daemon's side for up to its wait; past this many, a request answers
+ * at once as if its wait had run out (202, or the operation as it stands), which clients
+ * handle already. At 1,000 operations/s through `POST ?wait` about 3-30 are held.
+ */
+export const DEFAULT_MAX_WAITING = 512;
 
 /** Options of {@link createHttpApi}. */
 export interface HttpApiOptions {
@@ -75,6 +82,8 @@ export interface HttpApiOptions {
   readonly bodyLimitBytes?: number;
   /** Requests per token per window (default 6000 a minute); `false` turns it off. */
   readonly rateLimit?: { readonly max: number; readonly timeWindowMs: number } | false;
+  /** `?wait` requests held at once (default {@link DEFAULT_MAX_WAITING}); past it they answer at once. */
+  readonly maxWaiting?: number;
   /** Version shown in the OpenAPI document. */
   readonly version?: string;
 }
@@ -92,6 +101,7 @@ const HttpApiLimitsSchema = z.object({
       z.strictObject({ max: z.number().int().min(1), timeWindowMs: z.number().int().min(1).max(2_147_483_647) }),
     ])
     .optional(),
+  maxWaiting: z.number().int().min(0).max(1_000_000).optional(),
   version: z.string().min(1).max(64).optional(),
 });
 
@@ -186,6 +196,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
   const checked = HttpApiLimitsSchema.safeParse({
     bodyLimitBytes: options.bodyLimitBytes,
     rateLimit: options.rateLimit,
+    maxWaiting: options.maxWaiting,
     version: options.version,
   });
   if (!checked.success) throw InvalidInputError.fromZod('HTTP API options', checked.error);
@@ -193,6 +204,18 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
   const daemon = portOf(options.daemon, options.telemetry);
   const bodyLimit = checked.data.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const limits = checked.data.rateLimit ?? DEFAULT_RATE_LIMIT;
+  const maxWaiting = checked.data.maxWaiting ?? DEFAULT_MAX_WAITING;
+  let waiting = 0;
+  /** Runs `wait` (a request's hold) within the budget of held requests, else `now` (answer at once). */
+  const held = async <T>(ms: number, wait: () => Promise<T>, now: () => Promise<T>): Promise<T> => {
+    if (ms <= 0 || waiting >= maxWaiting) return now();
+    waiting++;
+    try {
+      return await wait();
+    } finally {
+      waiting--;
+    }
+  };
 
   const app = Fastify({
     logger: false, // errors go to the daemon's logger below; requests are never logged with their headers
@@ -401,10 +424,11 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       // With ?wait the client holds the outcome and receipt after one round trip instead
       // of a POST and a GET ?wait; 202 still means "durable, not final yet".
       const wait = request.query.wait ?? 0;
-      const { accepted, final } =
-        wait > 0
-          ? await daemon.submitAndWait(request.body, wait)
-          : { accepted: await daemon.submit(request.body), final: undefined };
+      const { accepted, final } = await held(
+        wait,
+        () => daemon.submitAndWait(request.body, wait),
+        async () => ({ accepted: await daemon.submit(request.body), final: undefined }),
+      );
       reply.header('location', `/v1/operations/${encodeURIComponent(accepted.id)}`);
       return final === undefined ? reply.code(202).send(accepted) : reply.code(200).send(final);
     },
@@ -423,7 +447,13 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       const { id } = request.params;
       // waitFor answers at once for an operation that is final already (one read, not two).
       const wait = request.query.wait ?? 0;
-      return (wait > 0 ? await daemon.waitFor(id, wait) : undefined) ?? operationOr404(id);
+      return (
+        (await held(
+          wait,
+          () => daemon.waitFor(id, wait),
+          async () => undefined,
+        )) ?? operationOr404(id)
+      );
     },
   });
 
