@@ -64,12 +64,14 @@ const CLOSE_SWEEP_MS = 25;
 /** JSON bodies nested deeper than this are refused (canonical JSON and digests recurse). */
 export const MAX_JSON_DEPTH = 64;
 /**
- * `?wait` requests held at once by default. Each holds its request (up to the body limit)
- * and a waiter on the daemon's side for up to its wait; past this many, a request answers
+ * `?wait` requests held at once by default, and the request bytes they may hold together.
+ * Each holds its request (up to the body limit; about three times its size in memory) and
+ * a waiter on the daemon's side for up to its wait; past either bound, a request answers
  * at once as if its wait had run out (202, or the operation as it stands), which clients
- * handle already. At 1,000 operations/s through `POST ?wait` about 3-30 are held.
+ * handle already. At 1,000 operations/s through `POST ?wait` tens are held, a few KiB each.
  */
-export const DEFAULT_MAX_WAITING = 512;
+export const DEFAULT_MAX_WAITING = 10_000;
+export const DEFAULT_MAX_WAITING_BYTES = 64 * 1024 * 1024;
 
 /** Options of {@link createHttpApi}. */
 export interface HttpApiOptions {
@@ -82,8 +84,12 @@ export interface HttpApiOptions {
   readonly bodyLimitBytes?: number;
   /** Requests per token per window (default 6000 a minute); `false` turns it off. */
   readonly rateLimit?: { readonly max: number; readonly timeWindowMs: number } | false;
-  /** `?wait` requests held at once (default {@link DEFAULT_MAX_WAITING}); past it they answer at once. */
+  /**
+   * `?wait` requests held at once and their request bytes together (defaults
+   * {@link DEFAULT_MAX_WAITING}, {@link DEFAULT_MAX_WAITING_BYTES}); past either they answer at once.
+   */
   readonly maxWaiting?: number;
+  readonly maxWaitingBytes?: number;
   /** Version shown in the OpenAPI document. */
   readonly version?: string;
 }
@@ -102,6 +108,7 @@ const HttpApiLimitsSchema = z.object({
     ])
     .optional(),
   maxWaiting: z.number().int().min(0).max(1_000_000).optional(),
+  maxWaitingBytes: z.number().int().min(0).optional(),
   version: z.string().min(1).max(64).optional(),
 });
 
@@ -197,6 +204,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     bodyLimitBytes: options.bodyLimitBytes,
     rateLimit: options.rateLimit,
     maxWaiting: options.maxWaiting,
+    maxWaitingBytes: options.maxWaitingBytes,
     version: options.version,
   });
   if (!checked.success) throw InvalidInputError.fromZod('HTTP API options', checked.error);
@@ -205,17 +213,23 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
   const bodyLimit = checked.data.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const limits = checked.data.rateLimit ?? DEFAULT_RATE_LIMIT;
   const maxWaiting = checked.data.maxWaiting ?? DEFAULT_MAX_WAITING;
+  const maxWaitingBytes = checked.data.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES;
   let waiting = 0;
+  let waitingBytes = 0;
   /** Runs `wait` (a request's hold) within the budget of held requests, else `now` (answer at once). */
-  const held = async <T>(ms: number, wait: () => Promise<T>, now: () => Promise<T>): Promise<T> => {
-    if (ms <= 0 || waiting >= maxWaiting) return now();
+  const held = async <T>(ms: number, bytes: number, wait: () => Promise<T>, now: () => Promise<T>): Promise<T> => {
+    if (ms <= 0 || waiting >= maxWaiting || waitingBytes + bytes > maxWaitingBytes) return now();
     waiting++;
+    waitingBytes += bytes;
     try {
       return await wait();
     } finally {
       waiting--;
+      waitingBytes -= bytes;
     }
   };
+  const bytesOf = (request: { headers: Record<string, unknown> }): number =>
+    Number(request.headers['content-length'] ?? 0) || 0;
 
   const app = Fastify({
     logger: false, // errors go to the daemon's logger below; requests are never logged with their headers
@@ -426,6 +440,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       const wait = request.query.wait ?? 0;
       const { accepted, final } = await held(
         wait,
+        bytesOf(request),
         () => daemon.submitAndWait(request.body, wait),
         async () => ({ accepted: await daemon.submit(request.body), final: undefined }),
       );
@@ -450,6 +465,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       return (
         (await held(
           wait,
+          bytesOf(request),
           () => daemon.waitFor(id, wait),
           async () => undefined,
         )) ?? operationOr404(id)
