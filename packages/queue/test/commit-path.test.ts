@@ -19,6 +19,22 @@ const enqueue = (id: string): CommandOf<'enqueue'> => ({
   maxAttempts: 1,
 });
 
+/** A file-backed commit path whose fsyncs (on the pool) wait in `inFlight` until the test ends them. */
+function withHeldSyncs(file: string) {
+  const sm = createStateMachine({ path: file, synchronous: 'off', autoCheckpoint: false });
+  const inFlight: ((error: Error | null) => void)[] = [];
+  const path = createGroupCommitPath(sm, {
+    syncWal: true,
+    inlineSyncMaxBatch: 0,
+    syncIo: { fdatasync: (_fd, callback) => inFlight.push(callback), fdatasyncSync: () => {}, now: () => 0 },
+  });
+  /** Resolves once `n` fsyncs are in flight. */
+  const until = async (n: number) => {
+    while (inFlight.length < n) await new Promise((resolve) => setImmediate(resolve));
+  };
+  return { sm, path, inFlight, until };
+}
+
 describe('createGroupCommitPath', () => {
   it('commits one transaction per turn, syncs the WAL, then resolves and publishes in order', async () => {
     await using dir = await tempDir('queue-commit');
@@ -87,16 +103,10 @@ describe('createGroupCommitPath', () => {
 
   it('after a failed fsync rejects what waited for it, what was submitted before it, and all later work', async () => {
     await using dir = await tempDir('queue-commit');
-    const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });
+    const { sm, path, inFlight, until } = withHeldSyncs(dir.join('q.db'));
     const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-    const inFlight: ((error: Error | null) => void)[] = [];
-    const path = createGroupCommitPath(sm, {
-      syncWal: true,
-      inlineSyncMaxBatch: 0,
-      syncIo: { fdatasync: (_fd, callback) => inFlight.push(callback), fdatasyncSync: () => {}, now: () => 0 },
-    });
     const first = path.submit(enqueue('a'));
-    while (inFlight.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    await until(1);
     // Submitted before the failure, committed (were it not refused) after it.
     const second = path.submit(enqueue('b'));
     inFlight.shift()?.(eio);
@@ -111,17 +121,11 @@ describe('createGroupCommitPath', () => {
 
   it('refuses work without committing it after an fsync fails that left nothing waiting', async () => {
     await using dir = await tempDir('queue-commit');
-    const sm = createStateMachine({ path: dir.join('q.db'), synchronous: 'off', autoCheckpoint: false });
-    const inFlight: ((error: Error | null) => void)[] = [];
-    const path = createGroupCommitPath(sm, {
-      syncWal: true,
-      inlineSyncMaxBatch: 0,
-      syncIo: { fdatasync: (_fd, callback) => inFlight.push(callback), fdatasyncSync: () => {}, now: () => 0 },
-    });
+    const { sm, path, inFlight, until } = withHeldSyncs(dir.join('q.db'));
     const a = path.submit(enqueue('a'));
-    while (inFlight.length < 1) await new Promise((resolve) => setImmediate(resolve));
+    await until(1);
     const b = path.submit(enqueue('b'));
-    while (inFlight.length < 2) await new Promise((resolve) => setImmediate(resolve));
+    await until(2);
     // The second fsync (covering a and b) returns first; then the first one fails.
     const first = inFlight.shift() as (error: Error | null) => void;
     inFlight.shift()?.(null);
