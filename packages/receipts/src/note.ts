@@ -33,9 +33,15 @@ export interface NoteVerifier {
   verify(message: Uint8Array, signature: Uint8Array): boolean;
 }
 
-/** Go's isValidName: non-empty, valid UTF-8, no Unicode white space, no '+'. */
+/**
+ * Go's isValidName: non-empty, valid UTF-8, no Unicode white space, no '+'. Go's
+ * unicode.IsSpace is the Unicode White_Space property (U+0085 included, U+FEFF not),
+ * which JS's `\s` is not.
+ */
 export function isValidKeyName(name: string): boolean {
-  return typeof name === 'string' && name.length > 0 && !/[\s+]/u.test(name) && fromUtf8(utf8(name)) === name;
+  return (
+    typeof name === 'string' && name.length > 0 && !/[\p{White_Space}+]/u.test(name) && fromUtf8(utf8(name)) === name
+  );
 }
 
 /** C2SP signed-note key id for an Ed25519 key: SHA-256(name || "\n" || 0x01 || pub)[:4], big-endian. */
@@ -234,8 +240,10 @@ export function openNote(note: unknown, verifiers: readonly NoteVerifier[]): Ope
       const raw = fromBase64(b64);
       if (!raw || !isValidKeyName(name) || raw.length < 5) return { ok: false, reason: 'malformed note: signature' };
       const keyId = new DataView(raw.buffer, raw.byteOffset, 4).getUint32(0);
+      // The same key listed twice is one key; two different keys under one name and id are ambiguous.
       const matches = verifiers.filter((v) => v.name === name && v.keyId === keyId);
-      if (matches.length > 1) return { ok: false, reason: `ambiguous key ${name}+${hex8(keyId)}` };
+      if (matches.some((v) => !sameKey(v, matches[0] as NoteVerifier)))
+        return { ok: false, reason: `ambiguous key ${name}+${hex8(keyId)}` };
       const verifier = matches[0];
       if (!verifier) continue; // unknown key: ignored, as Go's UnverifiedSigs
       const id = `${name}+${keyId}`;

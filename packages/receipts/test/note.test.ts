@@ -19,6 +19,7 @@ import {
   signNote,
 } from '../src/index.js';
 import { generateKeyFiles, loadSignerKeyFile, loadVerifierKeyFile, nodeSigner } from '../src/ledger/index.js';
+import { isValidKeyName } from '../src/note.js';
 import { hex, noteKat, toHex } from './vectors.js';
 
 const noteOf = (text: string, name: string, sigBase64: string) => `${text}\n\u2014 ${name} ${sigBase64}\n`;
@@ -126,6 +127,30 @@ describe('openNote', () => {
 
   it('refuses text without a final newline', () => {
     expect(() => signNote('hello', [signer])).toThrow(/newline/);
+  });
+
+  it('counts one key listed twice once, and refuses two different keys under one name and id', () => {
+    const opened = openNote(note, [verifier, parseVerifierKey(verifierKey)]);
+    expect(opened.ok && opened.verifiedBy).toHaveLength(1);
+    // A second key claiming the same name and key id (it cannot be derived honestly: the id hashes the key).
+    const impostor = { ...verifier, publicKey: new Uint8Array(32).fill(7), verify: () => true };
+    expect(openNote(note, [verifier, impostor])).toEqual({
+      ok: false,
+      reason: expect.stringMatching(/^ambiguous key/),
+    });
+  });
+});
+
+describe('isValidKeyName', () => {
+  it("rejects exactly Go's unicode.IsSpace characters (the White_Space property) and '+'", () => {
+    for (const space of [' ', '\t', '\u0085', '\u00a0', '\u2028', '\u3000']) {
+      expect(isValidKeyName(`a${space}b`), JSON.stringify(space)).toBe(false);
+    }
+    expect(isValidKeyName('a+b')).toBe(false);
+    expect(isValidKeyName('')).toBe(false);
+    // U+FEFF is not White_Space: Go accepts it in a name, and so does this.
+    expect(isValidKeyName('a\ufeffb')).toBe(true);
+    expect(isValidKeyName('example.com/log')).toBe(true);
   });
 });
 
