@@ -72,6 +72,42 @@ describe('createRdfHandlers in a daemon', () => {
     expect(store.get(BOB)).toBeUndefined();
   });
 
+  it('ends a failed or cancelled batch with a receipt without members, applying none of it', async () => {
+    await using dir = await tempDir('rdf-daemon-batch-fails');
+    const store = createEntityStore();
+    await using daemon = createDaemon({
+      dataDir: dir.join('daemon'),
+      diagnostics: { logLevel: 'warn' },
+      handlers: createRdfHandlers(store),
+      extensions: [store.extension],
+    });
+    await daemon.start();
+    const operations = [
+      { type: 'create', subject: ALICE, input: { data: turtle(ALICE, 'Alice') } },
+      { type: 'update', subject: BOB, input: { data: turtle(BOB, 'Bob') } }, // Bob does not exist
+    ];
+    const failing = await daemon.submit({ type: 'batch', subject: 'urn:example:b1', input: { operations } });
+    expect(await daemon.waitFor(failing.id, { timeoutMs: 10_000 })).toMatchObject({ state: 'dead' });
+    const receipt = daemon.receipt(failing.id);
+    expect(receipt?.receipt).toMatchObject({ type: 'batch', outcome: { status: 'failed' }, outputDigest: null });
+    expect(receipt?.receipt).not.toHaveProperty('members');
+    expect(daemon.verify(receipt).status).toBe('valid');
+    expect(store.get(ALICE)).toBeUndefined();
+
+    const later = await daemon.submit({
+      type: 'batch',
+      subject: 'urn:example:b2',
+      runAt: Date.now() + 60_000,
+      input: { operations: operations.slice(0, 1) },
+    });
+    expect(await daemon.cancel(later.id)).toBe(true);
+    expect(daemon.get(later.id)).toMatchObject({ state: 'cancelled' });
+    expect(daemon.receipt(later.id)?.receipt).toMatchObject({
+      type: 'batch',
+      outcome: { status: 'failed', errorCode: 'CANCELLED' },
+    });
+  });
+
   it('refuses bad RDF at submit, before anything is queued', async () => {
     await using dir = await tempDir('rdf-daemon');
     const store = createEntityStore();

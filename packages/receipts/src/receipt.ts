@@ -39,12 +39,12 @@ const Label = z
 /**
  * The operation's type: the spec's create, update and delete, or any other operation
  * type name the daemon runs (letters, digits and `._:-`, as in @unrdf/queue). `batch`
- * is reserved for batch receipts, which carry `members`.
+ * is reserved for batch receipts (below).
  */
 const SingleType = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/, 'expected an operation type (letters, digits and ._:-, 1-100 chars)')
-  .refine((t) => t !== 'batch', { message: '"batch" receipts carry members' });
+  .refine((t) => t !== 'batch', { message: '"batch" is the type of batch receipts' });
 
 const Outcome = z.discriminatedUnion('status', [
   z.strictObject({ status: z.literal('succeeded') }),
@@ -79,12 +79,25 @@ const timesInOrder = (b: { submittedAt: number; startedAt: number; finishedAt: n
   b.submittedAt <= b.startedAt && b.startedAt <= b.finishedAt;
 const TIMES_MESSAGE = { message: 'timestamps must satisfy submittedAt <= startedAt <= finishedAt' };
 
+/**
+ * A batch applies all its members or none: one that succeeded commits to its members,
+ * one that failed (or was cancelled) has no member outcomes to commit to, and carries
+ * none; its inputDigest still commits to what was asked.
+ */
+const membersIffSucceeded = (b: { outcome: { status: string }; members?: unknown }) =>
+  (b.members !== undefined) === (b.outcome.status === 'succeeded');
+const MEMBERS_MESSAGE = {
+  message: 'a batch that succeeded carries members, and one that failed carries none',
+  path: ['members'],
+};
+
 /** A create, update or delete: also the shape of a batch's members. */
 export const SingleBodySchema = z.strictObject({ ...BodyShape, type: SingleType }).refine(timesInOrder, TIMES_MESSAGE);
 
 const BatchBodySchema = z
-  .strictObject({ ...BodyShape, type: z.literal('batch'), members: BatchMembers })
-  .refine(timesInOrder, TIMES_MESSAGE);
+  .strictObject({ ...BodyShape, type: z.literal('batch'), members: BatchMembers.optional() })
+  .refine(timesInOrder, TIMES_MESSAGE)
+  .refine(membersIffSucceeded, MEMBERS_MESSAGE);
 
 /** What the caller states about an operation: every field comes in, nothing is read from a clock. */
 export const ReceiptBodySchema = z.union([BatchBodySchema, SingleBodySchema]);
@@ -119,8 +132,9 @@ export const ReceiptSchema = z.union([
     .refine(timesInOrder, TIMES_MESSAGE)
     .refine(chainShape, CHAIN_MESSAGE),
   z
-    .strictObject({ ...PositionShape, ...BodyShape, type: z.literal('batch'), members: BatchMembers })
+    .strictObject({ ...PositionShape, ...BodyShape, type: z.literal('batch'), members: BatchMembers.optional() })
     .refine(timesInOrder, TIMES_MESSAGE)
+    .refine(membersIffSucceeded, MEMBERS_MESSAGE)
     .refine(chainShape, CHAIN_MESSAGE),
 ]);
 export type Receipt = z.infer<typeof ReceiptSchema>;
@@ -160,7 +174,8 @@ const POSITION_KEYS = 4;
 function readValid(value: unknown, positioned: boolean): Receipt | ReceiptBody | undefined {
   if (!isPlain(value)) return undefined;
   const type = value.type;
-  const batch = type === 'batch';
+  // A batch carries members exactly when it succeeded (checked below with the outcome).
+  const hasMembers = type === 'batch' && Object.hasOwn(value, 'members');
   if (typeof type !== 'string' || !OPERATION_TYPE.test(type)) return undefined;
   let keys = 0;
   for (const key in value) {
@@ -169,7 +184,7 @@ function readValid(value: unknown, positioned: boolean): Receipt | ReceiptBody |
   }
   // With the count right, every expected key must hold a valid value below, so no
   // unknown key can hide in place of a missing one.
-  if (keys !== BODY_KEYS + (positioned ? POSITION_KEYS : 0) + (batch ? 1 : 0)) return undefined;
+  if (keys !== BODY_KEYS + (positioned ? POSITION_KEYS : 0) + (hasMembers ? 1 : 0)) return undefined;
   let position: (LedgerPosition & { format: typeof RECEIPT_FORMAT }) | undefined;
   if (positioned) {
     const { format, origin, leafIndex, previousReceiptHash } = value;
@@ -224,7 +239,8 @@ function readValid(value: unknown, positioned: boolean): Receipt | ReceiptBody |
     finishedAt,
     nodeId,
   };
-  if (!batch) return { ...facts, type } as Receipt | ReceiptBody;
+  if (type === 'batch' && hasMembers !== (status === 'succeeded')) return undefined;
+  if (!hasMembers) return { ...facts, type } as Receipt | ReceiptBody;
   const members = value.members;
   if (!isPlain(members) || Object.keys(members).length !== 2) return undefined;
   const { count, root } = members;
@@ -303,7 +319,7 @@ export function canonicalText(r: Receipt): string {
     format: r.format,
     inputDigest: r.inputDigest,
     leafIndex: r.leafIndex,
-    members: 'members' in r ? { count: r.members.count, root: r.members.root } : undefined, // undefined: omitted
+    members: 'members' in r && r.members ? { count: r.members.count, root: r.members.root } : undefined, // undefined: omitted
     nodeId: r.nodeId,
     operationId: r.operationId,
     origin: r.origin,
@@ -466,7 +482,7 @@ export function verifyBatchMember(
   batchReceipt: Receipt,
 ): boolean {
   try {
-    if (batchReceipt.type !== 'batch' || !('members' in batchReceipt)) return false;
+    if (batchReceipt.type !== 'batch' || !('members' in batchReceipt) || !batchReceipt.members) return false;
     const parsed = SingleBodySchema.safeParse(member);
     if (!parsed.success) return false;
     const root = fromHex(batchReceipt.members.root);

@@ -86,7 +86,13 @@ describe('parseReceipt', () => {
       JSON.stringify({ ...first, inputDigest: 'ABC' }),
       JSON.stringify({ ...first, extra: 1 }),
       JSON.stringify({ ...first, type: 'up sert' }),
-      JSON.stringify({ ...first, type: 'batch' }), // a batch without members
+      JSON.stringify({ ...first, type: 'batch' }), // a batch that succeeded without members
+      JSON.stringify({
+        ...first,
+        type: 'batch',
+        outcome: { status: 'failed', errorCode: 'X' },
+        members: { count: 1, root: first.inputDigest },
+      }), // a failed batch with members
       JSON.stringify({ ...first, format: 'unrdf-receipt/v2' }),
       JSON.stringify({ ...first, outcome: { status: 'failed' } }),
       'x'.repeat(70_000),
@@ -150,6 +156,18 @@ describe('batch receipts', () => {
     expect(() => buildBatchBody(batchFacts, [])).toThrow(InvalidInputError);
   });
 
+  it('makes a failed batch a receipt without members (none took effect), and refuses members on one', () => {
+    const failedFacts = { ...batchFacts, outputDigest: null, outcome: { status: 'failed' as const, errorCode: 'E' } };
+    const failed = buildReceipt(
+      { ...failedFacts, type: 'batch' },
+      { origin, leafIndex: 1, previousReceiptHash: receiptHash(batch) },
+    );
+    expect(parseReceipt(JSON.stringify(failed))).toEqual(failed);
+    expect('members' in failed).toBe(false);
+    expect(verifyBatchMember(members[0], 0, batchMemberProof(members, 0), failed)).toBe(false);
+    expect(() => buildBatchBody(failedFacts, members)).toThrow(/members: a batch that succeeded carries members/);
+  });
+
   it('roots its members as memberHash (through the RFC 8785 library) says', () => {
     const root = merkleRoot(members.map((m) => hashLeaf(memberHash(m))));
     expect(batch).toMatchObject({ type: 'batch', members: { count: 12, root: toHexBytes(root) } });
@@ -203,7 +221,7 @@ describe('canonicalText (internal fast path)', () => {
       parseReceipt({
         ...rest,
         type,
-        ...(type === 'batch' ? { members } : {}),
+        ...(type === 'batch' && rest.outcome.status === 'succeeded' ? { members } : {}),
         format: 'unrdf-receipt/v1',
         origin: 'example.com/ünïcode/ledger',
         previousReceiptHash: previous,
