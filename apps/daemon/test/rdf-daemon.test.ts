@@ -108,6 +108,32 @@ describe('createRdfHandlers in a daemon', () => {
     });
   });
 
+  it('runs a create and an update of one subject in submission order, submitted back to back', async () => {
+    await using dir = await tempDir('rdf-daemon-order');
+    const store = createEntityStore();
+    await using daemon = createDaemon({
+      dataDir: dir.join('daemon'),
+      diagnostics: { logLevel: 'warn' },
+      handlers: createRdfHandlers(store),
+      extensions: [store.extension],
+    });
+    await daemon.start();
+    const subjects = Array.from({ length: 10 }, (_, i) => `https://example.org/order/${i}`);
+    // Neither submit is awaited before the next: the update must wait for the create.
+    const submitted = await Promise.all(
+      subjects.flatMap((s) => [
+        daemon.submit({ type: 'create', subject: s, input: { data: turtle(s, 'v1') } }),
+        daemon.submit({ type: 'update', subject: s, input: { data: turtle(s, 'v2') } }),
+        daemon.submit({ type: 'delete', subject: s }),
+      ]),
+    );
+    const done = await Promise.all(submitted.map((op) => daemon.waitFor(op.id, { timeoutMs: 20_000 })));
+    expect(done.map((d) => `${d?.type} ${d?.state} ${d?.error?.message ?? ''}`.trim())).toEqual(
+      subjects.flatMap(() => ['create completed', 'update completed', 'delete completed']),
+    );
+    for (const s of subjects) expect(store.get(s)).toBeUndefined();
+  });
+
   it('refuses bad RDF at submit, before anything is queued', async () => {
     await using dir = await tempDir('rdf-daemon');
     const store = createEntityStore();

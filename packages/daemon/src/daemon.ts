@@ -172,6 +172,8 @@ const newOperationId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcde
 const PREPARED_LIMITS = { entries: 4096, bytes: 16 * 1024 * 1024 } as const;
 /** Receipts of operations finished lately kept for their views (waits and reads follow soon after). */
 const RECENT_RECEIPTS = 4096;
+/** The queue lane shared by the types serialised by subject (their group key is the subject). */
+const SUBJECT_LANE = 'subject';
 
 /**
  * Creates the daemon: a durable operation queue whose every final state gets a receipt
@@ -455,7 +457,9 @@ class UnrdfDaemon implements Daemon {
     return {
       handler,
       ...(definition.concurrency === undefined ? {} : { concurrency: definition.concurrency }),
-      ...(definition.serialize === 'subject' ? { groupConcurrency: 1 } : {}),
+      // One lane for every type serialised by subject: a create and then an update of one
+      // subject run in that order, the update once the create's outcome is committed.
+      ...(definition.serialize === 'subject' ? { groupConcurrency: 1, lane: SUBJECT_LANE } : {}),
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
       ...(maxAttempts === undefined ? {} : { maxAttempts }),
       ...(backoff === undefined ? {} : { backoff }),

@@ -90,7 +90,11 @@ export const HandlerPolicySchema = z.strictObject({
   outputDigest: z.custom<(output: unknown) => Uint8Array | null>(isFunction).optional(),
   /** Makes the receipt a batch receipt committing to these members (from the input and output). */
   batchMembers: z.custom<(input: unknown, output: unknown) => readonly BatchMember[]>(isFunction).optional(),
-  /** `subject`: operations on one subject run one at a time, in submission order (groups served round-robin). */
+  /**
+   * `subject`: operations on one subject run one at a time, in submission order, across
+   * every type serialised by subject (each starts once the previous outcome is committed;
+   * subjects are served round-robin).
+   */
   serialize: z.enum(['none', 'subject']).optional(),
   concurrency: positiveInt(100_000).optional(),
   timeoutMs: positiveInt(MAX_TIMER_MS).optional(),

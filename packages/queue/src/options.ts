@@ -68,6 +68,17 @@ export const TypeOptionsSchema = z
     concurrency: positiveInt(100_000).optional(),
     /** At most this many per group key run at once (default: no limit; groups are served round-robin). */
     groupConcurrency: positiveInt(100_000).optional(),
+    /**
+     * Types with the same lane share their group keys: one group's operations are served
+     * in enqueue order whatever their type (within a priority), and its groupConcurrency,
+     * which must be the same for every type of the lane, counts them together. E.g.
+     * create and update of one entity, grouped by its id, with groupConcurrency 1: the
+     * update runs after the create's outcome is committed. Default: the type's own lane.
+     */
+    lane: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/, 'expected a lane name (letters, digits and ._:-, 1-100 chars)')
+      .optional(),
     /** Abort the handler's signal after this long (default 60 s). */
     timeoutMs: positiveInt(MAX_TIMER_MS).optional(),
     /** Attempts before the dead-letter state (default 5). */

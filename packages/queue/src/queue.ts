@@ -142,6 +142,8 @@ interface ResolvedType {
   readonly handler: Handler;
   readonly concurrency: number;
   readonly groupConcurrency: number;
+  /** The ready lane: the type's name, or NUL + its `lane` option (no type name starts with NUL). */
+  readonly lane: string;
   readonly timeoutMs: number;
   readonly maxAttempts: number;
   readonly backoff: Backoff;
@@ -193,25 +195,31 @@ const MAX_ERROR_MESSAGE = 4096;
 /** Leases may run this many times the handler limits ahead (see #dispatch). */
 const LEASE_LOOKAHEAD = 2;
 
-/** Counts per type and per (type, group), for slots and leases. */
+/** Counts per type and per (lane, group), for slots and leases. */
 class SlotCounts {
   total = 0;
+  readonly #laneOf: (type: string) => string;
   readonly #byType = new Map<string, number>();
   readonly #byGroup = new Map<string, number>();
+
+  constructor(laneOf: (type: string) => string) {
+    this.#laneOf = laneOf;
+  }
 
   ofType(type: string): number {
     return this.#byType.get(type) ?? 0;
   }
 
+  /** Operations of `group` in the lane of `type`, of any type of that lane. */
   ofGroup(type: string, group: string): number {
-    return this.#byGroup.get(`${type}\u0000${group}`) ?? 0;
+    return this.#byGroup.get(`${this.#laneOf(type)}\u0000${group}`) ?? 0;
   }
 
   add(type: string, group: string): void {
     this.total++;
     this.#byType.set(type, this.ofType(type) + 1);
     if (group !== '') {
-      const key = `${type}\u0000${group}`;
+      const key = `${this.#laneOf(type)}\u0000${group}`;
       this.#byGroup.set(key, (this.#byGroup.get(key) ?? 0) + 1);
     }
   }
@@ -220,7 +228,7 @@ class SlotCounts {
     this.total--;
     this.#byType.set(type, this.ofType(type) - 1);
     if (group !== '') {
-      const key = `${type}\u0000${group}`;
+      const key = `${this.#laneOf(type)}\u0000${group}`;
       const n = (this.#byGroup.get(key) ?? 1) - 1;
       if (n <= 0) this.#byGroup.delete(key);
       else this.#byGroup.set(key, n);
@@ -242,6 +250,7 @@ function resolveOptions(input: QueueOptions): ResolvedQueueOptions {
         handler: t.handler,
         concurrency: Math.min(t.concurrency ?? concurrency, concurrency),
         groupConcurrency: t.groupConcurrency ?? Number.POSITIVE_INFINITY,
+        lane: t.lane === undefined ? name : `\u0000${t.lane}`,
         timeoutMs: t.timeoutMs ?? DEFAULT_TIMEOUT_MS,
         maxAttempts: t.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
         backoff: Object.freeze({
@@ -255,6 +264,16 @@ function resolveOptions(input: QueueOptions): ResolvedQueueOptions {
         priority: t.priority ?? 0,
       }),
     );
+  }
+  const laneLimits = new Map<string, ResolvedType>();
+  for (const type of types.values()) {
+    const first = laneLimits.get(type.lane);
+    if (first === undefined) laneLimits.set(type.lane, type);
+    else if (first.groupConcurrency !== type.groupConcurrency) {
+      const message = `the types of lane "${type.lane.slice(1)}" share their groups, so their groupConcurrency must be equal (${first.name}: ${first.groupConcurrency}, ${type.name}: ${type.groupConcurrency})`;
+      const issue = customIssue(message, ['types', type.name, 'groupConcurrency']);
+      throw new InvalidInputError('queue options', [issue], `types.${type.name}.groupConcurrency: ${message}`);
+    }
   }
   return Object.freeze({
     path: o.path,
@@ -372,25 +391,28 @@ class DurableQueue implements Queue {
   readonly #o: ResolvedQueueOptions;
   readonly #sm: StateMachine;
   readonly #commit: CommitPath;
-  readonly #index = new ReadyIndex();
+  readonly #index = new ReadyIndex((type) => this.#laneOf(type));
   readonly #listeners = new Set<(event: QueueEvent) => void>();
   readonly #running = new Map<string, RunningOperation>();
   /** Handlers running, by type and group. */
-  readonly #slots = new SlotCounts();
+  readonly #slots = new SlotCounts((type) => this.#laneOf(type));
   /** Leases held: claims in flight, claimed operations waiting for a slot, running handlers. */
-  readonly #leases = new SlotCounts();
+  readonly #leases = new SlotCounts((type) => this.#laneOf(type));
   /**
    * Grouped handlers that returned and whose outcome is being committed: the group's next
    * handler waits for it, so it starts on a store holding this one's outcome and effects.
    */
-  readonly #settling = new SlotCounts();
+  readonly #settling = new SlotCounts((type) => this.#laneOf(type));
   /** Claimed, waiting for a handler slot (oldest first). */
   readonly #claimed: { operation: ClaimedOperation; group: string }[] = [];
   readonly #cancelledWhileWaiting = new Set<string>();
   readonly #paused = new Set<string>();
   readonly #outstanding = new Set<Promise<unknown>>();
   readonly #schedules = new Map<string, { info: ScheduleInfo; cron: Cron }>();
-  readonly #typeNames: string[];
+  /** Ready lanes (see the `lane` type option), served round-robin. */
+  readonly #laneNames: string[];
+  /** The types of each lane, for the lanes several types share. */
+  readonly #sharedLanes = new Map<string, ResolvedType[]>();
   readonly #eventLoop: ReturnType<typeof monitorEventLoopDelay>;
   readonly #unsubscribe: () => void;
   readonly #metrics: QueueMetrics;
@@ -418,7 +440,11 @@ class DurableQueue implements Queue {
     this.#o = options;
     this.#sm = stateMachine;
     this.#commit = commitPath;
-    this.#typeNames = [...options.types.keys()];
+    this.#laneNames = [...new Set([...options.types.values()].map((t) => t.lane))];
+    for (const type of options.types.values()) {
+      if (type.lane !== type.name)
+        this.#sharedLanes.set(type.lane, [...(this.#sharedLanes.get(type.lane) ?? []), type]);
+    }
     this.#eventLoop = monitorEventLoopDelay({ resolution: 10 });
     this.#eventLoop.enable();
     this.#metrics = new QueueMetrics(meter ?? metrics.getMeter('@unrdf/queue'), () => ({
@@ -436,6 +462,11 @@ class DurableQueue implements Queue {
 
   #now(): number {
     return this.#o.clock.now();
+  }
+
+  /** The ready lane of a type (an unknown type: its own). */
+  #laneOf(type: string): string {
+    return this.#o.types.get(type)?.lane ?? type;
   }
 
   #newId(): string {
@@ -614,21 +645,28 @@ class DurableQueue implements Queue {
     if (!this.#started || this.#closing || this.#dispatching) return;
     this.#dispatching = true;
     try {
-      const types = this.#typeNames;
+      const lanes = this.#laneNames;
       const leases = this.#leases;
       while (leases.total < this.#o.concurrency * LEASE_LOOKAHEAD && this.#index.readyCount > 0) {
         let taken: ReadyEntry | undefined;
-        // Round-robin between types so one busy type cannot starve the others.
-        for (let k = 0; k < types.length && taken === undefined; k++) {
-          const name = types[(this.#typeCursor + k) % types.length] as string;
-          if (this.#paused.has(name)) continue;
-          const type = this.#o.types.get(name) as ResolvedType;
-          if (leases.ofType(name) >= type.concurrency * LEASE_LOOKAHEAD) continue;
-          taken = this.#index.take(
-            name,
-            (group) => leases.ofGroup(name, group) < type.groupConcurrency * LEASE_LOOKAHEAD,
-          );
-          if (taken !== undefined) this.#typeCursor = (this.#typeCursor + k + 1) % types.length;
+        // Round-robin between lanes (types, unless they share one) so one busy type cannot starve the others.
+        for (let k = 0; k < lanes.length && taken === undefined; k++) {
+          const lane = lanes[(this.#typeCursor + k) % lanes.length] as string;
+          const shared = this.#sharedLanes.get(lane);
+          if (shared === undefined) {
+            // A type's own lane: its limits are checked once, then only its groups'.
+            if (this.#paused.has(lane)) continue;
+            const type = this.#o.types.get(lane) as ResolvedType;
+            if (leases.ofType(lane) >= type.concurrency * LEASE_LOOKAHEAD) continue;
+            taken = this.#index.take(
+              lane,
+              (head) => head.group === '' || leases.ofGroup(lane, head.group) < type.groupConcurrency * LEASE_LOOKAHEAD,
+            );
+          } else {
+            // A shared lane: each group's head is checked against its own type's limits.
+            taken = this.#index.take(lane, (head) => this.#mayLease(this.#o.types.get(head.type), head.group));
+          }
+          if (taken !== undefined) this.#typeCursor = (this.#typeCursor + k + 1) % lanes.length;
         }
         if (taken === undefined) break;
         this.#claim(taken);
@@ -638,17 +676,25 @@ class DurableQueue implements Queue {
     }
   }
 
-  /** Whether an operation of `type` may be claimed right now without passing anything waiting. */
-  #canLeaseNow(type: ResolvedType, group: string): boolean {
+  /** Whether the limits of its type and group let an operation of `type` take a lease (ignoring what waits). */
+  #mayLease(type: ResolvedType | undefined, group: string): boolean {
     const leases = this.#leases;
+    return (
+      type !== undefined &&
+      !this.#paused.has(type.name) &&
+      leases.ofType(type.name) < type.concurrency * LEASE_LOOKAHEAD &&
+      (group === '' || leases.ofGroup(type.name, group) < type.groupConcurrency * LEASE_LOOKAHEAD)
+    );
+  }
+
+  /** Whether an operation of `type` may be claimed right now without passing anything waiting in its lane. */
+  #canLeaseNow(type: ResolvedType, group: string): boolean {
     return (
       this.#started &&
       !this.#closing &&
-      !this.#paused.has(type.name) &&
-      this.#index.readyOf(type.name) === 0 &&
-      leases.total < this.#o.concurrency * LEASE_LOOKAHEAD &&
-      leases.ofType(type.name) < type.concurrency * LEASE_LOOKAHEAD &&
-      (group === '' || leases.ofGroup(type.name, group) < type.groupConcurrency * LEASE_LOOKAHEAD)
+      this.#index.readyOf(type.lane) === 0 &&
+      this.#leases.total < this.#o.concurrency * LEASE_LOOKAHEAD &&
+      this.#mayLease(type, group)
     );
   }
 

@@ -714,6 +714,46 @@ describe('openQueue', () => {
       expect(states).toHaveLength(19);
       expect(states.every((s) => s === 'completed')).toBe(true);
     });
+
+    it('runs one group of a shared lane in enqueue order across types, each after the previous outcome is committed', async () => {
+      const runs: { payload: string; previous: string | undefined }[] = [];
+      let previous: string | undefined;
+      const handler = (payload: string, ctx: { id: string }) => {
+        runs.push({ payload, previous: previous === undefined ? undefined : queue.get(previous)?.state });
+        previous = ctx.id;
+        return payload;
+      };
+      // `update` comes first in the round-robin between lanes: alone in its lane it would be served first.
+      const queue = await fx.open({
+        types: {
+          update: { handler, groupConcurrency: 1, lane: 'entity' },
+          create: { handler, groupConcurrency: 1, lane: 'entity' },
+          other: { handler: () => 'x' },
+        },
+      });
+      const ops = await Promise.all(
+        ['create', 'update', 'update', 'create', 'update'].map((type, i) =>
+          queue.enqueue(type, `${type}${i}`, { groupKey: 'e1' }),
+        ),
+      );
+      await allFinal(
+        queue,
+        ops.map((o) => o.id),
+      );
+      expect(runs.map((r) => r.payload)).toEqual(['create0', 'update1', 'update2', 'create3', 'update4']);
+      expect(runs.slice(1).every((r) => r.previous === 'completed')).toBe(true);
+    });
+
+    it('refuses types of one lane whose groupConcurrency differs', async () => {
+      const attempt = fx.open({
+        types: {
+          a: { handler: () => 1, groupConcurrency: 1, lane: 'l' },
+          b: { handler: () => 1, groupConcurrency: 2, lane: 'l' },
+        },
+      });
+      await expect(attempt).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(attempt).rejects.toThrow(/types\.b\.groupConcurrency: the types of lane "l" share their groups/);
+    });
   });
 
   describe('events, stats and hygiene', () => {

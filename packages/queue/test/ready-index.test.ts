@@ -71,6 +71,27 @@ describe('ReadyIndex', () => {
     );
   });
 
+  it('keeps one FIFO per group across the types of a shared lane, and one per type for ungrouped entries', () => {
+    const index = new ReadyIndex((type) => (type === 'create' || type === 'update' ? 'entity' : type));
+    const typed = (id: string, type: string, group: string): ReadyEntry => ({ ...entry(id, 0, group), type });
+    index.add(typed('c1', 'create', 'x'), 0);
+    index.add(typed('u1', 'update', 'x'), 0);
+    index.add(typed('free-u', 'update', ''), 0);
+    index.add(typed('free-c', 'create', ''), 0);
+    expect(index.readyOf('entity')).toBe(4);
+    expect(index.readyOf('create')).toBe(0);
+    // The head of group x is the create: while creates may not run, x waits, and the
+    // ungrouped update does not wait behind the ungrouped create.
+    const noCreates = (head: ReadyEntry) => head.type !== 'create';
+    expect(index.take('entity', noCreates)?.id).toBe('free-u');
+    expect(index.take('entity', noCreates)).toBeUndefined();
+    const taken: string[] = [];
+    for (let next = index.take('entity', () => true); next; next = index.take('entity', () => true))
+      taken.push(next.id);
+    expect(taken.indexOf('c1')).toBeLessThan(taken.indexOf('u1'));
+    expect(taken.sort()).toEqual(['c1', 'free-c', 'u1']);
+  });
+
   it('skips groups at their limit without losing their place, and promotes delayed entries when due', () => {
     const index = new ReadyIndex();
     for (const [id, group] of [
@@ -82,7 +103,7 @@ describe('ReadyIndex', () => {
     index.add(entry('late', 0, 'b', 100), 0);
     expect(index.delayedCount).toBe(1);
     expect(index.nextDueAt()).toBe(100);
-    const blockA = (group: string) => group !== 'a';
+    const blockA = (head: ReadyEntry) => head.group !== 'a';
     expect(index.take('job', blockA)?.id).toBe('b1');
     expect(index.take('job', blockA)).toBeUndefined();
     index.promoteDue(100);

@@ -48,7 +48,7 @@ class Fifo<T> {
   }
 }
 
-/** One priority level of one type: a FIFO per group, served round-robin. */
+/** One priority level of one lane: a FIFO per group, served round-robin. */
 class Level {
   readonly groups = new Map<string, Fifo<ReadyEntry>>();
   readonly ring: string[] = [];
@@ -109,17 +109,35 @@ class DelayHeap {
 }
 
 /**
+ * The FIFO an entry waits in within its level: its group's, or, without a group, its
+ * type's own (types sharing a lane share groups, but ungrouped operations of one type
+ * never wait behind another type's). Type names start with a letter or digit, so
+ * `NUL type` never equals a group key, which gets a second NUL if it starts with one.
+ */
+const fifoKey = (entry: ReadyEntry): string => {
+  const group = entry.group;
+  if (group === '') return `\u0000${entry.type}`;
+  return group.charCodeAt(0) === 0 ? `\u0000${group}` : group;
+};
+
+/**
  * The executor's view of pending work, kept in memory so dispatch never polls the
- * store: due operations per type, by priority (highest first), round-robin between
- * group keys within a priority (fairness between tenants), FIFO within a group;
- * operations not yet due wait in a heap by runAt. Rebuilt from the store at boot.
+ * store: due operations per lane (a type, or types sharing one: `laneOf`), by priority
+ * (highest first), round-robin between group keys within a priority (fairness between
+ * tenants), FIFO within a group, whatever the types in it; operations not yet due wait
+ * in a heap by runAt. Rebuilt from the store at boot.
  */
 export class ReadyIndex {
+  readonly #laneOf: (type: string) => string;
   readonly #lanes = new Map<string, Lane>();
   readonly #byId = new Map<string, ReadyEntry>();
   readonly #delayed = new DelayHeap();
   #delayedCount = 0;
   #held = 0;
+
+  constructor(laneOf: (type: string) => string = (type) => type) {
+    this.#laneOf = laneOf;
+  }
 
   /** Entries kept in ready lanes, removed ones not yet dropped included (bounded memory). */
   get held(): number {
@@ -137,8 +155,9 @@ export class ReadyIndex {
     return this.#delayedCount;
   }
 
-  readyOf(type: string): number {
-    return this.#lanes.get(type)?.size ?? 0;
+  /** Due entries in `lane`. */
+  readyOf(lane: string): number {
+    return this.#lanes.get(lane)?.size ?? 0;
   }
 
   has(id: string): boolean {
@@ -167,10 +186,10 @@ export class ReadyIndex {
     // last one added to its FIFO, dropped now: a lane no take() visits would otherwise keep
     // every such entry (see `held`).
     if (entry.ready) {
-      const lane = this.#lanes.get(entry.type);
+      const lane = this.#lanes.get(this.#laneOf(entry.type));
       if (lane) {
         lane.size--;
-        if (lane.levels.get(entry.priority)?.groups.get(entry.group)?.dropIfLast(entry)) this.#held--;
+        if (lane.levels.get(entry.priority)?.groups.get(fifoKey(entry))?.dropIfLast(entry)) this.#held--;
       }
     } else {
       this.#delayedCount--;
@@ -199,18 +218,14 @@ export class ReadyIndex {
     }
   }
 
-  /** Types that have due entries. */
-  readyTypes(): IterableIterator<string> {
-    return this.#lanes.keys();
-  }
-
   /**
-   * Takes the next due entry of `type` whose group may run another operation, or
-   * undefined. Highest priority first; a group at its limit is skipped (its entries
-   * keep their place), so lower-priority or other-tenant work proceeds meanwhile.
+   * Takes the next due entry of `laneName` that may run now (`available`, asked of the
+   * entry at the head of each group), or undefined. Highest priority first; a group
+   * whose head may not run is skipped (its entries keep their place: a group's order
+   * holds), so lower-priority or other-tenant work proceeds meanwhile.
    */
-  take(type: string, groupAvailable: (group: string) => boolean): ReadyEntry | undefined {
-    const lane = this.#lanes.get(type);
+  take(laneName: string, available: (head: ReadyEntry) => boolean): ReadyEntry | undefined {
+    const lane = this.#lanes.get(laneName);
     if (lane === undefined) return undefined;
     for (let p = 0; p < lane.priorities.length; p++) {
       const priority = lane.priorities[p] as number;
@@ -221,19 +236,19 @@ export class ReadyIndex {
       let scanned = 0;
       while (scanned < level.ring.length) {
         if (i >= level.ring.length) i = 0;
-        const group = level.ring[i] as string;
-        const fifo = level.groups.get(group) as Fifo<ReadyEntry>;
+        const key = level.ring[i] as string;
+        const fifo = level.groups.get(key) as Fifo<ReadyEntry>;
         while (fifo.length > 0 && (fifo.peek() as ReadyEntry).removed) {
           fifo.shift();
           this.#held--;
         }
         if (fifo.length === 0) {
-          level.groups.delete(group);
+          level.groups.delete(key);
           level.ring.splice(i, 1);
           if (i < level.cursor) level.cursor--;
           continue;
         }
-        if (group !== '' && !groupAvailable(group)) {
+        if (!available(fifo.peek() as ReadyEntry)) {
           i++;
           scanned++;
           continue;
@@ -244,34 +259,35 @@ export class ReadyIndex {
         this.#byId.delete(entry.id);
         level.cursor = i + 1;
         if (fifo.length === 0) {
-          level.groups.delete(group);
+          level.groups.delete(key);
           level.ring.splice(i, 1);
           level.cursor = i;
         }
         // Wrap now, so a group that (re)joins at the end of the ring waits its turn.
         if (level.cursor >= level.ring.length) level.cursor = 0;
-        this.#dropEmpty(type, lane, priority, level, p);
+        this.#dropEmpty(laneName, lane, priority, level, p);
         return entry;
       }
-      if (this.#dropEmpty(type, lane, priority, level, p)) p--;
+      if (this.#dropEmpty(laneName, lane, priority, level, p)) p--;
     }
     return undefined;
   }
 
-  #dropEmpty(type: string, lane: Lane, priority: number, level: Level, index: number): boolean {
+  #dropEmpty(laneName: string, lane: Lane, priority: number, level: Level, index: number): boolean {
     if (level.ring.length > 0) return false;
     lane.levels.delete(priority);
     lane.priorities.splice(index, 1);
-    if (lane.priorities.length === 0) this.#lanes.delete(type);
+    if (lane.priorities.length === 0) this.#lanes.delete(laneName);
     return true;
   }
 
   #enqueueReady(entry: ReadyEntry): void {
     entry.ready = true;
-    let lane = this.#lanes.get(entry.type);
+    const laneName = this.#laneOf(entry.type);
+    let lane = this.#lanes.get(laneName);
     if (lane === undefined) {
       lane = new Lane();
-      this.#lanes.set(entry.type, lane);
+      this.#lanes.set(laneName, lane);
     }
     let level = lane.levels.get(entry.priority);
     if (level === undefined) {
@@ -281,11 +297,12 @@ export class ReadyIndex {
       if (at === -1) lane.priorities.push(entry.priority);
       else lane.priorities.splice(at, 0, entry.priority);
     }
-    let fifo = level.groups.get(entry.group);
+    const key = fifoKey(entry);
+    let fifo = level.groups.get(key);
     if (fifo === undefined) {
       fifo = new Fifo();
-      level.groups.set(entry.group, fifo);
-      level.ring.push(entry.group);
+      level.groups.set(key, fifo);
+      level.ring.push(key);
     }
     fifo.push(entry);
     this.#held++;
