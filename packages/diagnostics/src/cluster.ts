@@ -6,7 +6,7 @@ import { parseOptions } from './internal/parse.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { type LogCompleteness, mergeLogs, type NodeLogInput } from './log-merge.js';
 import type { LogRecord } from './logger.js';
-import type { Metrics, SliCounts } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import { type DiagnosticReport, REPORT_SCHEMA } from './report-schema.js';
 import { type EvaluateSlosOptions, evaluateSlos, type IndicatorData, type SloDefinition, SPEC_SLOS } from './slo.js';
 import {
@@ -122,10 +122,11 @@ export function createLogCollector(options: LogCollectorOptions): LogCollector {
 
   const pollNode = async (s: (typeof state)[number]) => {
     for (let page = 0; page < maxPages; page++) {
-      const request: SnapshotRequest = { logsOnly: true, limit: pageLimit };
-      if (s.cursor !== undefined) request.afterSeq = s.cursor;
-      else if (opts.sinceWallMs !== undefined) request.sinceWallMs = opts.sinceWallMs;
-      else request.afterSeq = 0;
+      // Every request pages forward, oldest first: with a cursor, or from seq 0 (with the
+      // time horizon on the first poll). Without a cursor a node answers with its newest
+      // records, which would drop the older part of the horizon once it exceeds a page.
+      const request: SnapshotRequest = { logsOnly: true, limit: pageLimit, afterSeq: s.cursor ?? 0 };
+      if (s.cursor === undefined && opts.sinceWallMs !== undefined) request.sinceWallMs = opts.sinceWallMs;
       const outcome = await ask<LogsResponse>(s.node, request, timeoutMs, LogsResponseSchema);
       if (outcome.status !== 'ok') {
         s.error = `${outcome.status}: ${outcome.error}`;
@@ -138,7 +139,7 @@ export function createLogCollector(options: LogCollectorOptions): LogCollector {
       if (s.expectedFirstSeq === undefined) {
         // From a cursor of 0, everything from seq 1 is expected: what the node no longer
         // has (rotated out) is a gap. From a time horizon, the first record found starts it.
-        s.expectedFirstSeq = request.afterSeq === 0 ? 1 : (first?.seq ?? logs.lastSeq + 1);
+        s.expectedFirstSeq = request.sinceWallMs === undefined ? 1 : (first?.seq ?? logs.lastSeq + 1);
       }
       for (const record of logs.records) s.records.push(record);
       if (s.records.length > maxRecords) {
@@ -399,6 +400,15 @@ function clusterState(outcomes: readonly NodeOutcome<NodeSnapshot>[]) {
   };
 }
 
+/** A window's counts while nodes are summed into it (a MergedSliCounts). */
+interface WindowSum {
+  total: number;
+  failures: number;
+  good: number[];
+  thresholdTotals: number[];
+  spanMs?: number;
+}
+
 /** Merges node metrics: counters summed, HDR histograms merged, SLI window counts summed. */
 function mergeMetrics(snapshots: readonly NodeSnapshot[]) {
   const summary: DiagnosticReport['metrics'] = {};
@@ -430,18 +440,28 @@ function mergeMetrics(snapshots: readonly NodeSnapshot[]) {
       recentMs: recent.percentiles(),
       nodes,
     };
-    // Window counts are sums, mergeable when nodes count the same thresholds.
+    // Window counts are sums. A threshold's good events are a fraction of the events
+    // of the nodes that count it only: a node configured without that SLO has no good
+    // count for it, which is not the same as none of its events being good.
     const thresholdsMs = [...new Set(parts.flatMap((p) => p.thresholdsMs))].sort((a, b) => a - b);
-    const windows: Partial<Record<SliWindow, SliCounts>> = {};
+    const windows: Partial<Record<SliWindow, WindowSum>> = {};
     for (const p of parts) {
       for (const [w, counts] of Object.entries(p.windows)) {
-        const target = windows[w as SliWindow] ?? { total: 0, failures: 0, good: thresholdsMs.map(() => 0) };
+        const target = windows[w as SliWindow] ?? {
+          total: 0,
+          failures: 0,
+          good: thresholdsMs.map(() => 0),
+          thresholdTotals: thresholdsMs.map(() => 0),
+        };
         windows[w as SliWindow] = target;
         target.total += counts.total;
         target.failures += counts.failures;
+        // Every node's window ends now: together they cover the longest span.
+        if (counts.spanMs !== undefined) target.spanMs = Math.max(target.spanMs ?? 0, counts.spanMs);
         p.thresholdsMs.forEach((t, i) => {
           const j = thresholdsMs.indexOf(t);
           target.good[j] = (target.good[j] ?? 0) + (counts.good[i] ?? 0);
+          target.thresholdTotals[j] = (target.thresholdTotals[j] ?? 0) + counts.total;
         });
       }
     }

@@ -37,6 +37,18 @@ export class InvalidOptionsError extends DiagnosticsError {
   }
 }
 
+/** A value handed to `observe` or `recordOperation` cannot be recorded (e.g. a NaN or negative duration); nothing was recorded. */
+export class InvalidObservationError extends DiagnosticsError {
+  override readonly name = 'InvalidObservationError';
+  override readonly code = 'UNRDF_DIAGNOSTICS_INVALID_OBSERVATION';
+  constructor(
+    readonly issues: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(`Invalid observation, nothing recorded; pass a finite duration >= 0 ms:\n${issues.join('\n')}`, options);
+  }
+}
+
 /** A node's answer could not be used: it timed out, was unreachable, too large or malformed. */
 export class NodeQueryError extends DiagnosticsError {
   override readonly name = 'NodeQueryError';

@@ -69,7 +69,7 @@ const HealthOptionsSchema = z.object({
   intervalMs: z.number().int().positive().optional(),
   /** A readiness run that takes longer than this fails (and is aborted). */
   timeoutMs: z.number().int().positive().optional(),
-  /** A result older than this counts as failed (default 3 intervals). */
+  /** A result older than this counts as failed (default: per check, 3 of its intervals plus the timeout). */
   staleAfterMs: z.number().int().positive().optional(),
   clock: z.custom<() => number>((v) => typeof v === 'function').optional(),
 });
@@ -123,7 +123,9 @@ export function createHealth(options: HealthOptions): Health {
   const clock = opts.clock ?? Date.now;
   const intervalMs = opts.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
-  const staleAfterMs = opts.staleAfterMs ?? 3 * intervalMs + timeoutMs;
+  // Per check: one with a longer interval of its own is not stale between its runs.
+  const staleAfterMs = (check: HealthCheck) =>
+    opts.staleAfterMs ?? 3 * ((check.endpoint === 'readyz' ? check.intervalMs : undefined) ?? intervalMs) + timeoutMs;
   const names = opts.checks.map((c) => c.name);
   const bad = names.filter((n, i) => !NAME.test(n) || names.indexOf(n) !== i);
   if (bad.length)
@@ -148,11 +150,27 @@ export function createHealth(options: HealthOptions): Health {
     if (slot.running) return slot.running;
     const check = slot.check as ReadinessCheck;
     const started = performance.now();
-    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(timeoutMs)]);
+    const deadline = new AbortController();
+    const signal = AbortSignal.any([controller.signal, deadline.signal]);
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    timer.unref();
+    let onAbort: (() => void) | undefined;
+    // Raced against the check (which may ignore its signal), and always raced: created
+    // only together with the race, so its rejection is never unhandled.
     const timedOut = new Promise<never>((_, reject) => {
-      signal.addEventListener('abort', () => reject(new Error(`timed out after ${timeoutMs} ms`)), { once: true });
+      onAbort = () =>
+        reject(new Error(controller.signal.aborted ? 'health closed' : `timed out after ${timeoutMs} ms`));
+      signal.addEventListener('abort', onAbort, { once: true });
     });
-    slot.running = Promise.race([check.run(signal), timedOut])
+    // A check that throws instead of rejecting fails the same way; it must not escape
+    // into createHealth or the timer that runs it.
+    let run: Promise<string | undefined>;
+    try {
+      run = check.run(signal);
+    } catch (error) {
+      run = Promise.reject(error);
+    }
+    slot.running = Promise.race([run, timedOut])
       .then(
         (detail) => {
           slot.ok = true;
@@ -164,6 +182,8 @@ export function createHealth(options: HealthOptions): Health {
         },
       )
       .finally(() => {
+        clearTimeout(timer);
+        if (onAbort) signal.removeEventListener('abort', onAbort);
         slot.checkedAt = clock();
         slot.durationMs = performance.now() - started;
         slot.running = undefined;
@@ -205,7 +225,7 @@ export function createHealth(options: HealthOptions): Health {
         slot.checkedAt = now;
         slot.durationMs = performance.now() - started;
       }
-      const stale = slot.checkedAt !== null && now - slot.checkedAt > staleAfterMs;
+      const stale = slot.checkedAt !== null && now - slot.checkedAt > staleAfterMs(slot.check);
       results.push({
         name: slot.check.name,
         ok: slot.ok && !stale && slot.checkedAt !== null,

@@ -15,6 +15,7 @@ export interface HlcTimestamp {
 const WALL_DIGITS = 15; // ms since the epoch fit in 15 decimal digits until year 33658
 const LOGICAL_DIGITS = 10; // up to 2^32 events per millisecond
 const MAX_LOGICAL = 0xffff_ffff;
+const MAX_WALL_MS = 10 ** WALL_DIGITS - 1;
 
 const HlcOptionsSchema = z.object({
   /** Physical clock in ms since the epoch (injected; defaults to Date.now). */
@@ -31,7 +32,10 @@ export interface Hlc {
   /** Timestamps a local or send event; strictly greater than every timestamp issued or received before. */
   now(): HlcTimestamp;
   /**
-   * Merges a timestamp carried by a message and timestamps the receive event.
+   * Merges a timestamp carried by a message and timestamps the receive event. A
+   * malformed `remote` (a wall time that is not an integer in 0..10^15 - 1, a logical
+   * counter that is not an integer in 0..2^32 - 1) is ignored: the receive is then
+   * timestamped as a local event, like `now()`, and our clock is not touched by it.
    * @throws ClockDriftError when `remote` is more than maxDriftMs ahead of our physical clock (the clock is unchanged).
    */
   receive(remote: HlcTimestamp): HlcTimestamp;
@@ -56,38 +60,58 @@ export function createHlc(options: HlcOptions = {}): Hlc {
   let wallMs = 0;
   let logical = 0;
   const physical = () => Math.floor(clock());
-  const bump = (next: number) => {
-    if (next > MAX_LOGICAL)
-      throw new RangeError('HLC logical counter overflow: more than 2^32 events in one millisecond');
-    return next;
+  // Kulkarni et al. bound the logical counter by clock skew and event rate, not by a
+  // constant, and a peer can send any counter within the drift bound. If a
+  // stamp would need more than MAX_LOGICAL (the fixed-width encoding's limit), it moves
+  // to the next millisecond instead: still greater than every earlier stamp, at the
+  // cost of running 1 ms ahead of physical time, rather than failing every later event.
+  const advance = (nextWallMs: number, nextLogical: number): HlcTimestamp => {
+    if (nextLogical > MAX_LOGICAL) {
+      wallMs = nextWallMs + 1;
+      logical = 0;
+    } else {
+      wallMs = nextWallMs;
+      logical = nextLogical;
+    }
+    return { wallMs, logical };
+  };
+  const now = (): HlcTimestamp => {
+    // Kulkarni et al. §3, Fig. 5 "send or local event".
+    const pt = physical();
+    return pt > wallMs ? advance(pt, 0) : advance(wallMs, logical + 1);
   };
   return {
     maxDriftMs,
-    now() {
-      // Kulkarni et al. §3, Fig. 5 "send or local event".
-      const pt = physical();
-      if (pt > wallMs) {
-        wallMs = pt;
-        logical = 0;
-      } else {
-        logical = bump(logical + 1);
-      }
-      return { wallMs, logical };
-    },
+    now,
     receive(remote) {
+      // A malformed stamp (NaN, fractional, negative, out of range) would poison the
+      // clock or break the encoding; it carries no usable causality, so it is ignored.
+      if (!isValidHlc(remote)) return now();
       const pt = physical();
       if (remote.wallMs - pt > maxDriftMs) throw new ClockDriftError(remote.wallMs, pt, maxDriftMs);
       // Kulkarni et al. §3, Fig. 5 "receive event of message m".
       const next = Math.max(wallMs, remote.wallMs, pt);
-      if (next === wallMs && next === remote.wallMs) logical = bump(Math.max(logical, remote.logical) + 1);
-      else if (next === wallMs) logical = bump(logical + 1);
-      else if (next === remote.wallMs) logical = bump(remote.logical + 1);
-      else logical = 0;
-      wallMs = next;
-      return { wallMs, logical };
+      if (next === wallMs && next === remote.wallMs) return advance(next, Math.max(logical, remote.logical) + 1);
+      if (next === wallMs) return advance(next, logical + 1);
+      if (next === remote.wallMs) return advance(next, remote.logical + 1);
+      return advance(next, 0);
     },
     peek: () => ({ wallMs, logical }),
   };
+}
+
+/** Whether `ts` is a timestamp `encodeHlc` can write: integers within the fixed widths. */
+function isValidHlc(ts: HlcTimestamp | null | undefined): boolean {
+  return (
+    typeof ts === 'object' &&
+    ts !== null &&
+    Number.isSafeInteger(ts.wallMs) &&
+    ts.wallMs >= 0 &&
+    ts.wallMs <= MAX_WALL_MS &&
+    Number.isInteger(ts.logical) &&
+    ts.logical >= 0 &&
+    ts.logical <= MAX_LOGICAL
+  );
 }
 
 /** Orders two timestamps: negative, zero or positive. */
@@ -102,9 +126,10 @@ export function encodeHlc(ts: HlcTimestamp): string {
 
 const ENCODED = /^(\d{15})\.(\d{10})$/;
 
-/** Parses `encodeHlc`'s output; undefined when it is not one. */
+/** Parses `encodeHlc`'s output; undefined when it is not one (including a logical counter above 2^32 - 1). */
 export function decodeHlc(encoded: string): HlcTimestamp | undefined {
   const match = ENCODED.exec(encoded);
   if (!match?.[1] || !match[2]) return undefined;
-  return { wallMs: Number(match[1]), logical: Number(match[2]) };
+  const ts = { wallMs: Number(match[1]), logical: Number(match[2]) };
+  return isValidHlc(ts) ? ts : undefined;
 }

@@ -5,7 +5,13 @@ export {
   type LogCollectorOptions,
   type ReportOptions,
 } from './cluster.js';
-export { ClockDriftError, DiagnosticsError, InvalidOptionsError, NodeQueryError } from './errors.js';
+export {
+  ClockDriftError,
+  DiagnosticsError,
+  InvalidObservationError,
+  InvalidOptionsError,
+  NodeQueryError,
+} from './errors.js';
 export {
   type CheckResult,
   type ConsensusStatus,

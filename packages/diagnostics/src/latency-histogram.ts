@@ -14,12 +14,15 @@ export interface LatencyPercentiles {
 
 // Integer microseconds, 3 significant digits: every percentile is within 0.1% of
 // the exact value, from 1 µs to hours (autoResize grows the counts as needed).
-// 32-bit buckets, not 'packed': packed is ~10x slower to add/encode/decode, and the
-// cluster report merges dozens of these.
+// 64-bit buckets (a Float64Array: counts exact to 2^53), not 32-bit: merged lifetime
+// histograms of a cluster pass 2^32 in one bucket, and 32-bit counts wrap silently.
+// Not 'packed': packed is ~10x slower to add/encode/decode, and the cluster report
+// merges dozens of these.
 const MICROS_PER_MS = 1000;
 const SIGNIFICANT_DIGITS: SignificantDigits = 3;
 const LOWEST_DISCERNIBLE = 1;
-// With useWebAssembly false and 32-bit buckets, build() gives an Int32Histogram, a
+const BIT_BUCKET_SIZE = 64;
+// With useWebAssembly false and 64-bit buckets, build() gives a Float64Histogram, a
 // JsHistogram: its index arithmetic (countsArrayIndex, valueFromIndex) is public.
 type SignificantDigits = 1 | 2 | 3 | 4 | 5;
 const build = (
@@ -27,7 +30,7 @@ const build = (
   numberOfSignificantValueDigits: SignificantDigits = SIGNIFICANT_DIGITS,
 ) =>
   hdr.build({
-    bitBucketSize: 32,
+    bitBucketSize: BIT_BUCKET_SIZE,
     lowestDiscernibleValue,
     highestTrackableValue: 2 * lowestDiscernibleValue,
     numberOfSignificantValueDigits,
@@ -163,12 +166,13 @@ export class LatencyHistogram {
    * Adds an encoded histogram (`encode()` of another node) to this one without building
    * an intermediate histogram. All or nothing: a malformed input changes nothing.
    * Also reads HdrHistogram's compressed base64 form (what version 0.1.0 sent).
-   * @throws Error when `encoded` is not HdrHistogram's base64 form.
+   * @throws Error when `encoded` is not HdrHistogram's base64 form; RangeError when the
+   * counts would pass 2^53 - 1 (where they stop being exact).
    */
   addEncoded(encoded: string): void {
     const bytes = Buffer.from(encoded.trim(), 'base64');
     if (bytes.length >= 4 && bytes.readInt32BE(0) === V2_COMPRESSED_COOKIE) {
-      const decoded = hdr.decodeFromCompressedBase64(encoded, 32, false);
+      const decoded = hdr.decodeFromCompressedBase64(encoded, BIT_BUCKET_SIZE, false);
       this.#histogram.add(decoded as unknown as hdr.JsHistogram);
       decoded.destroy();
       this.#version++;
@@ -181,6 +185,13 @@ export class LatencyHistogram {
     const same = lowestDiscernibleValue === LOWEST_DISCERNIBLE && significantDigits === SIGNIFICANT_DIGITS;
     const target = same ? this.#histogram : build(lowestDiscernibleValue, significantDigits);
     if (pairs === 0) return;
+    // All or nothing: past 2^53 counts are no longer exact, so refuse before changing
+    // anything (no bucket can exceed the total).
+    let total = 0;
+    for (let i = 0; i < pairs; i++) total += scratchCounts[i] as number;
+    if (!Number.isSafeInteger(this.#histogram.totalCount + total)) {
+      throw new RangeError('HdrHistogram counts would exceed 2^53 - 1: not merged');
+    }
     const last = scratchIndexes[pairs - 1] as number;
     const top = target.highestEquivalentValue(target.valueFromIndex(last));
     if (!Number.isSafeInteger(top)) throw new Error('HdrHistogram payload: value out of range');
@@ -188,12 +199,7 @@ export class LatencyHistogram {
       target.resize(top);
       target.highestTrackableValue = target.highestEquivalentValue(target.valueFromIndex(target.countsArrayLength - 1));
     }
-    let total = 0;
-    for (let i = 0; i < pairs; i++) {
-      const count = scratchCounts[i] as number;
-      target.addToCountAtIndex(scratchIndexes[i] as number, count);
-      total += count;
-    }
+    for (let i = 0; i < pairs; i++) target.addToCountAtIndex(scratchIndexes[i] as number, scratchCounts[i] as number);
     target.setTotalCount(target.totalCount + total);
     // Min and max as JsHistogram.decode establishes them: the top bucket's highest value, the lowest non-zero bucket.
     target.updateMinAndMax(top);

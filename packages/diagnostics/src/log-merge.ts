@@ -34,7 +34,7 @@ export interface NodeLogInput {
 
 /** The merged view: records in HLC order, duplicates dropped, and what is missing per node. */
 export interface MergedLogs {
-  /** Ordered by HLC, then node id, then seq; each (node, seq) once. */
+  /** Ordered by HLC, then node id, then seq, except that each node's own records stay in seq order; each (node, seq) once. */
   readonly records: LogRecord[];
   readonly duplicatesDropped: number;
   readonly completeness: LogCompleteness[];
@@ -68,8 +68,10 @@ function uniqueBySeq(nodeId: string, input: readonly LogRecord[]): { records: Lo
 }
 
 /**
- * Merges per-node runs that are each in HLC order (a node stamps seq and HLC together,
- * both increasing): a k-way merge, O(n·k), instead of sorting everything.
+ * Merges per-node runs, each in seq order: a k-way merge by HLC, O(n·k). A node stamps
+ * seq and HLC together, so its run is in HLC order too, unless its clock went back
+ * (e.g. across a restart from an older version): then the run still comes out in seq
+ * order, each record placed by its HLC among the other nodes' where the order allows.
  */
 function mergeRuns(runs: readonly LogRecord[][]): LogRecord[] {
   const out: LogRecord[] = [];
@@ -92,22 +94,17 @@ function mergeRuns(runs: readonly LogRecord[][]): LogRecord[] {
 
 /**
  * Merges per-node logs: deduplicated by (node, seq), ordered by HLC (a causal order
- * across nodes), and a completeness record per node listing every seq gap, including
- * records the node wrote after the last one received.
+ * across nodes) with each node's records kept in seq order, and a completeness record
+ * per node listing every seq gap, including records the node wrote after the last one
+ * received.
  */
 export function mergeLogs(inputs: readonly NodeLogInput[]): MergedLogs {
   const runs: LogRecord[][] = [];
   let duplicatesDropped = 0;
-  let runsInHlcOrder = true;
   const completeness: LogCompleteness[] = [];
   for (const input of inputs) {
     const { records: bySeq, duplicates } = uniqueBySeq(input.nodeId, input.records);
     duplicatesDropped += duplicates;
-    for (let i = 1; i < bySeq.length && runsInHlcOrder; i++) {
-      const a = bySeq[i - 1];
-      const b = bySeq[i];
-      if (a && b && a.hlc > b.hlc) runsInHlcOrder = false; // e.g. a clock stepped back across a restart
-    }
     const skipped: [number, number][] = [];
     for (const r of bySeq) {
       const range = (r as { seqSkipped?: unknown }).seqSkipped;
@@ -151,6 +148,7 @@ export function mergeLogs(inputs: readonly NodeLogInput[]): MergedLogs {
     });
     runs.push(bySeq);
   }
-  const records = runsInHlcOrder ? mergeRuns(runs) : runs.flat().sort(byHlc);
-  return { records, duplicatesDropped, completeness };
+  // A node's seq order is its program order: never reordered, even where its HLC
+  // went back (a wall clock stepped back across a restart the HLC could not bridge).
+  return { records: mergeRuns(runs), duplicatesDropped, completeness };
 }

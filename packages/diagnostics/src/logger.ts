@@ -15,7 +15,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Logger, pino } from 'pino';
 import { z } from 'zod';
-import { createHlc, encodeHlc, type Hlc } from './hlc.js';
+import { ClockDriftError } from './errors.js';
+import { createHlc, decodeHlc, encodeHlc, type Hlc } from './hlc.js';
 import { flushOnExit } from './internal/exit-flush.js';
 import { parseOptions } from './internal/parse.js';
 
@@ -113,7 +114,8 @@ export interface LogPage {
   readonly oldestAvailableSeq: number;
   /**
    * True when `limit` cut records off: with `afterSeq`, the newer ones (read on from
-   * the last seq returned); without, the older ones.
+   * the last seq returned); without, the older ones. Also true when retention deleted
+   * a segment while it was being read (its records are gone; the seqs show as a gap).
    */
   readonly truncated: boolean;
 }
@@ -173,10 +175,20 @@ function parseLines(text: string): LogRecord[] {
   return records;
 }
 
+/** A segment's text, or undefined when retention deleted it after it was listed. */
+async function readSegment(dir: string, name: string): Promise<string | undefined> {
+  try {
+    return await readFile(join(dir, name), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
 /** Reads every record from a segment directory (for a node that is down, or after a restart), oldest first. */
 export async function readLogSegments(dir: string): Promise<LogRecord[]> {
   const out: LogRecord[] = [];
-  for (const segment of listSegments(dir)) out.push(...parseLines(await readFile(join(dir, segment.name), 'utf8')));
+  for (const segment of listSegments(dir)) out.push(...parseLines((await readSegment(dir, segment.name)) ?? ''));
   return out;
 }
 
@@ -207,6 +219,7 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
   let ringCount = 0;
   let ringHead = 0; // index of the next write
 
+  // The newest seq written (handed to the sink); a record being stamped has seq + 1.
   let seq = 0;
   let oldestOnDisk = 0;
   // Seqs are reserved on disk in blocks before use, so a restart after a crash never
@@ -223,6 +236,19 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
       const records = parseLines(readFileSync(join(dir, last.name), 'utf8'));
       onDisk = Math.max(last.firstSeq - 1, records.at(-1)?.seq ?? 0);
       oldestOnDisk = segments[0]?.firstSeq ?? 0;
+      // The clock continues from the last stamp written, as the seq does: if the wall
+      // clock stepped back across the restart, later records still stamp after earlier
+      // ones (HLC monotonicity, Kulkarni et al. 2014 §3, across the process' lives).
+      const lastStamp = decodeHlc(records.at(-1)?.hlc ?? '');
+      if (lastStamp) {
+        try {
+          hlc.receive(lastStamp);
+        } catch (error) {
+          // Our own stamp more than maxDriftMs ahead: the clock stepped back further than
+          // the HLC follows; mergeLogs still keeps this node's records in seq order.
+          if (!(error instanceof ClockDriftError)) throw error;
+        }
+      }
     }
     const reserved = existsSync(reservationFile) ? Number(readFileSync(reservationFile, 'utf8')) || 0 : 0;
     seq = Math.max(onDisk, reserved);
@@ -279,6 +305,10 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
   let pendingWall = 0;
   const sink = {
     write(line: string) {
+      // Only now is the seq used: a log call that threw between the mixin and here (a
+      // getter of the caller's object that throws, a serializer) leaves no hole in the
+      // seqs; the next record takes its seq.
+      seq = pendingSeq;
       const entry: RingEntry = { seq: pendingSeq, wallMs: pendingWall, line };
       ring[ringHead] = entry;
       ringHead = (ringHead + 1) % ringSize;
@@ -304,22 +334,27 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
       // before writing it, so seq has no holes from filtered records.
       mixin() {
         const stamp = hlc.now();
-        if (seq + 1 > reservedUpTo) reserve(seq + SEQ_RESERVATION_BLOCK);
-        pendingSeq = ++seq;
+        pendingSeq = seq + 1;
+        if (pendingSeq > reservedUpTo) reserve(seq + SEQ_RESERVATION_BLOCK);
         pendingWall = stamp.wallMs;
         return { node: opts.nodeId, seq: pendingSeq, hlc: encodeHlc(stamp) };
       },
-      // Ours win: a caller's `{ seq }`, `{ node }` or `{ hlc }` must not forge the stamp
-      // (JSON.parse keeps the last duplicate key, and the mixin's keys are written last).
-      mixinMergeStrategy: (mergeObject: object, mixinObject: object) => Object.assign(mergeObject, mixinObject),
+      // Ours win: a caller's `{ seq }`, `{ node }` or `{ hlc }` must not forge the stamp.
+      // Into a new object: the caller's may be frozen or reused, and is not ours to change.
+      mixinMergeStrategy: (mergeObject: object, mixinObject: object) => Object.assign({}, mergeObject, mixinObject),
     },
     sink,
   );
 
   if (skipped) {
     // Say which seqs were reserved but never reached the disk (a crash): readers
-    // account for them instead of reporting a silent gap.
+    // account for them instead of reporting a silent gap. Written whatever the level
+    // (even `silent`): mergeLogs reads the range from this record, and without it the
+    // seqs would show as missing.
+    const configured = logger.level;
+    logger.level = 'warn';
     logger.warn({ seqSkipped: skipped }, 'log reopened after an unclean stop; these seqs were never written to disk');
+    logger.level = configured;
   }
 
   const unregister = flushOnExit({ flushSync });
@@ -348,6 +383,7 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
 
   const readRaw = async (query: LogQuery = {}): Promise<RawLogPage> => {
     const afterSeq = query.afterSeq ?? 0;
+    let rotatedAway = false;
     const since = query.sinceWallMs ?? Number.NEGATIVE_INFINITY;
     const oldestInRing = ringAt(0)?.seq ?? seq + 1;
     const picked: { seq: number; line: string }[] = [];
@@ -357,7 +393,12 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
     if (dir !== undefined && oldestInRing > afterSeq + 1 && oldestWall >= since && oldestOnDisk > 0) {
       flushSync();
       for (const segment of listSegments(dir)) {
-        const text = await readFile(join(dir, segment.name), 'utf8');
+        const text = await readSegment(dir, segment.name);
+        if (text === undefined) {
+          // Retention deleted it while we read the ones before: its records are gone.
+          rotatedAway = true;
+          continue;
+        }
         for (const line of text.split('\n')) {
           const record = parseLines(line)[0];
           if (record && record.seq > afterSeq && record.seq < oldestInRing && decodeWall(record.hlc) >= since) {
@@ -374,9 +415,10 @@ export function createNodeLogger(options: NodeLoggerOptions): NodeLogger {
       if (entry) picked.push({ seq: entry.seq, line: entry.line });
     }
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
-    const truncated = picked.length > limit;
+    const truncated = picked.length > limit || rotatedAway;
     // A cursor read pages forward (the oldest after the cursor); otherwise the newest win.
-    const kept = !truncated ? picked : query.afterSeq !== undefined ? picked.slice(0, limit) : picked.slice(-limit);
+    const kept =
+      picked.length <= limit ? picked : query.afterSeq !== undefined ? picked.slice(0, limit) : picked.slice(-limit);
     const oldestAvailableSeq =
       dir !== undefined && oldestOnDisk > 0 ? Math.min(oldestOnDisk, oldestInRing) : oldestInRing;
     return {

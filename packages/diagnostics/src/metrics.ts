@@ -4,9 +4,11 @@ import {
   type Histogram,
   type Meter,
   type ObservableCounter,
+  type ObservableGauge,
   metrics as otelMetrics,
 } from '@opentelemetry/api';
 import { z } from 'zod';
+import { InvalidObservationError } from './errors.js';
 import {
   counterName,
   histogramName,
@@ -24,15 +26,25 @@ import { LatencyHistogram } from './latency-histogram.js';
 import { type SloDefinition, SPEC_SLOS } from './slo.js';
 import type { ConsensusView } from './snapshot.js';
 
+/** Longest id, type, error type and error message an operation record keeps (longer ones are cut). */
+export const OPERATION_RECORD_LIMITS = { id: 256, type: 128, errorType: 128, errorMessage: 1024 } as const;
+
+/**
+ * A string cut to `max` characters. `recordOperation` already cuts, so a node's own
+ * records always fit; a reader still cuts rather than refuses, so one overlong
+ * record (e.g. from an older node) never makes a whole node snapshot `invalid`.
+ */
+const cut = (max: number) => z.string().transform((text) => (text.length > max ? text.slice(0, max) : text));
+
 /** One completed (or failed) operation, as kept for "last 100 operations and failures". */
 export const OperationRecordSchema = z.object({
-  id: z.string().max(256),
-  type: z.string().max(128),
+  id: cut(OPERATION_RECORD_LIMITS.id),
+  type: cut(OPERATION_RECORD_LIMITS.type),
   ok: z.boolean(),
   durationMs: z.number().nonnegative(),
   finishedAt: z.number(),
-  errorType: z.string().max(128).optional(),
-  errorMessage: z.string().max(1024).optional(),
+  errorType: cut(OPERATION_RECORD_LIMITS.errorType).optional(),
+  errorMessage: cut(OPERATION_RECORD_LIMITS.errorMessage).optional(),
 });
 export type OperationRecord = z.infer<typeof OperationRecordSchema>;
 
@@ -41,6 +53,12 @@ export const SliCountsSchema = z.object({
   total: z.number().int().nonnegative(),
   failures: z.number().int().nonnegative(),
   good: z.array(z.number().int().nonnegative()),
+  /**
+   * The time the counts really cover, ms: the window's full minutes before the current
+   * one plus the elapsed part of the current minute, no more than the node has counted
+   * for. Absent from nodes before 0.1.1 (then the window's nominal length).
+   */
+  spanMs: z.number().nonnegative().optional(),
 });
 export type SliCounts = z.infer<typeof SliCountsSchema>;
 
@@ -114,9 +132,17 @@ export interface Observation {
 
 /** A node's metrics: OTel instruments for Prometheus plus HDR histograms and SLI counts for SLOs. */
 export interface Metrics {
-  /** Records one event of `indicator`. */
+  /**
+   * Records one event of `indicator`.
+   * @throws InvalidObservationError when `durationMs` is not a finite number >= 0 (nothing is recorded).
+   */
   observe(indicator: IndicatorName, observation: Observation): void;
-  /** Records an operation: the `operation` indicator, the recent lists and the error summary. */
+  /**
+   * Records an operation: the `operation` indicator, the recent lists and the error
+   * summary. Strings longer than OPERATION_RECORD_LIMITS are cut; the error type is
+   * kept to letters, digits and `_.:-`.
+   * @throws InvalidObservationError on a bad duration or a field of the wrong type (nothing is recorded).
+   */
   recordOperation(operation: Omit<OperationRecord, 'finishedAt'> & { queueWaitMs?: number }): void;
   /** Mergeable snapshot for the cluster report. */
   snapshot(): MetricsSnapshot;
@@ -150,6 +176,16 @@ interface IndicatorState {
 }
 
 const LONGEST_WINDOW_MIN = Math.max(...Object.values(SLI_WINDOWS));
+
+/** `path: message` lines for a duration that cannot be recorded; none when it can. */
+function durationIssues(path: string, ms: unknown): string[] {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0
+    ? []
+    : [`${path}: expected a finite number of ms >= 0, got ${String(ms)}`];
+}
+
+/** An error type as a short token (also the key of the error summary). */
+const cleanErrorType = (type: string) => type.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 64) || 'unknown';
 /** Label combinations whose attribute objects are kept for reuse (beyond it, built per event). */
 const MAX_ATTRIBUTE_SETS = 1024;
 
@@ -179,12 +215,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     const thresholdsMs = [
       ...new Set(slos.flatMap((s) => (s.indicator === name && s.sli.kind === 'latency' ? [s.sli.thresholdMs] : []))),
     ].sort((a, b) => a - b);
+    // Every SLO threshold is a bucket boundary, so the generated rules' le="<threshold>"
+    // series exist and count good events exactly (Prometheus, "Histograms and summaries":
+    // for an Apdex-style SLI, configure a bucket with the target duration as its upper bound).
+    const boundaries = [...new Set([...spec.bucketsSeconds, ...thresholdsMs.map((t) => t / 1000)])].sort(
+      (a, b) => a - b,
+    );
     states.set(name, {
       name,
       histogram: meter.createHistogram(histogramName(name), {
         description: spec.description,
         unit: 's',
-        advice: { explicitBucketBoundaries: [...spec.bucketsSeconds] },
+        advice: { explicitBucketBoundaries: boundaries },
       }),
       counter: meter.createObservableCounter(counterName(name), {
         description: `${spec.description}: events by outcome`,
@@ -235,6 +277,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }
   };
 
+  let observeConsensus: { callback: BatchObservableCallback; gauges: ObservableGauge[] } | undefined;
   if (opts.consensus) {
     const consensus = opts.consensus;
     const gauges = {
@@ -252,7 +295,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         description: 'Highest log index applied',
       }),
     };
-    meter.addBatchObservableCallback((result) => {
+    const callback: BatchObservableCallback = (result) => {
       const view = consensus();
       if (!view) return;
       result.observe(gauges.hasLeader, view.role === 'standalone' || view.leaderId !== null ? 1 : 0);
@@ -260,7 +303,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       result.observe(gauges.term, view.term);
       result.observe(gauges.commitIndex, view.commitIndex);
       result.observe(gauges.appliedIndex, view.appliedIndex);
-    }, Object.values(gauges));
+    };
+    observeConsensus = { callback, gauges: Object.values(gauges) };
+    meter.addBatchObservableCallback(callback, observeConsensus.gauges);
   }
 
   // Per-minute SLI counts survive restarts when a database is given.
@@ -268,6 +313,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // Minutes changed since the last write, per indicator.
   const dirty = new Map<IndicatorState, Set<number>>();
   let currentDirtyMinute = Number.NEGATIVE_INFINITY;
+  // Since when the counts cover time: creation, or the oldest minute restored from disk.
+  let countedSince = clock();
   if (store) {
     const horizon = Math.floor(clock() / MINUTE_MS) - LONGEST_WINDOW_MIN;
     for (const row of store.load(horizon)) {
@@ -275,6 +322,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       // Restore only what still means the same thing: every current threshold was counted.
       const index = state?.thresholdsMs.map((t) => row.thresholdsMs.indexOf(t));
       if (!state || !index || index.some((i) => i < 0)) continue;
+      countedSince = Math.min(countedSince, row.minute * MINUTE_MS);
       state.minutes.set(row.minute, {
         total: row.total,
         failures: row.failures,
@@ -312,6 +360,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const observe = (indicator: IndicatorName, o: Observation) => {
     const state = states.get(indicator);
     if (!state) throw new RangeError(`unknown indicator ${indicator}`);
+    // Checked before any update: a NaN would reach the OTel histogram's sum and the
+    // counters, then fail in the HDR histogram, leaving them disagreeing.
+    const issues = durationIssues('durationMs', o.durationMs);
+    if (typeof o.ok !== 'boolean') issues.push(`ok: expected a boolean, got ${String(o.ok)}`);
+    if (issues.length > 0) throw new InvalidObservationError(issues);
     const { key, attributes } = attributesOf(o);
     state.histogram.record(o.durationMs / 1000, attributes);
     const counted = state.counts.get(key);
@@ -364,25 +417,44 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     if (list.length > recentLimit) list.shift();
   };
 
-  const errorKey = (type: string) => {
-    const clean = type.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 64) || 'unknown';
-    return errorTypes.has(clean) || errorTypes.size < maxErrorTypes ? clean : 'other';
-  };
+  const errorKey = (clean: string) => (errorTypes.has(clean) || errorTypes.size < maxErrorTypes ? clean : 'other');
 
   return {
     flush,
     close() {
       flush();
       meter.removeBatchObservableCallback(observeCounts, counters);
+      if (observeConsensus) meter.removeBatchObservableCallback(observeConsensus.callback, observeConsensus.gauges);
       unregister?.();
       store?.close();
     },
     observe,
     recordOperation(operation) {
-      const { queueWaitMs, ...rest } = operation;
-      observe('operation', { durationMs: rest.durationMs, ok: rest.ok, type: rest.type });
+      const { id, type, ok, durationMs, errorType, errorMessage, queueWaitMs } = operation;
+      // All checked before anything is recorded: the record must fit MetricsSnapshotSchema,
+      // or the node's whole snapshot would be refused as `invalid`.
+      const issues = durationIssues('durationMs', durationMs);
+      if (queueWaitMs !== undefined) issues.push(...durationIssues('queueWaitMs', queueWaitMs));
+      if (typeof id !== 'string') issues.push(`id: expected a string, got ${typeof id}`);
+      if (typeof type !== 'string') issues.push(`type: expected a string, got ${typeof type}`);
+      if (typeof ok !== 'boolean') issues.push(`ok: expected a boolean, got ${typeof ok}`);
+      if (errorType !== undefined && typeof errorType !== 'string')
+        issues.push(`errorType: expected a string, got ${typeof errorType}`);
+      if (errorMessage !== undefined && typeof errorMessage !== 'string')
+        issues.push(`errorMessage: expected a string, got ${typeof errorMessage}`);
+      if (issues.length > 0) throw new InvalidObservationError(issues);
+
+      observe('operation', { durationMs, ok, type });
       if (queueWaitMs !== undefined) observe('queue_wait', { durationMs: queueWaitMs, ok: true });
-      const record: OperationRecord = { ...rest, finishedAt: clock() };
+      const record: OperationRecord = {
+        id: id.slice(0, OPERATION_RECORD_LIMITS.id),
+        type: type.slice(0, OPERATION_RECORD_LIMITS.type),
+        ok,
+        durationMs,
+        finishedAt: clock(),
+      };
+      if (errorType !== undefined) record.errorType = cleanErrorType(errorType);
+      if (errorMessage !== undefined) record.errorMessage = errorMessage.slice(0, OPERATION_RECORD_LIMITS.errorMessage);
       pushBounded(recentOperations, record);
       if (!record.ok) {
         pushBounded(recentFailures, record);
@@ -390,7 +462,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         const entry = errorTypes.get(key) ?? { count: 0, lastAt: 0, lastMessage: '' };
         entry.count++;
         entry.lastAt = record.finishedAt;
-        entry.lastMessage = (record.errorMessage ?? '').slice(0, 1024);
+        entry.lastMessage = record.errorMessage ?? '';
         errorTypes.set(key, entry);
       }
     },
@@ -402,7 +474,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         if (state.success + state.failure === 0) continue;
         expireRecent(state, currentMinute);
         const windows: Record<string, SliCounts> = {};
-        for (const w of SLI_WINDOW_NAMES) windows[w] = { total: 0, failures: 0, good: state.thresholdsMs.map(() => 0) };
+        for (const w of SLI_WINDOW_NAMES) {
+          // A window of N minutes sums the current, partial minute and the N - 1 before
+          // it: it covers (N - 1) minutes plus the elapsed part of this one, not N (a
+          // rate over N minutes would understate by up to 1/N).
+          const windowStart = (currentMinute - SLI_WINDOWS[w] + 1) * MINUTE_MS;
+          const spanMs = Math.max(0, now - Math.max(windowStart, countedSince));
+          windows[w] = { total: 0, failures: 0, good: state.thresholdsMs.map(() => 0), spanMs };
+        }
         for (const [minute, bucket] of state.minutes) {
           const age = currentMinute - minute; // 0 = the current, partial minute
           for (const w of SLI_WINDOW_NAMES) {

@@ -72,7 +72,9 @@ export function generatedAlerts(
  * Prometheus recording and alerting rules equivalent to `evaluateSlos`: error
  * ratios per window (`unrdf_slo:error_ratio:rate<window>`), bad-event counts for the
  * low-traffic guard, multi-window multi-burn-rate alerts (SRE workbook, table 5-8)
- * and the spec's fixed alert lines. Check with `promtool check rules`.
+ * and the spec's fixed alert lines. Check with `promtool check rules`. A latency rule
+ * reads the `le="<threshold>"` bucket: give `createMetrics` the same SLOs, which makes
+ * every threshold a bucket boundary of its histogram.
  */
 export function prometheusRules(slos: readonly SloDefinition[], options: PrometheusRulesOptions = {}): string {
   const policies = options.policies ?? DEFAULT_BURN_RATE_POLICIES;

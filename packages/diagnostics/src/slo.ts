@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { INDICATOR_NAMES, type IndicatorName, type SliWindow } from './indicators.js';
+import { INDICATOR_NAMES, type IndicatorName, SLI_WINDOWS, type SliWindow } from './indicators.js';
 import { parseOptions } from './internal/parse.js';
 import type { LatencyHistogram } from './latency-histogram.js';
 import type { SliCounts } from './metrics.js';
@@ -174,7 +174,8 @@ export const SPEC_SLOS: readonly SloDefinition[] = parseSloDefinitions([
     sli: { kind: 'latency', percentile: 99, thresholdMs: 500 },
     objective: 0.99,
     windowDays: 30,
-    alert: { severity: 'critical', threshold: 1000, action: 'High latency variance' },
+    // The JTBD 5 alert table: "P99 queue wait > 1 second | WARNING | Check handler performance".
+    alert: { severity: 'warning', threshold: 1000, action: 'Check handler performance' },
   },
   {
     id: 'operation-success',
@@ -214,10 +215,19 @@ export const DEFAULT_BURN_RATE_POLICIES: readonly BurnRatePolicy[] = [
  */
 export const DEFAULT_MIN_BAD_EVENTS = 5;
 
+/**
+ * Counts of one window as merged across nodes. `thresholdTotals[i]`, when present, is
+ * the total of the nodes that count `thresholdsMs[i]` (nodes configured with other
+ * SLOs count other thresholds); `total` is every node's.
+ */
+export interface MergedSliCounts extends SliCounts {
+  readonly thresholdTotals?: readonly number[];
+}
+
 /** The merged data one indicator offers SLO evaluation. */
 export interface IndicatorData {
   readonly thresholdsMs: readonly number[];
-  readonly windows: Partial<Record<SliWindow, SliCounts>>;
+  readonly windows: Partial<Record<SliWindow, MergedSliCounts>>;
   /** Last-5-minutes HDR histogram (for current percentile values). */
   readonly recent: LatencyHistogram | undefined;
 }
@@ -273,7 +283,8 @@ function goodBad(slo: SloDefinition, data: IndicatorData, window: SliWindow) {
     const i = data.thresholdsMs.indexOf(slo.sli.thresholdMs);
     if (i < 0) return undefined;
     const good = counts.good[i] ?? 0;
-    return { total: counts.total, bad: counts.total - good };
+    const total = counts.thresholdTotals?.[i] ?? counts.total;
+    return { total, bad: total - good };
   }
   return { total: counts.total, bad: counts.failures };
 }
@@ -313,7 +324,9 @@ export function evaluateSlos(
     if (slo.sli.kind === 'throughput') {
       const recent = data.windows['5m'];
       if (!recent || recent.total === 0) return unknown('no operations in the last 5 minutes');
-      const perSecond = recent.total / 300;
+      // Over the time the counts really cover (see SliCounts.spanMs; at least 1 s, so a
+      // node that just started reports no absurd rate), else the nominal 5 minutes.
+      const perSecond = recent.total / Math.max(1, (recent.spanMs ?? SLI_WINDOWS['5m'] * 60_000) / 1000);
       const below = perSecond < slo.sli.minPerSecond;
       if (fixed) fixed.firing = perSecond < fixed.threshold;
       return {

@@ -5,11 +5,20 @@ import { tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import {
   collectDiagnosticReport,
+  createHealth,
   createHlc,
   createMetrics,
+  createNodeDiagnostics,
+  createNodeLogger,
+  type DiagnosticNode,
   DiagnosticReportSchema,
   httpDiagnosticNode,
+  localDiagnosticNode,
+  type Metrics,
+  type NodeSnapshot,
+  pingCheck,
   renderReportMarkdown,
+  SPEC_SLOS,
   writeDebugBundle,
 } from '../src/index.js';
 import { listen, startTestNode, view } from './support/http-node.js';
@@ -38,6 +47,21 @@ async function threeNodes() {
     clients: nodes.map((n) => httpDiagnosticNode({ id: n.id, url: n.url })),
     [Symbol.asyncDispose]: async () => {
       await Promise.all(nodes.map((n) => n.close()));
+    },
+  };
+}
+
+/** A node in this process over the given metrics, asked without HTTP. */
+function localNode(id: string, metrics: Metrics) {
+  const log = createNodeLogger({ nodeId: id });
+  const health = createHealth({ checks: [pingCheck()] });
+  const diagnostics = createNodeDiagnostics({ nodeId: id, logger: log, health, metrics });
+  return {
+    node: localDiagnosticNode(diagnostics),
+    [Symbol.asyncDispose]: async () => {
+      await diagnostics.close();
+      await health.close();
+      await log.close();
     },
   };
 }
@@ -136,6 +160,52 @@ describe('collectDiagnosticReport', () => {
     expect(report.reasons).toContain('quorum lost: 2 healthy voters of 4, need 3');
     expect(report.reasons.some((r) => r.startsWith('node n2 is not ready (queue:'))).toBe(true);
     expect(report.cluster).toMatchObject({ voters: 4, quorum: 3, healthyVoters: 2 });
+  });
+
+  it("cuts an overlong operation record instead of refusing the node's whole snapshot", async () => {
+    const metrics = createMetrics();
+    for (let i = 0; i < 50; i++) metrics.recordOperation({ id: `op-${i}`, type: 'create', ok: true, durationMs: 2 });
+    metrics.recordOperation({ id: 'op-x', type: 'create', ok: false, durationMs: 2, errorType: 'Timeout' });
+    await using local = localNode('n1', metrics);
+    // As a node of 0.1.0 sent them: uncut.
+    const older: DiagnosticNode = {
+      id: 'n1',
+      fetchSnapshot: async (request, signal) => {
+        const snapshot = (await local.node.fetchSnapshot(request, signal)) as NodeSnapshot;
+        for (const failure of snapshot.metrics.recentFailures) {
+          failure.errorType = 'E'.repeat(200);
+          failure.errorMessage = 'm'.repeat(2000);
+        }
+        return snapshot;
+      },
+    };
+    const report = await collectDiagnosticReport({ nodes: [older] });
+    expect(report.nodes[0]).toMatchObject({ outcome: 'ok', error: null });
+    expect(report.operations.failures[0]?.errorType).toHaveLength(128);
+    expect(report.operations.failures[0]?.errorMessage).toHaveLength(1024);
+    expect(report.slos.find((s) => s.id === 'operation-success')?.status).not.toBe('unknown');
+  });
+
+  it('judges a latency SLO on the nodes that count its threshold only', async () => {
+    const receipts = (slos: typeof SPEC_SLOS) => {
+      const metrics = createMetrics({ slos: [...slos] });
+      for (let i = 0; i < 1000; i++) metrics.observe('receipt', { durationMs: 2, ok: true });
+      return metrics;
+    };
+    // n1 runs an older configuration without the p95 SLO: it counts the 45 ms threshold only.
+    await using n1 = localNode('n1', receipts(SPEC_SLOS.filter((s) => s.id !== 'receipt-latency-p95')));
+    await using n2 = localNode('n2', receipts(SPEC_SLOS));
+    const report = await collectDiagnosticReport({ nodes: [n1.node, n2.node], minLogRecordsPerNode: 0 });
+    // Every receipt took 2 ms: none is bad for "<= 15 ms", and n2's 1000 are the evidence.
+    expect(report.slos.find((s) => s.id === 'receipt-latency-p95')).toMatchObject({
+      status: 'met',
+      compliance: 1,
+      windowEvents: 1000,
+    });
+    expect(report.slos.find((s) => s.id === 'receipt-latency-p99')).toMatchObject({
+      compliance: 1,
+      windowEvents: 2000,
+    });
   });
 
   it('flags two leaders in one term as critical', async () => {

@@ -1,5 +1,5 @@
 import { tempDir } from '@unrdf/test-utils';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createHealth,
   eventLoopCheck,
@@ -104,6 +104,54 @@ describe('createHealth', () => {
       expect(stale.ok).toBe(false);
       expect(stale.checks[0]).toMatchObject({ stale: true });
       expect(stale.checks[0]?.message).toMatch(/^stale: last result 6000 ms old/);
+    });
+
+    it("judges staleness by each check's own interval", async () => {
+      let now = 1_000_000;
+      const slow: ReadinessCheck = { name: 'slow', endpoint: 'readyz', intervalMs: 10_000, run: async () => 'ok' };
+      await using health = createHealth({
+        checks: [slow, queueAcceptingCheck(() => ({ accepting: true }))],
+        clock: () => now,
+        intervalMs: 1000,
+        timeoutMs: 1000,
+      });
+      await health.refresh();
+      now += 5_000; // half way to slow's next run; the queue check (every second) is overdue
+      expect(health.readyz().checks.map((c) => [c.name, c.stale])).toEqual([
+        ['slow', false],
+        ['queue', true],
+      ]);
+      now += 26_001; // past 3 of slow's intervals plus the timeout
+      expect(health.readyz().checks[0]).toMatchObject({ name: 'slow', stale: true, ok: false });
+    });
+
+    it('fails a check that throws instead of rejecting, at start and when its timer runs it', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        let calls = 0;
+        const throwing: ReadinessCheck = {
+          name: 'throws',
+          endpoint: 'readyz',
+          intervalMs: 10,
+          run: (() => {
+            calls++;
+            if (calls === 2) return Promise.resolve('ok');
+            throw new Error(`synchronous failure ${calls}`);
+          }) as ReadinessCheck['run'],
+        };
+        await using health = createHealth({ checks: [throwing], timeoutMs: 50 });
+        await vi.advanceTimersByTimeAsync(0);
+        expect(health.readyz().checks[0]).toMatchObject({ ok: false, message: 'synchronous failure 1' });
+        await vi.advanceTimersByTimeAsync(10);
+        expect(health.readyz().checks[0]).toMatchObject({ ok: true });
+        // The third run, from the timer, throws: no uncaught exception, no unhandled rejection.
+        await vi.advanceTimersByTimeAsync(10);
+        expect(health.readyz().checks[0]).toMatchObject({ ok: false, message: 'synchronous failure 3' });
+        await vi.advanceTimersByTimeAsync(1000); // past every timeout: nothing rejects unhandled
+        expect(vi.getTimerCount()).toBe(1); // only the next scheduled run
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it('rejects duplicate check names', () => {

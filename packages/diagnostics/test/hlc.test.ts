@@ -94,6 +94,62 @@ describe('createHlc', () => {
     );
   });
 
+  it('ignores a malformed remote stamp: the receive is a local event and the clock stays sound', () => {
+    const clock = manualClock(1_000_000);
+    const hlc = createHlc({ clock: clock.read });
+    hlc.now();
+    for (const remote of [
+      { wallMs: Number.NaN, logical: 0 },
+      { wallMs: 1_000_010, logical: 0.5 },
+      { wallMs: 1_000_010, logical: -1 },
+      { wallMs: 1_000_010.5, logical: 0 },
+      { wallMs: 1_000_010, logical: 2 ** 32 },
+    ]) {
+      const before = hlc.peek();
+      const received = hlc.receive(remote);
+      expect(received).toEqual({ wallMs: 1_000_000, logical: before.logical + 1 });
+    }
+    clock.set(1_000_001);
+    expect(encodeHlc(hlc.now())).toBe('000000001000001.0000000000');
+  });
+
+  it('moves to the next millisecond instead of overflowing the logical counter', () => {
+    const clock = manualClock(1_000_000);
+    const hlc = createHlc({ clock: clock.read });
+    // A peer 30 s ahead (inside the 60 s bound) near the counter's limit.
+    hlc.receive({ wallMs: 1_030_000, logical: 2 ** 32 - 3 });
+    const stamps = Array.from({ length: 4 }, () => hlc.now());
+    expect(stamps).toEqual([
+      { wallMs: 1_030_000, logical: 2 ** 32 - 1 },
+      { wallMs: 1_030_001, logical: 0 },
+      { wallMs: 1_030_001, logical: 1 },
+      { wallMs: 1_030_001, logical: 2 },
+    ]);
+    expect(hlc.receive({ wallMs: 1_030_001, logical: 2 ** 32 - 1 })).toEqual({ wallMs: 1_030_002, logical: 0 });
+  });
+
+  it('stays strictly monotonic and encodable whatever remote stamps arrive', () => {
+    const anyNumber = fc.oneof(
+      fc.double(),
+      fc.integer({ min: -5, max: 2 ** 33 }),
+      fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, 2 ** 32 - 1),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.record({ wallAhead: anyNumber, logical: anyNumber, tick: fc.nat(3) })), (messages) => {
+        const clock = manualClock(1_000_000);
+        const hlc = createHlc({ clock: clock.read, maxDriftMs: 10 ** 15 }); // no ClockDriftError here
+        let last = hlc.now();
+        for (const m of messages) {
+          clock.set(clock.read() + m.tick);
+          const ts = hlc.receive({ wallMs: clock.read() + m.wallAhead, logical: m.logical });
+          expect(compareHlc(last, ts)).toBeLessThan(0);
+          expect(decodeHlc(encodeHlc(ts))).toEqual(ts);
+          last = ts;
+        }
+      }),
+    );
+  });
+
   it('rejects bad options with path: message lines', () => {
     expect(() => createHlc({ maxDriftMs: -1 })).toThrow(/maxDriftMs:/);
   });
@@ -113,5 +169,8 @@ describe('encodeHlc', () => {
 
   it('decodes garbage to undefined', () => {
     expect(decodeHlc('not-a-stamp')).toBeUndefined();
+    // Ten digits hold more than the 32-bit logical counter.
+    expect(decodeHlc('000000001000000.4294967295')).toEqual({ wallMs: 1_000_000, logical: 2 ** 32 - 1 });
+    expect(decodeHlc('000000001000000.4294967296')).toBeUndefined();
   });
 });

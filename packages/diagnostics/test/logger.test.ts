@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { spawnNode, tempDir } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
@@ -45,6 +45,37 @@ describe('createNodeLogger', () => {
       ['n1', 2],
     ]);
     expect(decodeHlc(records[0]?.hlc ?? '')).toBeDefined();
+  });
+
+  it("neither changes the caller's object nor fails on a frozen one", async () => {
+    await using log = createNodeLogger({ nodeId: 'n1' });
+    const context: Record<string, unknown> = { op: 'op-1' };
+    log.logger.info(context, 'hello');
+    expect(context).toEqual({ op: 'op-1' });
+    expect(() => log.logger.info(Object.freeze({ op: 'op-2' }), 'frozen context')).not.toThrow();
+    const records = (await log.read()).records;
+    expect(records.map((r) => [r.seq, r.op])).toEqual([
+      [1, 'op-1'],
+      [2, 'op-2'],
+    ]);
+  });
+
+  it('leaves no seq hole when a log call throws after the record was stamped', async () => {
+    await using log = createNodeLogger({ nodeId: 'n1' });
+    log.logger.info('one');
+    const throwing = {
+      get detail(): string {
+        throw new Error('getter failed');
+      },
+    };
+    expect(() => log.logger.info(throwing, 'two')).toThrow('getter failed');
+    log.logger.info('three');
+    const page = await log.read();
+    expect(page.records.map((r) => [r.seq, r.msg])).toEqual([
+      [1, 'one'],
+      [2, 'three'],
+    ]);
+    expect(page.lastSeq).toBe(2);
   });
 
   it('keeps memory bounded and reads older records back from disk', async () => {
@@ -120,6 +151,64 @@ describe('createNodeLogger', () => {
     expect(merged.records).toHaveLength(8); // nothing dropped as a duplicate
     expect(merged.completeness[0]).toMatchObject({ status: 'complete', gaps: [], skipped: [[6, 10_000]] });
     await crashed.close();
+  });
+
+  it('declares the skipped seqs whatever the level, even one that filters warn', async () => {
+    for (const level of ['error', 'silent'] as const) {
+      await using dir = await tempDir('diag-log');
+      // A previous process reserved seqs 1-10000 and crashed before writing any.
+      writeFileSync(dir.join('seq.reserved'), '10000');
+      await using log = createNodeLogger({ nodeId: 'n1', segmentDir: dir.path, level });
+      log.logger.error('after the restart');
+      const page = await log.read();
+      expect(page.records[0]?.seqSkipped).toEqual([1, 10_000]);
+      const merged = mergeLogs([
+        { nodeId: 'n1', records: page.records, nodeLastSeq: page.lastSeq, expectedFirstSeq: 1 },
+      ]);
+      expect(merged.completeness[0]).toMatchObject({ status: 'complete', skipped: [[1, 10_000]], missing: 0 });
+    }
+  });
+
+  it('continues the HLC after a restart, even when the wall clock stepped back', async () => {
+    await using dir = await tempDir('diag-log');
+    let now = 1_800_000_000_000;
+    const first = createNodeLogger({ nodeId: 'n1', segmentDir: dir.path, clock: () => now });
+    first.logger.info('before the restart');
+    first.logger.info('before the restart');
+    await first.close();
+    now -= 2000; // NTP stepped the clock back 2 s while the process restarted
+    const second = createNodeLogger({ nodeId: 'n1', segmentDir: dir.path, clock: () => now });
+    second.logger.info('after the restart');
+    await second.close();
+    const records = await readLogSegments(dir.path);
+    expect(records.map((r) => r.seq)).toEqual([1, 2, 3]);
+    // Encoded stamps sort as the clock orders them.
+    const [, beforeRestart, afterRestart] = records.map((r) => r.hlc);
+    expect((afterRestart ?? '') > (beforeRestart ?? '')).toBe(true);
+    expect(mergeLogs([{ nodeId: 'n1', records, nodeLastSeq: 3 }]).records.map((r) => r.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('reads on when retention deletes a segment during the read, and says the page is cut', async () => {
+    await using dir = await tempDir('diag-log');
+    let now = 1_800_000_000_000;
+    await using log = createNodeLogger({
+      nodeId: 'n1',
+      segmentDir: dir.path,
+      clock: () => now,
+      ringSize: 2,
+      segmentSpanMs: 1000,
+      retentionMs: 5000,
+    });
+    for (let i = 0; i < 4; i++) {
+      log.logger.info({ i }, 'r');
+      now += 1000;
+    }
+    const reading = log.read(); // lists the segments, then reads them asynchronously
+    now += 10_000;
+    log.logger.info('late'); // rotates: retention deletes the oldest segments meanwhile
+    const page = await reading;
+    expect(page.truncated).toBe(true);
+    expect(page.records.at(-1)?.msg).toBe('late');
   });
 
   it('loses nothing when the process calls process.exit right after logging', async () => {

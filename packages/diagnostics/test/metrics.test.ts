@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
@@ -5,7 +6,16 @@ import { tempDir } from '@unrdf/test-utils';
 import fc from 'fast-check';
 import * as hdr from 'hdr-histogram-js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createMetrics, INDICATORS, LatencyHistogram, SPEC_SLOS } from '../src/index.js';
+import {
+  createMetrics,
+  generatedAlerts,
+  INDICATORS,
+  InvalidObservationError,
+  LatencyHistogram,
+  parseSloDefinitions,
+  prometheusRules,
+  SPEC_SLOS,
+} from '../src/index.js';
 import { ensurePromtool, promtool } from './support/promtool.js';
 
 /** The SDK wiring the app does: a MeterProvider with a pull-mode Prometheus reader. */
@@ -76,6 +86,106 @@ describe('createMetrics', () => {
       const series = text.split('\n').filter((l) => l.startsWith('unrdf_operations_total{'));
       expect(series).toEqual(['unrdf_operations_total{outcome="success",type="other"} 500']);
     });
+
+    it('makes every SLO threshold a bucket boundary, so the generated rule for it fires', async () => {
+      // 40 ms is not one of INDICATORS.receipt's own boundaries.
+      const slos = parseSloDefinitions([
+        {
+          id: 'receipt-latency-p99-40',
+          jtbd: 1,
+          title: 'P99 receipt latency <= 40 ms',
+          indicator: 'receipt',
+          sli: { kind: 'latency', percentile: 99, thresholdMs: 40 },
+          objective: 0.99,
+          windowDays: 30,
+        },
+      ]);
+      const otel = sdk();
+      createMetrics({ meter: otel.meter, slos }).observe('receipt', { durationMs: 100, ok: true });
+      const text = await otel.exposition();
+      await otel.close();
+      const boundaries = [
+        ...text.matchAll(/^unrdf_receipt_duration_seconds_bucket\{outcome="success",le="([^"]+)"\}/gm),
+      ].map((m) => m[1] ?? '');
+      expect(boundaries).toContain('0.04');
+
+      // Every receipt takes 100 ms, one a second, on exactly the buckets exported: the page fires.
+      await using dir = await tempDir('diag-rules');
+      writeFileSync(dir.join('rules.yml'), prometheusRules(slos));
+      const series = (le: string) => ({
+        series: `unrdf_receipt_duration_seconds_bucket{outcome="success",le="${le}"}`,
+        values: le === '+Inf' || Number(le) >= 0.1 ? '0+60x120' : '0+0x120',
+      });
+      const tests = {
+        rule_files: ['rules.yml'],
+        evaluation_interval: '1m',
+        tests: [
+          {
+            interval: '1m',
+            input_series: [
+              ...boundaries.map(series),
+              { series: 'unrdf_receipt_duration_seconds_count{outcome="success"}', values: '0+60x120' },
+            ],
+            alert_rule_test: [
+              {
+                eval_time: '60m',
+                alertname: 'UnrdfSloBurnRatePage',
+                exp_alerts: generatedAlerts(slos)
+                  .filter((a) => a.alert === 'UnrdfSloBurnRatePage')
+                  .map((a) => ({ exp_labels: a.labels, exp_annotations: a.annotations })),
+              },
+            ],
+          },
+        ],
+      };
+      writeFileSync(dir.join('tests.yml'), JSON.stringify(tests));
+      const result = promtool(['test', 'rules', dir.join('tests.yml')]);
+      expect(result.output).toContain('SUCCESS');
+    });
+
+    it('stops observing the Raft gauges on close', async () => {
+      const otel = sdk();
+      let views = 0;
+      const metrics = createMetrics({
+        meter: otel.meter,
+        consensus: () => {
+          views++;
+          return null;
+        },
+      });
+      await otel.exposition();
+      expect(views).toBe(1);
+      metrics.close();
+      await otel.exposition();
+      await otel.close();
+      expect(views).toBe(1);
+    });
+  });
+
+  describe('observe', () => {
+    it('refuses a NaN, infinite or negative duration before recording anything', async () => {
+      const otel = sdk();
+      const metrics = createMetrics({ meter: otel.meter });
+      metrics.observe('receipt', { durationMs: 3, ok: true });
+      for (const durationMs of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+        expect(() => metrics.observe('receipt', { durationMs, ok: true })).toThrow(InvalidObservationError);
+      }
+      expect(() =>
+        metrics.recordOperation({ id: 'op', type: 'create', ok: true, durationMs: 1, queueWaitMs: Number.NaN }),
+      ).toThrow(/queueWaitMs: expected a finite number/);
+      const text = await otel.exposition();
+      await otel.close();
+      // The OTel histogram, the counter, the HDR histogram and the SLI counts agree: one event each.
+      expect(text).toMatch(/^unrdf_receipt_duration_seconds_count\{outcome="success"\} 1$/m);
+      expect(text).toMatch(/^unrdf_receipt_duration_seconds_sum\{outcome="success"\} 0.003$/m);
+      expect(text).toMatch(/^unrdf_receipts_total\{outcome="success"\} 1$/m);
+      expect(text).not.toMatch(/^unrdf_operation/m);
+      const receipt = metrics.snapshot().indicators.receipt;
+      expect(receipt?.success).toBe(1);
+      expect(LatencyHistogram.decode(receipt?.lifetime ?? '').count).toBe(1);
+      expect(receipt?.windows['5m']?.total).toBe(1);
+      expect(metrics.snapshot().indicators.operation).toBeUndefined();
+    });
   });
 
   describe('snapshot', () => {
@@ -89,9 +199,9 @@ describe('createMetrics', () => {
       metrics.observe('receipt', { durationMs: 100, ok: true });
       const receipt = metrics.snapshot().indicators.receipt;
       expect(receipt?.thresholdsMs).toEqual([15, 45]);
-      expect(receipt?.windows['5m']).toEqual({ total: 1, failures: 0, good: [0, 0] });
-      expect(receipt?.windows['6h']).toEqual({ total: 4, failures: 1, good: [1, 2] });
-      expect(receipt?.windows['30d']).toEqual({ total: 4, failures: 1, good: [1, 2] });
+      expect(receipt?.windows['5m']).toMatchObject({ total: 1, failures: 0, good: [0, 0] });
+      expect(receipt?.windows['6h']).toMatchObject({ total: 4, failures: 1, good: [1, 2] });
+      expect(receipt?.windows['30d']).toMatchObject({ total: 4, failures: 1, good: [1, 2] });
       expect(LatencyHistogram.decode(receipt?.recent ?? '').count).toBe(1);
       expect(LatencyHistogram.decode(receipt?.lifetime ?? '').count).toBe(4);
     });
@@ -109,14 +219,26 @@ describe('createMetrics', () => {
       now += 24 * 3600_000; // the next day, a new process
       const second = createMetrics({ clock: () => now, sliDatabase: dir.join('sli.db') });
       second.observe('receipt', { durationMs: 5, ok: true });
-      expect(second.snapshot().indicators.receipt?.windows['30d']).toEqual({ total: 4, failures: 1, good: [2, 2] });
-      expect(second.snapshot().indicators.receipt?.windows['1h']).toEqual({ total: 1, failures: 0, good: [1, 1] });
+      expect(second.snapshot().indicators.receipt?.windows['30d']).toMatchObject({
+        total: 4,
+        failures: 1,
+        good: [2, 2],
+      });
+      expect(second.snapshot().indicators.receipt?.windows['1h']).toMatchObject({
+        total: 1,
+        failures: 0,
+        good: [1, 1],
+      });
       second.close();
 
       now += 31 * 24 * 3600_000;
       const third = createMetrics({ clock: () => now, sliDatabase: dir.join('sli.db') });
       third.observe('receipt', { durationMs: 5, ok: true });
-      expect(third.snapshot().indicators.receipt?.windows['30d']).toEqual({ total: 1, failures: 0, good: [1, 1] });
+      expect(third.snapshot().indicators.receipt?.windows['30d']).toMatchObject({
+        total: 1,
+        failures: 0,
+        good: [1, 1],
+      });
       third.close();
     });
 
@@ -139,6 +261,26 @@ describe('createMetrics', () => {
       expect(snap.recentFailures.every((f) => !f.ok)).toBe(true);
       expect(snap.errorTypes.map((e) => e.type).sort()).toEqual(['E1', 'E3', 'E5', 'other']);
       expect(snap.errorTypes.reduce((n, e) => n + e.count, 0)).toBe(125);
+    });
+
+    it('cuts overlong ids, types and error texts to what the snapshot schema accepts', () => {
+      const metrics = createMetrics();
+      metrics.recordOperation({
+        id: 'i'.repeat(300),
+        type: 't'.repeat(200),
+        ok: false,
+        durationMs: 2,
+        // What the daemon passes: error.code ?? error.name, error.message.
+        errorType: `Handler Error ${'E'.repeat(200)}`,
+        errorMessage: 'm'.repeat(2000),
+      });
+      const [failure] = metrics.snapshot().recentFailures;
+      expect(failure?.id).toHaveLength(256);
+      expect(failure?.type).toHaveLength(128);
+      expect(failure?.errorType).toMatch(/^Handler_Error_E+$/);
+      expect(failure?.errorType?.length).toBeLessThanOrEqual(128);
+      expect(failure?.errorMessage).toHaveLength(1024);
+      expect(metrics.snapshot().errorTypes.map((e) => e.type)).toEqual([failure?.errorType]);
     });
   });
 });
@@ -168,6 +310,39 @@ describe('LatencyHistogram', () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  it('merges bucket counts past 2^32 exactly (no 32-bit wrap)', () => {
+    const atOneMs = (count: number) => {
+      // A V2 encoding holding `count` values of 1000 µs: a run of 1000 zero buckets,
+      // then the count (below 2048 µs an index is the value), as ZigZag LEB128 words.
+      const body: number[] = [];
+      for (const word of [-1000, count]) {
+        let zigzag = word >= 0 ? word * 2 : -word * 2 - 1;
+        while (zigzag >= 0x80) {
+          body.push((zigzag % 0x80) | 0x80);
+          zigzag = Math.floor(zigzag / 0x80);
+        }
+        body.push(zigzag);
+      }
+      const bytes = Buffer.alloc(40 + body.length);
+      bytes.writeInt32BE(0x1c849303 | 0x10, 0);
+      bytes.writeInt32BE(body.length, 4);
+      bytes.writeInt32BE(3, 12);
+      bytes.writeBigInt64BE(1n, 16);
+      bytes.writeBigInt64BE(2n, 24);
+      bytes.writeDoubleBE(1, 32);
+      Buffer.from(body).copy(bytes, 40);
+      return bytes.toString('base64');
+    };
+    const one = atOneMs(1_500_000_000);
+    const merged = LatencyHistogram.mergeEncoded([one, one, atOneMs(4_000_000_000)]);
+    const p = merged.percentiles();
+    expect({ count: p.count, p50: p.p50, max: p.max }).toEqual({ count: 7_000_000_000, p50: 1, max: 1 });
+    // Past 2^53 counts are no longer exact: refused, all or nothing.
+    const huge = LatencyHistogram.mergeEncoded(Array.from({ length: 32 }, () => atOneMs(2 ** 48 - 1)));
+    expect(() => huge.addEncoded(atOneMs(2 ** 48 - 1))).toThrow(RangeError);
+    expect(huge.count).toBe(32 * (2 ** 48 - 1));
   });
 
   it('rejects an encoding that is not a histogram', () => {
@@ -256,5 +431,17 @@ describe('SPEC_SLOS', () => {
       objective: 0.99,
       alert: { severity: 'critical', threshold: 60 },
     });
+  });
+
+  it('gives the queue wait line the JTBD 5 table\'s severity: "P99 queue wait > 1 second | WARNING"', () => {
+    expect(SPEC_SLOS.find((s) => s.id === 'queue-wait-p99')?.alert).toEqual({
+      severity: 'warning',
+      threshold: 1000,
+      action: 'Check handler performance',
+    });
+    const rule = generatedAlerts(SPEC_SLOS).find(
+      (a) => a.sloId === 'queue-wait-p99' && a.alert === 'UnrdfSloThreshold',
+    );
+    expect(rule?.labels.severity).toBe('warning');
   });
 });

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { tempDir } from '@unrdf/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  createMetrics,
   evaluateSlos,
   generatedAlerts,
   type IndicatorData,
@@ -94,6 +95,26 @@ describe('evaluateSlos', () => {
     const [s] = evaluateSlos([slo('receipt-latency-p99')], { receipt: { ...steady(10, 0, [15, 45], [0, 0]), recent } });
     expect(s?.thresholdAlert?.firing).toBeNull();
     expect(s?.notes[0]).toMatch(/too few for a p99/);
+  });
+
+  it('measures throughput over the time the 5-minute window really covers', () => {
+    const start = Date.UTC(2026, 0, 1); // a minute boundary
+    let now = start;
+    const metrics = createMetrics({ clock: () => now });
+    // A steady 40 ops/s (above the 33 ops/s target) for 10 minutes.
+    for (let t = 0; t < 600_000; t += 25) {
+      now = start + t;
+      metrics.observe('operation', { durationMs: 1, ok: true });
+    }
+    // Half a second into the next minute the window holds 4 full minutes and 0.5 s, not 300 s.
+    now = start + 600_500;
+    const op = metrics.snapshot().indicators.operation;
+    expect(op?.windows['5m']).toMatchObject({ total: 9600, spanMs: 240_500 });
+    const [s] = evaluateSlos([slo('operation-throughput')], {
+      operation: { thresholdsMs: op?.thresholdsMs ?? [], windows: op?.windows ?? {}, recent: undefined },
+    });
+    expect(s?.current?.value).toBeCloseTo(9600 / 240.5, 6);
+    expect(s?.status).toBe('met');
   });
 });
 
