@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Meter } from '@opentelemetry/api';
-import type { SloDefinition } from '@unrdf/diagnostics';
+import { SloDefinitionSchema } from '@unrdf/diagnostics';
 import type { ApplyExtension } from '@unrdf/queue';
 import { z } from 'zod';
 import { InvalidInputError } from './errors.js';
@@ -181,7 +181,10 @@ export const DaemonOptionsSchema = z.strictObject({
       /** On-disk log segments older than this are deleted (default 10 minutes). */
       logRetentionMs: z.number().int().positive().optional(),
       /** SLOs evaluated by `slo()` and the report (default: SLO-SPEC.md). */
-      slos: z.array(z.custom<SloDefinition>()).optional(),
+      slos: z
+        .array(SloDefinitionSchema)
+        .refine((list) => new Set(list.map((s) => s.id)).size === list.length, 'SLO ids must be unique')
+        .optional(),
       /** Also write each log record (JSON line) here, e.g. process.stdout. */
       echo: z.custom<{ write(line: string): unknown }>((v) => typeof v === 'object' && v !== null).optional(),
     })

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
+import { type SloDefinition, SPEC_SLOS } from '@unrdf/diagnostics';
 import { type ApplyExtension, CompletionRefusedError, UnrecoverableError } from '@unrdf/queue';
 import { verifyCheckpointConsistency, verifyReceipt } from '@unrdf/receipts';
 import { tempDir } from '@unrdf/test-utils';
@@ -20,6 +21,12 @@ describe('createDaemon', () => {
   it('refuses bad options with path: message issues', () => {
     expect(() => createDaemon({ dataDir: '' })).toThrow(InvalidInputError);
     expect(() => createDaemon({ dataDir: '/tmp/x', nodeId: 'bad id' })).toThrow(/nodeId/);
+    const slo = SPEC_SLOS[0] as SloDefinition;
+    expect(() => createDaemon({ dataDir: '/tmp/x', diagnostics: { slos: [{ ...slo, objective: 2 }] } })).toThrow(
+      /diagnostics\.slos\.0\.objective/,
+    );
+    expect(() => createDaemon({ dataDir: '/tmp/x', diagnostics: { slos: [slo, slo] } })).toThrow(/unique/);
+    expect(() => createDaemon({ dataDir: '/tmp/x', diagnostics: { slos: [slo] } })).not.toThrow();
   });
 
   it("commits a handler's effects through its extensions with the final state, and retries a refused completion", async () => {
