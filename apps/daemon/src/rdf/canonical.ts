@@ -118,7 +118,7 @@ export function canonicalDescription(
     // RDF Dataset Canonicalization (RDFC-1.0), https://www.w3.org/TR/rdf-canon/ — the sync
     // implementation because receipt digests are computed synchronously at submit. maxWorkFactor 1
     // bounds the N-Degree Hash Quads work (§4.8) so "poison" graphs are refused, not run for ever.
-    canonical = rdfCanonize._canonizeSync(quads, {
+    canonical = rdfCanonize._canonizeSync(uniqueQuads(quads), {
       algorithm: 'RDFC-1.0',
       maxWorkFactor: 1,
       timeout: limits.canonicalizeTimeoutMs,
@@ -129,6 +129,23 @@ export function canonicalDescription(
   }
   const nquads = sortedUniqueLines(canonical);
   return { ok: true, value: { subject: subject as string, nquads, triples: countLines(nquads) } };
+}
+
+/**
+ * The triples without repeats. An RDF graph is a set of triples (RDF 1.1 Concepts §3),
+ * but rdf-canonize counts every quad object it is given: a repeated triple on a blank
+ * node changes that node's hashes (RDFC-1.0 §4.6) and can swap canonical labels, so
+ * one graph would get two canonical forms. N3 term ids are unambiguous, and subject and
+ * predicate ids (IRIs, blank nodes) hold no newline.
+ */
+function uniqueQuads(quads: readonly Quad[]): Quad[] {
+  const seen = new Set<string>();
+  return quads.filter((q) => {
+    const key = `${q.subject.id}\n${q.predicate.id}\n${q.object.id}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 function termProblem(term: Term): string | undefined {
