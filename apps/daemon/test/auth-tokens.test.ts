@@ -141,4 +141,16 @@ describe('ensureAdminToken', () => {
     unlinkSync(first.path);
     expect(ensureAdminToken(dir.path)).toEqual({ token: undefined, path: first.path, created: false });
   });
+
+  it('writes the token before its hash: a first start cut off between the two leaves a token the next one adopts', async () => {
+    await using dir = await tempDir('tokens');
+    const cutOff = `${TOKEN_PREFIX}${'A'.repeat(43)}`;
+    // admin.token written, tokens.json not yet: what a crash between the two writes leaves.
+    writeFileSync(dir.join(TOKEN_FILES.adminToken), `${cutOff}\n`, { mode: 0o600 });
+    const adopted = ensureAdminToken(dir.path);
+    expect(adopted).toMatchObject({ token: cutOff, created: true });
+    expect(openTokenStore(dir.path).verify(cutOff)?.scopes).toEqual(['admin']);
+    // Only a well-formed token is adopted.
+    expect(() => openTokenStore(dir.path).createToken(['read'], { token: 'nope' })).toThrow(TokenStoreError);
+  });
 });

@@ -1,6 +1,17 @@
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { nanoid } from 'nanoid';
 import { z } from 'zod';
 
@@ -45,8 +56,14 @@ export interface IssuedToken extends TokenIdentity {
 /** The API tokens of one data directory, kept in `<dataDir>/tokens.json` (mode 0600). */
 export interface TokenStore {
   readonly path: string;
-  /** Creates a token with these scopes; the token is returned once and stored only as its hash. */
-  createToken(scopes: readonly TokenScope[], options?: { readonly label?: string }): IssuedToken;
+  /**
+   * Creates a token with these scopes; the token is returned once and stored only as its
+   * hash. `token` stores that (well-formed) token instead of a fresh one.
+   */
+  createToken(
+    scopes: readonly TokenScope[],
+    options?: { readonly label?: string; readonly token?: string },
+  ): IssuedToken;
   /** The identity of a valid token, or undefined (constant-time comparison of hashes). */
   verify(token: string | undefined): TokenIdentity | undefined;
   /** Removes a token; false when no token has this id. */
@@ -73,12 +90,30 @@ function generateToken(): string {
   return `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
 }
 
-/** Writes a file readable by its owner only, atomically (temp file + rename). */
+const WELL_FORMED_TOKEN = new RegExp(`^${TOKEN_PREFIX}[A-Za-z0-9_-]{43}$`);
+
+/**
+ * Writes a file readable by its owner only, atomically and durably: a temp file, synced,
+ * renamed over the old one, then the directory synced, so a crash leaves the old file or
+ * the new one, never an empty or partial one.
+ */
 function writePrivate(path: string, content: string): void {
   const temp = `${path}.${process.pid}.${nanoid(8)}.tmp`;
-  writeFileSync(temp, content, { mode: 0o600, flag: 'wx' });
-  chmodSync(temp, 0o600); // the umask cannot widen it, but be explicit
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    fchmodSync(fd, 0o600); // the umask cannot widen it, but be explicit
+    writeFileSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(temp, path);
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }
 
 /** How often `verify` looks whether another process changed tokens.json (ms). */
@@ -166,7 +201,10 @@ export function openTokenStore(dataDir: string, options: TokenStoreOptions = {})
       const parsed = z.array(TokenScopeSchema).min(1).safeParse(scopes);
       if (!parsed.success) throw new TokenStoreError('scopes: give one or more of submit, read, admin');
       const unique = [...new Set(parsed.data)];
-      const token = generateToken();
+      if (options.token !== undefined && !WELL_FORMED_TOKEN.test(options.token)) {
+        throw new TokenStoreError(`token: not a token of this daemon (${TOKEN_PREFIX} and 43 base64url characters)`);
+      }
+      const token = options.token ?? generateToken();
       const stored: StoredToken = {
         id: nanoid(12),
         sha256: sha256(token).toString('hex'),
@@ -219,9 +257,10 @@ export interface AdminToken {
 }
 
 /**
- * On first start (no admin token in the store) generates an admin token, stores its
- * hash and writes the token once to `<dataDir>/admin.token` (mode 0600). Later starts
- * read that file back (`created: false`).
+ * On first start (no admin token in the store) generates an admin token, writes it once
+ * to `<dataDir>/admin.token` (mode 0600), then stores its hash: a crash in between leaves
+ * a token file the next start adopts, never a stored hash whose token nobody saw. Later
+ * starts read that file back (`created: false`).
  * @throws {TokenStoreError} when the store is malformed.
  * @example
  * const { token, path, created } = ensureAdminToken('./data');
@@ -235,7 +274,10 @@ export function ensureAdminToken(dataDir: string, store: TokenStore = openTokenS
     const token = readFileSync(path, 'utf8').trim();
     return { token: store.verify(token) ? token : undefined, path, created: false };
   }
-  const issued = store.createToken(['admin'], { label: 'generated admin token' });
-  writePrivate(path, `${issued.token}\n`);
-  return { token: issued.token, path, created: true };
+  // A token file without its hash in the store: a first start stopped between the two writes.
+  const left = existsSync(path) ? readFileSync(path, 'utf8').trim() : undefined;
+  const token = left !== undefined && WELL_FORMED_TOKEN.test(left) ? left : generateToken();
+  if (token !== left) writePrivate(path, `${token}\n`);
+  store.createToken(['admin'], { label: 'generated admin token', token });
+  return { token, path, created: true };
 }
