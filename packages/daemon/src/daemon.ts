@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -46,9 +46,10 @@ import {
 import type { AppendedReceipt, ReceiptBundle } from '@unrdf/receipts/ledger';
 import { customAlphabet } from 'nanoid';
 import { z } from 'zod';
-import { DataDirLockedError, InvalidInputError, NotRunningError, UnknownTypeError } from './errors.js';
+import { InvalidInputError, NotRunningError, UnknownTypeError } from './errors.js';
 import { hex, jsonDigest, type PayloadEnvelope, type ResultEnvelope } from './internal/envelope.js';
 import { loadOrCreateSigningKeys } from './keys.js';
+import { lockDataDir } from './lock.js';
 import {
   type DaemonHandler,
   type DaemonOptions,
@@ -159,9 +160,6 @@ export interface Daemon extends AsyncDisposable {
   close(options?: { readonly drainMs?: number }): Promise<void>;
 }
 
-/** Lock files this process holds (a second daemon here on the same directory is refused too). */
-const LOCKED_HERE = new Set<string>();
-
 const FINAL: ReadonlySet<OperationState> = new Set(['completed', 'dead', 'cancelled']);
 /**
  * Operation ids: 22 letters and digits (~131 bits). No `-` or `_`: an id that starts with `-`
@@ -211,7 +209,8 @@ class UnrdfDaemon implements Daemon {
   #eventLoop: (ReturnType<typeof eventLoopCheck> & { close(): void }) | undefined;
   #diagnostics: NodeDiagnostics | undefined;
   #unsubscribe: (() => void) | undefined;
-  #lockHeld = false;
+  /** Releases the data directory's lock, while held. */
+  #unlock: (() => void) | undefined;
   readonly #waiters = new Map<string, Set<(view: OperationView) => void>>();
   /** Receipts released lately, by operation id (oldest first): views of them need not read and hash them again. */
   readonly #recentReceipts = new Map<string, { readonly leafIndex: number; readonly receiptHash: string }>();
@@ -297,7 +296,7 @@ class UnrdfDaemon implements Daemon {
   async #start(): Promise<void> {
     const o = this.#o;
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-    this.#lock();
+    this.#unlock = lockDataDir(this.#o.dataDir, this.#o.lockPath);
     for (const module of o.handlerModules) await this.#loadModule(module);
     if (this.#types.size === 0) {
       throw new InvalidInputError('daemon options', ['handlers: register at least one handler (handle() or handlers)']);
@@ -375,29 +374,6 @@ class UnrdfDaemon implements Daemon {
       { dataDir: o.dataDir, origin: o.origin, types, treeSize: this.#extension.ledger.size() },
       'daemon started',
     );
-  }
-
-  #lock(): void {
-    const path = this.#o.lockPath;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(path, 'wx', 0o600);
-        writeSync(fd, `${process.pid}\n`);
-        closeSync(fd);
-        this.#lockHeld = true;
-        LOCKED_HERE.add(path);
-        return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-        const ours = pid === process.pid && LOCKED_HERE.has(path);
-        if (ours || (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))) {
-          throw new DataDirLockedError(this.#o.dataDir, pid);
-        }
-        rmSync(path, { force: true }); // left by a process that died (kill -9): take it over
-      }
-    }
-    throw new DataDirLockedError(this.#o.dataDir, -1);
   }
 
   async #loadModule(specifier: string): Promise<void> {
@@ -816,11 +792,8 @@ class UnrdfDaemon implements Daemon {
       this.#eventLoop?.close();
       this.#metrics?.close();
       await this.#logger?.close();
-      if (this.#lockHeld) {
-        rmSync(this.#o.lockPath, { force: true });
-        LOCKED_HERE.delete(this.#o.lockPath);
-      }
-      this.#lockHeld = false;
+      this.#unlock?.();
+      this.#unlock = undefined;
     }
   }
 
@@ -841,14 +814,5 @@ function parseError(text: string | undefined): { name: string; message: string; 
     };
   } catch {
     return { name: 'Error', message: text.slice(0, 1024) };
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

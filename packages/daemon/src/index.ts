@@ -17,6 +17,7 @@ export {
   UnknownTypeError,
 } from './errors.js';
 export { loadOrCreateSigningKeys, type RotatedKey, rotateSigningKey, type SigningKeys } from './keys.js';
+export { lockDataDir } from './lock.js';
 export {
   type BatchMember,
   DATA_FILES,

@@ -2,7 +2,7 @@
 // (0644), listed in `<keysDir>/keys.json` with the tree size each key takes over at.
 // Rotation appends a key; old keys stay listed so old checkpoints keep verifying.
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NoteSigner, TrustedKey } from '@unrdf/receipts';
 import { generateKeyFiles, loadSignerKeyFile } from '@unrdf/receipts/ledger';
@@ -48,11 +48,48 @@ async function readKeyList(keysDir: string): Promise<KeyList | undefined> {
   return parsed.data;
 }
 
+/** fsyncs a file or a directory (its entries: names created or renamed in it). */
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 async function writeKeyList(keysDir: string, list: KeyList): Promise<void> {
-  // Write-then-rename: a crash never leaves a half-written list.
+  // Write, sync, rename, sync the directory: a crash leaves the old list or the new one,
+  // never a half-written one, and a list on disk never names key files that are not.
   const path = join(keysDir, KEY_LIST);
   await writeFile(`${path}.tmp`, `${JSON.stringify(list, null, 2)}\n`, { mode: 0o644 });
+  await syncPath(`${path}.tmp`);
   await rename(`${path}.tmp`, path);
+  await syncPath(keysDir);
+}
+
+/** Bound on the key file names tried past leftovers of interrupted starts and rotations. */
+const MAX_KEY_FILES = 10_000;
+
+/**
+ * Generates a key in the first `ledger-<n>` (from `n`) with no file yet, synced. A first
+ * start or a rotation cut off before its list was written leaves key files no list names
+ * (never used to sign); they stay as they are.
+ */
+async function newKeyFiles(keysDir: string, origin: string, n: number): Promise<{ file: string; verifierKey: string }> {
+  const taken = (i: number) =>
+    existsSync(join(keysDir, `ledger-${i}.skey`)) || existsSync(join(keysDir, `ledger-${i}.vkey`));
+  let i = n;
+  while (i < n + MAX_KEY_FILES && taken(i)) i++;
+  const file = `ledger-${i}`;
+  const base = join(keysDir, file);
+  const { verifierKey } = await generateKeyFiles(base, origin).catch((cause: unknown) => {
+    throw new KeyFileError(`Cannot write a new signing key in ${keysDir}: ${(cause as Error).message}`, { cause });
+  });
+  await chmod(`${base}.skey`, 0o600);
+  await syncPath(`${base}.skey`);
+  await syncPath(`${base}.vkey`);
+  return { file, verifierKey };
 }
 
 const trustedOf = (list: KeyList): TrustedKey[] =>
@@ -73,13 +110,8 @@ export async function loadOrCreateSigningKeys(keysDir: string, origin: string): 
   await mkdir(keysDir, { recursive: true, mode: 0o700 });
   let list = await readKeyList(keysDir);
   if (list === undefined) {
-    const base = join(keysDir, 'ledger-1');
-    const { verifierKey } = await generateKeyFiles(base, origin).catch((cause: unknown) => {
-      throw new KeyFileError(`Cannot create the ledger's signing key in ${keysDir}: ${(cause as Error).message}`, {
-        cause,
-      });
-    });
-    list = { origin, keys: [{ file: 'ledger-1', fromSize: 0, verifierKey }] };
+    const { file, verifierKey } = await newKeyFiles(keysDir, origin, 1);
+    list = { origin, keys: [{ file, fromSize: 0, verifierKey }] };
     await writeKeyList(keysDir, list);
   }
   if (list.origin !== origin) {
@@ -119,12 +151,8 @@ export async function rotateSigningKey(keysDir: string, ledgerSize: number): Pro
   const last = list.keys.at(-1) as KeyList['keys'][number];
   // The checkpoint of exactly `ledgerSize` exists already, signed by the old key.
   const fromSize = Math.max(ledgerSize + 1, last.fromSize + 1);
-  const file = `ledger-${list.keys.length + 1}`;
-  const base = join(keysDir, file);
-  const { verifierKey, verifierKeyPath } = await generateKeyFiles(base, list.origin).catch((cause: unknown) => {
-    throw new KeyFileError(`Cannot write a new key in ${keysDir}: ${(cause as Error).message}`, { cause });
-  });
-  await chmod(`${base}.skey`, 0o600);
+  const { file, verifierKey } = await newKeyFiles(keysDir, list.origin, list.keys.length + 1);
+  const verifierKeyPath = join(keysDir, `${file}.vkey`);
   const next = { ...list, keys: [...list.keys, { file, fromSize, verifierKey }] };
   await writeKeyList(keysDir, next);
   return { verifierKey, verifierKeyPath, fromSize, trustedKeys: trustedOf(next) };

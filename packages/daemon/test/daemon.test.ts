@@ -1,4 +1,5 @@
-import { statSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { type SloDefinition, SPEC_SLOS } from '@unrdf/diagnostics';
 import { type ApplyExtension, CompletionRefusedError, UnrecoverableError } from '@unrdf/queue';
@@ -10,8 +11,11 @@ import {
   createDaemon,
   DataDirLockedError,
   InvalidInputError,
+  loadOrCreateSigningKeys,
+  lockDataDir,
   NotRunningError,
   prepareSubmission,
+  rotateSigningKey,
   UnknownTypeError,
 } from '../src/index.js';
 
@@ -401,5 +405,38 @@ describe('createDaemon', () => {
       // On record like any other finished operation.
       expect((await daemon.report()).operations.recent.some((r) => r.id === op.id)).toBe(true);
     });
+  });
+});
+
+describe('signing keys and the data directory lock', () => {
+  it('skips key files an interrupted first start or rotation left, and old keys keep their window', async () => {
+    await using dir = await tempDir('daemon-keys');
+    const keysDir = dir.join('keys');
+    mkdirSync(keysDir, { recursive: true });
+    // A first start cut off after writing its key, before the key list.
+    writeFileSync(join(keysDir, 'ledger-1.skey'), 'partial\n', { mode: 0o600 });
+    const first = await loadOrCreateSigningKeys(keysDir, 'example.org/log');
+    expect(first.verifierKeyPath).toBe(join(keysDir, 'ledger-2.vkey'));
+    // A rotation cut off the same way.
+    writeFileSync(join(keysDir, 'ledger-3.skey'), 'partial\n', { mode: 0o600 });
+    const rotated = await rotateSigningKey(keysDir, 10);
+    expect(rotated).toMatchObject({ verifierKeyPath: join(keysDir, 'ledger-4.vkey'), fromSize: 11 });
+    expect(rotated.trustedKeys.map((k) => [k.fromSize, k.untilSize])).toEqual([
+      [0, 11],
+      [11, undefined],
+    ]);
+    const reloaded = await loadOrCreateSigningKeys(keysDir, 'example.org/log');
+    expect(reloaded.signers).toHaveLength(2);
+  });
+
+  it('lets one holder at a time take the lock, and takes over one left by a dead process', async () => {
+    await using dir = await tempDir('daemon-lock');
+    const release = lockDataDir(dir.path);
+    expect(() => lockDataDir(dir.path)).toThrow(DataDirLockedError);
+    const daemon = createDaemon({ dataDir: dir.path, diagnostics: quiet });
+    await expect(daemon.start()).rejects.toBeInstanceOf(DataDirLockedError);
+    release();
+    writeFileSync(dir.join('daemon.lock'), '999999999\n'); // no such process
+    lockDataDir(dir.path)();
   });
 });

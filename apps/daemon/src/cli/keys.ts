@@ -1,23 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DATA_FILES, type RotatedKey, rotateSigningKey } from '@unrdf/daemon';
+import { DATA_FILES, DataDirLockedError, lockDataDir, type RotatedKey, rotateSigningKey } from '@unrdf/daemon';
 import { failure } from './errors.js';
-
-/** The pid in the data directory's lock file when that process is alive, else undefined. */
-export function liveLockHolder(dataDir: string): number | undefined {
-  const path = join(dataDir, DATA_FILES.lock);
-  if (!existsSync(path)) return undefined;
-  const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    // EPERM: it exists but belongs to another user; still alive.
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
-  }
-}
 
 /**
  * The ledger's size (number of leaves) in `<dataDir>/daemon.db`, read-only; 0 when the
@@ -52,16 +37,22 @@ export function ledgerSize(dataDir: string): number {
  * @throws {CliError} exit 1 while a live daemon holds the data directory or when the keys cannot be written.
  */
 export async function rotateKeys(dataDir: string, keysDir = join(dataDir, DATA_FILES.keys)): Promise<RotatedKey> {
-  const pid = liveLockHolder(dataDir);
-  if (pid !== undefined) {
+  if (!existsSync(dataDir)) throw failure(`${dataDir} does not exist: start the daemon once first.`);
+  // Held while the keys are written, so a daemon cannot start on the old key list meanwhile.
+  let unlock: () => void;
+  try {
+    unlock = lockDataDir(dataDir);
+  } catch (error) {
+    if (!(error instanceof DataDirLockedError)) throw failure((error as Error).message, { cause: error });
     throw failure(
-      `the daemon (process ${pid}) is running on ${dataDir}; stop it first: it reads its keys at start, so a key rotated under it would not be used.`,
+      `the daemon (process ${error.pid}) is running on ${dataDir}; stop it first: it reads its keys at start, so a key rotated under it would not be used.`,
     );
   }
-  const size = ledgerSize(dataDir);
   try {
-    return await rotateSigningKey(keysDir, size);
+    return await rotateSigningKey(keysDir, ledgerSize(dataDir));
   } catch (error) {
     throw failure((error as Error).message, { cause: error });
+  } finally {
+    unlock();
   }
 }
