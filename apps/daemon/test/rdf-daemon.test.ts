@@ -157,5 +157,10 @@ describe('createRdfHandlers in a daemon', () => {
     expect((shape as InvalidInputError).issues).toContain(
       'input.data: Invalid input: expected string, received undefined',
     );
+    const notAnIri = await daemon.submit({ type: 'delete', subject: 'not an iri' }).catch((e: unknown) => e);
+    expect(notAnIri).toBeInstanceOf(InvalidInputError);
+    expect((notAnIri as InvalidInputError).issues).toEqual([
+      expect.stringMatching(/^subject: must be an absolute IRI/),
+    ]);
   });
 });

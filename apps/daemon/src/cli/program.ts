@@ -25,7 +25,9 @@ const FINAL_STATES = new Set(['completed', 'dead', 'cancelled']);
 
 const OperationIdSchema = z
   .string()
-  .regex(/^[A-Za-z0-9._:-]{1,200}$/, 'an operation id: 1-200 letters, digits and . _ : -');
+  .regex(/^[A-Za-z0-9._:-]{1,200}$/, 'an operation id: 1-200 letters, digits and . _ : -')
+  // A URL path segment of only dots is resolved away ("." and ".." are dot-segments, RFC 3986 §5.2.4).
+  .refine((id) => !/^\.+$/.test(id), 'an operation id is not only dots');
 
 const intOption = (name: string, min: number, max: number) => (value: string) => {
   const n = Number(value);
@@ -113,7 +115,14 @@ async function waitFinal(
       { ...client, timeoutMs: waitMs + 10_000 },
       'GET',
       `${api.operationPath(id)}?wait=${waitMs}`,
+      undefined,
+      { allow: [403] },
     );
+    if (response.status === 403) {
+      throw failure(
+        `operation ${id} was accepted, but this token may not read it (no 'read' scope), so its outcome cannot be awaited; follow it with a token that has 'read': unrdf-daemon status ${id}`,
+      );
+    }
     const view = answer(OperationViewSchema, response, 'an operation');
     if (FINAL_STATES.has(view.state) && view.receipt !== null) return view;
     if (Date.now() >= deadline) {
@@ -121,6 +130,15 @@ async function waitFinal(
         `operation ${id} is still ${view.state} after ${totalMs} ms; check later: unrdf-daemon status ${id}`,
       );
     }
+  }
+}
+
+/** Writes `--out`; a path that cannot be written is a usage error (2), not a stack trace. */
+function writeOut(path: string, data: string | Uint8Array): void {
+  try {
+    writeFileSync(path, data);
+  } catch (error) {
+    throw usageError('bad option', [`--out: cannot write ${path}: ${(error as Error).message}`], { cause: error });
   }
 }
 
@@ -320,7 +338,7 @@ export function createProgram(io: CliIo): Command {
       io.stdout.write(text);
       return;
     }
-    writeFileSync(flags.out, text);
+    writeOut(flags.out, text);
     if (flags.json) io.stdout.write(`${JSON.stringify({ id, out: flags.out })}\n`);
     else io.stderr.write(`wrote the receipt bundle of ${id} to ${flags.out}\n`);
   });
@@ -335,16 +353,21 @@ export function createProgram(io: CliIo): Command {
           .default('md'),
       )
       .option('--out <file>', 'write it here (default: stdout; tar needs --out, e.g. report.tar.gz)'),
-  ).action(async (flags) => {
-    if (flags.format === 'tar' && flags.out === undefined) {
+  ).action(async (flags, command: Command) => {
+    // --json is the JSON report (--format json); with another --format given it is a contradiction.
+    if (flags.json && command.getOptionValueSource('format') === 'cli' && flags.format !== 'json') {
+      throw usageError('bad option', [`--json: the report as JSON; it cannot go with --format ${flags.format}`]);
+    }
+    const format: string = flags.json ? 'json' : flags.format;
+    if (format === 'tar' && flags.out === undefined) {
       throw usageError('bad option', ['--out: a tar report is binary; give --out report.tar.gz']);
     }
-    const response = await request(clientOf(flags, io), 'GET', `${api.DIAGNOSTICS}?format=${flags.format}`);
+    const response = await request(clientOf(flags, io), 'GET', `${api.DIAGNOSTICS}?format=${format}`);
     const bytes = response.bytes;
     if (flags.out === undefined) io.stdout.write(bytes);
     else {
-      writeFileSync(flags.out, bytes);
-      io.stderr.write(`wrote the ${flags.format} report (${bytes.length} bytes) to ${flags.out}\n`);
+      writeOut(flags.out, bytes);
+      io.stderr.write(`wrote the ${format} report (${bytes.length} bytes) to ${flags.out}\n`);
     }
   });
 
@@ -427,9 +450,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) {
-      // Help and version print and succeed; every other commander error is a usage error (already printed).
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
-      return 2;
+      // Help (--help, `help`, `help <command>`) and version print and succeed (commander
+      // gives them exit code 0); every other commander error is a usage error (already printed).
+      return error.exitCode === 0 ? 0 : 2;
     }
     if (error instanceof CliError) {
       io.stderr.write(`unrdf-daemon: ${error.message}\n${error.issues.map((l) => `  ${l}\n`).join('')}`);

@@ -243,9 +243,16 @@ function submitSide(resolved: ResolvedOptions) {
     delete: {
       serialize: policy.serialize,
       inputSchema: DeleteInputSchema,
-      inputDigest: (input: unknown) => {
+      inputDigest: (input: unknown, operation?: { readonly subject?: string }) => {
         const shape = DeleteInputSchema.safeParse(input);
         if (!shape.success) throw refuse('delete', zodIssues(shape.error), shape.error);
+        // The entity is named by the subject (create and update check it against their data).
+        const subject = SubjectIri.safeParse(operation?.subject);
+        if (operation?.subject !== undefined && !subject.success) {
+          throw new InvalidInputError(`subject of 'delete'`, [
+            `subject: ${subject.error.issues[0]?.message ?? 'must be an absolute IRI'}`,
+          ]);
+        }
         return changeDigest('delete', '');
       },
     },
