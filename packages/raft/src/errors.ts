@@ -43,3 +43,22 @@ export class ConfigChangeError extends RaftError {
   override readonly name = 'ConfigChangeError';
   readonly code = 'UNRDF_RAFT_CONFIG_CHANGE';
 }
+
+/**
+ * A proposal too large to replicate: its entry could not fit one frame of the peer
+ * transport, so no follower could ever receive it. Split the command.
+ */
+export class ProposalTooLargeError extends RaftError {
+  override readonly name = 'ProposalTooLargeError';
+  readonly code = 'UNRDF_RAFT_PROPOSAL_TOO_LARGE';
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `The proposal is ${size} bytes, over the limit of ${limit} bytes per log entry; split it into smaller commands.`,
+      options,
+    );
+  }
+}

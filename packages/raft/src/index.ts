@@ -1,5 +1,12 @@
 // Public API of @unrdf/raft, listed by name.
-export { ConfigChangeError, LeadershipTransferError, NotLeaderError, RaftError, RaftUsageError } from './errors.js';
+export {
+  ConfigChangeError,
+  LeadershipTransferError,
+  NotLeaderError,
+  ProposalTooLargeError,
+  RaftError,
+  RaftUsageError,
+} from './errors.js';
 export type { RaftBug } from './internal/bugs.js';
 export {
   createRaftCore,
@@ -51,6 +58,7 @@ export type {
   AppendResponse,
   ClusterConfig,
   ConfChange,
+  ConfiguredSnapshot,
   Entry,
   HardState,
   Heartbeat,

@@ -1,6 +1,13 @@
 import { z } from 'zod';
-import { ConfigChangeError, LeadershipTransferError, NotLeaderError, RaftUsageError } from './errors.js';
+import {
+  ConfigChangeError,
+  LeadershipTransferError,
+  NotLeaderError,
+  ProposalTooLargeError,
+  RaftUsageError,
+} from './errors.js';
 import type { RaftBug } from './internal/bugs.js';
+import { ENTRY_FRAME_OVERHEAD_BYTES, MAX_ENTRY_BYTES } from './internal/limits.js';
 import { Progress } from './internal/progress.js';
 import { RaftLog } from './internal/raft-log.js';
 import type {
@@ -8,6 +15,7 @@ import type {
   AppendResponse,
   ClusterConfig,
   ConfChange,
+  ConfiguredSnapshot,
   Entry,
   HardState,
   Heartbeat,
@@ -27,6 +35,8 @@ export const DEFAULT_HEARTBEAT_TICKS = 1;
 /** Base election timeout; the effective one is drawn from [electionTicks, 2 * electionTicks) (etcd's [1 s, 2 s)). */
 export const DEFAULT_ELECTION_TICKS = 10;
 const DEFAULT_MAX_ENTRIES_PER_APPEND = 64;
+/** etcd's default MaxSizePerMsg (1 MiB): appends stay small enough to pipeline. */
+const DEFAULT_MAX_APPEND_BYTES = 1024 * 1024;
 const DEFAULT_MAX_INFLIGHT = 256;
 
 const EMPTY = new Uint8Array(0);
@@ -47,6 +57,16 @@ const RaftCoreOptionsSchema = z
     /** Thesis §6.2: a leader that has not heard from a majority for an election timeout steps down; on by default. */
     checkQuorum: z.boolean().optional(),
     maxEntriesPerAppend: z.number().int().positive().optional(),
+    /**
+     * Byte budget of one append's entries (etcd's MaxSizePerMsg; default 1 MiB); an append
+     * always carries at least one entry, so a larger entry travels alone.
+     */
+    maxAppendBytes: z.number().int().positive().max(MAX_ENTRY_BYTES).optional(),
+    /**
+     * Largest proposal accepted (default, and at most: what one transport frame can carry,
+     * just under 64 MiB); a larger one is refused with ProposalTooLargeError.
+     */
+    maxEntryBytes: z.number().int().positive().max(MAX_ENTRY_BYTES).optional(),
     maxInflight: z.number().int().positive().optional(),
     /** After its leader's connection drops, a follower campaigns within this many ticks (default electionTicks / 5). */
     unreachableSpreadTicks: z.number().int().positive().optional(),
@@ -84,6 +104,8 @@ export interface ResolvedRaftCoreOptions {
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly maxEntriesPerAppend: number;
+  readonly maxAppendBytes: number;
+  readonly maxEntryBytes: number;
   readonly maxInflight: number;
   readonly unreachableSpreadTicks: number;
 }
@@ -142,12 +164,14 @@ export class RaftCore {
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private leadTransferee: NodeId | undefined = undefined;
+  /** The current campaign was started by a leadership transfer (its requests carry `force`). */
+  private campaignForced = false;
 
   private messages: Message[] = [];
   /** The newest local snapshot (sent to followers that fell behind the compacted log). */
-  private snapshot: Snapshot | undefined;
+  private snapshot: ConfiguredSnapshot | undefined;
   /** A snapshot received from the leader, for the next Ready. */
-  private pendingSnapshot: Snapshot | undefined = undefined;
+  private pendingSnapshot: ConfiguredSnapshot | undefined = undefined;
   /** Reads waiting for a heartbeat quorum, oldest first (thesis §6.4 steps 2-3). */
   private pendingReads: { context: string; index: number; acks: Set<NodeId> }[] = [];
   /** Reads that arrived before this leader committed an entry of its term (thesis §6.4 step 1). */
@@ -179,7 +203,9 @@ export class RaftCore {
     const first = entries[0];
     const snapshotIndex = snapshot?.index ?? (first === undefined ? 0 : first.index - 1);
     this.log = new RaftLog(entries, snapshotIndex, snapshot?.term ?? 0, Math.max(hardState.commit, snapshotIndex));
-    this.snapshot = snapshot;
+    // A snapshot stored before its membership was recorded stands for the initial peers (as
+    // configAt reads it); spelling that out means no snapshot this core sends lacks a config.
+    this.snapshot = snapshot === undefined ? undefined : { ...snapshot, config: snapshot.config ?? this.initialConfig };
     this.recomputeConfig();
     // A state machine restarts from the snapshot (or empty) and re-applies what follows.
     this.applied = Math.max(initial?.applied ?? snapshotIndex, snapshotIndex);
@@ -282,9 +308,7 @@ export class RaftCore {
     };
     this.log.append([entry]);
     this.setConfig(next, entry.index);
-    const self = this.progress.get(this.id);
-    if (self !== undefined) self.maybeUpdate(this.log.lastIndex());
-    this.maybeCommit();
+    // The leader counts its own copy once the host has written it (see advance()).
     this.broadcastAppend();
     return { index: entry.index, term: entry.term };
   }
@@ -302,10 +326,15 @@ export class RaftCore {
 
   /**
    * Appends `data` to the leader's log and starts replicating it.
+   * @throws {ProposalTooLargeError} when `data` is over `maxEntryBytes` (it could never be sent).
    * @throws {NotLeaderError} when this server is not the leader.
    * @throws {LeadershipTransferError} while leadership is being handed over.
    */
   propose(data: Uint8Array): ProposalPosition {
+    // An entry the transport cannot frame would stall replication for good: every append
+    // that carries it would be refused (etcd refuses such requests up front, MaxRequestBytes).
+    if (data.length > this.options.maxEntryBytes)
+      throw new ProposalTooLargeError(data.length, this.options.maxEntryBytes);
     if (this.role !== 'leader') throw new NotLeaderError(this.leader);
     if (this.leadTransferee !== undefined) throw new LeadershipTransferError(this.leadTransferee);
     const entry: Entry = { index: this.log.lastIndex() + 1, term: this.term, data };
@@ -326,7 +355,7 @@ export class RaftCore {
 
   /** Starts an election now (as if the election timeout had fired). */
   campaign(): void {
-    if (this.role === 'leader' || !this.isVoter(this.id)) return;
+    if (this.role === 'leader') return;
     this.startCampaign(this.options.preVote ? 'preVote' : 'vote', false);
   }
 
@@ -362,20 +391,24 @@ export class RaftCore {
   /**
    * The host took a snapshot of the state machine at `index` (<= the applied index):
    * entries up to it are dropped from memory, and followers that need them get `data`
-   * instead (Raft §7). The host drops them from storage too.
+   * instead (Raft §7). Returns the snapshot, with the membership in force at `index`, for
+   * the host to store in place of the entries (undefined when `index` is already covered).
    * @throws {RaftUsageError} when `index` is beyond what was applied.
    */
-  compact(index: number, data: Uint8Array): void {
+  compact(index: number, data: Uint8Array): ConfiguredSnapshot | undefined {
     if (index > this.applied) throw new RaftUsageError(`cannot snapshot at ${index}: only ${this.applied} is applied`);
-    if (index <= this.log.snapshotIndex) return;
+    if (index <= this.log.snapshotIndex) return undefined;
     const term = this.log.term(index) as number;
+    // Thesis §4.1 / Raft §7: the snapshot records the membership in force at its index,
+    // since the config entries it replaces are gone from the log.
     const { config } = this.configAt(index);
     this.log.compact(index);
     this.snapshot = { index, term, data, config };
+    return this.snapshot;
   }
 
   /** The newest snapshot this core knows (for the host's status and tests). */
-  latestSnapshot(): Snapshot | undefined {
+  latestSnapshot(): ConfiguredSnapshot | undefined {
     return this.snapshot;
   }
 
@@ -530,9 +563,26 @@ export class RaftCore {
     this.pendingHardState = undefined;
     if (ready.snapshot !== undefined && ready.snapshot.index > this.applied) this.applied = ready.snapshot.index;
     const lastEntry = ready.entries[ready.entries.length - 1];
-    if (lastEntry !== undefined) this.log.stableTo(lastEntry.index, lastEntry.term);
+    if (lastEntry !== undefined) {
+      this.log.stableTo(lastEntry.index, lastEntry.term);
+      this.selfAck();
+    }
     const lastApplied = ready.committedEntries[ready.committedEntries.length - 1];
     if (lastApplied !== undefined && lastApplied.index > this.applied) this.applied = lastApplied.index;
+  }
+
+  /**
+   * The leader's own copy counts toward a commit only once the host has made it durable
+   * (etcd-io/raft with asynchronous storage writes: the leader acknowledges its own append
+   * after the write). Counting it at append time let a leader whose quorum is itself commit,
+   * and tell learners so in the appends that leave before its write (thesis §10.2.1), an
+   * entry a crash then erases.
+   */
+  private selfAck(): void {
+    if (this.role !== 'leader') return;
+    const self = this.progress.get(this.id);
+    const durable = Math.min(this.log.unstableFrom - 1, this.log.lastIndex());
+    if (self?.maybeUpdate(durable) && this.maybeCommit()) this.broadcastAppend();
   }
 
   /** A snapshot of the volatile and persistent state, for status pages and tests. */
@@ -639,7 +689,8 @@ export class RaftCore {
     const next = this.log.lastIndex() + 1;
     for (const peer of this.members()) {
       const pr = new Progress(next);
-      if (peer === this.id) pr.match = this.log.lastIndex();
+      // Only what is on our disk counts for us (see selfAck).
+      if (peer === this.id) pr.match = Math.min(this.log.unstableFrom - 1, this.log.lastIndex());
       this.progress.set(peer, pr);
     }
   }
@@ -662,8 +713,6 @@ export class RaftCore {
     }
     if (this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      // A learner or a removed server never campaigns (thesis §4.2.1, §4.2.3).
-      if (!this.isVoter(this.id)) return;
       this.startCampaign(this.options.preVote ? 'preVote' : 'vote', false);
     }
   }
@@ -677,6 +726,14 @@ export class RaftCore {
       if (this.role !== 'leader') return;
       // Thesis §3.10: an unfinished transfer is abandoned after an election timeout.
       this.leadTransferee = undefined;
+    }
+    // A snapshot lost on the way is resent after an election timeout without an answer:
+    // counted in ticks (not heartbeat responses, which come once per heartbeat interval).
+    // Back in probe, the follower's next heartbeat response sends it again.
+    for (const [peer, pr] of this.progress) {
+      if (peer !== this.id && pr.state === 'snapshot' && ++pr.snapshotTicks >= this.options.electionTicks) {
+        pr.becomeProbe();
+      }
     }
     if (this.heartbeatElapsed >= this.options.heartbeatTicks) {
       this.heartbeatElapsed = 0;
@@ -697,6 +754,10 @@ export class RaftCore {
   // ---------------------------------------------------------------- elections
 
   private startCampaign(kind: 'preVote' | 'vote', force: boolean): void {
+    // A learner or a removed server never campaigns (thesis §4.2.1, §4.2.3): checked here,
+    // where every path (timeout, campaign(), timeoutNow, a dropped leader) ends up.
+    if (!this.isVoter(this.id)) return;
+    this.campaignForced = force;
     if (kind === 'preVote') {
       this.becomePreCandidate();
     } else {
@@ -743,6 +804,8 @@ export class RaftCore {
         term,
         lastLogIndex: this.log.lastIndex(),
         lastLogTerm: this.log.lastTerm(),
+        // A transfer's campaign stays exempt from the lease when it asks again (thesis §3.10).
+        ...(this.campaignForced ? { force: true } : {}),
       });
     }
   }
@@ -907,7 +970,7 @@ export class RaftCore {
         return;
       case 'timeoutNow':
         // Thesis §3.10: the leader asked us to take over; campaign without pre-vote.
-        if (this.isVoter(this.id)) this.startCampaign('vote', true);
+        this.startCampaign('vote', true);
         return;
       default:
         return;
@@ -956,7 +1019,9 @@ export class RaftCore {
 
   /** Raft §7 / Figure 13 (InstallSnapshot receiver). */
   private handleSnapshot(m: SnapshotRequest): void {
-    const snap = m.snapshot;
+    // A snapshot from a leader that did not record the membership stands for the initial
+    // peers (as configAt reads it); the host stores that explicitly.
+    const snap: ConfiguredSnapshot = { ...m.snapshot, config: m.snapshot.config ?? this.initialConfig };
     const reply = (index: number) =>
       this.send({
         type: 'appendResponse',
@@ -1012,8 +1077,6 @@ export class RaftCore {
         pr.recentActive = true;
         pr.probeSent = false;
         if (m.context !== undefined) this.ackRead(m.from, m.context);
-        // A snapshot lost on the way is resent after an election timeout without an answer.
-        if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.options.electionTicks) pr.becomeProbe();
         if (pr.state === 'replicate' && pr.isPaused(this.options.maxInflight)) {
           // A lost append must not stall the pipeline forever (etcd frees one slot here).
           pr.becomeProbe();
@@ -1038,7 +1101,8 @@ export class RaftCore {
     if (pr.maybeUpdate(acknowledged)) {
       if (wasProbe) pr.becomeReplicate();
       if (this.maybeCommit()) {
-        this.broadcastAppend();
+        // maybeCommit may have made a removed leader step down: it then sends nothing.
+        if (this.role === 'leader') this.broadcastAppend();
       } else {
         while (this.sendAppend(m.from, false)) {
           // fill the pipeline up to maxInflight
@@ -1081,14 +1145,21 @@ export class RaftCore {
   }
 
   private appendEntry(entry: Entry): void {
+    // Not counted for ourselves yet: that waits for the host's write (selfAck).
     this.log.append([entry]);
-    const self = this.progress.get(this.id) as Progress;
-    self.maybeUpdate(this.log.lastIndex());
-    this.maybeCommit();
   }
 
   private broadcastAppend(): void {
-    for (const peer of this.progress.keys()) if (peer !== this.id) this.sendAppend(peer, true);
+    // Only a leader replicates (a leader that just stepped down must not look like one).
+    if (this.role !== 'leader') return;
+    for (const [peer, pr] of this.progress) {
+      if (peer === this.id || !this.sendAppend(peer, true)) continue;
+      // A backlog split by maxAppendBytes is pipelined to a replicating follower at once
+      // (bounded by maxInflight), not one append per round trip.
+      while (pr.state === 'replicate' && this.sendAppend(peer, false)) {
+        // fill the pipeline
+      }
+    }
   }
 
   private broadcastHeartbeat(context?: string): void {
@@ -1122,7 +1193,9 @@ export class RaftCore {
       pr.becomeSnapshot(snapshot.index);
       return true;
     }
-    const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.options.maxEntriesPerAppend);
+    const entries = this.limitBytes(
+      this.log.slice(pr.next, this.log.lastIndex() + 1, this.options.maxEntriesPerAppend),
+    );
     if (entries.length === 0 && !sendIfEmpty) return false;
     const last = entries[entries.length - 1];
     this.send({
@@ -1137,6 +1210,20 @@ export class RaftCore {
     });
     pr.sent(last === undefined ? prevLogIndex : last.index, entries.length);
     return true;
+  }
+
+  /**
+   * The longest prefix of `entries` within `maxAppendBytes` (etcd's MaxSizePerMsg), but at
+   * least one entry, so every append fits one transport frame and replication never stalls
+   * on an append no peer can receive.
+   */
+  private limitBytes(entries: Entry[]): Entry[] {
+    let bytes = 0;
+    for (let i = 0; i < entries.length; i++) {
+      bytes += (entries[i] as Entry).data.length + ENTRY_FRAME_OVERHEAD_BYTES;
+      if (bytes > this.options.maxAppendBytes && i > 0) return entries.slice(0, i);
+    }
+    return entries;
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -1182,6 +1269,8 @@ export function createRaftCore(options: RaftCoreOptions): RaftCore {
     preVote: parsed.preVote ?? true,
     checkQuorum: parsed.checkQuorum ?? true,
     maxEntriesPerAppend: parsed.maxEntriesPerAppend ?? DEFAULT_MAX_ENTRIES_PER_APPEND,
+    maxAppendBytes: parsed.maxAppendBytes ?? DEFAULT_MAX_APPEND_BYTES,
+    maxEntryBytes: parsed.maxEntryBytes ?? MAX_ENTRY_BYTES,
     maxInflight: parsed.maxInflight ?? DEFAULT_MAX_INFLIGHT,
     unreachableSpreadTicks:
       parsed.unreachableSpreadTicks ?? Math.max(1, Math.floor((parsed.electionTicks ?? DEFAULT_ELECTION_TICKS) / 5)),

@@ -394,6 +394,7 @@ export class RaftNode implements AsyncDisposable {
    * here. With a `session`, a retry of the same (clientId, sequence) is applied once and
    * answered with the first result.
    * @throws {NotLeaderError} (rejects) when this node is not the leader.
+   * @throws {ProposalTooLargeError} (rejects) when the command cannot fit one log entry (just under 64 MiB).
    * @throws {ProposalDroppedError} when another leader took the slot; retry.
    * @throws {ProposalTimeoutError} when the outcome is unknown; retry with the same session.
    * @throws {SessionStaleError} when the sequence is below the client's acknowledged window (not applied).
@@ -522,16 +523,19 @@ export class RaftNode implements AsyncDisposable {
     const term = this.core.termAt(index);
     if (term === undefined) return;
     const data = encodeImage(this.sessions, this.addresses, take.call(this.stateMachine));
-    // Storage first: a crash in between leaves the snapshot and the (still complete) log.
-    this.storage.compact({ index, term, data });
-    this.core.compact(index, data);
+    // The core's snapshot carries the membership in force at `index` (thesis §4.1): the
+    // config entries it covers leave the log, and a restart must not fall back to the
+    // initial members. A crash before the storage write leaves the complete log on disk.
+    const snapshot = this.core.compact(index, data);
+    if (snapshot !== undefined) this.storage.compact(snapshot);
     this.snapshotIndex = index;
   }
 
   private handle(rd: Ready): void {
     // Thesis §10.2.1: the leader's appends may leave before its own write, so the
     // followers' disk writes overlap the leader's. (The leader's commit index in them never
-    // counts entries of this Ready: their acknowledgements cannot have arrived yet.)
+    // counts entries of this Ready: the core counts its own copy only once advance() says
+    // it is written, and the followers' acknowledgements cannot have arrived yet.)
     // Empty appends only carry the commit index or probe: they wait for the next tick (a
     // delayed message is always safe), so the replies to clients leave first, and under
     // steady writes the next append, which carries the newer commit index, supersedes them.

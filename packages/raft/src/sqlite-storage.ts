@@ -1,6 +1,6 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { z } from 'zod';
-import type { ClusterConfig, Entry, HardState, NodeId, Snapshot } from './types.js';
+import type { ClusterConfig, ConfiguredSnapshot, Entry, HardState, NodeId, Snapshot } from './types.js';
 
 const SqliteStorageOptionsSchema = z.object({
   /** Database file (created if missing). */
@@ -23,8 +23,11 @@ export interface StorageWrite {
   readonly hardState?: HardState | undefined;
   /** Replaces the log from `entries[0].index` on (a follower's conflicting suffix goes). */
   readonly entries?: readonly Entry[];
-  /** A snapshot received from the leader: it replaces the whole log (written before `entries`). */
-  readonly snapshot?: Snapshot | undefined;
+  /**
+   * A snapshot received from the leader: it replaces the whole log (written before
+   * `entries`). Its membership is required: the log that recorded it is gone.
+   */
+  readonly snapshot?: ConfiguredSnapshot | undefined;
 }
 
 /**
@@ -67,7 +70,8 @@ export class SqliteStorage implements Disposable {
         snapshot_index INTEGER NOT NULL,
         term INTEGER NOT NULL,
         data BLOB NOT NULL,
-        -- JSON ClusterConfig in force at snapshot_index, or NULL for the initial peers
+        -- JSON ClusterConfig in force at snapshot_index (NULL only in rows written before it was
+        -- recorded: the initial peers)
         config TEXT
       ) STRICT;
     `);
@@ -141,7 +145,7 @@ export class SqliteStorage implements Disposable {
       if (write.snapshot !== undefined) {
         // Raft §7: a snapshot from the leader replaces the whole log.
         const snap = write.snapshot;
-        this.putSnapshot.run(snap.index, snap.term, snap.data, snap.config ? JSON.stringify(snap.config) : null);
+        this.putSnapshot.run(snap.index, snap.term, snap.data, JSON.stringify(snap.config));
         this.deleteFrom.run(0);
       }
       const first = entries[0];
@@ -163,21 +167,18 @@ export class SqliteStorage implements Disposable {
 
   /**
    * Stores a snapshot the node took itself and drops the log entries it covers, in one
-   * fsynced transaction (log compaction, Raft §7).
+   * fsynced transaction (log compaction, Raft §7). The snapshot must carry the membership
+   * in force at its index (`RaftCore.compact` returns it so): the config entries it covers
+   * are deleted, and without it a restart would fall back to the initial members.
    */
-  compact(snapshot: Snapshot): void {
+  compact(snapshot: ConfiguredSnapshot): void {
     if (!this.syncing) {
       this.db.exec('PRAGMA synchronous = FULL');
       this.syncing = true;
     }
     this.db.exec('BEGIN IMMEDIATE');
     try {
-      this.putSnapshot.run(
-        snapshot.index,
-        snapshot.term,
-        snapshot.data,
-        snapshot.config ? JSON.stringify(snapshot.config) : null,
-      );
+      this.putSnapshot.run(snapshot.index, snapshot.term, snapshot.data, JSON.stringify(snapshot.config));
       this.deleteUpTo.run(snapshot.index);
       this.db.exec('COMMIT');
     } catch (error) {

@@ -1,6 +1,7 @@
 import { createHash, createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
+import { MAX_FRAME_BYTES } from './internal/limits.js';
 import { decodeMessage, encodeMessage } from './internal/message-codec.js';
 import type { Message, NodeId, SnapshotRequest } from './types.js';
 
@@ -26,8 +27,11 @@ import type { Message, NodeId, SnapshotRequest } from './types.js';
 
 const PROTOCOL = 'unrdf-raft/1';
 const MAC_BYTES = 16;
-/** Frames of the raft stream (appends); a snapshot is chunked, so it is not bounded by this. */
-const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+/**
+ * Frames before the handshake completes (hello, proof: a few hundred bytes). Until a peer
+ * has proven the cluster secret it may not make us buffer more than this.
+ */
+const HANDSHAKE_MAX_FRAME_BYTES = 4 * 1024;
 const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** SQLite's default maximum blob length: storage could not hold a larger image anyway. */
 const DEFAULT_MAX_SNAPSHOT_BYTES = 1_000_000_000;
@@ -79,8 +83,12 @@ const hmac = (key: KeyObject, ...parts: (string | Uint8Array)[]): Buffer => {
   return h.digest();
 };
 
-/** Splits a byte stream into u32-length-prefixed frames. */
+/** Splits a byte stream into u32-length-prefixed frames of at most `maxFrameBytes`. */
 class FrameReader {
+  /** Raised once the peer is authenticated (a frame announcing more fails the stream). */
+  maxFrameBytes = HANDSHAKE_MAX_FRAME_BYTES;
+  /** A frame announced more than `maxFrameBytes`. */
+  oversized = false;
   private buffer: Buffer = Buffer.alloc(0);
   /** Chunks of a frame still incomplete, joined once it is (no copying per TCP chunk). */
   private parts: Buffer[] = [];
@@ -101,7 +109,10 @@ class FrameReader {
     }
     while (this.buffer.length >= 4) {
       const length = this.buffer.readUInt32BE(0);
-      if (length > MAX_FRAME_BYTES) return false;
+      if (length > this.maxFrameBytes) {
+        this.oversized = true;
+        return false;
+      }
       if (this.buffer.length < 4 + length) {
         // Wait for the rest of a large frame without re-joining the buffer on every chunk.
         if (length > 64 * 1024) {
@@ -177,6 +188,8 @@ export class TcpTransport implements AsyncDisposable {
   private readonly cluster: string;
   private readonly outbound = new Map<NodeId, Outbound>();
   private readonly inbound = new Set<Socket>();
+  /** Each peer's newest authenticated raft stream to us (its close is what onPeerDown reports). */
+  private readonly latestInbound = new Map<NodeId, Socket>();
   private readonly snapshotSockets = new Set<Socket>();
   private closed = false;
   /** Messages dropped because a peer was unreachable or too slow. */
@@ -234,11 +247,18 @@ export class TcpTransport implements AsyncDisposable {
         this.dropped++;
         continue;
       }
+      const payload = encodeMessage(message);
+      if (MAC_BYTES + payload.length > MAX_FRAME_BYTES) {
+        // The peer would refuse the frame and drop the stream (and every message behind it);
+        // the core keeps appends within a frame, so only a misconfigured caller gets here.
+        this.dropped++;
+        continue;
+      }
       if (messages.length > 1 && !socket.writableCorked) {
         socket.cork();
         corked.push(socket);
       }
-      socket.write(macFrame(out.key, out.seq++, encodeMessage(message)));
+      socket.write(macFrame(out.key, out.seq++, payload));
     }
     for (const socket of corked) socket.uncork();
   }
@@ -372,6 +392,8 @@ export class TcpTransport implements AsyncDisposable {
     const socket = createConnection({ host: address.host, port: address.port, noDelay: true });
     if (stream === 'snapshot') this.snapshotSockets.add(socket);
     const nonce = randomBytes(32);
+    // The listener only ever sends its proof, so the handshake's frame limit stays: whoever
+    // answers at that address cannot make us buffer more before (or after) proving itself.
     const reader = new FrameReader();
     let stage: 'hello' | 'ready' = 'hello';
     const timeout = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
@@ -427,7 +449,10 @@ export class TcpTransport implements AsyncDisposable {
         onReady(socket, key);
         return true;
       });
-      if (!ok) socket.destroy();
+      if (!ok) {
+        if (reader.oversized) this.options.onAuthFailure?.(`${peer} sent an oversized frame during the handshake`);
+        socket.destroy();
+      }
     });
     socket.on('error', () => {});
     socket.on('close', () => {
@@ -594,10 +619,15 @@ export class TcpTransport implements AsyncDisposable {
           ),
         );
         stage = 'ready';
+        reader.maxFrameBytes = MAX_FRAME_BYTES;
+        if (stream === 'raft') this.latestInbound.set(peer as NodeId, socket);
         clearTimeout(timeout);
         return true;
       });
-      if (!ok) socket.destroy();
+      if (!ok) {
+        if (reader.oversized && stage !== 'ready') reject('oversized frame before authentication');
+        socket.destroy();
+      }
     });
     socket.on('error', () => {});
     socket.on('close', () => {
@@ -610,8 +640,12 @@ export class TcpTransport implements AsyncDisposable {
         incoming = undefined;
       }
       // Only the end of an authenticated raft stream says anything about the peer (a
-      // snapshot stream closes when its one frame is through).
-      if (stage === 'ready' && stream === 'raft' && peer !== undefined && !this.closed) this.options.onPeerDown?.(peer);
+      // snapshot stream closes when its one frame is through), and only of its newest one:
+      // an older stream closing late while the peer's new one is up is no news.
+      if (stage !== 'ready' || stream !== 'raft' || peer === undefined || this.closed) return;
+      if (this.latestInbound.get(peer) !== socket) return;
+      this.latestInbound.delete(peer);
+      this.options.onPeerDown?.(peer);
     });
   }
 }

@@ -104,8 +104,21 @@ export interface Snapshot {
   /** Term of the entry at `index`. */
   readonly term: number;
   readonly data: Uint8Array;
-  /** The membership in force at `index` (absent: the initial peers). */
+  /**
+   * The membership in force at `index`. Absent only in snapshots written before it was
+   * recorded (the receiver then assumes its initial peers); every snapshot a core makes or
+   * hands its host carries it ({@link ConfiguredSnapshot}).
+   */
   readonly config?: ClusterConfig;
+}
+
+/**
+ * A snapshot with its membership: what a core hands its host and what storage keeps.
+ * Without it, a server restarted after its log was compacted past a membership change
+ * would fall back to its initial peers and count the wrong voters (thesis §4.1, §5.4).
+ */
+export interface ConfiguredSnapshot extends Snapshot {
+  readonly config: ClusterConfig;
 }
 
 /** InstallSnapshot RPC (Raft §7, Figure 13), sent whole. */
@@ -164,7 +177,7 @@ export interface Ready {
    * A snapshot received from the leader: persist it (replacing the log up to its index)
    * and restore the state machine from it before applying `committedEntries`.
    */
-  readonly snapshot: Snapshot | undefined;
+  readonly snapshot: ConfiguredSnapshot | undefined;
   /** Reads confirmed by a quorum; serve each once `index` is applied. */
   readonly readStates: readonly ReadState[];
   /** True when the writes above must reach stable storage before `messages` leave. */

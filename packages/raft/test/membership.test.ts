@@ -121,6 +121,40 @@ describe('RaftCore membership (thesis §4)', () => {
     expect(net.get('n2').commitIndex).toBe(net.get('n3').commitIndex);
   });
 
+  it('sends no append once the removed leader has stepped down', () => {
+    const net = cluster();
+    const leader = net.get('n1');
+    const before = net.sent.length;
+    const removal = leader.proposeConfChange({ type: 'removeNode', node: 'n1' });
+    net.settle();
+    expect(leader.currentRole).toBe('follower');
+    expect(leader.commitIndex).toBeGreaterThanOrEqual(removal.index);
+    // While it led, n1's appends carried a commit index below its removal: any append that
+    // announces the removal committed was sent after n1 stepped down, as if it still led.
+    const afterStepDown = net.sent
+      .slice(before)
+      .filter((m) => m.from === 'n1' && m.type === 'append' && m.commit >= removal.index);
+    expect(afterStepDown).toEqual([]);
+  });
+
+  it('never lets a learner campaign when its leader crashes (thesis §4.2.1): a voter takes over', () => {
+    // The voters wait one tick after the drop; the learner draws no delay.
+    const net = new Network(['n1', 'n2', 'n3'].map((id) => core(id, THREE, { learners: ['n4'], random: () => 0.5 })));
+    net.elect('n1');
+    net.add(core('n4', THREE, { learners: ['n4'] }));
+    net.get('n1').propose(data('x'));
+    net.tick(2);
+    expect(net.get('n4').commitIndex).toBe(net.get('n1').commitIndex);
+    net.crash('n1');
+    for (const id of ['n2', 'n3', 'n4']) net.get(id).peerUnreachable('n1');
+    net.settle();
+    expect(net.sent.filter((m) => m.from === 'n4' && (m.type === 'preVote' || m.type === 'vote'))).toEqual([]);
+    expect(net.get('n4').currentRole).toBe('follower');
+    for (let i = 0; i < 60 && net.leader() === undefined; i++) net.tick(1);
+    expect(['n2', 'n3']).toContain(net.leader()?.id);
+    expect(net.sent.some((m) => m.from === 'n4' && m.type === 'append')).toBe(false);
+  });
+
   it('falls back to the previous config when an uncommitted config entry is truncated', () => {
     const config = (voters: string[]) => ({
       index: 2,

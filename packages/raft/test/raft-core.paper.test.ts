@@ -1,7 +1,9 @@
 // Tests of the core against each rule of Figure 2 and §5 of the Raft paper (Ongaro &
 // Ousterhout, 2014), in the spirit of etcd-io/raft's raft_paper_test.go.
 import { describe, expect, it } from 'vitest';
-import { LeadershipTransferError, NotLeaderError, RaftUsageError } from '../src/errors.js';
+import { LeadershipTransferError, NotLeaderError, ProposalTooLargeError, RaftUsageError } from '../src/errors.js';
+import { MAX_ENTRY_BYTES, MAX_FRAME_BYTES } from '../src/internal/limits.js';
+import { encodeMessage } from '../src/internal/message-codec.js';
 import type { AppendRequest, AppendResponse, Message, VoteResponse } from '../src/types.js';
 import { core, data, drain, entries, Network, outbox, restored } from './helpers.js';
 
@@ -255,6 +257,52 @@ describe('RaftCore (Raft paper §5)', () => {
     });
   });
 
+  describe('append size (etcd MaxSizePerMsg)', () => {
+    it('splits a backlog into appends of at most maxAppendBytes, one entry at least', () => {
+      const opts = { maxAppendBytes: 1000 };
+      const net = new Network(['n1', 'n2'].map((id) => core(id, ['n1', 'n2'], opts)));
+      net.elect('n1');
+      const leader = net.get('n1');
+      const before = net.sent.length;
+      for (const size of [400, 400, 400, 3000, 10]) leader.propose(new Uint8Array(size));
+      net.settle();
+      const appends = net.sent
+        .slice(before)
+        .filter((m): m is AppendRequest => m.type === 'append' && m.entries.length > 0);
+      // Payload plus a small per-entry allowance for the frame header; the 3,000-byte entry
+      // travels alone. All four leave in one Ready (pipelined), not one per round trip.
+      expect(appends.map((m) => m.entries.map((e) => e.data.length))).toEqual([[400, 400], [400], [3000], [10]]);
+      expect(net.get('n2').commitIndex).toBe(leader.commitIndex);
+      expect(leader.commitIndex).toBe(6);
+    });
+
+    it('keeps every append within one transport frame with the default limits', () => {
+      const net = new Network(['n1', 'n2'].map((id) => core(id, ['n1', 'n2'])));
+      net.elect('n1');
+      const leader = net.get('n1');
+      // 64 entries of 1.1 MB made in one turn (the count limit alone would pack 70 MB into one append).
+      const big = new Uint8Array(1_100_000).fill(7);
+      for (let i = 0; i < 64; i++) leader.propose(big);
+      const appends = drain(leader).messages.filter((m): m is AppendRequest => m.type === 'append');
+      expect(appends.reduce((n, m) => n + m.entries.length, 0)).toBe(64);
+      for (const m of appends) expect(encodeMessage(m).length).toBeLessThan(MAX_FRAME_BYTES);
+    });
+
+    it('refuses a proposal whose entry could not fit one frame, before any other check', () => {
+      const net = new Network(['n1', 'n2'].map((id) => core(id, ['n1', 'n2'])));
+      net.elect('n1');
+      const tooLarge = new Uint8Array(MAX_ENTRY_BYTES + 1);
+      expect(() => net.get('n1').propose(tooLarge)).toThrow(ProposalTooLargeError);
+      // On a follower too: retrying on the leader would not help.
+      expect(() => net.get('n2').propose(tooLarge)).toThrow(ProposalTooLargeError);
+      const limited = core('n1', ['n1'], { maxEntryBytes: 10 });
+      expect(() => limited.propose(new Uint8Array(11))).toThrow(
+        expect.objectContaining({ code: 'UNRDF_RAFT_PROPOSAL_TOO_LARGE', size: 11, limit: 10 }),
+      );
+      expect(() => core('n1', ['n1'], { maxAppendBytes: MAX_ENTRY_BYTES + 1 })).toThrow();
+    });
+  });
+
   describe('§5.4 safety', () => {
     it.each([
       ['a later last term', 1, 3, true],
@@ -504,6 +552,16 @@ describe('RaftCore (Raft paper §5)', () => {
       expect(net.get('n2').currentLeader).toBe('n1');
     });
 
+    it('never campaigns as a learner (thesis §4.2.1), whatever delay it draws', () => {
+      const learner = core('n4', THREE, { learners: ['n4'] }); // random 0: no delay
+      learner.step({ type: 'heartbeat', from: 'n1', to: 'n4', term: 1, commit: 0 });
+      drain(learner);
+      learner.peerUnreachable('n1');
+      expect(learner.currentRole).toBe('follower');
+      expect(learner.currentTerm).toBe(1);
+      expect(outbox(learner).filter((m) => m.type === 'preVote' || m.type === 'vote')).toEqual([]);
+    });
+
     it('ignores a drop of a peer that is not its leader', () => {
       const net = new Network(THREE.map((id) => core(id, THREE)));
       net.elect('n1');
@@ -537,7 +595,35 @@ describe('RaftCore (Raft paper §5)', () => {
       expect(net.applied.get('n3')?.map((e) => e.index)).toEqual([1, 5, 6]);
     });
 
-    it('hands the host the received snapshot in a Ready that must be synced, before later entries', () => {
+    it('resends a lost snapshot after an election timeout counted in ticks, not heartbeat responses', () => {
+      const opts = { heartbeatTicks: 10, electionTicks: 100 };
+      const net = new Network(THREE.map((id) => core(id, THREE, opts)));
+      net.elect('n1');
+      const leader = net.get('n1');
+      net.drop = (m) => m.to === 'n3' || m.from === 'n3';
+      for (let i = 0; i < 10; i++) leader.propose(data(`w${i}`));
+      net.settle();
+      leader.compact(leader.commitIndex, data('image'));
+      // n3 is back, but the first snapshot is lost on the way.
+      const sentAt: number[] = [];
+      let ticks = 0;
+      net.drop = (m) => {
+        if (m.type !== 'snapshot') return false;
+        sentAt.push(ticks);
+        return sentAt.length === 1;
+      };
+      while (sentAt.length < 2 && ticks < 2_000) {
+        ticks++;
+        net.tick(1);
+      }
+      // Resent once an election timeout passed, at the next heartbeat answer.
+      const gap = (sentAt[1] ?? Number.POSITIVE_INFINITY) - (sentAt[0] as number);
+      expect(gap).toBeGreaterThanOrEqual(opts.electionTicks);
+      expect(gap).toBeLessThanOrEqual(opts.electionTicks + opts.heartbeatTicks);
+      expect(net.get('n3').latestSnapshot()?.index).toBe(leader.latestSnapshot()?.index);
+    });
+
+    it('hands the host the received snapshot, with the membership it stands for, in a Ready that must be synced', () => {
       const follower = restored('n1', THREE, { term: 1, votedFor: undefined, commit: 0 }, entries(1));
       follower.step({
         type: 'snapshot',
@@ -547,7 +633,8 @@ describe('RaftCore (Raft paper §5)', () => {
         snapshot: { index: 7, term: 2, data: data('s') },
       });
       const rd = drain(follower);
-      expect(rd.snapshot).toEqual({ index: 7, term: 2, data: data('s') });
+      // A snapshot without a recorded membership stands for the initial peers; the host stores that.
+      expect(rd.snapshot).toEqual({ index: 7, term: 2, data: data('s'), config: { voters: THREE, learners: [] } });
       expect(rd.mustSync).toBe(true);
       expect(rd.committedEntries).toEqual([]);
       expect(rd.messages).toEqual([expect.objectContaining({ type: 'appendResponse', success: true, index: 7 })]);
@@ -611,6 +698,25 @@ describe('RaftCore (Raft paper §5)', () => {
       } catch (error) {
         expect((error as NotLeaderError).leaderId).toBe('n1');
       }
+    });
+
+    it("counts the leader's own entry toward commit only once the host has written it", () => {
+      // A single voter (its own quorum) with a learner: its appends leave before its write
+      // (thesis §10.2.1), so they must not announce a commit the leader's disk does not hold.
+      const net = new Network(['n1', 'n2'].map((id) => core(id, ['n1'], { learners: ['n2'] })));
+      net.elect('n1');
+      const leader = net.get('n1');
+      expect(leader.commitIndex).toBe(1);
+      expect(net.get('n2').commitIndex).toBe(1);
+      const position = leader.propose(data('x'));
+      expect(leader.commitIndex).toBe(1);
+      const rd = leader.ready();
+      const appends = rd.messages.filter((m): m is AppendRequest => m.type === 'append');
+      expect(appends.map((m) => [m.to, m.entries.length, m.commit])).toEqual([['n2', 1, 1]]);
+      expect(rd.committedEntries).toEqual([]);
+      leader.advance(rd); // the host wrote rd.entries
+      expect(leader.commitIndex).toBe(position.index);
+      expect(drain(leader).committedEntries.map((e) => e.index)).toEqual([position.index]);
     });
 
     it('refuses a second Ready before the first is advanced', () => {

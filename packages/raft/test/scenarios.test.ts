@@ -1,8 +1,8 @@
 // Deterministic scenario tests, each named after what it proves (issue 5, "Scenario tests").
 import { describe, expect, it } from 'vitest';
-import type { RaftCore } from '../src/raft-core.js';
+import type { RaftCore, RaftCoreOptions } from '../src/raft-core.js';
 import { seededRandom } from '../src/simulation/seeded-random.js';
-import type { AppendRequest, Message } from '../src/types.js';
+import type { AppendRequest, Message, VoteRequest } from '../src/types.js';
 import { core, data, entries, Network, restored } from './helpers.js';
 
 const THREE = ['n1', 'n2', 'n3'];
@@ -359,6 +359,23 @@ describe('Raft scenarios', () => {
       net.settle();
       expect(committedData(net, target)).toEqual([...Array.from({ length: 10 }, (_, i) => `w${i}`), 'after']);
     });
+
+    it("completes when the target's first vote requests are lost: it asks again with the transfer's force", () => {
+      const net = cluster(THREE);
+      const leader = tickUntilLeader(net);
+      const target = THREE.find((id) => id !== leader.id) as string;
+      let lost = 0;
+      net.drop = (m) => m.type === 'vote' && m.from === target && ++lost <= 2;
+      leader.transferLeadership(target);
+      net.settle();
+      expect(net.get(target).currentRole).toBe('candidate');
+      // Both voters still heard from the leader within the election timeout (its lease):
+      // only a request marked as a transfer's (thesis §3.10) gets an answer.
+      net.tick(1, [target]);
+      expect(net.get(target).currentRole).toBe('leader');
+      const requests = net.sent.filter((m): m is VoteRequest => m.type === 'vote' && m.from === target);
+      expect(requests.map((m) => m.force)).toEqual(requests.map(() => true));
+    });
   });
 
   it('an asymmetric partition (leader cannot reach one follower) stays live without term inflation', () => {
@@ -447,5 +464,51 @@ describe('Raft scenarios', () => {
     net.tick(3);
     for (const id of THREE) expect(committedData(net, id)).toEqual(['durable', 'volatile', 'after']);
     expect(terms(back)).toEqual(terms(next));
+  });
+
+  it('slow-disk single-voter leader stays safe: a learner never applies an entry the leader loses in a crash before its write', () => {
+    // One voter is its own quorum. Its appends leave before its write (thesis §10.2.1), so
+    // they must not carry a commit index its disk does not back (etcd: the leader
+    // acknowledges its own append only after the write).
+    const members = (id: string, initial?: RaftCoreOptions['initial']) =>
+      core(id, ['n1'], { learners: ['n2'], ...(initial === undefined ? {} : { initial }) });
+    const net = new Network([members('n1'), members('n2')]);
+    net.restartWith('n1', (initial) => members('n1', initial));
+    net.elect('n1');
+    net.get('n1').propose(data('durable'));
+    net.tick(2);
+    expect(committedData(net, 'n2')).toEqual(['durable']);
+    net.slowDisk.add('n1');
+    const before = net.sent.length;
+    const lost = net.get('n1').propose(data('volatile'));
+    net.tick(3);
+    // The learner holds the entry; nothing sent says it is committed.
+    expect(net.isWriting('n1')).toBe(true);
+    expect(net.get('n2').lastIndex).toBe(lost.index);
+    const exposed = net.sent
+      .slice(before)
+      .filter((m) => m.from === 'n1' && 'commit' in m && (m as { commit: number }).commit >= lost.index);
+    expect(exposed).toEqual([]);
+    // kill -9 before the write: the restarted leader writes its no-op in that slot.
+    net.crash('n1');
+    net.slowDisk.delete('n1');
+    net.restart('n1');
+    net.elect('n1');
+    net.tick(3);
+    expect(committedData(net, 'n2')).toEqual(['durable']);
+    expect(
+      net
+        .get('n2')
+        .entries()
+        .map((e) => e.term),
+    ).toEqual(
+      net
+        .get('n1')
+        .entries()
+        .map((e) => e.term),
+    );
+    net.get('n1').propose(data('after'));
+    net.tick(2);
+    expect(committedData(net, 'n2')).toEqual(['durable', 'after']);
   });
 });

@@ -67,8 +67,10 @@ describe('SqliteStorage', () => {
       await using dir = await tempDir('raft-storage');
       using storage = openSqliteStorage({ path: dir.join('raft.db') });
       storage.save({ entries: [1, 2, 3, 4].map((i) => ({ index: i, term: 1, data: data(`${i}`) })) });
-      storage.compact({ index: 3, term: 1, data: data('image') });
-      expect(storage.load().snapshot).toEqual({ index: 3, term: 1, data: data('image') });
+      const config = { voters: ['n1', 'n2'], learners: ['n4'] };
+      storage.compact({ index: 3, term: 1, data: data('image'), config });
+      // The membership is kept with the image: the config entries it covers are gone.
+      expect(storage.load().snapshot).toEqual({ index: 3, term: 1, data: data('image'), config });
       expect(storage.load().entries.map((e) => e.index)).toEqual([4]);
     });
 
@@ -77,11 +79,12 @@ describe('SqliteStorage', () => {
       using storage = openSqliteStorage({ path: dir.join('raft.db') });
       storage.save({ entries: [1, 2, 3].map((i) => ({ index: i, term: 1, data: data(`${i}`) })) });
       storage.save({
-        snapshot: { index: 10, term: 4, data: data('leader image') },
+        snapshot: { index: 10, term: 4, data: data('leader image'), config: { voters: ['n1'], learners: [] } },
         entries: [{ index: 11, term: 4, data: data('x') }],
       });
       const loaded = storage.load();
       expect(loaded.snapshot?.index).toBe(10);
+      expect(loaded.snapshot?.config).toEqual({ voters: ['n1'], learners: [] });
       expect(loaded.entries.map((e) => e.index)).toEqual([11]);
     });
 

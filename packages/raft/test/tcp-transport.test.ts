@@ -1,6 +1,7 @@
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { freePort, waitFor } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
+import { MAX_FRAME_BYTES } from '../src/internal/limits.js';
 import { createTcpTransport, type TcpTransport } from '../src/tcp-transport.js';
 import { createFaultProxy } from '../src/testing/fault-proxy.js';
 import type { AppendRequest, Message } from '../src/types.js';
@@ -207,6 +208,103 @@ describe('TcpTransport', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('refuses an unauthenticated frame larger than a handshake needs at once, without buffering it', async () => {
+    const { a, b, failures, portA } = await pair();
+    const socket = connect({ host: '127.0.0.1', port: portA });
+    try {
+      await new Promise((r) => socket.once('connect', r));
+      socket.on('error', () => {});
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(60 * 1024 * 1024);
+      socket.write(head);
+      socket.write(Buffer.alloc(1024 * 1024, 0x41));
+      await waitFor(() => socket.destroyed || socket.readableEnded, { timeoutMs: 5000 });
+      // Refused for its size, not left to the handshake timeout.
+      expect(failures).toContain('a: oversized frame before authentication');
+    } finally {
+      socket.destroy();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('refuses an oversized frame from whoever answers a dial before it proved the cluster secret', async () => {
+    const accepted: Socket[] = [];
+    const impostor = createServer((socket: Socket) => {
+      accepted.push(socket);
+      socket.on('error', () => {});
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(60 * 1024 * 1024);
+      socket.write(head);
+    });
+    await new Promise<void>((r) => impostor.listen(0, '127.0.0.1', () => r()));
+    const address = impostor.address() as { port: number };
+    const failures: string[] = [];
+    const a = await createTcpTransport({
+      id: 'a',
+      listen: { host: '127.0.0.1', port: await freePort() },
+      peers: { b: { host: '127.0.0.1', port: address.port } },
+      clusterSecret: SECRET,
+      onMessage: () => {},
+      onAuthFailure: (reason) => failures.push(reason),
+    });
+    try {
+      await waitFor(() => failures.includes('b sent an oversized frame during the handshake'), { timeoutMs: 5000 });
+      expect(a.isConnected('b')).toBe(false);
+    } finally {
+      await a.close();
+      for (const socket of accepted) socket.destroy();
+      await new Promise((r) => impostor.close(r));
+    }
+  });
+
+  it('drops a message too large for one frame at the sender, and keeps the stream up for the next', async () => {
+    const { a, b, got, failures } = await pair();
+    try {
+      await waitFor(() => a.isConnected('b'), { timeoutMs: 5000 });
+      const huge: AppendRequest = {
+        ...append('a', 'b', 1),
+        entries: [{ index: 2, term: 3, data: new Uint8Array(MAX_FRAME_BYTES) }],
+      };
+      a.send([huge]);
+      a.send([append('a', 'b', 7)]);
+      await waitFor(() => got.b.length === 1, { timeoutMs: 5000 });
+      expect((got.b[0] as AppendRequest).prevLogIndex).toBe(7);
+      expect(a.dropped).toBe(1);
+      expect(failures).toEqual([]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('reports a peer down only when its newest stream closes, not an older one closing late', async () => {
+    const { a, b, down, portA } = await pair();
+    // A second process speaking as b (b's restart, say) connects while the first is still up.
+    const b2 = await createTcpTransport({
+      id: 'b',
+      listen: { host: '127.0.0.1', port: await freePort() },
+      peers: { a: { host: '127.0.0.1', port: portA } },
+      clusterSecret: SECRET,
+      onMessage: () => {},
+    });
+    let open: TcpTransport[] = [a, b, b2];
+    try {
+      await waitFor(() => b.isConnected('a') && b2.isConnected('a'), { timeoutMs: 5000 });
+      // Ordered after b2's handshake on a's side: b2's message arrives on its authenticated stream.
+      b2.send([{ type: 'heartbeatResponse', from: 'b', to: 'a', term: 1 }]);
+      await new Promise((r) => setTimeout(r, 100));
+      await b.close();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(down).toEqual([]);
+      await b2.close();
+      await waitFor(() => down.includes('b'), { timeoutMs: 2000 });
+      open = [a];
+    } finally {
+      await Promise.all(open.map((t) => t.close()));
     }
   });
 
