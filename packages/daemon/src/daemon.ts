@@ -353,6 +353,11 @@ class UnrdfDaemon implements Daemon {
       extensions: [this.#extension, ...o.extensions],
       ...(o.retentionMs === undefined ? {} : { retentionMs: o.retentionMs }),
       ...(o.meter === undefined ? {} : { meter: o.meter }),
+      onSettleError: (error, { id, kind }) =>
+        this.#logger?.logger.error(
+          { err: error, operationId: id, outcome: kind },
+          'an outcome could not be committed; the operation stays running until the next start finishes it',
+        ),
     });
     this.#unsubscribe = this.#queue.onEvent((event) => this.#onEvent(event));
     // What the queue's start finished (crash recovery dead-letters an operation whose

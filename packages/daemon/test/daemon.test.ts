@@ -4,7 +4,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { type SloDefinition, SPEC_SLOS } from '@unrdf/diagnostics';
 import { type ApplyExtension, CompletionRefusedError, UnrecoverableError } from '@unrdf/queue';
 import { verifyCheckpointConsistency, verifyReceipt } from '@unrdf/receipts';
-import { tempDir } from '@unrdf/test-utils';
+import { tempDir, waitFor } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -354,6 +354,32 @@ describe('createDaemon', () => {
       const report = await daemon.report();
       expect(report.operations.recent.some((r) => r.id === op.id)).toBe(true);
       expect((await daemon.slo()).length).toBeGreaterThan(0);
+    });
+
+    it('logs an outcome it could not commit (an extension threw) as an error naming the operation', async () => {
+      await using dir = await tempDir('daemon');
+      const refusing: ApplyExtension = {
+        name: 'refusing',
+        watches: ['fail'],
+        afterApply() {
+          throw new Error('no record for failures');
+        },
+      };
+      await using daemon = createDaemon({ dataDir: dir.path, diagnostics: quiet, extensions: [refusing] });
+      daemon.handle('t', () => {
+        throw new UnrecoverableError('broken');
+      });
+      await daemon.start();
+      const op = await daemon.submit({ type: 't', subject: 's' });
+      const logged = await waitFor(
+        async () =>
+          (await daemon.logs()).records.find(
+            (r) => r.operationId === op.id && /could not be committed/.test(String(r.msg)),
+          ),
+        { timeoutMs: 10_000 },
+      );
+      expect(logged).toMatchObject({ level: 50, outcome: 'fail' });
+      expect(daemon.get(op.id)?.state).toBe('running');
     });
   });
 

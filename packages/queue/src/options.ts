@@ -153,6 +153,16 @@ export const QueueOptionsSchema = z.strictObject({
     .optional(),
   /** OpenTelemetry meter (default: the global one, `@unrdf/queue`). */
   meter: z.custom<Meter>((v) => typeof v === 'object' && v !== null).optional(),
+  /**
+   * A handler's outcome could not be committed: the store failed (an I/O error, closed)
+   * or an extension threw. The operation stays `running` in the store, and the next open
+   * finishes it by its type's crash policy. For logs and alerts; it must not throw.
+   */
+  onSettleError: z
+    .custom<(error: unknown, context: { readonly id: string; readonly kind: 'complete' | 'fail' | 'release' }) => void>(
+      isFunction,
+    )
+    .optional(),
 });
 export type QueueOptions = z.input<typeof QueueOptionsSchema>;
 

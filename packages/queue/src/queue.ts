@@ -166,6 +166,7 @@ interface ResolvedQueueOptions {
   readonly clock: Clock;
   readonly random: () => number;
   readonly generateId: (() => string) | undefined;
+  readonly onSettleError: QueueOptions['onSettleError'];
 }
 
 interface RunningOperation {
@@ -287,6 +288,7 @@ function resolveOptions(input: QueueOptions): ResolvedQueueOptions {
     clock: o.clock ?? { now: Date.now },
     random: o.random ?? Math.random,
     generateId: o.generateId,
+    onSettleError: o.onSettleError,
   });
 }
 
@@ -927,9 +929,14 @@ class DurableQueue implements Queue {
       if (!result.applied) this.#totals.staleOutcomes++;
     } catch (error) {
       if (error instanceof CompletionRefusedError && command.kind === 'complete') return error;
-      // The store refused (I/O error, or closed): the lease stays in the store and is
-      // recovered at the next boot by the type's crash policy.
+      // The store refused (I/O error, or closed) or an extension threw: the lease stays in
+      // the store and is recovered at the next boot by the type's crash policy.
       this.#totals.staleOutcomes++;
+      try {
+        this.#o.onSettleError?.(error, { id: command.id, kind: command.kind });
+      } catch {
+        // A reporting hook must not turn a lost outcome into an unhandled rejection.
+      }
     }
     return undefined;
   }

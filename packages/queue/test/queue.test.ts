@@ -744,6 +744,34 @@ describe('openQueue', () => {
       expect(runs.slice(1).every((r) => r.previous === 'completed')).toBe(true);
     });
 
+    it('reports an outcome it could not commit (an extension threw) to onSettleError; the operation stays running', async () => {
+      const reported: { id: string; kind: string; error: string }[] = [];
+      const extension: ApplyExtension = {
+        name: 'refuses-failures',
+        watches: ['fail'],
+        afterApply() {
+          throw new Error('cannot record this failure');
+        },
+      };
+      const queue = await fx.open({
+        types: {
+          job: {
+            handler: () => {
+              throw new UnrecoverableError('no');
+            },
+          },
+        },
+        extensions: [extension],
+        onSettleError: (error, { id, kind }) => reported.push({ id, kind, error: String(error) }),
+      });
+      const op = await queue.enqueue('job');
+      await waitFor(() => reported.length > 0, { timeoutMs: 5_000 });
+      expect(reported).toEqual([
+        { id: op.id, kind: 'fail', error: expect.stringContaining('cannot record this failure') },
+      ]);
+      expect(queue.get(op.id)?.state).toBe('running');
+    });
+
     it('refuses types of one lane whose groupConcurrency differs', async () => {
       const attempt = fx.open({
         types: {
