@@ -15,18 +15,33 @@ const canonicalOf = (subject: string, name: string) => {
   return result.value.nquads;
 };
 
+/** A started daemon with the RDF handlers over their own entity store, in a fresh directory. */
+async function rdfDaemon(name: string) {
+  const dir = await tempDir(name);
+  const store = createEntityStore();
+  const handlers = createRdfHandlers(store);
+  const daemon = createDaemon({
+    dataDir: dir.join('daemon'),
+    diagnostics: { logLevel: 'warn' },
+    handlers,
+    extensions: [store.extension],
+  });
+  await daemon.start();
+  return {
+    store,
+    handlers,
+    daemon,
+    async [Symbol.asyncDispose]() {
+      await daemon.close();
+      await dir[Symbol.asyncDispose]();
+    },
+  };
+}
+
 describe('createRdfHandlers in a daemon', () => {
   it('runs create, update, delete and batch with receipts committing to the canonical changes', async () => {
-    await using dir = await tempDir('rdf-daemon');
-    const store = createEntityStore();
-    const handlers = createRdfHandlers(store);
-    await using daemon = createDaemon({
-      dataDir: dir.join('daemon'),
-      diagnostics: { logLevel: 'warn' },
-      handlers,
-      extensions: [store.extension],
-    });
-    await daemon.start();
+    await using running = await rdfDaemon('rdf-daemon');
+    const { store, handlers, daemon } = running;
     const run = async (request: Parameters<typeof daemon.submit>[0]) => {
       const op = await daemon.submit(request);
       const done = await daemon.waitFor(op.id, { timeoutMs: 10_000 });
@@ -73,15 +88,8 @@ describe('createRdfHandlers in a daemon', () => {
   });
 
   it('ends a failed or cancelled batch with a receipt without members, applying none of it', async () => {
-    await using dir = await tempDir('rdf-daemon-batch-fails');
-    const store = createEntityStore();
-    await using daemon = createDaemon({
-      dataDir: dir.join('daemon'),
-      diagnostics: { logLevel: 'warn' },
-      handlers: createRdfHandlers(store),
-      extensions: [store.extension],
-    });
-    await daemon.start();
+    await using running = await rdfDaemon('rdf-daemon-batch-fails');
+    const { store, daemon } = running;
     const operations = [
       { type: 'create', subject: ALICE, input: { data: turtle(ALICE, 'Alice') } },
       { type: 'update', subject: BOB, input: { data: turtle(BOB, 'Bob') } }, // Bob does not exist
@@ -109,15 +117,8 @@ describe('createRdfHandlers in a daemon', () => {
   });
 
   it('runs a create and an update of one subject in submission order, submitted back to back', async () => {
-    await using dir = await tempDir('rdf-daemon-order');
-    const store = createEntityStore();
-    await using daemon = createDaemon({
-      dataDir: dir.join('daemon'),
-      diagnostics: { logLevel: 'warn' },
-      handlers: createRdfHandlers(store),
-      extensions: [store.extension],
-    });
-    await daemon.start();
+    await using running = await rdfDaemon('rdf-daemon-order');
+    const { store, daemon } = running;
     const subjects = Array.from({ length: 10 }, (_, i) => `https://example.org/order/${i}`);
     // Neither submit is awaited before the next: the update must wait for the create.
     const submitted = await Promise.all(
@@ -135,15 +136,8 @@ describe('createRdfHandlers in a daemon', () => {
   });
 
   it('refuses bad RDF at submit, before anything is queued', async () => {
-    await using dir = await tempDir('rdf-daemon');
-    const store = createEntityStore();
-    await using daemon = createDaemon({
-      dataDir: dir.join('daemon'),
-      diagnostics: { logLevel: 'warn' },
-      handlers: createRdfHandlers(store),
-      extensions: [store.extension],
-    });
-    await daemon.start();
+    await using running = await rdfDaemon('rdf-daemon');
+    const { daemon } = running;
     const refused = await daemon
       .submit({ type: 'create', subject: ALICE, input: { data: `<${ALICE}> <https://schema.org/name> .` } })
       .catch((error: unknown) => error);
