@@ -196,6 +196,14 @@ const MAX_ERROR_MESSAGE = 4096;
 /** Leases may run this many times the handler limits ahead (see #dispatch). */
 const LEASE_LOOKAHEAD = 2;
 
+/**
+ * How far a type's leases may run ahead of its limits. A claim waiting for a slot is in
+ * the store an attempt that began: after a crash, its crash policy applies to it. Under
+ * `retry` it runs again; a type that must not re-run (`fail`, `reconcile`) is claimed only
+ * when it can start, so only an attempt that really began is failed or reconciled.
+ */
+const lookaheadOf = (type: ResolvedType): number => (type.crashPolicy === 'retry' ? LEASE_LOOKAHEAD : 1);
+
 /** Counts per type and per (lane, group), for slots and leases. */
 class SlotCounts {
   total = 0;
@@ -408,6 +416,13 @@ class DurableQueue implements Queue {
   /** Claimed, waiting for a handler slot (oldest first). */
   readonly #claimed: { operation: ClaimedOperation; group: string }[] = [];
   readonly #cancelledWhileWaiting = new Set<string>();
+  /** Ids whose claim is being committed: a cancel committed in the same batch must stop their start. */
+  readonly #claiming = new Set<string>();
+  /**
+   * Per group of a shared lane, the ids holding a lease, in claim order: one starts only
+   * after those before it (claims of different types resolve in different orders).
+   */
+  readonly #groupOrder = new Map<string, string[]>();
   readonly #paused = new Set<string>();
   readonly #outstanding = new Set<Promise<unknown>>();
   readonly #schedules = new Map<string, { info: ScheduleInfo; cron: Cron }>();
@@ -606,7 +621,10 @@ class DurableQueue implements Queue {
             this.#totals.cancelled++;
             this.#index.remove(t.id);
             this.#running.get(t.id)?.controller.abort(new OperationAbortedError('cancelled'));
-            if (this.#claimed.some((w) => w.operation.id === t.id)) {
+            // Claimed and waiting for a slot, or its claim committed in this same batch
+            // and not yet handed over: it must not start.
+            if (this.#claiming.has(t.id)) this.#cancelledWhileWaiting.add(t.id);
+            else if (this.#claimed.some((w) => w.operation.id === t.id)) {
               this.#cancelledWhileWaiting.add(t.id);
               this.#startClaimed();
             }
@@ -657,12 +675,13 @@ class DurableQueue implements Queue {
           const shared = this.#sharedLanes.get(lane);
           if (shared === undefined) {
             // A type's own lane: its limits are checked once, then only its groups'.
-            if (this.#paused.has(lane)) continue;
             const type = this.#o.types.get(lane) as ResolvedType;
-            if (leases.ofType(lane) >= type.concurrency * LEASE_LOOKAHEAD) continue;
+            if (!this.#mayLease(type, '')) continue;
+            const ahead = lookaheadOf(type);
             taken = this.#index.take(
               lane,
-              (head) => head.group === '' || leases.ofGroup(lane, head.group) < type.groupConcurrency * LEASE_LOOKAHEAD,
+              (head) =>
+                head.group === '' || this.#groupLeases(lane, head.group, ahead) < type.groupConcurrency * ahead,
             );
           } else {
             // A shared lane: each group's head is checked against its own type's limits.
@@ -680,13 +699,23 @@ class DurableQueue implements Queue {
 
   /** Whether the limits of its type and group let an operation of `type` take a lease (ignoring what waits). */
   #mayLease(type: ResolvedType | undefined, group: string): boolean {
+    if (type === undefined || this.#paused.has(type.name)) return false;
+    const ahead = lookaheadOf(type);
     const leases = this.#leases;
     return (
-      type !== undefined &&
-      !this.#paused.has(type.name) &&
-      leases.ofType(type.name) < type.concurrency * LEASE_LOOKAHEAD &&
-      (group === '' || leases.ofGroup(type.name, group) < type.groupConcurrency * LEASE_LOOKAHEAD)
+      leases.total < this.#o.concurrency * ahead &&
+      leases.ofType(type.name) < type.concurrency * ahead &&
+      (group === '' || this.#groupLeases(type.name, group, ahead) < type.groupConcurrency * ahead)
     );
+  }
+
+  /**
+   * What counts against a group's limit when leasing: its leases, and for a type claimed
+   * only when it can start (no look-ahead) also the group's outcomes being committed,
+   * which hold its next start back.
+   */
+  #groupLeases(type: string, group: string, ahead: number): number {
+    return this.#leases.ofGroup(type, group) + (ahead === 1 ? this.#settling.ofGroup(type, group) : 0);
   }
 
   /** Whether an operation of `type` may be claimed right now without passing anything waiting in its lane. */
@@ -695,9 +724,38 @@ class DurableQueue implements Queue {
       this.#started &&
       !this.#closing &&
       this.#index.readyOf(type.lane) === 0 &&
-      this.#leases.total < this.#o.concurrency * LEASE_LOOKAHEAD &&
       this.#mayLease(type, group)
     );
+  }
+
+  /** The key of a group of a shared lane (whose start order spans types), else undefined. */
+  #groupOrderKey(type: string, group: string): string | undefined {
+    if (group === '') return undefined;
+    const t = this.#o.types.get(type);
+    return t === undefined || t.lane === t.name ? undefined : `${t.lane}\u0000${group}`;
+  }
+
+  #joinGroupOrder(id: string, type: string, group: string): void {
+    const key = this.#groupOrderKey(type, group);
+    if (key === undefined) return;
+    const order = this.#groupOrder.get(key);
+    if (order === undefined) this.#groupOrder.set(key, [id]);
+    else order.push(id);
+  }
+
+  #leaveGroupOrder(id: string, type: string, group: string): void {
+    const key = this.#groupOrderKey(type, group);
+    const order = key === undefined ? undefined : this.#groupOrder.get(key);
+    if (order === undefined) return;
+    const at = order.indexOf(id);
+    if (at >= 0) order.splice(at, 1);
+    if (order.length === 0) this.#groupOrder.delete(key as string);
+  }
+
+  /** Whether no operation claimed before this one in its group of a shared lane waits to start. */
+  #nextInGroupOrder(id: string, type: string, group: string): boolean {
+    const key = this.#groupOrderKey(type, group);
+    return key === undefined || this.#groupOrder.get(key)?.[0] === id;
   }
 
   /** Drops a lease (claim refused, released, or its handler settled) and refills. */
@@ -713,6 +771,8 @@ class DurableQueue implements Queue {
 
   #claim(entry: ReadyEntry): void {
     this.#leases.add(entry.type, entry.group);
+    this.#joinGroupOrder(entry.id, entry.type, entry.group);
+    this.#claiming.add(entry.id);
     // Not tracked: the lease it holds is what close() waits for.
     // Under the retry policy the handler may start once the claim is committed, before
     // its fsync: if a power cut loses the claim, the attempt just runs again, which is
@@ -723,11 +783,15 @@ class DurableQueue implements Queue {
     void this.#commit.submit({ kind: 'claim', at: this.#now(), id: entry.id, epoch: this.#epoch }, { beforeSync }).then(
       (result) => {
         this.#claimsInFlight--;
+        this.#claiming.delete(entry.id);
         if (!result.claimed) {
+          this.#cancelledWhileWaiting.delete(entry.id);
+          this.#leaveGroupOrder(entry.id, entry.type, entry.group);
           this.#unlease(entry.type, entry.group);
           return;
         }
         if (this.#closing) {
+          this.#cancelledWhileWaiting.delete(entry.id);
           this.#giveBack(result.operation, entry.group);
           return;
         }
@@ -736,6 +800,9 @@ class DurableQueue implements Queue {
       },
       () => {
         this.#claimsInFlight--;
+        this.#claiming.delete(entry.id);
+        this.#cancelledWhileWaiting.delete(entry.id);
+        this.#leaveGroupOrder(entry.id, entry.type, entry.group);
         // The store refused the claim (I/O error): the operation is still pending there.
         this.#unlease(entry.type, entry.group);
         if (!this.#closing)
@@ -757,6 +824,7 @@ class DurableQueue implements Queue {
    */
   #claimAndStart(entry: ReadyEntry, operation: ClaimedOperation): void {
     this.#leases.add(entry.type, entry.group);
+    this.#joinGroupOrder(entry.id, entry.type, entry.group);
     this.#claimsInFlight++;
     const settled = () => {
       this.#claimsInFlight--;
@@ -771,6 +839,7 @@ class DurableQueue implements Queue {
 
   /** Gives a lease that never ran back to the store (close, or cancelled while waiting). */
   #giveBack(operation: ClaimedOperation, group: string): void {
+    this.#leaveGroupOrder(operation.id, operation.type, group);
     void this.#track(
       this.#settleCommand({ kind: 'release', at: this.#now(), id: operation.id, token: operation.token }),
     ).finally(() => this.#unlease(operation.type, group));
@@ -785,11 +854,13 @@ class DurableQueue implements Queue {
       const { operation, group } = waiting;
       if (this.#cancelledWhileWaiting.delete(operation.id)) {
         claimed.splice(i, 1);
+        this.#leaveGroupOrder(operation.id, operation.type, group);
         this.#unlease(operation.type, group);
         continue;
       }
       const type = this.#o.types.get(operation.type) as ResolvedType;
       if (
+        !this.#nextInGroupOrder(operation.id, operation.type, group) ||
         slots.ofType(operation.type) >= type.concurrency ||
         (group !== '' &&
           slots.ofGroup(operation.type, group) + this.#settling.ofGroup(operation.type, group) >= type.groupConcurrency)
@@ -803,6 +874,7 @@ class DurableQueue implements Queue {
   }
 
   #run(row: ClaimedOperation, group: string): void {
+    this.#leaveGroupOrder(row.id, row.type, group);
     this.#slots.add(row.type, group);
     const type = this.#o.types.get(row.type) as ResolvedType;
     const controller = new AbortController();

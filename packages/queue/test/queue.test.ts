@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { copyFileSync, existsSync, statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from '@unrdf/test-utils';
@@ -930,5 +930,128 @@ describe('openQueue durability modes and metrics', () => {
       expect(seconds).toBeGreaterThanOrEqual(0.025);
       expect(seconds).toBeLessThan(10);
     }
+  });
+});
+
+describe('claims: cancels in the same batch, shared lanes, and what a crash finds', () => {
+  for (const [label, options] of [
+    ['durability none', { durability: 'none' as const }],
+    ['fsync-in-commit', { durability: 'fsync-in-commit' as const }],
+    ['crashPolicy fail', { crashPolicy: 'fail' as const }],
+  ] as const) {
+    it(`never starts an operation cancelled in the same batch as its claim (${label})`, async () => {
+      let n = 0;
+      const started: string[] = [];
+      const queue = await fx.open({
+        ...('durability' in options ? { durability: options.durability } : {}),
+        generateId: () => `op-${++n}`,
+        types: {
+          job: {
+            ...('crashPolicy' in options ? { crashPolicy: options.crashPolicy } : {}),
+            handler: (_: unknown, ctx) => {
+              started.push(ctx.id);
+              return 'done';
+            },
+          },
+        },
+      });
+      const enqueued = queue.enqueue('job', null); // claimed on enqueue
+      const cancelled = queue.cancel('op-1'); // same turn: the same batch, after the claim
+      await enqueued;
+      expect(await cancelled).toBe(true);
+      await sleep(100);
+      expect(queue.get('op-1')?.state).toBe('cancelled');
+      expect(started).toEqual([]);
+    });
+  }
+
+  it('keeps a group of a shared lane in claim order when its earlier operation waits for its type limit', async () => {
+    const gate = deferred();
+    const runs: string[] = [];
+    const handler = async (p: string) => {
+      runs.push(`start ${p}`);
+      if (p === 'create-g1') await gate.promise;
+      runs.push(`end ${p}`);
+      return p;
+    };
+    const queue = await fx.open({
+      durability: 'none',
+      types: {
+        create: { lane: 'entity', groupConcurrency: 1, concurrency: 1, handler },
+        update: { lane: 'entity', groupConcurrency: 1, handler },
+      },
+    });
+    // create-g2 is claimed ahead and waits behind create-g1 (create's concurrency is 1).
+    const ops = [
+      await queue.enqueue('create', 'create-g1', { groupKey: 'g1' }),
+      await queue.enqueue('create', 'create-g2', { groupKey: 'g2' }),
+      await queue.enqueue('update', 'update-g2', { groupKey: 'g2' }),
+    ];
+    await sleep(100);
+    gate.resolve();
+    await allFinal(
+      queue,
+      ops.map((o) => o.id),
+    );
+    expect(runs.indexOf('start update-g2')).toBeGreaterThan(runs.indexOf('end create-g2'));
+  });
+
+  it('keeps a group of a shared lane in claim order when its types differ in crash policy', async () => {
+    // A retry type's claim resolves at COMMIT, a fail type's after the fsync.
+    const runs: string[] = [];
+    const handler = async (p: string) => {
+      runs.push(`start ${p}`);
+      await sleep(20);
+      runs.push(`end ${p}`);
+      return p;
+    };
+    const queue = await fx.open({
+      types: {
+        create: { lane: 'entity', groupConcurrency: 1, crashPolicy: 'fail', handler },
+        update: { lane: 'entity', groupConcurrency: 1, handler },
+      },
+    });
+    const ops = await Promise.all([
+      queue.enqueue('create', 'create', { groupKey: 'e1' }),
+      queue.enqueue('update', 'update', { groupKey: 'e1' }),
+    ]);
+    await allFinal(
+      queue,
+      ops.map((o) => o.id),
+    );
+    expect(runs).toEqual(['start create', 'end create', 'start update', 'end update']);
+  });
+
+  it('claims an operation that must not run again only when it can start, so a crash never fails one that never ran', async () => {
+    const gate = deferred();
+    const ran: string[] = [];
+    const path = await fx.path('a.db');
+    const type = {
+      concurrency: 1,
+      crashPolicy: 'fail' as const,
+      handler: async (p: string) => {
+        ran.push(p);
+        await gate.promise;
+        return p;
+      },
+    };
+    const queue = await fx.open({ path, durability: 'none', types: { job: type } });
+    await queue.enqueue('job', 'A');
+    const b = await queue.enqueue('job', 'B');
+    await sleep(100);
+    expect(ran).toEqual(['A']);
+    expect(queue.get(b.id)?.state).toBe('pending'); // not claimed ahead of a free slot
+    // A crash now: the files as they are.
+    const copy = await fx.path('b.db');
+    copyFileSync(path, copy);
+    if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${copy}-wal`);
+    gate.resolve();
+    const reopened = await fx.open({
+      path: copy,
+      durability: 'none',
+      types: { job: { ...type, handler: (p: string) => p } },
+    });
+    await allFinal(reopened, [b.id]);
+    expect(reopened.get(b.id)?.state).toBe('completed');
   });
 });
