@@ -196,6 +196,16 @@ export const ScheduleOptionsSchema = z.strictObject({
 });
 export type ScheduleOptions = z.input<typeof ScheduleOptionsSchema>;
 
+export const RedriveOptionsSchema = z.strictObject({
+  /** Run again this long from now (default 0), as enqueue's delayMs. */
+  delayMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(10 * 365 * 86_400_000)
+    .optional(),
+});
+
 export const CloseOptionsSchema = z.strictObject({
   /** How long to let running handlers finish before aborting them (default 10 s). */
   drainMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),

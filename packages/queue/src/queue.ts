@@ -45,6 +45,7 @@ import {
   QueueOptionsSchema,
   type ReconcileDecision,
   type ReconcileHook,
+  RedriveOptionsSchema,
   type ScheduleOptions,
   ScheduleOptionsSchema,
 } from './options.js';
@@ -193,6 +194,16 @@ const PURGE_BATCH = 500;
 const PURGE_SHARE_OF_INTERVAL = 0.5;
 const MAX_TIMER_MS = 2_147_483_647;
 const MAX_ERROR_MESSAGE = 4096;
+/** A refused schedule fire is tried again after this long, doubling up to SCHEDULE_RETRY_MAX_MS. */
+const SCHEDULE_RETRY_MS = 1000;
+const SCHEDULE_RETRY_MAX_MS = 60_000;
+
+/** Backs a schedule's next fire attempt off after a refusal (1 s, doubling, at most a minute). */
+function backOff(entry: { retryAt?: number | undefined; retryMs?: number | undefined }, now: number): void {
+  entry.retryMs = Math.min((entry.retryMs ?? SCHEDULE_RETRY_MS / 2) * 2, SCHEDULE_RETRY_MAX_MS);
+  entry.retryAt = now + entry.retryMs;
+}
+
 /** Leases may run this many times the handler limits ahead (see #dispatch). */
 const LEASE_LOOKAHEAD = 2;
 
@@ -425,7 +436,11 @@ class DurableQueue implements Queue {
   readonly #groupOrder = new Map<string, string[]>();
   readonly #paused = new Set<string>();
   readonly #outstanding = new Set<Promise<unknown>>();
-  readonly #schedules = new Map<string, { info: ScheduleInfo; cron: Cron }>();
+  /** Schedules by name; `retryAt`: a refused fire is tried again no sooner (backing off). */
+  readonly #schedules = new Map<
+    string,
+    { info: ScheduleInfo; cron: Cron; retryAt?: number | undefined; retryMs?: number | undefined }
+  >();
   /** Ready lanes (see the `lane` type option), served round-robin. */
   readonly #laneNames: string[];
   /** The types of each lane, for the lanes several types share. */
@@ -680,8 +695,7 @@ class DurableQueue implements Queue {
             const ahead = lookaheadOf(type);
             taken = this.#index.take(
               lane,
-              (head) =>
-                head.group === '' || this.#groupLeases(lane, head.group, ahead) < type.groupConcurrency * ahead,
+              (head) => head.group === '' || this.#groupLeases(lane, head.group, ahead) < type.groupConcurrency * ahead,
             );
           } else {
             // A shared lane: each group's head is checked against its own type's limits.
@@ -720,12 +734,7 @@ class DurableQueue implements Queue {
 
   /** Whether an operation of `type` may be claimed right now without passing anything waiting in its lane. */
   #canLeaseNow(type: ResolvedType, group: string): boolean {
-    return (
-      this.#started &&
-      !this.#closing &&
-      this.#index.readyOf(type.lane) === 0 &&
-      this.#mayLease(type, group)
-    );
+    return this.#started && !this.#closing && this.#index.readyOf(type.lane) === 0 && this.#mayLease(type, group);
   }
 
   /** The key of a group of a shared lane (whose start order spans types), else undefined. */
@@ -1043,7 +1052,9 @@ class DurableQueue implements Queue {
     this.#scheduleTimer = undefined;
     if (this.#closing) return;
     let next = Number.POSITIVE_INFINITY;
-    for (const { info } of this.#schedules.values()) if (info.nextRunAt !== null) next = Math.min(next, info.nextRunAt);
+    for (const { info, retryAt } of this.#schedules.values()) {
+      if (info.nextRunAt !== null) next = Math.min(next, Math.max(info.nextRunAt, retryAt ?? 0));
+    }
     if (next === Number.POSITIVE_INFINITY) return;
     const wait = Math.min(Math.max(0, next - this.#now()), MAX_TIMER_MS);
     this.#scheduleTimer = setTimeout(() => void this.#fireSchedules(), wait);
@@ -1055,7 +1066,7 @@ class DurableQueue implements Queue {
     const fires: Promise<unknown>[] = [];
     for (const [name, entry] of this.#schedules) {
       const due = entry.info.nextRunAt;
-      if (due === null || due > now) continue;
+      if (due === null || due > now || (entry.retryAt ?? 0) > now) continue;
       // Missed runs (the process was down) collapse into one: the next run is after now.
       const nextRunAt = entry.cron.nextRun(new Date(Math.max(now, due)))?.getTime() ?? null;
       const fire = this.#submit({
@@ -1067,14 +1078,18 @@ class DurableQueue implements Queue {
         nextRunAt,
       }).then(
         (result) => {
-          const current = this.#schedules.get(name);
-          if (current === entry)
-            entry.info = {
-              ...entry.info,
-              nextRunAt: result.applied ? nextRunAt : (this.#sm.schedule(name)?.nextRunAt ?? null),
-            };
+          if (this.#schedules.get(name) !== entry) return;
+          entry.info = {
+            ...entry.info,
+            nextRunAt: result.applied ? nextRunAt : (this.#sm.schedule(name)?.nextRunAt ?? null),
+          };
+          if (result.applied) {
+            entry.retryAt = undefined;
+            entry.retryMs = undefined;
+          } else backOff(entry, now); // stale (another fire won) or refused: the stored next run says
         },
-        () => undefined,
+        // The store refused (an I/O error, an extension threw): try again later, not at once.
+        () => backOff(entry, now),
       );
       fires.push(this.#track(fire));
     }
@@ -1126,20 +1141,15 @@ class DurableQueue implements Queue {
 
   // ---- public API ----------------------------------------------------------------
 
-  async enqueue(typeName: string, payload?: unknown, options?: EnqueueOptions): Promise<Operation> {
-    if (this.#closing) throw new QueueClosedError();
-    const type = this.#o.types.get(typeName);
-    if (type === undefined) throw new UnknownTypeError(typeName);
-    let opts: z.output<typeof EnqueueOptionsSchema> = {};
-    if (options !== undefined) {
-      const parsed = EnqueueOptionsSchema.safeParse(options);
-      if (!parsed.success) throw InvalidInputError.fromZod('enqueue options', parsed.error);
-      opts = parsed.data;
-    }
-    let value: unknown = payload ?? null;
+  /**
+   * A payload as stored: checked with the type's payloadSchema (`value`, as parsed), then JSON (`text`).
+   * @throws InvalidInputError
+   */
+  #payloadOf(type: ResolvedType, payload: unknown): { value: unknown; text: string } {
+    let value = payload;
     if (type.payloadSchema) {
       const parsed = type.payloadSchema.safeParse(value);
-      if (!parsed.success) throw InvalidInputError.fromZod(`payload of '${typeName}'`, parsed.error);
+      if (!parsed.success) throw InvalidInputError.fromZod(`payload of '${type.name}'`, parsed.error);
       value = parsed.data;
     }
     let text: string | undefined;
@@ -1153,6 +1163,20 @@ class DurableQueue implements Queue {
       const issue = customIssue('not JSON-serialisable (a function, symbol or undefined)');
       throw new InvalidInputError('payload', [issue], `(root): ${issue.message}`);
     }
+    return { value, text };
+  }
+
+  async enqueue(typeName: string, payload?: unknown, options?: EnqueueOptions): Promise<Operation> {
+    if (this.#closing) throw new QueueClosedError();
+    const type = this.#o.types.get(typeName);
+    if (type === undefined) throw new UnknownTypeError(typeName);
+    let opts: z.output<typeof EnqueueOptionsSchema> = {};
+    if (options !== undefined) {
+      const parsed = EnqueueOptionsSchema.safeParse(options);
+      if (!parsed.success) throw InvalidInputError.fromZod('enqueue options', parsed.error);
+      opts = parsed.data;
+    }
+    const { value, text } = this.#payloadOf(type, payload ?? null);
     const now = this.#now();
     const runAt = opts.runAt instanceof Date ? opts.runAt.getTime() : (opts.runAt ?? now + (opts.delayMs ?? 0));
     const id = this.#newId();
@@ -1210,13 +1234,11 @@ class DurableQueue implements Queue {
     return result.applied;
   }
 
-  async redrive(id: string, options: { readonly delayMs?: number } = {}): Promise<void> {
+  async redrive(id: string, options?: { readonly delayMs?: number }): Promise<void> {
     if (this.#closing) throw new QueueClosedError();
-    const delayMs = options.delayMs ?? 0;
-    if (!Number.isInteger(delayMs) || delayMs < 0) {
-      const issue = customIssue('must be a non-negative integer', ['delayMs']);
-      throw new InvalidInputError('redrive options', [issue], `delayMs: ${issue.message}`);
-    }
+    const parsed = RedriveOptionsSchema.safeParse(options ?? {});
+    if (!parsed.success) throw InvalidInputError.fromZod('redrive options', parsed.error);
+    const delayMs = parsed.data.delayMs ?? 0;
     const now = this.#now();
     const result = await this.#submit({ kind: 'redrive', at: now, id, runAt: now + delayMs });
     if (result.rejection === 'not-found') throw new NotFoundError('operation', id);
@@ -1244,15 +1266,20 @@ class DurableQueue implements Queue {
       const issue = customIssue('must be 1-200 characters', ['name']);
       throw new InvalidInputError('schedule name', [issue], `name: ${issue.message}`);
     }
+    const now = this.#now();
     let cron: Cron;
+    let nextRunAt: number | null;
     try {
       cron = new Cron(o.cron, { paused: true, ...(o.timezone === undefined ? {} : { timezone: o.timezone }) });
+      // croner checks a timezone only when it computes a run: do it here, inside the try.
+      nextRunAt = cron.nextRun(new Date(now))?.getTime() ?? null;
     } catch (error) {
-      const issue = customIssue(error instanceof Error ? error.message : String(error), ['cron']);
-      throw new InvalidInputError('schedule options', [issue], `cron: ${issue.message}`, { cause: error });
+      const path = o.timezone !== undefined && /time ?zone/i.test(String(error)) ? 'timezone' : 'cron';
+      const issue = customIssue(error instanceof Error ? error.message : String(error), [path]);
+      throw new InvalidInputError('schedule options', [issue], `${path}: ${issue.message}`, { cause: error });
     }
-    const now = this.#now();
-    const nextRunAt = cron.nextRun(new Date(now))?.getTime() ?? null;
+    // What each run enqueues must be what enqueue() accepts.
+    const payload = this.#payloadOf(type, o.payload ?? null).text;
     await this.#submit({
       kind: 'upsert-schedule',
       at: now,
@@ -1260,12 +1287,19 @@ class DurableQueue implements Queue {
       type: o.type,
       cron: o.cron,
       timezone: o.timezone ?? null,
-      payload: JSON.stringify(o.payload ?? null),
+      payload,
       priority: o.priority ?? type.priority,
       maxAttempts: o.maxAttempts ?? type.maxAttempts,
       nextRunAt,
     });
-    const info: ScheduleInfo = { name, type: o.type, cron: o.cron, nextRunAt };
+    // Re-registering an unchanged schedule (at every start, typically) keeps its stored next
+    // run, so a run missed while the process was down still fires.
+    const info: ScheduleInfo = {
+      name,
+      type: o.type,
+      cron: o.cron,
+      nextRunAt: this.#sm.schedule(name)?.nextRunAt ?? nextRunAt,
+    };
     this.#schedules.set(name, { info, cron });
     this.#armScheduleTimer();
     return info;

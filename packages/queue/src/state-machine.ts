@@ -260,7 +260,9 @@ class SqliteStateMachine implements StateMachine {
           created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (name) DO UPDATE SET type = excluded.type, cron = excluded.cron, timezone = excluded.timezone,
           payload = excluded.payload, priority = excluded.priority, max_attempts = excluded.max_attempts,
-          next_run_at = excluded.next_run_at, updated_at = excluded.updated_at`),
+          next_run_at = CASE WHEN schedules.cron = excluded.cron AND schedules.timezone IS excluded.timezone
+            AND schedules.next_run_at IS NOT NULL THEN schedules.next_run_at ELSE excluded.next_run_at END,
+          updated_at = excluded.updated_at`),
       removeSchedule: p('DELETE FROM schedules WHERE name = ?'),
       advanceSchedule: p('UPDATE schedules SET next_run_at = ?, updated_at = ? WHERE name = ?'),
       purge: p(`DELETE FROM operations WHERE seq IN (SELECT seq FROM operations WHERE finished_at IS NOT NULL

@@ -230,6 +230,8 @@ describe('openQueue', () => {
         error: { name: 'UnrecoverableError', code: 'UNRDF_QUEUE_UNRECOVERABLE' },
       });
       await expect(queue.redrive('missing')).rejects.toBeInstanceOf(NotFoundError);
+      await expect(queue.redrive(b.id, { delayMs: 1e20 })).rejects.toThrow(/delayMs: /);
+      await expect(queue.redrive(b.id, { delayMs: -1 })).rejects.toBeInstanceOf(InvalidInputError);
       healthy = true;
       const done = nextEvent(queue, (e) => e.kind === 'completed' && e.id === a.id);
       await queue.redrive(a.id);
@@ -564,6 +566,66 @@ describe('openQueue', () => {
       const again = await nextEvent(second, (e) => e.kind === 'completed', 3000);
       expect(second.get('id' in again ? again.id : '')?.runAt).toBeGreaterThan(op?.runAt ?? 0);
       expect(await second.unschedule('every-second')).toBe(true);
+    });
+
+    it('fires a run missed while down once, even when the start-up code registers the schedule again', async () => {
+      for (const again of [false, true]) {
+        let now = Date.parse('2025-01-01T00:00:30.000Z');
+        const clock = { now: () => now };
+        const path = await fx.path(`missed-${again}.db`);
+        const types = { tick: { handler: () => 'ok' } };
+        const first = await fx.open({ path, clock, durability: 'none', types });
+        await first.schedule('every-minute', { type: 'tick', cron: '* * * * *' });
+        await first.close();
+        now = Date.parse('2025-01-01T00:01:20.000Z'); // down over the 00:01 run
+        const second = await fx.open({ path, clock, durability: 'none', types });
+        const fired: string[] = [];
+        second.onEvent((e) => {
+          if (e.kind === 'enqueued') fired.push(e.id);
+        });
+        if (again) await second.schedule('every-minute', { type: 'tick', cron: '* * * * *' });
+        await waitFor(() => fired.length > 0, { timeoutMs: 3000 });
+        await sleep(100);
+        expect(fired, `registered again: ${again}`).toHaveLength(1);
+      }
+    });
+
+    it('tries a fire the store refuses again later, backing off, not in a tight loop', async () => {
+      let now = Date.parse('2025-01-01T00:00:30.000Z');
+      let attempts = 0;
+      const refuse: ApplyExtension = {
+        name: 'refuses-fires',
+        watches: ['fire-schedule'],
+        afterApply() {
+          attempts++;
+          throw new Error('unavailable');
+        },
+      };
+      const queue = await fx.open({
+        durability: 'none',
+        clock: { now: () => now },
+        extensions: [refuse],
+        types: { tick: { handler: () => 'ok' } },
+      });
+      await queue.schedule('m', { type: 'tick', cron: '* * * * *' });
+      now = Date.parse('2025-01-01T00:01:05.000Z'); // due
+      await queue.schedule('other', { type: 'tick', cron: '0 0 1 1 *' }); // re-arms the timer
+      await sleep(500);
+      expect(attempts).toBeGreaterThanOrEqual(1);
+      expect(attempts).toBeLessThanOrEqual(2); // the retry waits a second (the clock stands still here)
+    });
+
+    it('refuses a bad timezone, a payload that is not JSON or fails the payloadSchema, with InvalidInputError', async () => {
+      const queue = await fx.open({
+        durability: 'none',
+        types: { job: { handler: () => 1 }, typed: { handler: () => 1, payloadSchema: z.object({ n: z.number() }) } },
+      });
+      const cron = '* * * * *';
+      await expect(queue.schedule('s', { type: 'job', cron, timezone: 'Not/AZone' })).rejects.toThrow(/timezone: /);
+      await expect(queue.schedule('s', { type: 'job', cron, payload: 10n })).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(queue.schedule('s', { type: 'typed', cron, payload: { n: 'x' } })).rejects.toBeInstanceOf(
+        InvalidInputError,
+      );
     });
   });
 

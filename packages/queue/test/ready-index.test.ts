@@ -92,6 +92,19 @@ describe('ReadyIndex', () => {
     expect(taken.sort()).toEqual(['c1', 'free-c', 'u1']);
   });
 
+  it('drops cancelled delayed entries long before they are due (memory bounded by the live ones)', () => {
+    const index = new ReadyIndex();
+    index.add(entry('live', 0, '', 1000), 0); // due first: it stays at the top of the heap
+    for (let i = 0; i < 20_000; i++) {
+      index.add(entry(`later${i}`, 0, '', 7 * 86_400_000), 0); // a week out
+      index.remove(`later${i}`);
+    }
+    expect(index.delayedCount).toBe(1);
+    expect(index.delayedHeld).toBeLessThanOrEqual(2 * 1024 + 2);
+    index.promoteDue(1000);
+    expect(index.take('job', () => true)?.id).toBe('live');
+  });
+
   it('skips groups at their limit without losing their place, and promotes delayed entries when due', () => {
     const index = new ReadyIndex();
     for (const [id, group] of [

@@ -87,6 +87,13 @@ class DelayHeap {
     heap[i] = entry;
   }
 
+  /** Keeps only the entries `keep` accepts, in heap order again: O(n log n). */
+  retain(keep: (entry: ReadyEntry) => boolean): void {
+    const live = this.#heap.filter(keep);
+    this.#heap.length = 0;
+    for (const entry of live) this.push(entry);
+  }
+
   pop(): ReadyEntry | undefined {
     const heap = this.#heap;
     const top = heap[0];
@@ -133,6 +140,8 @@ export class ReadyIndex {
   readonly #byId = new Map<string, ReadyEntry>();
   readonly #delayed = new DelayHeap();
   #delayedCount = 0;
+  /** Removed entries still in the delay heap (dropped when they surface, or by a compaction). */
+  #delayedRemoved = 0;
   #held = 0;
 
   constructor(laneOf: (type: string) => string = (type) => type) {
@@ -153,6 +162,11 @@ export class ReadyIndex {
 
   get delayedCount(): number {
     return this.#delayedCount;
+  }
+
+  /** Entries kept in the delay heap, removed ones not yet dropped included (bounded memory). */
+  get delayedHeld(): number {
+    return this.#delayed.size;
   }
 
   /** Due entries in `lane`. */
@@ -193,6 +207,12 @@ export class ReadyIndex {
       }
     } else {
       this.#delayedCount--;
+      // Cancelled delayed entries would otherwise stay until their due time (a week-out
+      // reminder, cancelled, holds its memory a week): compact once they are most of the heap.
+      if (++this.#delayedRemoved > 1024 && this.#delayedRemoved * 2 > this.#delayed.size) {
+        this.#delayed.retain((e) => !e.removed);
+        this.#delayedRemoved = 0;
+      }
     }
   }
 
@@ -202,7 +222,10 @@ export class ReadyIndex {
       const top = this.#delayed.peek();
       if (top === undefined || top.runAt > now) return;
       this.#delayed.pop();
-      if (top.removed) continue;
+      if (top.removed) {
+        this.#delayedRemoved--;
+        continue;
+      }
       this.#delayedCount--;
       this.#enqueueReady(top);
     }
@@ -215,6 +238,7 @@ export class ReadyIndex {
       if (top === undefined) return undefined;
       if (!top.removed) return top.runAt;
       this.#delayed.pop();
+      this.#delayedRemoved--;
     }
   }
 
