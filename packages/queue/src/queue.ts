@@ -443,8 +443,8 @@ class DurableQueue implements Queue {
   >();
   /** Ready lanes (see the `lane` type option), served round-robin. */
   readonly #laneNames: string[];
-  /** The types of each lane, for the lanes several types share. */
-  readonly #sharedLanes = new Map<string, ResolvedType[]>();
+  /** The lanes given by the `lane` option (which several types may share). */
+  readonly #sharedLanes = new Set<string>();
   readonly #eventLoop: ReturnType<typeof monitorEventLoopDelay>;
   readonly #unsubscribe: () => void;
   readonly #metrics: QueueMetrics;
@@ -473,10 +473,7 @@ class DurableQueue implements Queue {
     this.#sm = stateMachine;
     this.#commit = commitPath;
     this.#laneNames = [...new Set([...options.types.values()].map((t) => t.lane))];
-    for (const type of options.types.values()) {
-      if (type.lane !== type.name)
-        this.#sharedLanes.set(type.lane, [...(this.#sharedLanes.get(type.lane) ?? []), type]);
-    }
+    for (const type of options.types.values()) if (type.lane !== type.name) this.#sharedLanes.add(type.lane);
     this.#eventLoop = monitorEventLoopDelay({ resolution: 10 });
     this.#eventLoop.enable();
     this.#metrics = new QueueMetrics(meter ?? metrics.getMeter('@unrdf/queue'), () => ({
@@ -687,8 +684,7 @@ class DurableQueue implements Queue {
         // Round-robin between lanes (types, unless they share one) so one busy type cannot starve the others.
         for (let k = 0; k < lanes.length && taken === undefined; k++) {
           const lane = lanes[(this.#typeCursor + k) % lanes.length] as string;
-          const shared = this.#sharedLanes.get(lane);
-          if (shared === undefined) {
+          if (!this.#sharedLanes.has(lane)) {
             // A type's own lane: its limits are checked once, then only its groups'.
             const type = this.#o.types.get(lane) as ResolvedType;
             if (!this.#mayLease(type, '')) continue;
