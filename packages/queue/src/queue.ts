@@ -453,6 +453,8 @@ class DurableQueue implements Queue {
   #typeCursor = 0;
   #started = false;
   #closing = false;
+  /** The store is closed: reads refuse with QueueClosedError. */
+  #closed = false;
   #dispatching = false;
   #maintaining = false;
   #claimsInFlight = 0;
@@ -1215,11 +1217,13 @@ class DurableQueue implements Queue {
   }
 
   get(id: string): Operation | undefined {
+    if (this.#closed) throw new QueueClosedError();
     const row = this.#sm.get(id);
     return row === undefined ? undefined : toOperation(row);
   }
 
   state(id: string): OperationState | undefined {
+    if (this.#closed) throw new QueueClosedError();
     return this.#sm.stateOf(id);
   }
 
@@ -1358,6 +1362,7 @@ class DurableQueue implements Queue {
     this.#unsubscribe();
     this.#metrics.close();
     this.#eventLoop.disable();
+    this.#closed = true;
     this.#sm.close();
   }
 

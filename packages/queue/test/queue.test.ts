@@ -14,6 +14,7 @@ import {
   OperationAbortedError,
   OperationTimeoutError,
   openQueue,
+  QueueClosedError,
   type QueueEvent,
   UnknownTypeError,
   UnrecoverableError,
@@ -504,6 +505,8 @@ describe('openQueue', () => {
       await started.promise;
       await first.close({ drainMs: 100 });
       await expect(first.enqueue('quick')).rejects.toThrow(/closed/);
+      expect(() => first.get(quick.id)).toThrow(QueueClosedError);
+      expect(() => first.state(quick.id)).toThrow(QueueClosedError);
       expect(abortedWith).toBeInstanceOf(OperationAbortedError);
       const sm = createStateMachine({ path });
       try {
