@@ -198,6 +198,26 @@ export function cosignNote(note: string, signers: readonly NoteSigner[]): string
   return `${text}\n${kept.map((l) => `${l}\n`).join('')}${fresh}`;
 }
 
+/**
+ * Internal: the key (name and C2SP key ID) of each signature line of a signed note, in
+ * order, or undefined when the note is malformed. Signatures are NOT verified: for notes
+ * the caller signed itself (the ledger's stored checkpoints), never for input from outside.
+ */
+export function noteSignatureKeys(note: string): { name: string; keyId: number }[] | undefined {
+  const split = note.lastIndexOf('\n\n');
+  const block = split < 0 ? '' : note.slice(split + 2);
+  if (!block.endsWith('\n')) return undefined;
+  const keys: { name: string; keyId: number }[] = [];
+  for (const line of block.slice(0, -1).split('\n')) {
+    const rest = line.startsWith(SIG_PREFIX) ? line.slice(SIG_PREFIX.length) : '';
+    const space = rest.indexOf(' ');
+    const raw = space < 0 ? undefined : fromBase64(rest.slice(space + 1));
+    if (!raw || raw.length < 5) return undefined;
+    keys.push({ name: rest.slice(0, space), keyId: new DataView(raw.buffer, raw.byteOffset, 4).getUint32(0) });
+  }
+  return keys;
+}
+
 /** One signature line of a note. */
 export interface NoteSignature {
   readonly name: string;

@@ -105,11 +105,22 @@ export type ReceiptBody = z.infer<typeof ReceiptBodySchema>;
 export type SingleReceiptBody = z.infer<typeof SingleBodySchema>;
 export type OperationType = ReceiptBody['type'];
 
+/**
+ * Internal: the origin rule, shared by the receipt schema, its fast path and the ledger's
+ * options. One line, no "+" (C2SP tlog-checkpoint: the origin is also the key name), not
+ * starting with a space, and no ASCII control character (U+0000-U+001F, U+007F): the
+ * origin line is signed-note text, which may hold no control character but newline
+ * (C2SP signed-note; Go's note.Sign refuses it, and so does signNote).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+export const ORIGIN = /^[^\s+\u0000-\u001f\u007f][^+\u0000-\u001f\u007f]*$/u;
+export const ORIGIN_MESSAGE = 'an origin is one line, without "+" or control characters, not starting with a space';
+
 const Origin = z
   .string()
   .min(1)
   .max(256)
-  .regex(/^[^\s+][^\n+]*$/u, 'an origin is one line, without "+" and not starting with a space')
+  .regex(ORIGIN, ORIGIN_MESSAGE)
   .refine((s) => s.isWellFormed(), wellFormed);
 
 const PositionShape = {
@@ -144,7 +155,6 @@ const OPERATION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const OPERATION_TYPE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 const NODE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const ERROR_CODE = /^[A-Z0-9_]{1,128}$/;
-const ORIGIN = /^[^\s+][^\n+]*$/u;
 const isPlain = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 const isInt = (v: unknown, min: number, max: number): v is number =>

@@ -16,7 +16,7 @@ import {
   verifyCheckpointConsistency,
   verifyReceipt,
 } from '../src/index.js';
-import { openLedger } from '../src/ledger/index.js';
+import { type Ledger, openLedger } from '../src/ledger/index.js';
 import { type LedgerSyncIo, openLedgerWithSyncIo } from '../src/ledger/ledger.js';
 import { bodies, bodyFor } from './fixtures.js';
 import { toHex } from './vectors.js';
@@ -112,9 +112,51 @@ describe('openLedger', () => {
       ledger.append(bodyFor(4)),
     ]);
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(LedgerError);
     expect((settled[2] as PromiseRejectedResult).reason).toBeInstanceOf(InvalidInputError);
     expect(ledger.size()).toBe(3);
   });
+
+  it('rejects an operation id already in the ledger with LedgerError, as appendInTransaction does', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    await using ledger = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+    const first = await ledger.append(bodyFor(1));
+    const error = await ledger.append(bodyFor(1)).catch((e: unknown) => e); // alone in its batch
+    expect(error).toBeInstanceOf(LedgerError);
+    expect((error as LedgerError).message).toMatch(/already has a receipt/);
+    expect(ledger.receiptByOperationId(bodyFor(1).operationId)).toEqual(first.receipt);
+    expect(ledger.size()).toBe(1);
+  });
+
+  it.each(['fsync-in-commit', 'fsync-after-commit'] as const)(
+    'commits the batch-mates of a retried operation in one transaction, not one each (%s)',
+    async (durability) => {
+      await using dir = await tempDir('receipts-ledger');
+      const path = dir.join('l.db');
+      const ledger = await openLedger({
+        path,
+        origin,
+        signers: [{ signer: key.signerKey }],
+        durability,
+        storeCheckpointEveryMs: 0, // one stored checkpoint per transaction: a transaction counter
+      });
+      await ledger.append(bodyFor(0));
+      // An at-least-once client retries operation 0 in a busy turn; operation 1 comes twice in it.
+      const settled = await Promise.allSettled(
+        [bodyFor(0), ...bodies(300, 1), bodyFor(1)].map((b) => ledger.append(b)),
+      );
+      await ledger.close();
+      expect(settled.map((s, i) => (s.status === 'rejected' ? i : -1)).filter((i) => i >= 0)).toEqual([0, 301]);
+      for (const i of [0, 301]) expect((settled[i] as PromiseRejectedResult).reason).toBeInstanceOf(LedgerError);
+      expect(
+        settled.slice(1, 301).map((s) => (s as PromiseFulfilledResult<{ leafIndex: number }>).value.leafIndex),
+      ).toEqual(Array.from({ length: 300 }, (_, i) => 1 + i));
+      const db = new DatabaseSync(path, { readOnly: true });
+      const checkpoints = db.prepare('SELECT tree_size FROM receipts_checkpoints ORDER BY tree_size').all();
+      db.close();
+      expect(checkpoints.map((r) => Number(r.tree_size))).toEqual([1, 301]); // the first append, then one batch
+    },
+  );
 
   it('produces byte-identical ledgers on replicas whatever the batch boundaries', async () => {
     await fc.assert(
@@ -162,6 +204,49 @@ describe('openLedger', () => {
     await expect(openLedger({ origin, signers: [{ signer: key.signerKey }] })).rejects.toThrow(InvalidInputError);
     await expect(openLedger({ path: '/nonexistent/x.db', origin: 'a b', signers: [] })).rejects.toThrow(/signers/);
   });
+
+  it('refuses at open an origin with a control character, which no checkpoint could be signed with', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    for (const bad of ['example.com/a\tb', 'example.com/log\r', 'example.com/\u0000', 'example.com/\u007f']) {
+      const error = await openLedger({
+        path: dir.join('l.db'),
+        origin: bad,
+        signers: [{ signer: key.signerKey }],
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect((error as InvalidInputError).issues).toEqual([
+        'origin: an origin is one line, without "+" or control characters, not starting with a space',
+      ]);
+    }
+    // What it accepts, it can sign: a Unicode origin with a space inside.
+    await using ledger = await openLedger({
+      path: dir.join('l.db'),
+      origin: 'example.com/ünïcode log',
+      signers: [{ signer: generateNoteKey('example.com/unicode').signerKey }],
+    });
+    const appended = await ledger.append(bodyFor(1));
+    expect(openCheckpoint(appended.checkpoint, ledger.trustedKeys).ok).toBe(true);
+  });
+
+  it('refuses a key schedule that lists one key twice', async () => {
+    await using dir = await tempDir('receipts-ledger');
+    const other = generateNoteKey(origin);
+    // A, then B from 2, then A again from 4: A would sign two windows, and a verifier
+    // (its trustedKeys included) knows a key by name and id once, so it would accept one.
+    const error = await openLedger({
+      path: dir.join('l.db'),
+      origin,
+      signers: [
+        { signer: key.signerKey },
+        { signer: other.signerKey, fromSize: 2 },
+        { signer: key.signerKey, fromSize: 4 },
+      ],
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect(String(error)).toMatch(
+      /signers: the key example\.com\/unrdf\/ledger\+[0-9a-f]{8} is listed twice \(from size 0 and from size 4\)/,
+    );
+  });
 });
 
 describe('Ledger on a shared handle', () => {
@@ -185,6 +270,42 @@ describe('Ledger on a shared handle', () => {
     expect(ledger.checkpointAt(1)).toBe(r?.checkpoint);
     await ledger.close();
     expect(db.isOpen).toBe(true); // the caller owns the handle
+    db.close();
+  });
+
+  it('rejects an append with LedgerError when the caller closes its handle before the batch commits', async () => {
+    await using dir = await tempDir('receipts-shared');
+    const { db, ledger } = await setup(dir);
+    const appended = ledger.append(bodyFor(1)).catch((e: unknown) => e); // commits on the next turn
+    db.close();
+    expect(await appended).toBeInstanceOf(LedgerError);
+    expect(String(await appended)).toMatch(/handle is closed/);
+  });
+
+  it('fails only a receipt that cannot be written, halving its batch rather than retrying each append alone', async () => {
+    await using dir = await tempDir('receipts-shared');
+    const db = new DatabaseSync(dir.join('daemon.db'));
+    const ledger = await openLedger({
+      database: db,
+      origin,
+      signers: [{ signer: key.signerKey }],
+      storeCheckpointEveryMs: 0,
+    });
+    // A fault only one receipt meets (not a duplicate): the caller's trigger refuses it.
+    const bad = bodyFor(77).operationId;
+    db.exec(
+      `CREATE TRIGGER refuse BEFORE INSERT ON receipts_leaves WHEN NEW.operation_id = '${bad}' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END`,
+    );
+    const settled = await Promise.allSettled(bodies(128).map((b) => ledger.append(b)));
+    const rejected = settled.flatMap((s, i) => (s.status === 'rejected' ? [[i, s.reason] as const] : []));
+    expect(rejected.map(([i]) => i)).toEqual([77]);
+    expect(rejected[0]?.[1]).toBeInstanceOf(LedgerError);
+    expect(String(rejected[0]?.[1])).toMatch(/refused by a trigger/);
+    expect(ledger.size()).toBe(127);
+    // One transaction (and stored checkpoint) per half that committed: 7 for 128, not 127.
+    const transactions = Number(db.prepare('SELECT count(*) AS n FROM receipts_checkpoints').get()?.n);
+    expect(transactions).toBe(7);
+    await ledger.close();
     db.close();
   });
 
@@ -298,6 +419,46 @@ describe('Ledger.close', () => {
     await expect(ledger.append(bodyFor(9))).rejects.toThrow(LedgerError);
     expect(() => ledger.size()).toThrow(LedgerError);
   });
+
+  it.each(['fsync-after-commit', 'fsync-in-commit'] as const)(
+    'rejects an append made while close() runs with LedgerError, and throws nothing outside it (%s)',
+    async (durability) => {
+      await using dir = await tempDir('receipts-close');
+      const ledger = await openLedger({
+        path: dir.join('l.db'),
+        origin,
+        signers: [{ signer: key.signerKey }],
+        durability,
+      });
+      await ledger.append(bodyFor(0));
+      const uncaught: unknown[] = [];
+      const listeners = process.listeners('uncaughtException');
+      process.removeAllListeners('uncaughtException');
+      process.on('uncaughtException', (e) => uncaught.push(e));
+      try {
+        // Nothing is pending, so close() closes the database within a few microtasks,
+        // before an append accepted now could commit.
+        const closing = ledger.close();
+        const late = ledger.append(bodyFor(1)).then(
+          () => 'resolved',
+          (e: unknown) => e,
+        );
+        const again = ledger.close(); // the same close
+        await closing;
+        await again;
+        const outcome = await Promise.race([late, new Promise((r) => setTimeout(() => r('never settled'), 1000))]);
+        expect(outcome).toBeInstanceOf(LedgerError);
+        expect(String(outcome)).toMatch(/closing/);
+        await new Promise((r) => setImmediate(r));
+        expect(uncaught.map(String)).toEqual([]);
+      } finally {
+        process.removeAllListeners('uncaughtException');
+        for (const l of listeners) process.on('uncaughtException', l);
+      }
+      await using reopened = await openLedger({ path: dir.join('l.db'), origin, signers: [{ signer: key.signerKey }] });
+      expect(reopened.size()).toBe(1);
+    },
+  );
 });
 
 describe('openLedger on a handle inside a transaction', () => {
@@ -406,7 +567,7 @@ describe('openLedger durability', () => {
     expect(ledger.latestCheckpoint()).toBe(appended.checkpoint);
   });
 
-  it('checkpoints the WAL (on a worker thread, under synchronous=FULL) and keeps it bounded', async () => {
+  it('checkpoints the WAL (on a worker thread, synced by SQLite) and keeps it bounded', async () => {
     await using dir = await tempDir('receipts-ledger');
     const path = dir.join('l.db');
     const ledger = await openLedger({
@@ -679,6 +840,72 @@ describe('checkpoints stored now and then, signed on demand', () => {
     });
     await ledger.close();
     db.close();
+  });
+
+  it('serves only notes its own trustedKeys accept after reopening with another key schedule', async () => {
+    await using dir = await tempDir('receipts-lazy');
+    const path = dir.join('l.db');
+    const next = generateNoteKey(origin);
+    const last = generateNoteKey(origin);
+    const sizes = Array.from({ length: 10 }, (_, i) => i + 1);
+    let roots: string[];
+    {
+      await using ledger = await openLedger({
+        path,
+        origin,
+        signers: [{ signer: key.signerKey }],
+        storeCheckpointEveryMs: 0,
+      });
+      for (const b of bodies(10)) await ledger.append(b); // sizes 1..10 stored, signed by key
+      roots = sizes.map((size) => toHex(ledger.root(size)));
+    }
+    const keyIdOf = (vkey: string) => vkey.split('+')[1];
+    /** The key id of each stored note's signature, by tree size. */
+    const storedKeyIds = (): string[] => {
+      const db = new DatabaseSync(path, { readOnly: true });
+      try {
+        return db
+          .prepare('SELECT note FROM receipts_checkpoints ORDER BY tree_size')
+          .all()
+          .map((r) =>
+            Buffer.from(String(r.note).split(' ').at(-1) as string, 'base64')
+              .subarray(0, 4)
+              .toString('hex'),
+          );
+      } finally {
+        db.close();
+      }
+    };
+    /** Every size's note opens with the ledger's trustedKeys, signed by `signerAt(size)`, over the same root. */
+    const expectServed = (ledger: Ledger, signerAt: (size: number) => string) => {
+      for (const size of sizes) {
+        const note = ledger.checkpointAt(size);
+        const opened = openCheckpoint(note, ledger.trustedKeys);
+        expect(opened.ok ? toHex(opened.checkpoint.root) : opened.reason).toBe(roots[size - 1]);
+        expect(openCheckpoint(note, [{ verifierKey: signerAt(size) }]).ok, `size ${size}`).toBe(true);
+      }
+      const bundle = ledger.receiptBundle(7);
+      expect(bundle && verifyReceipt(bundle.receipt, bundle.proof, bundle.checkpoint, ledger.trustedKeys)).toEqual({
+        status: 'valid',
+      });
+    };
+    {
+      // The next key takes over at 5, below sizes already stored: those are signed again.
+      await using ledger = await openLedger({
+        path,
+        origin,
+        signers: [{ signer: key.signerKey }, { signer: next.signerKey, fromSize: 5 }],
+      });
+      expectServed(ledger, (size) => (size < 5 ? key.verifierKey : next.verifierKey));
+    }
+    // The notes signed again replaced the stored ones.
+    expect(storedKeyIds()).toEqual(sizes.map((size) => keyIdOf(size < 5 ? key.verifierKey : next.verifierKey)));
+    {
+      // One key replaces the others (say they leaked): it signs every size.
+      await using ledger = await openLedger({ path, origin, signers: [{ signer: last.signerKey }] });
+      expectServed(ledger, () => last.verifierKey);
+    }
+    expect(storedKeyIds()).toEqual(sizes.map(() => keyIdOf(last.verifierKey)));
   });
 
   it('proves a receipt against a recent signed size rather than signing each new one', async () => {

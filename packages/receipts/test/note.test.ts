@@ -19,7 +19,7 @@ import {
   signNote,
 } from '../src/index.js';
 import { generateKeyFiles, loadSignerKeyFile, loadVerifierKeyFile, nodeSigner } from '../src/ledger/index.js';
-import { isValidKeyName } from '../src/note.js';
+import { isValidKeyName, noteSignatureKeys } from '../src/note.js';
 import { hex, noteKat, toHex } from './vectors.js';
 
 const noteOf = (text: string, name: string, sigBase64: string) => `${text}\n\u2014 ${name} ${sigBase64}\n`;
@@ -151,6 +151,21 @@ describe('isValidKeyName', () => {
     // U+FEFF is not White_Space: Go accepts it in a name, and so does this.
     expect(isValidKeyName('a\ufeffb')).toBe(true);
     expect(isValidKeyName('example.com/log')).toBe(true);
+  });
+});
+
+describe('noteSignatureKeys', () => {
+  it('lists the key name and id of each signature line, in order, without verifying them', () => {
+    const a = parseSignerKey(generateNoteKey('example.com/a').signerKey);
+    const b = parseSignerKey(generateNoteKey('example.com/b').signerKey);
+    const note = cosignNote(signNote('text\n', [a]), [b]);
+    expect(noteSignatureKeys(note)).toEqual([
+      { name: a.name, keyId: a.keyId },
+      { name: b.name, keyId: b.keyId },
+    ]);
+    expect(noteSignatureKeys(note.replace(/ [A-Za-z0-9+/=]+\n$/, ' AAAA\n'))).toBeUndefined(); // too short
+    expect(noteSignatureKeys('text\n')).toBeUndefined();
+    expect(noteSignatureKeys('text\n\nnot a signature\n')).toBeUndefined();
   });
 });
 

@@ -8,13 +8,16 @@ import {
   buildReceipt,
   createOperationId,
   encodeReceipt,
+  generateNoteKey,
   hashLeaf,
   InvalidInputError,
   merkleRoot,
   parseReceipt,
+  parseSignerKey,
   type Receipt,
   receiptHash,
   receiptLeafHash,
+  signCheckpoint,
   verifyBatchMember,
 } from '../src/index.js';
 import {
@@ -250,7 +253,10 @@ describe('canonicalText (internal fast path)', () => {
     const mutation = fc.record({
       key: fc.constantFrom(...keys),
       action: fc.constantFrom('set', 'delete', 'nest'),
-      value: fc.oneof(fc.jsonValue(), fc.constantFrom(0, -1, 1.5, 2 ** 53, '', 'a'.repeat(65), null, '\ud800')),
+      value: fc.oneof(
+        fc.jsonValue(),
+        fc.constantFrom(0, -1, 1.5, 2 ** 53, '', 'a'.repeat(65), null, '\ud800', 'a\tb', 'a\rb', 'x\u007f', '+a', ' a'),
+      ),
     });
     fc.assert(
       fc.property(arbReceipt, fc.array(mutation, { maxLength: 3 }), (valid, mutations) => {
@@ -297,5 +303,40 @@ describe('well-formed Unicode', () => {
       buildReceipt({ ...bodyFor(1), subject: 'a\ud800b' }, { origin, leafIndex: 0, previousReceiptHash: null }),
     ).toThrow(/well-formed Unicode/);
     expect(() => parseReceipt({ ...first, origin: 'x\udc00' })).toThrow(InvalidInputError);
+  });
+});
+
+describe('the origin rule', () => {
+  // A receipt's origin is its ledger's checkpoint origin line: signed-note text, which
+  // holds no control character but newline (C2SP signed-note), and the line ends there.
+  const controls = [...Array.from({ length: 32 }, (_, c) => String.fromCharCode(c)), '\u007f'];
+
+  it('refuses ASCII control characters anywhere in the origin', () => {
+    for (const c of controls) {
+      for (const origin of [`${c}example.com/log`, `example.com/${c}log`, `example.com/log${c}`]) {
+        expect(() => parseReceipt({ ...first, origin }), JSON.stringify(origin)).toThrow(/control characters/);
+        expect(readValidReceipt({ ...first, origin })).toBeUndefined();
+      }
+    }
+  });
+
+  it('accepts only origins a checkpoint can be signed with, on the fast path and in the schema alike', () => {
+    const signer = parseSignerKey(generateNoteKey('example.com/origin-rule').signerKey);
+    const char = fc.oneof(
+      fc.constantFrom(...controls, ' ', '+', '/', 'é', '\u2028', '\u00a0'),
+      fc.string({ unit: 'binary', maxLength: 1 }),
+    );
+    fc.assert(
+      fc.property(fc.array(char, { minLength: 1, maxLength: 12 }), (chars) => {
+        const origin = chars.join('');
+        const candidate = { ...first, origin };
+        const parsed = ReceiptSchema.safeParse(candidate);
+        expect(readValidReceipt(candidate) !== undefined).toBe(parsed.success);
+        if (parsed.success) {
+          expect(() => signCheckpoint({ origin, size: 1, root: new Uint8Array(32) }, [signer])).not.toThrow();
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -1,15 +1,16 @@
 /**
  * The ledger: an append-only RFC 9162 Merkle log of receipts on SQLite (node:sqlite,
- * WAL, synchronous=FULL), with every complete subtree hash stored so any proof at any
- * size is O(log n) point reads, group commit, and one signed C2SP checkpoint per batch.
+ * WAL), with every complete subtree hash stored so any proof at any size is O(log n)
+ * point reads, group commit, and one signed C2SP checkpoint per batch.
  *
  * Two ways to write:
  * - `append(body)`: the ledger owns the transaction; concurrent calls are grouped into
  *   one transaction, and each promise resolves only once that transaction is on disk,
  *   with the receipt, its leaf index and the checkpoint that covers it. By default
- *   (`durability: 'fsync-after-commit'`) SQLite commits without syncing and the ledger
- *   fdatasyncs the WAL after COMMIT: right away for a small batch while the disk is
- *   fast, else on the libuv thread pool so the event loop does not wait for the disk;
+ *   (`durability: 'fsync-after-commit'`) SQLite commits without syncing
+ *   (synchronous=NORMAL) and the ledger fdatasyncs the WAL after COMMIT: right away for
+ *   a small batch while the disk is fast, else on the libuv thread pool so the event
+ *   loop does not wait for the disk;
  *   WAL checkpoints run on a worker thread. `'fsync-in-commit'` is SQLite's own
  *   synchronous=FULL.
  * - `appendInTransaction(bodies)`: inside a transaction the caller already holds on the
@@ -27,10 +28,12 @@ import { InvalidInputError, LedgerError } from '../errors.js';
 import { bytesEqual, toHex } from '../internal/bytes.js';
 import { platformTree as nodeTree } from '../internal/sha256.js';
 import { consistencyPath, inclusionPath, type SubtreeHash, splitPoint } from '../internal/tree.js';
-import { encodeVerifierKey, type NoteSigner } from '../note.js';
+import { encodeVerifierKey, type NoteSigner, noteSignatureKeys } from '../note.js';
 import {
   assembleReceipt,
   canonicalText,
+  ORIGIN,
+  ORIGIN_MESSAGE,
   parseReceiptBody,
   type Receipt,
   type ReceiptBody,
@@ -69,7 +72,7 @@ const SignerSchema = z.strictObject({
 /** Options of {@link openLedger}: exactly one of `path` and `database`. */
 export const OpenLedgerOptionsSchema = z
   .strictObject({
-    /** A SQLite file the ledger opens and owns (WAL, synchronous=FULL). */
+    /** A SQLite file the ledger opens and owns (WAL mode; see `durability`). */
     path: z.string().min(1).optional(),
     /** A handle the caller owns (and closes), e.g. the daemon's, to share its transactions. */
     database: z.custom<DatabaseSync>((v) => v instanceof DatabaseSync).optional(),
@@ -78,7 +81,7 @@ export const OpenLedgerOptionsSchema = z
       .string()
       .min(1)
       .max(256)
-      .regex(/^[^\s+][^\n+]*$/u, 'one line, without "+", not starting with a space')
+      .regex(ORIGIN, ORIGIN_MESSAGE) // signed-note text: no control character (C2SP signed-note)
       .refine((s) => s.isWellFormed(), 'must be well-formed Unicode'),
     /** Signing keys with the tree size each takes over at (rotation by tree size). */
     signers: z.array(SignerSchema).min(1),
@@ -86,12 +89,12 @@ export const OpenLedgerOptionsSchema = z
     maxBatch: z.number().int().min(1).max(1_000_000).optional(),
     /**
      * How an owned ledger (`path`) makes a batch durable before resolving its appends:
-     * - `'fsync-after-commit'` (default): SQLite synchronous=OFF; after COMMIT the WAL is
-     *   fdatasynced (a small batch at once while the disk answers within 1 ms, anything
-     *   else on the libuv thread pool while the event loop keeps running) and the batch
-     *   is released once that returns. WAL checkpoints run under synchronous=FULL, the
-     *   bulk on a worker thread. A failed fsync is final: the ledger refuses all further
-     *   appends.
+     * - `'fsync-after-commit'` (default): SQLite synchronous=NORMAL (no sync at COMMIT);
+     *   after COMMIT the WAL is fdatasynced (a small batch at once while the disk answers
+     *   within 1 ms, anything else on the libuv thread pool while the event loop keeps
+     *   running) and the batch is released once that returns. SQLite itself syncs around
+     *   WAL checkpoints (the bulk on a worker thread) and the header of a restarted WAL.
+     *   A failed fsync is final: the ledger refuses all further appends.
      * - `'fsync-in-commit'`: SQLite synchronous=FULL, COMMIT fsyncs on the event loop.
      * Not for `database`: there the caller's COMMIT and its synchronous setting decide.
      */
@@ -102,7 +105,7 @@ export const OpenLedgerOptionsSchema = z
      * note. At open, the stored tree must hash to the latest stored checkpoint's root.
      */
     storeCheckpointEveryMs: z.number().int().min(0).max(3_600_000).optional(),
-    /** With fsync-after-commit: checkpoint the WAL (under synchronous=FULL) beyond this many bytes. */
+    /** With fsync-after-commit: checkpoint the WAL (synced by SQLite) beyond this many bytes. */
     checkpointBytes: z
       .number()
       .int()
@@ -141,7 +144,11 @@ export interface Ledger extends AsyncDisposable {
   readonly origin: string;
   /** The verifier keys with the tree-size windows they sign: what verifiers should trust. */
   readonly trustedKeys: readonly TrustedKey[];
-  /** Appends one receipt through group commit; resolves once its batch is durable. */
+  /**
+   * Appends one receipt through group commit; resolves once its batch is durable.
+   * Rejects with InvalidInputError for a bad body, and with LedgerError for an operation
+   * that already has a receipt, once close() was called, or when the write failed.
+   */
   append(body: ReceiptBody): Promise<AppendedReceipt>;
   /** Appends inside the caller's open transaction on the shared handle (see module doc). */
   appendInTransaction(bodies: readonly ReceiptBody[]): AppendedReceipt[];
@@ -172,7 +179,10 @@ export interface Ledger extends AsyncDisposable {
   consistencyProof(oldSize: number, newSize?: number): ConsistencyProofJson;
   /** Resolves when every append issued so far is durable (or has failed). */
   flush(): Promise<void>;
-  /** Flushes, then closes the database if the ledger opened it. */
+  /**
+   * Refuses further appends, flushes the ones already made, then closes the database if
+   * the ledger opened it. Calling it again returns the same promise.
+   */
   close(): Promise<void>;
 }
 
@@ -212,6 +222,7 @@ interface Statements {
   receiptByOp: StatementSync;
   latestCheckpoint: StatementSync;
   checkpointAt: StatementSync;
+  knownOperationIds: StatementSync;
 }
 
 interface Pending {
@@ -257,6 +268,18 @@ const asBytes = (v: unknown): Uint8Array => {
   return v;
 };
 
+/** An append of an operation that already has a receipt (an at-least-once retry): that receipt stands. */
+const duplicateOperation = (operationId: string): LedgerError =>
+  new LedgerError(
+    `The operation ${operationId} already has a receipt in the ledger; nothing was appended for it (read that receipt with receiptByOperationId()).`,
+  );
+
+/** What a failed append() rejects with: a LedgerError (SQLite's error as its cause). */
+const appendFailure = (cause: unknown): LedgerError =>
+  cause instanceof LedgerError
+    ? cause
+    : new LedgerError(`Appending failed and nothing was appended: ${(cause as Error).message}`, { cause });
+
 /**
  * Opens (creating if needed) a ledger on a SQLite file or on a handle the caller holds.
  * @throws {InvalidInputError} for bad options; {@link LedgerError} when the database
@@ -298,6 +321,20 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
   if (new Set(schedule.map((s) => s.fromSize)).size !== schedule.length) {
     throw new InvalidInputError('ledger options', ['signers: two keys take over at the same tree size']);
   }
+  // A key signs one window. Listed twice (A, then B, then A again) it would sign two, but
+  // a verifier knows a key once (openNote matches a signature to the first verifier of
+  // that name and key ID), so the ledger's own trustedKeys would reject the later window.
+  const keyWindows = new Map<string, number>();
+  for (const { signer, fromSize } of schedule) {
+    const key = `${signer.name}+${signer.keyId.toString(16).padStart(8, '0')}`;
+    const earlier = keyWindows.get(key);
+    if (earlier !== undefined) {
+      throw new InvalidInputError('ledger options', [
+        `signers: the key ${key} is listed twice (from size ${earlier} and from size ${fromSize}); list each key once, a key signs one window of tree sizes`,
+      ]);
+    }
+    keyWindows.set(key, fromSize);
+  }
   const trustedKeys: TrustedKey[] = schedule.map((s, i) => {
     const next = schedule[i + 1];
     const verifierKey = encodeVerifierKey(s.signer.name, s.signer.publicKey);
@@ -328,12 +365,23 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       throw new LedgerError(`The ledger needs a file SQLite can run in WAL mode; ${resolved.path} runs "${mode}".`);
     }
     if (syncAfterCommit) {
-      // https://sqlite.org/pragma.html#pragma_synchronous: OFF hands writes to the OS and
-      // never syncs; the ledger syncs the WAL itself after each COMMIT. No automatic
-      // checkpoints: under OFF one would copy the WAL into an unsynced database and then
-      // restart the WAL, losing what the copy had not yet put on disk. The ledger
-      // checkpoints under FULL instead (syncCheckpoint).
-      db.exec(`PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=${2 * checkpointBytes};`);
+      // synchronous=NORMAL, not OFF (https://sqlite.org/pragma.html#pragma_synchronous):
+      // in WAL mode NORMAL does not sync at COMMIT (the ledger fdatasyncs the WAL itself
+      // after each COMMIT), but SQLite still syncs the WAL before a checkpoint copies it,
+      // the database after, and the header of a WAL it starts over before writing frames
+      // after it. OFF skips that last sync too, and then one fdatasync may put a restarted
+      // WAL's new frames on disk without its new header: after a power cut the old header
+      // validates old frames still in the file, recovery replays them over the newer
+      // database and corrupts it, acknowledged receipts included (wal.c, sqlite3WalFrames:
+      // "Sync the header (unless SQLITE_IOCAP_SEQUENTIAL is true or unless all syncing is
+      // turned off by PRAGMA synchronous=OFF). Otherwise an out-of-order write following a
+      // WAL restart could result in database corruption", ticket ff5be73dee). That sync
+      // is one fsync inside the first COMMIT of each restarted WAL, every checkpointBytes.
+      // No automatic checkpoints: they would run inside COMMIT on the event loop; the
+      // ledger checkpoints on a worker thread instead (maybeCheckpoint).
+      db.exec(
+        `PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=${2 * checkpointBytes};`,
+      );
       // 'a' creates the WAL if SQLite has not yet (SQLite opens the same file); the
       // directory is synced once so the WAL's name survives a power cut too.
       walFd = openSync(`${resolved.path as string}-wal`, 'a');
@@ -347,7 +395,10 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       db.exec('PRAGMA synchronous=FULL;'); // COMMIT fsyncs the WAL before it returns
     }
   }
-  /** Closes what the ledger opened, leaving the database synced (close checkpoints under FULL). */
+  /**
+   * Closes what the ledger opened, leaving the database synced: SQLite checkpoints the
+   * WAL on close, syncing it and the database (synchronous NORMAL or FULL).
+   */
   const closeOwned = (): void => {
     if (walFd !== undefined) {
       closeSync(walFd);
@@ -358,26 +409,21 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       shmFd = undefined;
     }
     if (!ownsDatabase || !db.isOpen) return;
-    if (syncAfterCommit) db.exec('PRAGMA synchronous=FULL');
     db.close();
   };
   /**
-   * Copies the WAL into the database and restarts it, under synchronous=FULL so SQLite
-   * syncs the WAL, then the database, before the next writer starts the WAL over:
-   * afterwards everything committed is on disk
-   * (https://sqlite.org/pragma.html#pragma_wal_checkpoint). RESTART, not TRUNCATE: the
+   * Copies the WAL into the database and restarts it. Under synchronous=NORMAL SQLite
+   * syncs the WAL, then the database, before the next writer starts the WAL over, and
+   * that writer syncs the new WAL header before its first frame: afterwards everything
+   * committed is on disk (https://sqlite.org/pragma.html#pragma_synchronous,
+   * https://sqlite.org/pragma.html#pragma_wal_checkpoint). RESTART, not TRUNCATE: the
    * WAL keeps its blocks and new frames overwrite them, so the fdatasync after each
    * COMMIT flushes data only; on a WAL that grows, every fdatasync also commits the
    * file's new size to the filesystem journal (measured here: P99 at 1,000/s three to
    * ten times worse).
    */
   const syncCheckpoint = (): void => {
-    db.exec('PRAGMA synchronous=FULL');
-    try {
-      db.exec('PRAGMA wal_checkpoint(RESTART)');
-    } finally {
-      db.exec('PRAGMA synchronous=OFF');
-    }
+    db.exec('PRAGMA wal_checkpoint(RESTART)');
   };
   /**
    * Bytes of WAL in use: mxFrame, the last valid frame, from the wal-index header that
@@ -432,6 +478,10 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       'SELECT tree_size, note FROM receipts_checkpoints WHERE tree_size <= ? ORDER BY tree_size DESC LIMIT 1',
     ),
     checkpointAt: db.prepare('SELECT note FROM receipts_checkpoints WHERE tree_size = ?'),
+    // One statement for a whole batch, whatever its size (json_each: https://sqlite.org/json1.html#jeach).
+    knownOperationIds: db.prepare(
+      'SELECT operation_id AS id FROM receipts_leaves WHERE operation_id IN (SELECT value FROM json_each(?))',
+    ),
   };
 
   const currentSize = (): number => Number(st.size.get()?.n ?? 0);
@@ -501,6 +551,15 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
   const signedNotes = new Map<number, string>();
   const noteFor = (size: number, root: Uint8Array): string =>
     signCheckpoint({ origin, size, root } satisfies Checkpoint, [signerFor(size)]);
+  /**
+   * True when a note the ledger stored has one signature, by `signer` (key name and C2SP
+   * key ID, https://github.com/C2SP/C2SP/blob/main/signed-note.md). Ed25519 (RFC 8032) is
+   * deterministic, so that note is byte for byte what signing it now would give.
+   */
+  const signedOnlyBy = (note: string, signer: NoteSigner): boolean => {
+    const keys = noteSignatureKeys(note);
+    return keys?.length === 1 && keys[0]?.name === signer.name && keys[0].keyId === signer.keyId;
+  };
 
   /**
    * Writes receipts for `bodies` at the end of the log, and now and then a signed
@@ -609,6 +668,9 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
   }
 
   let closed = false;
+  /** close() has begun: appends already queued are flushed, later ones are refused. */
+  let closing = false;
+  let closingDone: Promise<void> | undefined;
   let queue: Pending[] = [];
   let scheduled: Promise<void> | undefined;
   /** With fsync-after-commit, the log prefix known durable: all that reads serve. */
@@ -619,8 +681,26 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
   /** Appends are waiting for the fsync in flight to return before they commit. */
   let heldForSync = false;
 
-  /** Commits one batch in its own transaction; returns what each append gets. */
-  const commitBatch = (batch: readonly Pending[], outcomes: Outcome[]): void => {
+  /**
+   * Commits one batch in its own transaction; pushes what each append gets. An operation
+   * id already in the ledger (an at-least-once client retrying) or twice in the batch
+   * fails alone, and its batch-mates still commit as one transaction (one fsync): twice in
+   * the batch is seen before writing; already in the ledger makes the write fail (the
+   * UNIQUE index), and then one query finds every such id and the rest is written again,
+   * once. (Looking them up before every write instead cost 26 µs of a receipt's ~300 µs
+   * of CPU at one receipt a batch.) Any other failure while writing splits the batch in
+   * halves and retries each, so a receipt that cannot be written costs O(log n)
+   * transactions, not one per receipt; a failure of the transaction itself (BEGIN,
+   * COMMIT: a busy or failing database) fails the whole batch, not its receipts.
+   */
+  const commitBatch = (batch: readonly Pending[], outcomes: Outcome[], ledgerChecked = false): void => {
+    if (batch.length === 0) return;
+    if (!db.isOpen) {
+      // The caller closed its shared handle under the ledger.
+      const error = new LedgerError('The database handle is closed; nothing was appended. Append before closing it.');
+      for (const pending of batch) outcomes.push({ pending, error });
+      return;
+    }
     if (db.isTransaction) {
       const error = new LedgerError(
         'The shared database handle is inside a transaction; use appendInTransaction() within it.',
@@ -628,31 +708,68 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       for (const pending of batch) outcomes.push({ pending, error });
       return;
     }
+    // The same operation twice in one batch: the first append stands.
+    let fresh: readonly Pending[] = batch;
+    if (batch.length > 1) {
+      const seen = new Set<string>();
+      const unique: Pending[] = [];
+      for (const pending of batch) {
+        const id = pending.body.operationId;
+        if (seen.has(id)) outcomes.push({ pending, error: duplicateOperation(id) });
+        else {
+          seen.add(id);
+          unique.push(pending);
+        }
+      }
+      fresh = unique;
+    }
     let results: AppendedReceipt[];
+    let writing = false;
+    const storedAt = lastStoredAt;
     try {
       db.exec('BEGIN IMMEDIATE');
+      writing = true;
       const written = writeBatch(
-        batch.map((p) => p.body),
+        fresh.map((p) => p.body),
         committedEdge,
       );
+      writing = false;
       db.exec('COMMIT'); // fsync-in-commit: durable when this returns; else once the WAL is synced
       results = written.appended;
       if (ownsDatabase) committedEdge = written.edge;
       writtenEdge = undefined;
-    } catch (error) {
+    } catch (cause) {
       committedEdge = undefined;
       writtenEdge = undefined;
-      if (db.isTransaction) db.exec('ROLLBACK');
-      // One bad receipt (say a duplicate operation id) must not sink its batch-mates:
-      // retry each alone so only the culprit fails.
-      if (batch.length > 1) {
-        for (const p of batch) commitBatch([p], outcomes);
+      lastStoredAt = storedAt; // a checkpoint row written in this transaction is gone with it
+      if (db.isOpen && db.isTransaction) db.exec('ROLLBACK');
+      if (writing && !ledgerChecked) {
+        // Most likely operations that already have a receipt: one query finds them all.
+        const known = new Set(
+          st.knownOperationIds.all(JSON.stringify(fresh.map((p) => p.body.operationId))).map((r) => String(r.id)),
+        );
+        if (known.size > 0) {
+          const rest: Pending[] = [];
+          for (const pending of fresh) {
+            const id = pending.body.operationId;
+            if (known.has(id)) outcomes.push({ pending, error: duplicateOperation(id) });
+            else rest.push(pending);
+          }
+          commitBatch(rest, outcomes, true);
+          return;
+        }
+      }
+      if (writing && fresh.length > 1) {
+        // Not a duplicate: bisect, so only the culprit fails.
+        const half = Math.ceil(fresh.length / 2);
+        commitBatch(fresh.slice(0, half), outcomes, true);
+        commitBatch(fresh.slice(half), outcomes, true);
       } else {
-        for (const pending of batch) outcomes.push({ pending, error });
+        for (const pending of fresh) outcomes.push({ pending, error: appendFailure(cause) });
       }
       return;
     }
-    batch.forEach((pending, i) => {
+    fresh.forEach((pending, i) => {
       outcomes.push({ pending, result: results[i] as AppendedReceipt });
     });
   };
@@ -669,7 +786,7 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
    * worker thread (checkpointer.ts), so the event loop keeps committing meanwhile (on
    * the event loop it stalled every append for the copy and two syncs: 13 ms median,
    * 130 ms worst per 4 MiB on this shared machine under load). Then the few frames
-   * committed during it are checkpointed here, under FULL, so the next writer restarts
+   * committed during it are checkpointed here (RESTART, synced), so the next writer restarts
    * the WAL from its start. Without a worker (it failed) all of it runs here, on a later
    * turn than the fsync that triggered it, so the appends that fsync released resolve first.
    */
@@ -744,6 +861,14 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       // loop keeps turning under load.
       setImmediate(() => {
         scheduled = undefined;
+        if (closed) {
+          // Nothing can commit any more (an owned handle is closed); settle, never throw here.
+          const batch = queue;
+          queue = [];
+          for (const p of batch) p.reject(new LedgerError('The ledger is closed.'));
+          resolve();
+          return;
+        }
         if ((walSync?.inFlight ?? 0) > 0 && queue.length < maxBatch && syncFailure === undefined) {
           // Group commit paced by the disk: while an fsync runs, appends gather into the
           // next batch, committed the moment it returns. Committing each turn instead
@@ -768,6 +893,11 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
   const ensureOpen = () => {
     if (closed) throw new LedgerError('The ledger is closed.');
   };
+  /** Writes are refused from the moment close() starts. */
+  const ensureWritable = () => {
+    ensureOpen();
+    if (closing) throw new LedgerError('The ledger is closing; it takes no more appends.');
+  };
 
   const checkSize = (name: string, value: number, min: number, max: number) => {
     if (!Number.isSafeInteger(value) || value < min || value > max) {
@@ -775,13 +905,33 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     }
   };
 
-  /** A stored note, else the signed note of `treeSize` (1 to the visible size). */
+  /**
+   * The signed note of `treeSize` (1 to the visible size): the stored one when the key the
+   * schedule gives that size signed it, else signed now. A note stored under an earlier
+   * schedule (the ledger reopened with other signers or windows) is signed again with
+   * today's key, over the same root, so the ledger serves only notes its own trustedKeys
+   * accept; on a file it owns it stores that note in place of the old one (never on a
+   * caller's handle: a read does not write to the caller's database).
+   */
   const checkpointOf = (treeSize: number): string | undefined => {
     if (!Number.isSafeInteger(treeSize) || treeSize < 1 || treeSize > visibleSize()) return undefined;
     const known = signedNotes.get(treeSize);
     if (known !== undefined) return known;
     const row = st.checkpointAt.get(treeSize);
-    const note = row ? String(row.note) : noteFor(treeSize, rootOf(treeSize));
+    const stored = row === undefined ? undefined : String(row.note);
+    const signer = signerFor(treeSize);
+    let note: string;
+    if (stored !== undefined && signedOnlyBy(stored, signer)) note = stored;
+    else {
+      note = noteFor(treeSize, rootOf(treeSize));
+      if (stored !== undefined && ownsDatabase && !db.isTransaction) {
+        try {
+          st.insertCheckpoint.run(treeSize, note);
+        } catch {
+          // Storing only saves signing it again after the next restart.
+        }
+      }
+    }
     if (!db.isTransaction) {
       signedNotes.set(treeSize, note);
       if (signedNotes.size > SIGNED_NOTES_KEPT) signedNotes.delete(signedNotes.keys().next().value as number);
@@ -803,7 +953,7 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
     append(body) {
       let valid: ReceiptBody;
       try {
-        ensureOpen();
+        ensureWritable();
         if (syncFailure) throw syncFailure;
         valid = parseReceiptBody(body);
       } catch (error) {
@@ -815,7 +965,7 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
       });
     },
     appendInTransaction(bodies) {
-      ensureOpen();
+      ensureWritable();
       if (!db.isTransaction) {
         throw new LedgerError('appendInTransaction() needs an open transaction on the handle; BEGIN first.');
       }
@@ -914,12 +1064,17 @@ export function openLedgerWithSyncIo(options: OpenLedgerOptions, io: LedgerSyncI
         } else return;
       }
     },
-    async close() {
-      if (closed) return;
-      await ledger.flush();
-      closed = true;
-      await checkpointer?.close();
-      closeOwned();
+    close() {
+      // From here on appends are refused: one accepted now would be queued behind the
+      // flush below and find the database closed. Every call waits for the same close.
+      closing = true;
+      closingDone ??= (async () => {
+        await ledger.flush();
+        closed = true;
+        await checkpointer?.close();
+        closeOwned();
+      })();
+      return closingDone;
     },
     [Symbol.asyncDispose]: () => ledger.close(),
   };
