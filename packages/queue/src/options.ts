@@ -166,15 +166,17 @@ export const QueueOptionsSchema = z.strictObject({
 });
 export type QueueOptions = z.input<typeof QueueOptionsSchema>;
 
+/** A delay in ms, up to 10 years. */
+const DelayMs = z
+  .number()
+  .int()
+  .min(0)
+  .max(10 * 365 * 86_400_000);
+
 export const EnqueueOptionsSchema = z
   .strictObject({
     priority: z.number().int().min(-1000).max(1000).optional(),
-    delayMs: z
-      .number()
-      .int()
-      .min(0)
-      .max(10 * 365 * 86_400_000)
-      .optional(),
+    delayMs: DelayMs.optional(),
     runAt: z.union([z.date(), z.number().int().nonnegative()]).optional(),
     /** Operations with the same group key share the type's groupConcurrency, served round-robin. */
     groupKey: z.string().min(1).max(200).optional(),
@@ -198,12 +200,7 @@ export type ScheduleOptions = z.input<typeof ScheduleOptionsSchema>;
 
 export const RedriveOptionsSchema = z.strictObject({
   /** Run again this long from now (default 0), as enqueue's delayMs. */
-  delayMs: z
-    .number()
-    .int()
-    .min(0)
-    .max(10 * 365 * 86_400_000)
-    .optional(),
+  delayMs: DelayMs.optional(),
 });
 
 export const CloseOptionsSchema = z.strictObject({
