@@ -404,6 +404,9 @@ class UnrdfDaemon implements Daemon {
     const maxAttempts = definition.maxAttempts ?? defaults.maxAttempts;
     const backoff = definition.backoff ?? defaults.backoff;
     const handler = async (payload: PayloadEnvelope, context: HandlerContext): Promise<ResultEnvelope> => {
+      // The spec's queue wait (JTBD 5): from when the operation was due to when its handler
+      // starts, time spent claimed ahead of a free slot included.
+      this.#metrics?.observe('queue_wait', { durationMs: Math.max(0, this.#o.clock() - context.runAt), ok: true });
       const output =
         (await definition.handler(payload.input, {
           id: context.id,
@@ -612,10 +615,6 @@ class UnrdfDaemon implements Daemon {
 
   #onEvent(event: QueueEvent): void {
     const metrics = this.#metrics;
-    if (event.kind === 'claimed') {
-      metrics?.observe('queue_wait', { durationMs: Math.max(0, event.at - event.runAt), ok: true });
-      return;
-    }
     if (event.kind !== 'completed' && event.kind !== 'dead' && event.kind !== 'cancelled') return;
     // Transitions arrive once their commit is on disk: the receipt is durable now.
     const appended = this.#extension?.released(event.id);

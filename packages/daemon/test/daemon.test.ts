@@ -356,6 +356,22 @@ describe('createDaemon', () => {
       expect((await daemon.slo()).length).toBeGreaterThan(0);
     });
 
+    it('measures queue wait from due time to handler start, the time claimed ahead of a free slot included', async () => {
+      await using dir = await tempDir('daemon');
+      await using daemon = createDaemon({ dataDir: dir.path, diagnostics: quiet });
+      daemon.handle('slow', () => new Promise((resolve) => setTimeout(resolve, 300)), { concurrency: 1 });
+      await daemon.start();
+      // The second is claimed at once (ahead of its slot) and starts only when the first ends.
+      const ops = await Promise.all([
+        daemon.submit({ type: 'slow', subject: 'urn:x:1' }),
+        daemon.submit({ type: 'slow', subject: 'urn:x:2' }),
+      ]);
+      for (const op of ops) await daemon.waitFor(op.id, { timeoutMs: 10_000 });
+      const wait = (await daemon.report()).metrics.queue_wait;
+      expect(wait?.success).toBe(2);
+      expect(wait?.lifetimeMs.max).toBeGreaterThanOrEqual(250);
+    });
+
     it('logs an outcome it could not commit (an extension threw) as an error naming the operation', async () => {
       await using dir = await tempDir('daemon');
       const refusing: ApplyExtension = {

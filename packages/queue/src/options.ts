@@ -19,6 +19,8 @@ export interface HandlerContext {
   /** A stable key for your side effects: the operation's idempotency key, or its id. */
   readonly idempotencyKey: string;
   readonly groupKey: string | null;
+  /** When this attempt was due (epoch ms, the queue's clock): it waited from then until now. */
+  readonly runAt: number;
   /** Aborts on timeout, on cancel and when the queue closes: stop promptly when it fires. */
   readonly signal: AbortSignal;
   /**

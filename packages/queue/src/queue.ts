@@ -624,7 +624,6 @@ class DurableQueue implements Queue {
         }
         case 'claimed':
           this.#index.remove(t.id);
-          this.#metrics.wait.record(Math.max(0, t.at - t.runAt) / 1000, this.#metrics.attrs(t.type, 'claimed'));
           break;
         case 'completed':
         case 'dead':
@@ -883,6 +882,8 @@ class DurableQueue implements Queue {
   #run(row: ClaimedOperation, group: string): void {
     this.#leaveGroupOrder(row.id, row.type, group);
     this.#slots.add(row.type, group);
+    // The wait is due time to handler start, the time claimed ahead waiting for a slot included.
+    this.#metrics.wait.record(Math.max(0, this.#now() - row.runAt) / 1000, this.#metrics.attrs(row.type, 'started'));
     const type = this.#o.types.get(row.type) as ResolvedType;
     const controller = new AbortController();
     const running: RunningOperation = { token: row.token, controller, abandoned: false };
@@ -904,6 +905,7 @@ class DurableQueue implements Queue {
       token: row.token,
       idempotencyKey: row.idempotencyKey ?? row.id,
       groupKey: row.groupKey,
+      runAt: row.runAt,
       signal: controller.signal,
       setEffects: (value) => {
         effects = { value };
@@ -1427,7 +1429,7 @@ class QueueMetrics {
     // the diagnostics package's indicators), with buckets to match.
     this.wait = meter.createHistogram('unrdf.queue.wait.duration', {
       unit: 's',
-      description: 'From when an operation was due to when it was claimed',
+      description: 'From when an operation was due to when its handler started',
       advice: { explicitBucketBoundaries: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60] },
     });
     this.run = meter.createHistogram('unrdf.queue.run.duration', {

@@ -983,7 +983,7 @@ describe('openQueue durability modes and metrics', () => {
     await queue.close();
     expect(callbacks.size).toBe(0);
     const names = recorded.map((r) => `${r.name}:${JSON.stringify(r.attributes)}`);
-    expect(names).toContain('unrdf.queue.wait.duration:{"operation.type":"job","transition":"claimed"}');
+    expect(names).toContain('unrdf.queue.wait.duration:{"operation.type":"job","transition":"started"}');
     expect(names).toContain('unrdf.queue.run.duration:{"operation.type":"job","transition":"completed"}');
     // Seconds, as the diagnostics indicators: a 30 ms handler records about 0.03, not 30.
     expect(units.get('unrdf.queue.run.duration')).toBe('s');
