@@ -198,12 +198,12 @@ export function createReceiptExtension(options: {
       const entry = unreleased.get(operationId);
       if (entry === undefined) return undefined;
       // The commit path releases batches in commit order, each once it is on disk: this
-      // one and every batch committed before it are durable now.
-      while (committed.length > 0) {
-        const front = committed.shift() as CommittedReceipts;
-        durable = Math.max(durable, front.treeSize);
-        if (front === entry.batch) break;
-      }
+      // one and every batch committed before it are durable now, and no later one. (Its
+      // batch may be gone already, released with another of its operations: tree sizes
+      // grow with commit order, so compare them; never shift past this batch.)
+      const upTo = entry.batch.treeSize;
+      while (committed.length > 0 && (committed[0] as CommittedReceipts).treeSize <= upTo) committed.shift();
+      durable = Math.max(durable, upTo);
       unreleased.delete(operationId);
       return entry.appended;
     },
