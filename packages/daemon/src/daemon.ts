@@ -170,6 +170,8 @@ const newOperationId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcde
 const PREPARED_LIMITS = { entries: 4096, bytes: 16 * 1024 * 1024 } as const;
 /** Receipts of operations finished lately kept for their views (waits and reads follow soon after). */
 const RECENT_RECEIPTS = 4096;
+/** Longest drain close() takes, and longest waitFor timeout timed (a timer's limit, ~24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
 /** The queue lane shared by the types serialised by subject (their group key is the subject). */
 const SUBJECT_LANE = 'subject';
 
@@ -198,6 +200,8 @@ class UnrdfDaemon implements Daemon {
   readonly #o: ResolvedDaemonOptions;
   readonly #types = new Map<string, Registered>();
   #state: DaemonState = 'created';
+  /** The start in progress (or done): close() during it waits for it. */
+  #starting: Promise<void> | undefined;
   #queue: Queue | undefined;
   #extension: ReceiptExtension | undefined;
   #verifier: ReceiptVerifier | undefined;
@@ -280,17 +284,20 @@ class UnrdfDaemon implements Daemon {
     return this;
   }
 
-  async start(): Promise<void> {
-    if (this.#state !== 'created') throw new NotRunningError(`${this.#state}: start() runs once`);
+  start(): Promise<void> {
+    if (this.#state !== 'created') return Promise.reject(new NotRunningError(`${this.#state}: start() runs once`));
     this.#state = 'starting';
-    try {
-      await this.#start();
-      this.#state = 'running';
-    } catch (error) {
-      await this.#teardown();
-      this.#state = 'closed';
-      throw error;
-    }
+    this.#starting = (async () => {
+      try {
+        await this.#start();
+        this.#state = 'running';
+      } catch (error) {
+        await this.#teardown();
+        this.#state = 'closed';
+        throw error;
+      }
+    })();
+    return this.#starting;
   }
 
   async #start(): Promise<void> {
@@ -508,7 +515,8 @@ class UnrdfDaemon implements Daemon {
    * Bounded in entries and bytes, oldest out first; a handler takes its entry once.
    */
   #keepPrepared(type: string, digest: string, value: unknown, bytes: number): void {
-    if (bytes > PREPARED_LIMITS.bytes) return;
+    // A size that is not a count (negative, NaN) would defeat the bound: not kept.
+    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > PREPARED_LIMITS.bytes) return;
     const key = `${type}\0${digest}`;
     const old = this.#prepared.get(key);
     if (old !== undefined) {
@@ -582,11 +590,25 @@ class UnrdfDaemon implements Daemon {
   }
 
   get(id: string): OperationView | undefined {
+    if (this.#state === 'closed') throw new NotRunningError('closed');
     const operation = this.#queue?.get(id);
     return operation === undefined ? undefined : this.#view(operation);
   }
 
   waitFor(id: string, options: { readonly timeoutMs?: number } = {}): Promise<OperationView | undefined> {
+    const timeoutMs = options.timeoutMs;
+    if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
+      return Promise.reject(new InvalidInputError('waitFor options', ['timeoutMs: expected a number of ms >= 0']));
+    }
+    try {
+      return this.#waitFor(id, timeoutMs);
+    } catch (error) {
+      return Promise.reject(error); // e.g. NotRunningError once closed: a rejection, never a throw
+    }
+  }
+
+  #waitFor(id: string, timeoutMs: number | undefined): Promise<OperationView | undefined> {
+    if (this.#state === 'closed') throw new NotRunningError('closed');
     // Finished lately (a quick operation is often final by the time its submit resolves),
     // else the state alone first: a wait that starts before the operation is final would
     // throw away the whole row (payload, result) and its receipt. A view has a receipt
@@ -609,7 +631,8 @@ class UnrdfDaemon implements Daemon {
       };
       waiters.add(done);
       this.#waiters.set(id, waiters);
-      if (options.timeoutMs !== undefined) timer = setTimeout(() => done(undefined), options.timeoutMs);
+      // Longer than a timer can hold (~24.8 days), or Infinity: no timeout (close() ends it).
+      if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => done(undefined), timeoutMs);
     });
   }
 
@@ -771,12 +794,24 @@ class UnrdfDaemon implements Daemon {
   }
 
   close(options: { readonly drainMs?: number } = {}): Promise<void> {
+    const drainMs = options.drainMs;
+    if (drainMs !== undefined && (!Number.isSafeInteger(drainMs) || drainMs < 0 || drainMs > MAX_TIMER_MS)) {
+      return Promise.reject(
+        new InvalidInputError('close options', [`drainMs: expected an integer from 0 to ${MAX_TIMER_MS} (ms)`]),
+      );
+    }
     this.#closePromise ??= (async () => {
       if (this.#state === 'created') {
         this.#state = 'closed';
         return;
       }
+      // Closed during start(): let it finish (or fail and clean up after itself) first, so
+      // nothing it opens afterwards outlives the close, the lock included.
+      if (this.#state === 'starting') await this.#starting?.catch(() => undefined);
+      if (this.#state === 'closed') return;
       this.#state = 'closing';
+      // Not ready from now on: readiness is read from cached check results.
+      await this.#health?.refresh().catch(() => undefined);
       this.#logger?.logger.info({ drainMs: options.drainMs ?? null }, 'daemon closing');
       await this.#teardown(options.drainMs);
       this.#state = 'closed';

@@ -74,7 +74,15 @@ export function prepareSubmission(
     throw new InvalidInputError(`input of '${r.type}'`, [`input: ${(error as Error).message}`], { cause: error });
   }
   const runAt = typeof r.runAt === 'string' ? Date.parse(r.runAt) : r.runAt;
-  const groupKey = r.groupKey ?? (definition.serialize === 'subject' ? r.subject.slice(0, 200) : undefined);
+  // A type serialised by subject is grouped by its subject, whatever else a caller asks:
+  // another group key would let two operations on one subject run at once.
+  const bySubject = definition.serialize === 'subject' ? r.subject.slice(0, 200) : undefined;
+  if (bySubject !== undefined && r.groupKey !== undefined && r.groupKey !== bySubject) {
+    throw new InvalidInputError(`operation of '${r.type}'`, [
+      `groupKey: '${r.type}' runs one operation per subject at a time, grouped by its subject; leave groupKey out`,
+    ]);
+  }
+  const groupKey = bySubject ?? r.groupKey;
   return {
     type: r.type,
     subject: r.subject,
