@@ -28,9 +28,16 @@ async function runOne(name: string, quick: boolean, outDir: string): Promise<num
     return 2;
   }
   const result = await runBenchmark(benchmark, { quick });
-  const path = await writeResult(result, outDir);
-  process.stdout.write(`${renderResult(result)}\nwrote ${path}\n\n`);
-  return 0;
+  // The table first: a result the schema refuses must not take the figures with it.
+  process.stdout.write(`${renderResult(result)}\n`);
+  try {
+    const path = await writeResult(result, outDir);
+    process.stdout.write(`wrote ${path}\n\n`);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`could not write the result of ${name}: ${(error as Error).message}\n`);
+    return 1;
+  }
 }
 
 // Each benchmark in a fresh process: no heap, JIT or open handles carried over.

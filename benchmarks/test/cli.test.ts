@@ -37,6 +37,15 @@ describe('pnpm bench', () => {
     expect(result.metrics.sqlite_full_commits?.value).toBeGreaterThan(0);
   }, 60_000);
 
+  it('prints the table before writing, and exits 1 when the result cannot be written', () => {
+    // A path under a regular file: mkdir fails after the benchmark ran.
+    const run = bench('machine-baseline', '--quick', '--out', '/dev/null/results');
+    expect(run.status).toBe(1);
+    expect(run.stdout).toContain('# machine-baseline (quick)');
+    expect(run.stdout).toContain('judged metrics pass');
+    expect(run.stderr).toContain('could not write the result of machine-baseline');
+  }, 60_000);
+
   it('exits 2 with the list of benchmarks for an unknown name', () => {
     const run = bench('no-such-bench', '--out', outDir);
     expect(run.status).toBe(2);

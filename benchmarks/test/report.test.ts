@@ -5,8 +5,10 @@ import { describe, expect, it } from 'vitest';
 import {
   type BenchResult,
   BenchResultSchema,
+  finiteBaseline,
   formatNumber,
   judge,
+  rateUpperBound95,
   ratioToSpec,
   renderResult,
   writeResult,
@@ -47,8 +49,55 @@ describe('judge', () => {
     });
   });
 
-  it('never passes a value that is not a number', () => {
-    expect(judge({ value: Number.NaN, unit: 'ms', better: 'lower', goal: 5 }).pass).toBeNull();
+  it('writes a value that is not finite as null and judges it FAIL', () => {
+    for (const value of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      const m = judge({ value, unit: 'ms', better: 'lower', goal: 5 });
+      expect(m).toMatchObject({ value: null, pass: false });
+      expect(m.reason).toMatch(/NaN|Infinity/);
+      expect(() => BenchResultSchema.shape.metrics.parse({ m })).not.toThrow();
+    }
+    // Without any target, too: a figure that could not be computed is not information.
+    expect(judge({ value: Number.POSITIVE_INFINITY, unit: 'ms', better: 'lower' }).pass).toBe(false);
+  });
+
+  it('drops a figure from an empty sample and never passes it', () => {
+    // A P99 of an empty histogram reads 0, which would pass any latency target.
+    const m = judge({ value: 0, unit: 'ms', better: 'lower', specTarget: 45, goal: 5, samples: 0 });
+    expect(m).toMatchObject({ value: null, pass: false, samples: 0, reason: 'no samples' });
+    expect(judge({ value: 0, unit: 'ms', better: 'lower', samples: 0 }).pass).toBe(false);
+    expect(judge({ value: null, unit: 'ms', better: 'lower', goal: 5 })).toMatchObject({ value: null, pass: false });
+  });
+
+  it('keeps the sample count when there are samples', () => {
+    expect(judge({ value: 3, unit: 'ms', better: 'lower', goal: 5, samples: 12 })).toMatchObject({
+      value: 3,
+      pass: true,
+      samples: 12,
+    });
+  });
+
+  it('fails a figure the run cannot show met, whatever its value, and says why', () => {
+    const m = judge({ value: 1, unit: 's', better: 'lower', specTarget: 45, cannotPass: '1 trial did not recover' });
+    expect(m).toMatchObject({ value: 1, pass: false, reason: '1 trial did not recover' });
+  });
+});
+
+describe('rateUpperBound95', () => {
+  it('is the rule of three, 3/n, when nothing was observed', () => {
+    expect(rateUpperBound95(0, 300_000)).toBeCloseTo(1e-5, 12);
+    expect(rateUpperBound95(0, 600)).toBeCloseTo(0.005, 12);
+  });
+
+  it('is 1 with no trials and at most 1', () => {
+    expect(rateUpperBound95(0, 0)).toBe(1);
+    expect(rateUpperBound95(10, 10)).toBeLessThanOrEqual(1);
+  });
+
+  it('lies above the observed rate and shrinks with more trials', () => {
+    // One-sided Wilson, z = 1.645: 5 in 1,000 gives about 0.0099.
+    expect(rateUpperBound95(5, 1000)).toBeCloseTo(0.0099, 3);
+    expect(rateUpperBound95(5, 1000)).toBeGreaterThan(0.005);
+    expect(rateUpperBound95(50, 10_000)).toBeLessThan(rateUpperBound95(5, 1000));
   });
 });
 
@@ -57,6 +106,10 @@ describe('ratioToSpec', () => {
     expect(ratioToSpec(judge({ value: 5, unit: 'ms', better: 'lower', specTarget: 45 }))).toBe(9);
     expect(ratioToSpec(judge({ value: 66, unit: 'op/s', better: 'higher', specTarget: 33 }))).toBe(2);
     expect(ratioToSpec(judge({ value: 66, unit: 'op/s', better: 'higher' }))).toBeNull();
+  });
+
+  it('is null for a figure from no samples', () => {
+    expect(ratioToSpec(judge({ value: 0, unit: 'ms', better: 'lower', specTarget: 45, samples: 0 }))).toBeNull();
   });
 });
 
@@ -80,6 +133,23 @@ describe('renderResult', () => {
     expect(text).toContain('in memory, not durable');
     expect(text).toContain('1 of 2 judged metrics pass');
   });
+
+  it('prints a missing figure as n/a, FAIL, with the reason under the table', () => {
+    const text = renderResult(
+      result({
+        metrics: {
+          p99: judge({ value: 0, unit: 'ms', better: 'lower', specTarget: 45, samples: 0 }),
+          drain: judge({ value: Number.POSITIVE_INFINITY, unit: 'ms', better: 'lower' }),
+        },
+        baselines: { ratio: finiteBaseline({ value: Number.NaN, unit: 'x', note: 'a ratio to zero' }) },
+      }),
+    );
+    expect(text.split('\n').find((l) => l.startsWith('p99'))).toMatch(/n\/a ms\s+<= 45\s+—\s+—\s+FAIL\*/);
+    expect(text).toContain('* p99: no figure: no samples');
+    expect(text).toContain('* drain: no figure: not finite (+Infinity)');
+    expect(text.split('\n').find((l) => l.startsWith('ratio'))).toMatch(/n\/a x/);
+    expect(text).toContain('0 of 2 judged metrics pass');
+  });
 });
 
 describe('writeResult', () => {
@@ -90,6 +160,25 @@ describe('writeResult', () => {
       expect(path).toBe(join(dir, 'demo.json'));
       const back = BenchResultSchema.parse(JSON.parse(await readFile(path, 'utf8')));
       expect(back).toEqual(result());
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes missing and non-finite figures as null', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'unrdf-report-'));
+    try {
+      const withGaps = result({
+        metrics: {
+          wait: judge({ value: Number.NaN, unit: 'ms', better: 'lower', goal: 50 }),
+          p99: judge({ value: 0, unit: 'ms', better: 'lower', goal: 5, samples: 0 }),
+        },
+        baselines: { ratio: finiteBaseline({ value: Number.POSITIVE_INFINITY, unit: 'x', note: 'ratio' }) },
+      });
+      const back = BenchResultSchema.parse(JSON.parse(await readFile(await writeResult(withGaps, dir), 'utf8')));
+      expect(back.metrics.wait).toMatchObject({ value: null, pass: false });
+      expect(back.metrics.p99).toMatchObject({ value: null, pass: false, samples: 0 });
+      expect(back.baselines.ratio?.value).toBeNull();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

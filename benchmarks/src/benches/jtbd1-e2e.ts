@@ -198,6 +198,7 @@ export const benchmark: Benchmark = {
       const twoTrips = await measureRate(app, pool, 1000, durations.fast, 'r1000two', 'two', ctx);
       const echoTwo = await echoBaseline(echo, 1000, durations.fast, 'two', ctx);
       const windowP99 = fastWindows.map((r) => r.all.summary().p99);
+      const windowCounts = fastWindows.map((r) => r.all.count);
       const echoP99 = echoWindows.map((e) => e.p99);
       const ratios = windowP99.map((p99, i) => p99 / Math.max(echoP99[i] ?? 0, 0.001));
       const s = slow.all.summary();
@@ -205,15 +206,17 @@ export const benchmark: Benchmark = {
       const t = twoTrips.all.summary();
       const issued = slow.issued + fast.issued + twoTrips.issued;
       const failed = slow.errors + fast.errors + twoTrips.errors;
+      // Latency figures carry their sample counts: a percentile of nothing reads 0 and must not pass.
+      const ms = (value: number, samples: number) => ({ value, unit: 'ms', better: 'lower' as const, samples });
       const metrics: Record<string, MetricInput> = {
-        p50_ms_at_100: { value: s.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
-        p99_ms_at_100: { value: s.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99 },
-        p50_ms_at_1000: { value: f.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
-        p95_ms_at_1000: { value: f.p95, unit: 'ms', better: 'lower', specTarget: SPEC.p95 },
-        p99_ms_at_1000: { value: f.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99, goal: GOAL_P99_AT_1000 },
-        p999_ms_at_1000: { value: f.p999, unit: 'ms', better: 'lower', specTarget: SPEC.p999 },
-        p50_ms_at_1000_post_then_get: { value: t.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
-        p99_ms_at_1000_post_then_get: { value: t.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99 },
+        p50_ms_at_100: { ...ms(s.p50, s.count), specTarget: SPEC.p50 },
+        p99_ms_at_100: { ...ms(s.p99, s.count), specTarget: SPEC.p99 },
+        p50_ms_at_1000: { ...ms(f.p50, f.count), specTarget: SPEC.p50 },
+        p95_ms_at_1000: { ...ms(f.p95, f.count), specTarget: SPEC.p95 },
+        p99_ms_at_1000: { ...ms(f.p99, f.count), specTarget: SPEC.p99, goal: GOAL_P99_AT_1000 },
+        p999_ms_at_1000: { ...ms(f.p999, f.count), specTarget: SPEC.p999 },
+        p50_ms_at_1000_post_then_get: { ...ms(t.p50, t.count), specTarget: SPEC.p50 },
+        p99_ms_at_1000_post_then_get: { ...ms(t.p99, t.count), specTarget: SPEC.p99 },
         app_cpu_us_per_op_at_100: { value: slow.cpuUsPerOp, unit: 'µs', better: 'lower' },
         app_cpu_us_per_op_at_1000: { value: fast.cpuUsPerOp, unit: 'µs', better: 'lower' },
         app_cpu_us_per_op_at_1000_post_then_get: { value: twoTrips.cpuUsPerOp, unit: 'µs', better: 'lower' },
@@ -229,16 +232,13 @@ export const benchmark: Benchmark = {
           better: 'lower',
           specTarget: 0,
         },
+        // Information only: the best of several windows is a selected figure, and judging
+        // it would let one lucky window pass a goal the run as a whole did not meet.
         p99_ms_at_1000_best_window: {
-          value: Math.min(...windowP99),
-          unit: 'ms',
-          better: 'lower',
-          goal: GOAL_P99_AT_1000,
+          ...ms(Math.min(...windowP99), Math.min(...windowCounts)),
         },
         p99_ms_at_1000_worst_window: {
-          value: Math.max(...windowP99),
-          unit: 'ms',
-          better: 'lower',
+          ...ms(Math.max(...windowP99), Math.min(...windowCounts)),
           goal: GOAL_P99_AT_1000,
         },
         p99_vs_echo_at_1000: { value: median(ratios), unit: 'x', better: 'lower' },
@@ -246,14 +246,8 @@ export const benchmark: Benchmark = {
       for (const type of RDF_TYPES) {
         const t = (fast.byType.get(type) as LatencyHistogram).summary();
         const spec = SPEC_BY_TYPE[type];
-        metrics[`${type}_p50_ms_at_1000`] = { value: t.p50, unit: 'ms', better: 'lower', specTarget: spec.p50 };
-        metrics[`${type}_p99_ms_at_1000`] = {
-          value: t.p99,
-          unit: 'ms',
-          better: 'lower',
-          specTarget: spec.p99,
-          goal: GOAL_P99_AT_1000,
-        };
+        metrics[`${type}_p50_ms_at_1000`] = { ...ms(t.p50, t.count), specTarget: spec.p50 };
+        metrics[`${type}_p99_ms_at_1000`] = { ...ms(t.p99, t.count), specTarget: spec.p99, goal: GOAL_P99_AT_1000 };
       }
       return {
         metrics,
@@ -276,7 +270,7 @@ export const benchmark: Benchmark = {
         },
         notes: [
           `${slow.issued} operations at 100/s and ${fast.issued} + ${twoTrips.issued} at 1,000/s, a quarter of each type; a batch has 10 creates.`,
-          `At 1,000/s (one trip): ${windows} window${windows === 1 ? '' : 's'} of ${durations.fast / 1000} s, each followed by ${durations.echo / 1000} s of the bare Fastify baseline. P99 per window: ${fmt(windowP99)} ms; baseline P99 after each: ${fmt(echoP99)} ms; app/baseline: ${ratios.map((r) => r.toFixed(1)).join(', ')}x. The p99_ms_at_1000 row is over all windows together.`,
+          `At 1,000/s (one trip): ${windows} window${windows === 1 ? '' : 's'} of ${durations.fast / 1000} s, each followed by ${durations.echo / 1000} s of the bare Fastify baseline. P99 per window: ${fmt(windowP99)} ms; baseline P99 after each: ${fmt(echoP99)} ms; app/baseline: ${ratios.map((r) => r.toFixed(1)).join(', ')}x. The p99_ms_at_1000 row is over all windows together; the best window is information only (not judged), the worst is judged.`,
           `Machine speed before each window (a fixed integer loop; lower is faster, it drifts on a shared VM): ${fmt(probeMs)} ms.`,
           'Latency: from the intended arrival to the client holding "final, receipt durable": one POST ?wait (200 with the final view and receipt), or, in the post_then_get rows, a POST (202) then a GET ?wait.',
           'app_cpu_us_per_op: the app process CPU time (user + system, /proc) over the measured window divided by operations; 1,000 µs per operation at 1,000/s is a whole core.',

@@ -10,6 +10,7 @@ import {
   type Receipt,
   type ReceiptBody,
   signCheckpoint,
+  verifyReceipt,
 } from '@unrdf/receipts';
 import { type AppendedReceipt, type Ledger, openLedger } from '@unrdf/receipts/ledger';
 import { type HonestReceipt, runTamperSweep } from '@unrdf/receipts/testing';
@@ -18,7 +19,7 @@ import { nobleSha256Rate, nodeSha256Rate } from '../baselines/hashing.js';
 import type { BenchContext, Benchmark } from '../harness/benchmark.js';
 import { LatencyHistogram } from '../harness/histogram.js';
 import { openLoop } from '../harness/open-loop.js';
-import type { MetricInput } from '../harness/report.js';
+import { type MetricInput, rateUpperBound95 } from '../harness/report.js';
 import { syntheticSingleBody } from '../receipts/bodies.js';
 
 // JTBD 1 (receipt generation) and the offline half of JTBD 2 (verification) of the SLO
@@ -44,7 +45,7 @@ const SPEC_BY_TYPE: Record<(typeof TYPES)[number], { p50: number; p95: number; p
   batch: { p50: 8, p95: 22, p99: 55 },
 };
 const SPEC = { p50: 5, p95: 15, p99: 45, p999: 100, successPct: 99.95, collisionsPerMillion: 0 } as const;
-const SPEC_VERIFY = { p99Ms: 120_000, falsePct: 0.001 } as const;
+const SPEC_VERIFY = { falsePct: 0.001 } as const;
 /** Offered above the 20,000/s goal: completions per second then measure capacity, not the offer. */
 const SUSTAINED_OFFERED_PER_SEC = 25_000;
 const GOAL = { p99: 5, sustained: 20_000, proofMs: 1, verifyPerSec: 20_000 } as const;
@@ -222,9 +223,20 @@ function proofGeneration(ledger: Ledger, samples: number) {
   return { size, inclusion, consistency };
 }
 
-/** Verifies `count` distinct honest receipts offline (proofs fetched first, not timed). */
-function offlineVerification(ctx: BenchContext, ledger: Ledger, count: number) {
-  const verifier = createReceiptVerifier({ trustedKeys: ledger.trustedKeys });
+/**
+ * Verifies `count` distinct honest receipts offline (proofs fetched first, not timed).
+ * `batch-cached`: one `createReceiptVerifier` for all of them, against the one latest
+ * checkpoint, so its signature is checked once and proven nodes are remembered (an
+ * auditor checking a batch). `per-receipt`: `verifyReceipt` each time, as a one-off
+ * verifier does: trusted keys parsed, the checkpoint's signature checked, nothing cached.
+ */
+function offlineVerification(ctx: BenchContext, ledger: Ledger, count: number, mode: 'batch-cached' | 'per-receipt') {
+  const cached = createReceiptVerifier({ trustedKeys: ledger.trustedKeys });
+  const verify =
+    mode === 'batch-cached'
+      ? (receipt: Receipt, proof: unknown, checkpoint: string) => cached.verify(receipt, proof, checkpoint)
+      : (receipt: Receipt, proof: unknown, checkpoint: string) =>
+          verifyReceipt(receipt, proof, checkpoint, ledger.trustedKeys);
   const checkpoint = ledger.latestCheckpoint() as string;
   const size = ledger.size();
   const latency = new LatencyHistogram();
@@ -243,14 +255,14 @@ function offlineVerification(ctx: BenchContext, ledger: Ledger, count: number) {
     const cpu = process.cpuUsage();
     for (const item of items) {
       const s = performance.now();
-      if (verifier.verify(item.receipt, item.proof, checkpoint).status !== 'valid') falseRejects++;
+      if (verify(item.receipt, item.proof, checkpoint).status !== 'valid') falseRejects++;
       latency.record(performance.now() - s);
     }
     verifyMs += performance.now() - t0;
     const used = process.cpuUsage(cpu);
     cpuMicros += used.user + used.system;
     verified += items.length;
-    ctx.progress.update(verified, count, 'offline verification');
+    ctx.progress.update(verified, count, `offline verification (${mode})`);
   }
   return {
     verified,
@@ -347,7 +359,8 @@ export const benchmark: Benchmark = {
     );
     ctx.progress.update(0, 0, 'proof generation');
     const proofs = proofGeneration(ledger, quick ? 2_000 : 20_000);
-    const verification = offlineVerification(ctx, ledger, quick ? 20_000 : 300_000);
+    const verification = offlineVerification(ctx, ledger, quick ? 20_000 : 300_000, 'batch-cached');
+    const perReceipt = offlineVerification(ctx, ledger, quick ? 2_000 : 20_000, 'per-receipt');
     const sweep = await tamperSweep(ctx, ledger, key.signerKey, quick ? 3 : 32);
 
     const issued = perType.issued + atGoal.result.issued + sus.result.issued;
@@ -355,13 +368,24 @@ export const benchmark: Benchmark = {
     const a = perType.all.summary();
     const s = sus.result.latency.summary();
     const g = atGoal.result.latency.summary();
-    const honestTotal = verification.verified + sweep.honestCases;
-    const falseRejects = verification.falseRejects + sweep.falseRejects.length;
+    const honestTotal = verification.verified + perReceipt.verified + sweep.honestCases;
+    const falseRejects = verification.falseRejects + perReceipt.falseRejects + sweep.falseRejects.length;
+    const falseAccepts = sweep.falseAccepts.length;
+    // Offered 25,000/s: if nearly all of it completed per second, the figure is the offer's,
+    // and the ledger's capacity is only known to be at least that.
+    const sustainedOfferBound = sus.perSec >= 0.98 * SUSTAINED_OFFERED_PER_SEC;
     const metrics: Record<string, MetricInput> = {
-      receipt_p50_ms: { value: a.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
-      receipt_p95_ms: { value: a.p95, unit: 'ms', better: 'lower', specTarget: SPEC.p95 },
-      receipt_p99_ms: { value: a.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99, goal: GOAL.p99 },
-      receipt_p999_ms: { value: a.p999, unit: 'ms', better: 'lower', specTarget: SPEC.p999 },
+      receipt_p50_ms: { value: a.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50, samples: a.count },
+      receipt_p95_ms: { value: a.p95, unit: 'ms', better: 'lower', specTarget: SPEC.p95, samples: a.count },
+      receipt_p99_ms: {
+        value: a.p99,
+        unit: 'ms',
+        better: 'lower',
+        specTarget: SPEC.p99,
+        goal: GOAL.p99,
+        samples: a.count,
+      },
+      receipt_p999_ms: { value: a.p999, unit: 'ms', better: 'lower', specTarget: SPEC.p999, samples: a.count },
       receipt_cpu_us: { value: perType.cpuMicros, unit: 'µs', better: 'lower' },
       fsync_after_commit_p99_ms: {
         value: modes['fsync-after-commit'].p99,
@@ -381,10 +405,11 @@ export const benchmark: Benchmark = {
     for (const type of TYPES) {
       const t = (perType.byType.get(type) as LatencyHistogram).summary();
       const spec = SPEC_BY_TYPE[type];
-      metrics[`${type}_p50_ms`] = { value: t.p50, unit: 'ms', better: 'lower', specTarget: spec.p50 };
-      metrics[`${type}_p95_ms`] = { value: t.p95, unit: 'ms', better: 'lower', specTarget: spec.p95 };
-      metrics[`${type}_p99_ms`] = { value: t.p99, unit: 'ms', better: 'lower', specTarget: spec.p99, goal: GOAL.p99 };
-      metrics[`${type}_p999_ms`] = { value: t.p999, unit: 'ms', better: 'lower' };
+      const ms = { unit: 'ms', better: 'lower' as const, samples: t.count };
+      metrics[`${type}_p50_ms`] = { value: t.p50, ...ms, specTarget: spec.p50 };
+      metrics[`${type}_p95_ms`] = { value: t.p95, ...ms, specTarget: spec.p95 };
+      metrics[`${type}_p99_ms`] = { value: t.p99, ...ms, specTarget: spec.p99, goal: GOAL.p99 };
+      metrics[`${type}_p999_ms`] = { value: t.p999, ...ms };
     }
     Object.assign(metrics, {
       success_rate_pct: {
@@ -406,7 +431,14 @@ export const benchmark: Benchmark = {
       at_goal_rate_p99_ms: { value: g.p99, unit: 'ms', better: 'lower', specTarget: SPEC.p99 },
       at_goal_rate_p999_ms: { value: g.p999, unit: 'ms', better: 'lower', specTarget: SPEC.p999 },
       at_goal_rate_receipts_per_cpu_s: { value: atGoal.perCpuSec, unit: 'receipt/cpu-s', better: 'higher' },
-      sustained_receipts_per_s: { value: sus.perSec, unit: 'receipt/s', better: 'higher', goal: GOAL.sustained },
+      // When it kept up with the offer this is the offer's rate, a lower bound on capacity
+      // (it still shows the 20,000/s goal, which is below the offer); a note says so.
+      sustained_receipts_per_s: {
+        value: sus.perSec,
+        unit: 'receipt/s',
+        better: 'higher',
+        goal: GOAL.sustained,
+      },
       sustained_receipts_per_cpu_s: { value: sus.perCpuSec, unit: 'receipt/cpu-s', better: 'higher' },
       sustained_p50_ms: { value: s.p50, unit: 'ms', better: 'lower', specTarget: SPEC.p50 },
       sustained_p95_ms: { value: s.p95, unit: 'ms', better: 'lower', specTarget: SPEC.p95 },
@@ -416,39 +448,77 @@ export const benchmark: Benchmark = {
       proof_gen_p50_ms: { value: proofs.inclusion.percentile(50), unit: 'ms', better: 'lower', goal: GOAL.proofMs },
       proof_gen_p99_ms: { value: proofs.inclusion.percentile(99), unit: 'ms', better: 'lower', goal: GOAL.proofMs },
       consistency_proof_p99_ms: { value: proofs.consistency.percentile(99), unit: 'ms', better: 'lower' },
-      verify_receipts_per_s: {
+      // Offline verification, two ways. The 20,000/s goal is judged on the batch figure:
+      // one verifier for many receipts of one checkpoint (its signature checked once, proven
+      // nodes cached), as its name says. A one-off verifier per receipt (verifyReceipt) pays
+      // the Ed25519 check each time: its own row, no goal.
+      verify_batch_cached_receipts_per_s: {
         value: verification.perSec,
         unit: 'receipt/s',
         better: 'higher',
         goal: GOAL.verifyPerSec,
       },
-      verify_receipts_per_cpu_s: { value: verification.perCpuSec, unit: 'receipt/cpu-s', better: 'higher' },
-      verify_cpu_us: { value: 1e6 / verification.perCpuSec, unit: 'µs', better: 'lower' },
-      verify_per_cpu_s_vs_raw_sha256: {
+      verify_batch_cached_receipts_per_cpu_s: {
+        value: verification.perCpuSec,
+        unit: 'receipt/cpu-s',
+        better: 'higher',
+      },
+      verify_batch_cached_cpu_us: { value: 1e6 / verification.perCpuSec, unit: 'µs', better: 'lower' },
+      verify_batch_cached_per_cpu_s_vs_raw_sha256: {
         value: verification.perCpuSec / rawNode.perSecond,
         unit: 'x',
         better: 'higher',
       },
-      verify_p99_ms: {
+      // In process, cached: nothing like JTBD 2's 120 s network verification, so no spec target.
+      verify_batch_cached_p99_ms: {
         value: verification.latency.percentile(99),
         unit: 'ms',
         better: 'lower',
-        specTarget: SPEC_VERIFY.p99Ms,
+        samples: verification.latency.count,
       },
-      verify_vs_raw_sha256: { value: verification.perSec / rawNode.perSecond, unit: 'x', better: 'higher' },
+      verify_batch_cached_vs_raw_sha256: {
+        value: verification.perSec / rawNode.perSecond,
+        unit: 'x',
+        better: 'higher',
+      },
+      verify_per_receipt_uncached_receipts_per_s: { value: perReceipt.perSec, unit: 'receipt/s', better: 'higher' },
+      verify_per_receipt_uncached_cpu_us: { value: 1e6 / perReceipt.perCpuSec, unit: 'µs', better: 'lower' },
+      verify_per_receipt_uncached_p99_ms: {
+        value: perReceipt.latency.percentile(99),
+        unit: 'ms',
+        better: 'lower',
+        samples: perReceipt.latency.count,
+      },
+      // Observed counts against our goal of none; the spec's 0.001 % is judged on the 95 %
+      // upper bound of each rate (rule of three with none observed: 3/n), so a run with
+      // fewer than 300,000 cases cannot show it.
+      false_accepts: { value: falseAccepts, unit: 'cases', better: 'lower', goal: 0 },
       false_accept_rate_pct: {
-        value: (sweep.falseAccepts.length / sweep.tamperedCases) * 100,
+        value: sweep.tamperedCases === 0 ? Number.NaN : (falseAccepts / sweep.tamperedCases) * 100,
         unit: '%',
         better: 'lower',
-        specTarget: SPEC_VERIFY.falsePct,
-        goal: 0,
+        samples: sweep.tamperedCases,
       },
-      false_reject_rate_pct: {
-        value: (falseRejects / honestTotal) * 100,
+      false_accept_rate_upper95_pct: {
+        value: 100 * rateUpperBound95(falseAccepts, sweep.tamperedCases),
         unit: '%',
         better: 'lower',
         specTarget: SPEC_VERIFY.falsePct,
-        goal: 0,
+        samples: sweep.tamperedCases,
+      },
+      false_rejects: { value: falseRejects, unit: 'cases', better: 'lower', goal: 0 },
+      false_reject_rate_pct: {
+        value: honestTotal === 0 ? Number.NaN : (falseRejects / honestTotal) * 100,
+        unit: '%',
+        better: 'lower',
+        samples: honestTotal,
+      },
+      false_reject_rate_upper95_pct: {
+        value: 100 * rateUpperBound95(falseRejects, honestTotal),
+        unit: '%',
+        better: 'lower',
+        specTarget: SPEC_VERIFY.falsePct,
+        samples: honestTotal,
       },
       tampered_cases: { value: sweep.tamperedCases, unit: 'cases', better: 'higher', goal: quick ? null : 300_000 },
       honest_cases: { value: honestTotal, unit: 'cases', better: 'higher', goal: quick ? null : 300_000 },
@@ -498,7 +568,14 @@ export const benchmark: Benchmark = {
           ? 'Per-type: 10,000 operations at 1,000/s, the four types interleaved (2,500 each).'
           : 'Per-type: 10,000 operations of each type at 1,000/s.',
         `At the goal rate: ${atGoal.result.issued.toLocaleString('en-US')} receipts offered at ${GOAL.sustained.toLocaleString('en-US')}/s, below saturation (at_goal_rate_*: what completed per second and the latency there); ${atGoal.result.errors} errors.`,
-        `Sustained: ${sus.result.issued.toLocaleString('en-US')} receipts offered at ${SUSTAINED_OFFERED_PER_SEC.toLocaleString('en-US')}/s, above the goal (throughput is what completed: the ledger's capacity; latency at that rate is queueing once the offer exceeds it); ${sus.result.errors} errors.`,
+        `Sustained: ${sus.result.issued.toLocaleString('en-US')} receipts offered at ${SUSTAINED_OFFERED_PER_SEC.toLocaleString('en-US')}/s, above the goal (throughput is what completed: the ledger's capacity when it falls behind the offer; latency at that rate is queueing once the offer exceeds it); ${sus.result.errors} errors.`,
+        ...(sustainedOfferBound
+          ? [
+              `sustained_receipts_per_s is BOUNDED BY THE OFFER, not capacity: ${Math.round(sus.perSec).toLocaleString('en-US')}/s completed is at least 98 % of the ${SUSTAINED_OFFERED_PER_SEC.toLocaleString('en-US')}/s offered, so the ledger's capacity is only known to be at least this much.`,
+            ]
+          : []),
+        `Offline verification: verify_batch_cached_* is ${verification.verified.toLocaleString('en-US')} receipts verified by one createReceiptVerifier against one checkpoint (its signature checked once, proven nodes cached: a batch audit), the figure the 20,000/s goal is judged on; verify_per_receipt_uncached_* is ${perReceipt.verified.toLocaleString('en-US')} receipts through verifyReceipt (keys parsed and the checkpoint signature checked for each receipt, nothing cached: a one-off verifier), no goal. Both in process; JTBD 2's network verification is jtbd2-verify.`,
+        `False accept / reject rates: *_upper95_pct are 95 % upper confidence bounds (rule of three, 3/n, with none observed; one-sided Wilson score bound otherwise), judged against the spec's 0.001 %: ${sweep.tamperedCases.toLocaleString('en-US')} tampered cases bound the false-accept rate at ${(100 * rateUpperBound95(falseAccepts, sweep.tamperedCases)).toPrecision(2)} %; 300,000 with none accepted are needed to show 0.001 %.`,
         `Proofs generated on a ledger of ${proofs.size.toLocaleString('en-US')} leaves${quick ? ' (the full run passes 1,000,000)' : ''}.`,
         `Batch receipts aggregate 10-16 member operations; member hashing is inside the measured latency.`,
         `Tamper sweep: ${sweep.tamperedCases.toLocaleString('en-US')} tampered cases, ${sweep.falseAccepts.length} accepted; honest: ${honestTotal.toLocaleString('en-US')}, ${falseRejects} rejected.`,

@@ -294,7 +294,11 @@ export const benchmark: Benchmark = {
       // ~60,000 log records through this process and the nodes, and the garbage it leaves
       // was collected inside the next metrics query (its GC pauses, measured below).
       progress.update(2, steps, 'metrics queries');
+      // From each query's intended send time on a fixed 4/s schedule (open loop; queries
+      // go one at a time, so a slow one delays the next and that delay counts), and, for
+      // information, from the actual send.
       const metricsQuery = new LatencyHistogram();
+      const metricsQueryFromSend = new LatencyHistogram();
       // CPU of this (aggregating) process per metrics query, its GC threads included, and
       // the main thread's garbage-collection pauses within each query.
       const metricsQueryCpu = new LatencyHistogram();
@@ -311,12 +315,16 @@ export const benchmark: Benchmark = {
       for (let i = 0; i < METRICS_WARMUP; i++) await metricsQueryOnce();
       const querySeries: string[] = [];
       const nodeTimesBefore = await snapshotTimeCounts();
+      const metricsStart = performance.now();
       for (let run = 0; run < metricsRuns; run++) {
-        const due = performance.now() + 1000 / METRICS_RATE;
+        const intended = metricsStart + (run * 1000) / METRICS_RATE;
+        await new Promise((r) => setTimeout(r, Math.max(0, intended - performance.now())));
         const t0 = performance.now();
         const cpu0 = process.cpuUsage();
         await metricsQueryOnce();
-        metricsQuery.record(performance.now() - t0);
+        const answered = performance.now();
+        metricsQuery.record(answered - intended);
+        metricsQueryFromSend.record(answered - t0);
         const cpu = process.cpuUsage(cpu0);
         metricsQueryCpu.record((cpu.user + cpu.system) / 1000);
         const t1 = performance.now();
@@ -325,7 +333,6 @@ export const benchmark: Benchmark = {
         const gcMs = gcPauses.filter((g) => g.start >= t0 && g.start < t1).reduce((sum, g) => sum + g.duration, 0);
         metricsQueryGc.record(gcMs);
         querySeries.push(`${(t1 - t0).toFixed(0)}/${((cpu.user + cpu.system) / 1000).toFixed(0)}/${gcMs.toFixed(0)}`);
-        await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
       }
       say(`metrics queries in order (ms wall/aggregator CPU/aggregator GC pause): ${querySeries.join(' ')}`);
       // The nodes' own time per metrics snapshot over the measured queries only.
@@ -418,53 +425,61 @@ export const benchmark: Benchmark = {
       say(`load: ${loadLines.join(' | ')}`);
       progress.update(steps, steps, 'done');
 
-      const h = health.roundTrip.summary();
+      // Judged: from the intended send time (open loop: the probe's timer lateness counts,
+      // as a prober on a schedule sees it). From the actual send: information.
+      const h = health.fromIntended.summary();
+      const hSend = health.roundTrip.summary();
       const p99 = (x: LatencyHistogram) => x.percentile(99);
+      const ms = (x: LatencyHistogram, p: number) => ({
+        value: x.percentile(p),
+        unit: 'ms',
+        better: 'lower' as const,
+        samples: x.count,
+      });
       return {
         metrics: {
-          // A real HTTP round trip to the node processes: from the request handed to a
-          // kept-alive socket in the probe process to the last byte of the answer.
-          health_check_p50: { value: h.p50, unit: 'ms', better: 'lower', specTarget: 50 },
-          health_check_p99: { value: h.p99, unit: 'ms', better: 'lower', specTarget: 50, goal: 2 },
+          // A real HTTP round trip to the node processes, from when the probe meant to send
+          // the check to the last byte of the answer.
+          health_check_p50: { value: h.p50, unit: 'ms', better: 'lower', specTarget: 50, samples: h.count },
+          health_check_p99: { value: h.p99, unit: 'ms', better: 'lower', specTarget: 50, goal: 2, samples: h.count },
+          // From the request handed to a kept-alive socket in the probe process: information.
+          health_check_from_send_p50: { value: hSend.p50, unit: 'ms', better: 'lower', samples: hSend.count },
+          health_check_from_send_p99: { value: hSend.p99, unit: 'ms', better: 'lower', samples: hSend.count },
           health_check_server_p99: {
-            value: serverHealth.count > 0 ? serverHealth.percentile(99) : Number.NaN,
+            value: serverHealth.count > 0 ? serverHealth.percentile(99) : null,
             unit: 'ms',
             better: 'lower',
             specTarget: 50,
             goal: 2,
+            samples: serverHealth.count,
           },
           health_check_errors: { value: health.errors, unit: 'count', better: 'lower', goal: 0 },
-          metrics_query_p50: { value: metricsQuery.percentile(50), unit: 'ms', better: 'lower', specTarget: 3000 },
-          metrics_query_p99: {
-            value: metricsQuery.percentile(99),
-            unit: 'ms',
-            better: 'lower',
-            specTarget: 3000,
-            goal: 50,
+          // No spec target: the spec's 3 s is for metrics aggregated over 30 days; this query
+          // reads the nodes' live metrics (a few minutes of data). Our goal only.
+          metrics_query_p50: ms(metricsQuery, 50),
+          metrics_query_p99: { ...ms(metricsQuery, 99), goal: 50 },
+          metrics_query_from_send_p99: ms(metricsQueryFromSend, 99),
+          full_report_p50: { ...ms(fullReport, 50), specTarget: 30_000 },
+          full_report_p99: { ...ms(fullReport, 99), specTarget: 30_000, goal: 1000 },
+          log_aggregation_5min_p50: { ...ms(logAggregation, 50), specTarget: 45_000 },
+          log_aggregation_5min_p99: { ...ms(logAggregation, 99), specTarget: 45_000, goal: 1000 },
+          log_completeness: {
+            value: completeness,
+            unit: '%',
+            better: 'higher',
+            specTarget: 100,
+            goal: 100,
+            samples: reportRuns,
           },
-          full_report_p50: { value: fullReport.percentile(50), unit: 'ms', better: 'lower', specTarget: 30_000 },
-          full_report_p99: {
-            value: fullReport.percentile(99),
-            unit: 'ms',
-            better: 'lower',
-            specTarget: 30_000,
-            goal: 1000,
+          // What it measures: merged HDR percentiles against exact ones (the histogram's
+          // error). Not the spec's "diagnostic accuracy", so not judged against its 99.9 %.
+          merged_hdr_percentile_accuracy: {
+            value: accuracy,
+            unit: '%',
+            better: 'higher',
+            goal: 99,
+            samples: exact.length,
           },
-          log_aggregation_5min_p50: {
-            value: logAggregation.percentile(50),
-            unit: 'ms',
-            better: 'lower',
-            specTarget: 45_000,
-          },
-          log_aggregation_5min_p99: {
-            value: logAggregation.percentile(99),
-            unit: 'ms',
-            better: 'lower',
-            specTarget: 45_000,
-            goal: 1000,
-          },
-          log_completeness: { value: completeness, unit: '%', better: 'higher', specTarget: 100, goal: 100 },
-          percentile_accuracy: { value: accuracy, unit: '%', better: 'higher', specTarget: 99.9, goal: 99 },
           load_achieved: { value: completed / (elapsed / 1000), unit: 'ops/s', better: 'higher' },
         },
         baselines: {
@@ -479,9 +494,9 @@ export const benchmark: Benchmark = {
             note: 'the floor under any HTTP health check between two processes on this machine now',
           },
           health_vs_http_echo_p99: {
-            value: p99(health.roundTrip) / p99(echo.roundTrip),
+            value: p99(health.fromIntended) / p99(echo.fromIntended),
             unit: 'x',
-            note: 'health_check_p99 / http_echo_p99, same run',
+            note: 'health_check_p99 / http_echo_open_loop_p99 (both from the intended send), same run',
           },
           node_echo_p50: {
             value: nodeEcho.roundTrip.percentile(50),
@@ -492,17 +507,12 @@ export const benchmark: Benchmark = {
           health_vs_node_echo_p99: {
             value: p99(health.roundTrip) / p99(nodeEcho.roundTrip),
             unit: 'x',
-            note: "health_check_p99 / node_echo_p99: what the health handler adds over the nodes' own floor",
-          },
-          health_check_open_loop_p99: {
-            value: p99(health.fromIntended),
-            unit: 'ms',
-            note: "from the intended send time (the probe's timer lateness included)",
+            note: "health_check_from_send_p99 / node_echo_p99: what the health handler adds over the nodes' own floor",
           },
           http_echo_open_loop_p99: {
             value: p99(echo.fromIntended),
             unit: 'ms',
-            note: 'the echo the same way',
+            note: "the bare echo from the intended send time, as health_check_p99 (the probe's timer lateness included)",
           },
           probe_send_lateness_p99: {
             value: p99(health.lateness),
@@ -549,10 +559,11 @@ export const benchmark: Benchmark = {
           `3 node processes over loopback HTTP, ${OPS_PER_SEC} ops/s in total for ${loadMs / 1000} s, 2 log records per op, 5 minutes of history per node`,
           `each report merges ~${aggregatedRecords} log records; last report: ${reportSummary}`,
           'metrics query = the full report without its log snapshot (health, resources, consensus, merged HDR metrics, SLOs) from all 3 nodes',
-          `accuracy = 100 x (1 - max relative error of merged-HDR p50/p95/p99 vs the exact values of ${exact.length} operations)`,
-          `health: /readyz?verbose over the 3 nodes at ${HEALTH_RATE}/s for ${healthMs / 1000} s from a probe process of its own, interleaved with the node echo and the bare echo at the same rate (rounds of all 9 targets, each round in a random order); figures count from the actual send over kept-alive connections; 1.5 s unmeasured warm-up; nothing else runs in the benchmark process meanwhile`,
+          `merged_hdr_percentile_accuracy = 100 x (1 - max relative error of merged-HDR p50/p95/p99 vs the exact values of ${exact.length} operations)`,
+          `health: /readyz?verbose over the 3 nodes at ${HEALTH_RATE}/s for ${healthMs / 1000} s from a probe process of its own, interleaved with the node echo and the bare echo at the same rate (rounds of all 9 targets, each round in a random order), over kept-alive connections; health_check_p50/p99 count from the intended send time (open loop: the probe's timer lateness included) and are judged; health_check_from_send_* and the echo floors count from the actual send (information); 1.5 s unmeasured warm-up; nothing else runs in the benchmark process meanwhile`,
           ...Object.entries(health.failures).map(([line, n]) => `readyz failed ${n}x: ${line}`),
-          `metrics queries: ${metricsRuns} at ${METRICS_RATE}/s after ${METRICS_WARMUP} unmeasured, in a phase of their own; then one warm-up report, then full reports and log aggregations alternate`,
+          `metrics queries: ${metricsRuns} on a fixed ${METRICS_RATE}/s schedule after ${METRICS_WARMUP} unmeasured, in a phase of their own, timed from each one's intended send (one at a time: a slow query delays the next, and the delay counts; metrics_query_from_send_p99 leaves it out); then one warm-up report, then full reports and log aggregations alternate`,
+          "metrics_query_* has no spec target: the spec's 3 s is for computing metrics over 30 days of data; this reads the nodes' live HDR metrics (the few minutes this run has). merged_hdr_percentile_accuracy is the merged histograms' error against exact percentiles, not the spec's diagnostic accuracy, so its 99.9 % does not apply",
         ],
       };
     } finally {

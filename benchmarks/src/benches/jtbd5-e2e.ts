@@ -11,13 +11,18 @@ import { openLoop } from '../harness/open-loop.js';
 // `sleep` operations (100 ms handlers) at the target rate (sleep-load.lua); the app runs
 // up to 1,000 at once. Without wrk (no apt-get here) the Node client does it instead. Completions are read from the app's own Prometheus counters once a
 // second; the sustained rate is taken after the first fifth of the run (ramp-up), and
-// the queue wait P99 from the app's diagnostics (HDR histogram of claim time - due time).
+// the queue wait P99 from the app's own queue-wait metric (`unrdf_queue_wait`, read as
+// `queue_wait` in its diagnostics: an HDR histogram of handler start - due time, the
+// spec's start - enqueue wait). The goal is about 5,000/s: when the client offered less
+// than 99 % of it, neither the sustained rate nor the queue wait can show it met.
 
 const HANDLER_MS = 100;
 const TARGET_PER_SEC = 5000;
 const SPEC = { throughput: 33, waitP99Ms: 500, failurePct: 0.5, variationPct: 5 } as const;
 const GOAL = { throughput: 5000, waitP99Ms: 50 } as const;
 const SUBJECTS = 1000;
+/** Below this share of TARGET_PER_SEC offered, the run cannot show the 5,000/s goals. */
+const MIN_OFFERED_SHARE = 0.99;
 const CONNECTIONS = 256;
 
 /** What one load run offered and how it was answered. */
@@ -203,6 +208,11 @@ export const benchmark: Benchmark = {
         { token: app.token },
       );
       const wait = report.metrics.queue_wait?.lifetimeMs;
+      const offeredPerSec = (load.offered * 1000) / durationMs;
+      const underOffered =
+        offeredPerSec < MIN_OFFERED_SHARE * TARGET_PER_SEC
+          ? `offered ${Math.round(offeredPerSec).toLocaleString('en-US')}/s, under ${MIN_OFFERED_SHARE * 100} % of the ${TARGET_PER_SEC.toLocaleString('en-US')}/s target: the run did not put the target load on the app`
+          : undefined;
 
       await warmEcho(echoPool);
       const echoMs = Math.min(durationMs, 8000);
@@ -211,23 +221,29 @@ export const benchmark: Benchmark = {
       );
       return {
         metrics: {
+          // What the client offered, printed right above the sustained rate and its 5,000/s
+          // goal (information: the rows that need the full offer cannot pass without it).
+          offered_ops_per_sec: { value: offeredPerSec, unit: 'op/s', better: 'higher' },
           sustained_ops_per_sec: {
             value: sustained,
             unit: 'op/s',
             better: 'higher',
             specTarget: SPEC.throughput,
             goal: GOAL.throughput,
+            cannotPass: underOffered,
           },
           window_min_ops_per_sec: {
-            value: windows.length === 0 ? Number.NaN : Math.min(...windows),
+            value: windows.length === 0 ? null : Math.min(...windows),
             unit: 'op/s',
             better: 'higher',
+            samples: windows.length,
           },
           throughput_variation_pct: {
-            value: windows.length < 2 ? Number.NaN : (100 * windowStdev) / windowMean,
+            value: windows.length < 2 ? null : (100 * windowStdev) / windowMean,
             unit: '%',
             better: 'lower',
             specTarget: SPEC.variationPct,
+            samples: windows.length,
           },
           overall_ops_per_sec: {
             value: (done * 1000) / Math.max(1, finishedAt - started),
@@ -235,18 +251,16 @@ export const benchmark: Benchmark = {
             better: 'higher',
           },
           queue_wait_p99_ms: {
-            value: wait?.p99 ?? Number.NaN,
+            value: wait?.p99 ?? null,
             unit: 'ms',
             better: 'lower',
             specTarget: SPEC.waitP99Ms,
             goal: GOAL.waitP99Ms,
+            samples: wait?.count ?? 0,
+            // A short wait at a lighter load than the goal's says nothing about the goal.
+            cannotPass: underOffered,
           },
           failures: { value: failures, unit: 'count', better: 'lower', goal: 0 },
-          offered_ops_per_sec: {
-            value: (load.offered * 1000) / durationMs,
-            unit: 'op/s',
-            better: 'higher',
-          },
           failure_pct: {
             value: load.offered === 0 ? 100 : (100 * failures) / load.offered,
             unit: '%',
@@ -275,7 +289,8 @@ export const benchmark: Benchmark = {
         },
         notes: [
           `${load.offered} operations answered over ${durationMs / 1000} s (${load.accepted} with a 202, ${load.errors} errors); the app enqueued ${accepted} and finished ${done}.`,
-          `Queue wait over ${wait?.count ?? 0} claims (lifetime of the app, warm-up included).`,
+          `Offered ${Math.round(offeredPerSec).toLocaleString('en-US')} op/s against the ${TARGET_PER_SEC.toLocaleString('en-US')} op/s target${underOffered === undefined ? '.' : `: under ${MIN_OFFERED_SHARE * 100} % of it, so sustained_ops_per_sec and queue_wait_p99_ms are judged FAIL whatever their values (the app was not given the target load, so a lower rate or a short wait says nothing about the goal).`}`,
+          `Queue wait: the app's unrdf_queue_wait metric (queue_wait in /v1/diagnostics), handler start minus due time (the spec's start - enqueue wait), over ${wait?.count ?? 0} operations (lifetime of the app, warm-up included).`,
           `Completions per ${ctx.quick ? 2 : 5} s window after the ramp-up (op/s): ${windows.map((w) => w.toFixed(0)).join(', ')}.`,
           wrk.ok
             ? `Client: wrk, one thread, ${CONNECTIONS} connections (sleep-load.lua); it shares the 2 cores with the app. Accept latency is from when wrk wrote each request.`

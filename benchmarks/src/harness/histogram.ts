@@ -49,11 +49,15 @@ export class LatencyHistogram {
     this.#histogram.add(other.#histogram);
   }
 
+  /** How many values were recorded (0: every percentile reads 0 and means nothing). */
   get count(): number {
     return this.#histogram.totalCount;
   }
 
-  /** The value at `percentile` (0-100], in milliseconds; 0 when empty. */
+  /**
+   * The value at `percentile` (0-100], in milliseconds; 0 when empty, which would pass
+   * any latency target: pass `samples: count` with a judged figure (see `judge`).
+   */
   percentile(percentile: number): number {
     if (this.count === 0) return 0;
     return this.#histogram.getValueAtPercentile(percentile) / MICROS_PER_MS;

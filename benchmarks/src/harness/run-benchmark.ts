@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Benchmark } from './benchmark.js';
 import { describeMachine } from './machine.js';
 import { createProgress } from './progress.js';
-import { type BenchResult, judge } from './report.js';
+import { type BenchResult, finiteBaseline, judge } from './report.js';
 
 /** Runs one benchmark and judges its figures; the caller prints and writes the result. */
 export async function runBenchmark(benchmark: Benchmark, options: { quick: boolean }): Promise<BenchResult> {
@@ -26,7 +26,7 @@ export async function runBenchmark(benchmark: Benchmark, options: { quick: boole
       durationMs: performance.now() - started,
       machine: describeMachine(),
       metrics: Object.fromEntries(Object.entries(outcome.metrics).map(([k, m]) => [k, judge(m)])),
-      baselines: outcome.baselines ?? {},
+      baselines: Object.fromEntries(Object.entries(outcome.baselines ?? {}).map(([k, b]) => [k, finiteBaseline(b)])),
       notes: [...(outcome.notes ?? [])],
     };
   } finally {

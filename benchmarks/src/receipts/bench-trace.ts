@@ -105,8 +105,9 @@ try {
       end() {},
     },
   });
-  for (const [k, m] of Object.entries(outcome.metrics)) process.stdout.write(`${k} ${m.value.toFixed(3)}\n`);
-  for (const [k, m] of Object.entries(outcome.baselines ?? {})) process.stdout.write(`${k} ${m.value.toFixed(3)}\n`);
+  for (const [k, m] of Object.entries(outcome.metrics)) process.stdout.write(`${k} ${m.value?.toFixed(3) ?? 'n/a'}\n`);
+  for (const [k, m] of Object.entries(outcome.baselines ?? {}))
+    process.stdout.write(`${k} ${m.value?.toFixed(3) ?? 'n/a'}\n`);
 } catch (error) {
   if (!(error instanceof Stop)) throw error;
 } finally {
