@@ -29,6 +29,38 @@ interface Trial {
   recovered: boolean;
 }
 
+/** Alternating rounds of ours and etcd on the write path (see run). */
+const WRITE_PATH_ROUNDS = 3;
+
+/** The median of `values` (NaN when empty). */
+function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Rounds of one system as one result: histograms merged, rates and CPU costs averaged over rounds. */
+function combineWritePaths(rounds: readonly WritePathResult[]): WritePathResult {
+  const sequential = new LatencyHistogram();
+  const inflight = new LatencyHistogram();
+  for (const r of rounds) {
+    sequential.merge(r.sequential);
+    inflight.merge(r.inflight);
+  }
+  const mean = (pick: (r: WritePathResult) => number) => rounds.reduce((sum, r) => sum + pick(r), 0) / rounds.length;
+  return {
+    sequential,
+    inflight,
+    sequentialRate: mean((r) => r.sequentialRate),
+    inflightRate: mean((r) => r.inflightRate),
+    sequentialCpuPer1000: mean((r) => r.sequentialCpuPer1000),
+    inflightCpuPer1000: mean((r) => r.inflightCpuPer1000),
+  };
+}
+
 /** How long a trial waits for a new leader's first write; a trial that never gets one counts at this value. */
 const TRIAL_TIMEOUT_MS = 30_000;
 
@@ -40,7 +72,7 @@ export const benchmark: Benchmark = {
     const crashTrials = quick ? 5 : 50;
     const partitionTrials = quick ? 3 : 50;
     const phases = { sequentialMs: quick ? 2500 : 10_000, inflightMs: quick ? 3000 : 10_000 };
-    const steps = 4 + crashTrials + partitionTrials;
+    const steps = 2 + crashTrials + partitionTrials;
     let step = 0;
 
     progress.update(step++, steps, 'baseline: fsynced SQLite commit');
@@ -49,43 +81,58 @@ export const benchmark: Benchmark = {
     // ------------------------------------------------------------------ write path
     // Direct peer links, as etcd has: the fault proxies (in this process) would add a hop
     // and this process's CPU to every message.
-    progress.update(step++, steps, 'write path: sequential, then 64 in flight');
+    // Ours and etcd run side by side, both clusters up, measured in alternating rounds
+    // (ours, etcd, ours, etcd, ...): the VM's speed drifts by the minute, so one window of
+    // each would compare two moments. Ratios are the medians of the per-round ratios.
+    progress.update(step++, steps, 'write path: sequential, then 64 in flight, alternating with etcd');
+    const notes: string[] = [];
+    const etcdReady = await ensureEtcd();
+    if (!etcdReady.ok) {
+      notes.push(`etcd not measured side by side (${etcdReady.reason}); compare with the issue's anchors.`);
+    }
+    const rounds = etcdReady.ok ? WRITE_PATH_ROUNDS : 1;
+    const roundPhases = { sequentialMs: phases.sequentialMs / rounds, inflightMs: phases.inflightMs / rounds };
     const direct = await ProcessCluster.start({ dataDir: join(scratchDir, 'direct') });
-    let writes: WritePathResult;
+    const members = etcdReady.ok ? await EtcdCluster.start(join(scratchDir, 'etcd')) : undefined;
+    const ours: WritePathResult[] = [];
+    const theirs: WritePathResult[] = [];
     try {
       await direct.settled();
       const pids = direct.running.map((id) => direct.pid(id) as number);
-      writes = await measureWritePath(
-        (clientId): Put => {
-          const client = new SessionClient(direct, clientId);
-          return async (key, value) => {
-            await client.put(key, value);
-          };
-        },
-        { ...phases, pids },
-      );
+      const etcdPort = members === undefined ? undefined : ((await members.leaderPort()) as number);
+      for (let round = 0; round < rounds; round++) {
+        ours.push(
+          await measureWritePath(
+            (clientId): Put => {
+              const client = new SessionClient(direct, `${clientId}-r${round}`);
+              return async (key, value) => {
+                await client.put(key, value);
+              };
+            },
+            { ...roundPhases, pids },
+          ),
+        );
+        if (members !== undefined && etcdPort !== undefined) {
+          theirs.push(
+            await measureWritePath(() => (key, value) => members.put(etcdPort, key, value), {
+              ...roundPhases,
+              pids: members.pids,
+            }),
+          );
+        }
+      }
     } finally {
       await direct.close();
+      await members?.close();
     }
-
-    progress.update(step++, steps, 'etcd side by side');
-    let etcd: WritePathResult | undefined;
-    const etcdReady = await ensureEtcd();
-    const notes: string[] = [];
-    if (etcdReady.ok) {
-      const members = await EtcdCluster.start(join(scratchDir, 'etcd'));
-      try {
-        const port = (await members.leaderPort()) as number;
-        etcd = await measureWritePath(() => (key, value) => members.put(port, key, value), {
-          ...phases,
-          pids: members.pids,
-        });
-      } finally {
-        await members.close();
-      }
-    } else {
-      notes.push(`etcd not measured side by side (${etcdReady.reason}); compare with the issue's anchors.`);
-    }
+    const writes = combineWritePaths(ours);
+    const etcd = theirs.length > 0 ? combineWritePaths(theirs) : undefined;
+    const ratios = {
+      sequentialP50: median(
+        theirs.map((t, i) => (ours[i] as WritePathResult).sequential.percentile(50) / t.sequential.percentile(50)),
+      ),
+      inflightRate: median(theirs.map((t, i) => (ours[i] as WritePathResult).inflightRate / t.inflightRate)),
+    };
 
     const cluster = await ProcessCluster.start({ dataDir: join(scratchDir, 'cluster'), proxies: true });
     try {
@@ -213,7 +260,7 @@ export const benchmark: Benchmark = {
         ...(etcd === undefined
           ? []
           : [
-              `etcd 3.4 side by side (same client, same moment): sequential P50 ${etcd.sequential.percentile(50)} ms (ours ${(writes.sequential.percentile(50) / etcd.sequential.percentile(50)).toFixed(2)}x its latency), ${Math.round(etcd.inflightRate)} puts/s with 64 in flight (ours ${(writes.inflightRate / etcd.inflightRate).toFixed(2)}x); server CPU per 1,000 writes in flight: ours ${Math.round(writes.inflightCpuPer1000)} ms, etcd ${Math.round(etcd.inflightCpuPer1000)} ms.`,
+              `etcd 3.4 side by side (same client, ${rounds} alternating rounds, both clusters up; ratios are medians of the per-round ratios): sequential P50 ${etcd.sequential.percentile(50)} ms (ours ${ratios.sequentialP50.toFixed(2)}x its latency), ${Math.round(etcd.inflightRate)} puts/s with 64 in flight (ours ${ratios.inflightRate.toFixed(2)}x); server CPU per 1,000 writes in flight: ours ${Math.round(writes.inflightCpuPer1000)} ms, etcd ${Math.round(etcd.inflightCpuPer1000)} ms.`,
             ]),
         'Network client: HTTP/1.1 keep-alive on loopback to the leader (etcd: its JSON gateway, /v3/kv/put); every write is fsynced on a majority before it is acknowledged (ours: SQLite WAL, synchronous=FULL).',
       );
@@ -277,7 +324,7 @@ export const benchmark: Benchmark = {
             ? {}
             : {
                 inflight64_vs_etcd: {
-                  value: writes.inflightRate / etcd.inflightRate,
+                  value: ratios.inflightRate,
                   unit: 'x',
                   better: 'higher' as const,
                   goal: 1,
