@@ -59,7 +59,9 @@ export class DataDirLockedError extends DaemonError {
     readonly dataDir: string,
     readonly pid: number,
   ) {
-    super(`The data directory ${dataDir} is in use by process ${pid}; stop that daemon or use another --data-dir.`);
+    super(
+      `The data directory ${dataDir} is in use by ${pid > 0 ? `process ${pid}` : 'another process'}; stop that daemon or use another --data-dir.`,
+    );
   }
 }
 

@@ -1,53 +1,59 @@
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { DataDirLockedError } from './errors.js';
 import { DATA_FILES } from './options.js';
 
-/** Lock files this process holds (a second holder here on the same directory is refused too). */
-const LOCKED_HERE = new Set<string>();
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to another user; still alive.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** SQLite's SQLITE_BUSY: another connection holds the lock (https://sqlite.org/rescode.html#busy). */
+const SQLITE_BUSY = 5;
 
 /**
- * Takes the data directory's lock (`daemon.lock`, holding the pid), as a daemon does at
- * start and `keys rotate` does while it writes the keys: one holder at a time. A lock
- * left by a process that died (kill -9) is taken over. Returns the release.
- * @throws {DataDirLockedError} when a live process (this one included) holds it.
+ * Takes the data directory's lock, as a daemon does at start and `keys rotate` does while
+ * it writes the keys: one holder at a time. Returns the release.
+ *
+ * The lock is an exclusive lock on `<lockPath>.db`, held through SQLite in exclusive
+ * locking mode (https://sqlite.org/pragma.html#pragma_locking_mode): an fcntl lock the
+ * operating system drops when its process dies, however it dies, so a crashed holder
+ * never leaves a stale lock and two processes can never both hold it (a pid file taken
+ * over when its process is gone cannot promise that: two could take it over at once).
+ * SQLite also refuses a second connection of the same process. That file stays; the
+ * pid file `<lockPath>` (`daemon.lock`) names the holder for people and error messages,
+ * and goes with the release.
+ * @throws {DataDirLockedError} when another holder (this process included) has it.
  */
 export function lockDataDir(dataDir: string, lockPath = resolve(dataDir, DATA_FILES.lock)): () => void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(lockPath, 'wx', 0o600);
-      try {
-        writeSync(fd, `${process.pid}\n`);
-      } finally {
-        closeSync(fd);
-      }
-      LOCKED_HERE.add(lockPath);
-      let held = true;
-      return () => {
-        if (!held) return;
-        held = false;
-        rmSync(lockPath, { force: true });
-        LOCKED_HERE.delete(lockPath);
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number.parseInt(readFileSync(lockPath, 'utf8'), 10);
-      const ours = pid === process.pid && LOCKED_HERE.has(lockPath);
-      if (ours || (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))) {
-        throw new DataDirLockedError(dataDir, pid);
-      }
-      rmSync(lockPath, { force: true }); // left by a process that died: take it over
-    }
+  const db = new DatabaseSync(`${lockPath}.db`);
+  try {
+    db.exec('PRAGMA locking_mode = EXCLUSIVE');
+    db.exec('PRAGMA journal_mode = MEMORY'); // nothing here needs a journal on disk
+    // The first write takes the EXCLUSIVE lock; in exclusive locking mode it is kept
+    // until the connection closes.
+    db.exec('BEGIN EXCLUSIVE');
+    db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL)');
+    db.exec('DELETE FROM holder');
+    db.prepare('INSERT INTO holder (pid) VALUES (?)').run(process.pid);
+    db.exec('COMMIT');
+  } catch (error) {
+    db.close();
+    if ((error as { errcode?: unknown }).errcode !== SQLITE_BUSY) throw error;
+    throw new DataDirLockedError(dataDir, holderPid(lockPath));
   }
-  throw new DataDirLockedError(dataDir, -1);
+  writeFileSync(lockPath, `${process.pid}\n`, { mode: 0o600 });
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    rmSync(lockPath, { force: true });
+    db.close(); // releases the lock
+  };
+}
+
+/** The holder's pid from the pid file, or -1 when it cannot be read yet. */
+function holderPid(lockPath: string): number {
+  try {
+    const pid = Number.parseInt(readFileSync(lockPath, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : -1;
+  } catch {
+    return -1;
+  }
 }

@@ -1,10 +1,11 @@
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { fileURLToPath } from 'node:url';
 import { type SloDefinition, SPEC_SLOS } from '@unrdf/diagnostics';
 import { type ApplyExtension, CompletionRefusedError, UnrecoverableError } from '@unrdf/queue';
 import { verifyCheckpointConsistency, verifyReceipt } from '@unrdf/receipts';
-import { tempDir, waitFor } from '@unrdf/test-utils';
+import { spawnNode, tempDir, waitFor } from '@unrdf/test-utils';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -469,6 +470,28 @@ describe('signing keys and the data directory lock', () => {
     ]);
     const reloaded = await loadOrCreateSigningKeys(keysDir, 'example.org/log');
     expect(reloaded.signers).toHaveLength(2);
+  });
+
+  it('refuses the lock while another process holds it, and takes it once that process is killed (-9)', async () => {
+    await using dir = await tempDir('daemon-lock');
+    await using holder = spawnNode(fileURLToPath(new URL('./programs/hold-lock.ts', import.meta.url)), {
+      args: [dir.path],
+    });
+    await holder.waitForLine(/^locked/, 20_000);
+    expect(() => lockDataDir(dir.path)).toThrow(
+      expect.objectContaining({ name: 'DataDirLockedError', pid: holder.pid }),
+    );
+    await holder.kill9();
+    // The operating system dropped the dead process' lock; its pid file is still there.
+    lockDataDir(dir.path)();
+  });
+
+  it('is not fooled by a pid file naming a live process that holds no lock (its pid reused after a crash)', async () => {
+    await using dir = await tempDir('daemon-lock');
+    writeFileSync(dir.join('daemon.lock'), `${process.ppid}\n`); // alive, and not a daemon here
+    const release = lockDataDir(dir.path);
+    expect(readFileSync(dir.join('daemon.lock'), 'utf8').trim()).toBe(String(process.pid));
+    release();
   });
 
   it('lets one holder at a time take the lock, and takes over one left by a dead process', async () => {
