@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type BenchResult,
   BenchResultSchema,
+  errorRateMetrics,
   finiteBaseline,
   formatNumber,
   judge,
@@ -79,6 +80,17 @@ describe('judge', () => {
   it('fails a figure the run cannot show met, whatever its value, and says why', () => {
     const m = judge({ value: 1, unit: 's', better: 'lower', specTarget: 45, cannotPass: '1 trial did not recover' });
     expect(m).toMatchObject({ value: 1, pass: false, reason: '1 trial did not recover' });
+  });
+});
+
+describe('errorRateMetrics', () => {
+  it('judges the spec target on the upper bound: 300,000 clean cases show 0.001 %, 30,000 do not', () => {
+    const enough = errorRateMetrics(0, 300_000, 'cases', 0.001);
+    expect(judge(enough.count).pass).toBe(true);
+    expect(judge(enough.upper95).pass).toBe(true);
+    expect(judge(enough.pct)).toMatchObject({ value: 0, pass: null, samples: 300_000 });
+    expect(judge(errorRateMetrics(0, 30_000, 'cases', 0.001).upper95).pass).toBe(false);
+    expect(judge(errorRateMetrics(0, 0, 'cases', 0.001).pct)).toMatchObject({ value: null, pass: false });
   });
 });
 

@@ -159,6 +159,30 @@ export function rateUpperBound95(failures: number, trials: number): number {
   return Math.min(1, (centre + spread) / (1 + z2n));
 }
 
+/**
+ * The three rows of an error rate: the count of errors (goal: none), the observed rate in
+ * % (information) and its 95 % upper bound in % ({@link rateUpperBound95}), which is what
+ * `specPct` is judged on: 0 errors in n cases only shows a rate below about 3/n.
+ */
+export function errorRateMetrics(
+  errors: number,
+  trials: number,
+  countUnit: string,
+  specPct: number,
+): { readonly count: MetricInput; readonly pct: MetricInput; readonly upper95: MetricInput } {
+  return {
+    count: { value: errors, unit: countUnit, better: 'lower', goal: 0 },
+    pct: { value: trials === 0 ? Number.NaN : (100 * errors) / trials, unit: '%', better: 'lower', samples: trials },
+    upper95: {
+      value: 100 * rateUpperBound95(errors, trials),
+      unit: '%',
+      better: 'lower',
+      specTarget: specPct,
+      samples: trials,
+    },
+  };
+}
+
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: readonly string[]) =>
