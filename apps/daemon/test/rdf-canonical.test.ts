@@ -132,6 +132,25 @@ describe('canonicalDescription', () => {
     expect(issues(lines.join('\n'))).toEqual([expect.stringMatching(/^data: is too complex to canonicalize: /)]);
   });
 
+  it('reads each description on its own: nothing carries over from an earlier one that failed or set a base', () => {
+    const valid = `<${ALICE}> <https://schema.org/name> "A" .`;
+    const expected = canonical(valid).nquads;
+    // A lexical error part-way through, on line 3: the next parse starts over at line 1.
+    expect(issues(`<${ALICE}>\n<https://schema.org/name>\n"A`)[0]).toMatch(/line 3/);
+    expect(issues(`<${ALICE}> <https://schema.org/name> "A"`)[0]).toMatch(/line 1\b/);
+    expect(canonical(valid).nquads).toBe(expected);
+    // An @base resolves relative IRIs in its own description only.
+    expect(canonical(`@base <https://example.org/people/> .\n<alice> <https://schema.org/name> "A" .`).nquads).toBe(
+      expected,
+    );
+    expect(issues(`<alice> <https://schema.org/name> "A" .`)).toEqual([
+      'data: triple 1: subject <alice> is not an absolute IRI',
+    ]);
+    const triples = `<${ALICE}> <https://schema.org/name> "A" .\n`;
+    expect(canonicalDescription(`<${ALICE}> <https://schema.org/name> "A`, 'application/n-triples').ok).toBe(false);
+    expect(canonical(triples, 'application/n-triples').nquads).toBe(expected);
+  });
+
   it('refuses N-Triples data that is really Turtle', () => {
     const result = canonicalDescription(
       `@prefix s: <https://schema.org/> . <${ALICE}> s:name "A" .`,
