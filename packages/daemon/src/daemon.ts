@@ -61,7 +61,7 @@ import {
   resolveDaemonOptions,
   type SubmitRequest,
 } from './options.js';
-import { createReceiptExtension, type ReceiptExtension } from './receipt-extension.js';
+import { CANCELLED_CODE, createReceiptExtension, type ReceiptExtension } from './receipt-extension.js';
 import { type PreparedSubmission, prepareSubmission } from './submission.js';
 
 /** An operation as the daemon shows it. */
@@ -656,6 +656,8 @@ class UnrdfDaemon implements Daemon {
         ok,
         durationMs: Math.max(0, event.at - submittedAt),
         ...(error === null ? {} : { errorType: error.code ?? error.name, errorMessage: error.message.slice(0, 1024) }),
+        // A user's cancel is not a failure of the service: it burns no error budget.
+        ...(event.kind === 'cancelled' ? { cancelled: true } : {}),
       });
       metrics.observe('receipt', {
         durationMs: Math.max(0, this.#o.clock() - submittedAt),
@@ -688,6 +690,9 @@ class UnrdfDaemon implements Daemon {
       ok,
       durationMs: Math.max(0, receipt.finishedAt - receipt.submittedAt),
       ...(receipt.outcome.status === 'failed' ? { errorType: receipt.outcome.errorCode } : {}),
+      ...(receipt.outcome.status === 'failed' && receipt.outcome.errorCode === CANCELLED_CODE
+        ? { cancelled: true }
+        : {}),
     });
     this.#logger?.logger.info(
       {

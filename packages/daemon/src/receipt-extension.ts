@@ -8,6 +8,9 @@ import { buildBatchBody, type ReceiptBody, type SingleReceiptBody } from '@unrdf
 import { type AppendedReceipt, type Ledger, type OpenLedgerOptions, openLedgerSync } from '@unrdf/receipts/ledger';
 import { errorCodeOf, type MemberEnvelope } from './internal/envelope.js';
 
+/** The error code of a cancelled operation's receipt (`outcome.status` is `failed`). */
+export const CANCELLED_CODE = 'CANCELLED';
+
 /** A committed batch of receipts, waiting for its fsync to make it durable. */
 interface CommittedReceipts {
   readonly treeSize: number;
@@ -90,7 +93,7 @@ export function createReceiptExtension(options: {
     const outcome =
       kind === 'completed'
         ? { status: 'succeeded' as const }
-        : { status: 'failed' as const, errorCode: kind === 'cancelled' ? 'CANCELLED' : errorCodeOf(row.error) };
+        : { status: 'failed' as const, errorCode: kind === 'cancelled' ? CANCELLED_CODE : errorCodeOf(row.error) };
     const facts = {
       operationId: id,
       subject: row.subject,

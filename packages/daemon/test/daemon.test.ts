@@ -142,7 +142,16 @@ describe('createDaemon', () => {
       const failures = daemon.metrics.snapshot().recentFailures;
       expect(failures.find((f) => f.id === boom.id)).toMatchObject({ errorType: 'UNRDF_QUEUE_UNRECOVERABLE' });
       expect(failures.find((f) => f.id === flaky.id)).toMatchObject({ errorType: 'Error', errorMessage: 'transient' });
-      expect(failures.find((f) => f.id === slow.id)).toMatchObject({ errorType: 'Cancelled' });
+      // A user's cancel is on record, but is no failure of the service: it burns no error budget.
+      expect(failures.find((f) => f.id === slow.id)).toBeUndefined();
+      const snapshot = daemon.metrics.snapshot();
+      expect(snapshot.recentOperations.find((o) => o.id === slow.id)).toMatchObject({
+        ok: false,
+        cancelled: true,
+        errorType: 'Cancelled',
+      });
+      expect(snapshot.errorTypes.map((e) => e.type)).not.toContain('Cancelled');
+      expect(snapshot.indicators.operation).toMatchObject({ success: 0, failure: 2 });
     });
 
     it('rejects bad requests and inputs without writing anything', async () => {

@@ -45,6 +45,11 @@ export const OperationRecordSchema = z.object({
   finishedAt: z.number(),
   errorType: cut(OPERATION_RECORD_LIMITS.errorType).optional(),
   errorMessage: cut(OPERATION_RECORD_LIMITS.errorMessage).optional(),
+  /**
+   * Cancelled by a user: listed among the recent operations, but neither a success nor a
+   * failure of the service (the `operation` indicator, failures and error types skip it).
+   */
+  cancelled: z.literal(true).optional(),
 });
 export type OperationRecord = z.infer<typeof OperationRecordSchema>;
 
@@ -139,7 +144,8 @@ export interface Metrics {
   observe(indicator: IndicatorName, observation: Observation): void;
   /**
    * Records an operation: the `operation` indicator, the recent lists and the error
-   * summary. Strings longer than OPERATION_RECORD_LIMITS are cut; the error type is
+   * summary; an operation with `cancelled: true` (and `ok: false`) only joins the recent
+   * operations, since a user's cancel is no failure of the service. Strings longer than OPERATION_RECORD_LIMITS are cut; the error type is
    * kept to letters, digits and `_.:-`.
    * @throws InvalidObservationError on a bad duration or a field of the wrong type (nothing is recorded).
    */
@@ -430,7 +436,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     observe,
     recordOperation(operation) {
-      const { id, type, ok, durationMs, errorType, errorMessage, queueWaitMs } = operation;
+      const { id, type, ok, durationMs, errorType, errorMessage, queueWaitMs, cancelled } = operation;
       // All checked before anything is recorded: the record must fit MetricsSnapshotSchema,
       // or the node's whole snapshot would be refused as `invalid`.
       const issues = durationIssues('durationMs', durationMs);
@@ -442,9 +448,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         issues.push(`errorType: expected a string, got ${typeof errorType}`);
       if (errorMessage !== undefined && typeof errorMessage !== 'string')
         issues.push(`errorMessage: expected a string, got ${typeof errorMessage}`);
+      if (cancelled !== undefined && (cancelled !== true || ok !== false))
+        issues.push('cancelled: expected true, on an operation that is not ok');
       if (issues.length > 0) throw new InvalidObservationError(issues);
 
-      observe('operation', { durationMs, ok, type });
+      if (cancelled !== true) observe('operation', { durationMs, ok, type });
       if (queueWaitMs !== undefined) observe('queue_wait', { durationMs: queueWaitMs, ok: true });
       const record: OperationRecord = {
         id: id.slice(0, OPERATION_RECORD_LIMITS.id),
@@ -455,8 +463,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       };
       if (errorType !== undefined) record.errorType = cleanErrorType(errorType);
       if (errorMessage !== undefined) record.errorMessage = errorMessage.slice(0, OPERATION_RECORD_LIMITS.errorMessage);
+      if (cancelled === true) record.cancelled = true;
       pushBounded(recentOperations, record);
-      if (!record.ok) {
+      if (!record.ok && cancelled !== true) {
         pushBounded(recentFailures, record);
         const key = errorKey(record.errorType ?? 'unknown');
         const entry = errorTypes.get(key) ?? { count: 0, lastAt: 0, lastMessage: '' };

@@ -162,6 +162,34 @@ describe('createMetrics', () => {
     });
   });
 
+  describe('recordOperation', () => {
+    it('lists a cancelled operation among the recent ones without counting it as a failure', async () => {
+      const otel = sdk();
+      const metrics = createMetrics({ meter: otel.meter });
+      metrics.recordOperation({ id: 'ok', type: 'create', ok: true, durationMs: 1 });
+      metrics.recordOperation({
+        id: 'c',
+        type: 'create',
+        ok: false,
+        durationMs: 2,
+        errorType: 'Cancelled',
+        cancelled: true,
+      });
+      expect(() =>
+        metrics.recordOperation({ id: 'x', type: 'create', ok: true, durationMs: 1, cancelled: true }),
+      ).toThrow(InvalidObservationError);
+      const snapshot = metrics.snapshot();
+      await otel.close();
+      expect(snapshot.recentOperations.map((o) => [o.id, o.ok, o.cancelled])).toEqual([
+        ['ok', true, undefined],
+        ['c', false, true],
+      ]);
+      expect(snapshot.recentFailures).toEqual([]);
+      expect(snapshot.errorTypes).toEqual([]);
+      expect(snapshot.indicators.operation).toMatchObject({ success: 1, failure: 0 });
+    });
+  });
+
   describe('observe', () => {
     it('refuses a NaN, infinite or negative duration before recording anything', async () => {
       const otel = sdk();
