@@ -1,6 +1,7 @@
 // The processes of the end-to-end benchmarks: the reference app exactly as a user starts
 // it (its CLI's `start`), and the bare Fastify echo server as a baseline, each in its own
 // Node process on loopback, driven over kept-alive HTTP connections by undici.
+import { appendFileSync } from 'node:fs';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -38,7 +39,9 @@ function startProcess(
   child.once('exit', () => process.off('exit', reap));
   let out = '';
   let err = '';
+  const tee = process.env.TEE_APP_STDOUT;
   child.stdout?.setEncoding('utf8').on('data', (c: string) => {
+    if (tee) appendFileSync(tee, c);
     if (out.length < 64 * 1024) out += c;
   });
   child.stderr?.setEncoding('utf8').on('data', (c: string) => {
