@@ -1,9 +1,8 @@
 // The processes of the end-to-end benchmarks: the reference app exactly as a user starts
 // it (its CLI's `start`), and the bare Fastify echo server as a baseline, each in its own
 // Node process on loopback, driven over kept-alive HTTP connections by undici.
-import { appendFileSync } from 'node:fs';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +29,8 @@ function startProcess(
 ): Promise<ServerProcess> {
   const child = spawn(process.execPath, [...nodeArgs, '--conditions=@unrdf/source', '--import', TSX, script, ...args], {
     // stdin is a pipe the echo server watches; the app ignores it. stdout carries the
-    // app's JSON logs: drained, not kept.
+    // app's JSON logs: drained, not kept, unless UNRDF_BENCH_APP_STDOUT names a file to
+    // append it to (e.g. with --trace-gc-nvp among the node arguments).
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   // If the benchmark dies (a thrown error, Ctrl-C), its servers go with it: none is left orphaned.
@@ -39,7 +39,7 @@ function startProcess(
   child.once('exit', () => process.off('exit', reap));
   let out = '';
   let err = '';
-  const tee = process.env.TEE_APP_STDOUT;
+  const tee = process.env.UNRDF_BENCH_APP_STDOUT;
   child.stdout?.setEncoding('utf8').on('data', (c: string) => {
     if (tee) appendFileSync(tee, c);
     if (out.length < 64 * 1024) out += c;

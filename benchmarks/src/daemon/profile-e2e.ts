@@ -8,6 +8,8 @@
 //   node --conditions=@unrdf/source --import tsx benchmarks/src/daemon/profile-e2e.ts \
 //     [--rate 1000] [--seconds 10] [--type mixed|create|sleep] [--sleep-ms 0] [--flow wait|post] [--no-profile] [--http-threads 0|1] [--slow-log]
 //     [--connections 64] [--node-arg=--import=./preload.mjs ...] [--keep-profiles]
+//
+// UNRDF_BENCH_APP_STDOUT=file keeps the app's stdout (e.g. --node-arg=--trace-gc-nvp).
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
