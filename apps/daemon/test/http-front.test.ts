@@ -1,5 +1,6 @@
 // The HTTP front on its own worker thread (what `unrdf-daemon start` runs): a real
 // Worker, real sockets on loopback, the daemon on this thread.
+import { spawnSync } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import type { Daemon } from '@unrdf/daemon';
 import { verifyReceipt } from '@unrdf/receipts';
@@ -68,6 +69,34 @@ describe('startHttpFront', () => {
     const metrics = await fetch(`${front.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
     expect(await metrics.text()).toMatch(/^unrdf_operations_/m);
   });
+
+  it("answers /livez and /readyz 503 itself when the daemon's thread is stuck, and 200 once it runs again", async () => {
+    await using stuckable = await startHttpFront({
+      daemon,
+      telemetry,
+      dataDir: test.dir.path,
+      port: 0,
+      healthTimeoutMs: 300,
+    });
+    // spawnSync blocks this thread, the daemon's, while a child process probes the front.
+    const probe = (path: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          '-e',
+          `fetch(${JSON.stringify(`${stuckable.url}${path}`)}, { signal: AbortSignal.timeout(20000) })` +
+            '.then(async (r) => process.stdout.write(JSON.stringify([r.status, await r.text()])))',
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      ).stdout;
+    expect(JSON.parse(probe('/livez'))).toEqual([
+      503,
+      "[-]daemon failed: the daemon's thread did not answer within 300 ms\nlivez check failed\n",
+    ]);
+    expect(JSON.parse(probe('/readyz?verbose'))[0]).toBe(503);
+    const live = await fetch(`${stuckable.url}/livez`);
+    expect(live.status).toBe(200);
+  }, 60_000);
 
   it('reports a port that is taken with its code (EADDRINUSE), as the same-thread server does', async () => {
     const taken = createServer();

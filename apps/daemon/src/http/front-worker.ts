@@ -25,6 +25,7 @@ try {
     port: data.port,
     ...(data.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: data.bodyLimitBytes }),
     ...(data.rateLimit === undefined ? {} : { rateLimit: data.rateLimit }),
+    ...(data.healthTimeoutMs === undefined ? {} : { healthTimeoutMs: data.healthTimeoutMs }),
     ...(data.version === undefined ? {} : { version: data.version }),
   });
   parent.on('message', (message: { readonly type: 'close' }) => {

@@ -16,6 +16,7 @@ export interface FrontWorkerData {
   readonly port: number;
   readonly bodyLimitBytes?: number;
   readonly rateLimit?: HttpServerOptions['rateLimit'];
+  readonly healthTimeoutMs?: number;
   readonly version?: string;
   /**
    * Built-in types (handlers/builtins.ts) whose submissions the front checks and digests
@@ -71,6 +72,7 @@ export async function startHttpFront(options: HttpFrontOptions): Promise<HttpFro
     port: options.port ?? 8787,
     ...(options.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: options.bodyLimitBytes }),
     ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
+    ...(options.healthTimeoutMs === undefined ? {} : { healthTimeoutMs: options.healthTimeoutMs }),
     ...(options.version === undefined ? {} : { version: options.version }),
     ...(options.frontTypes === undefined ? {} : { frontTypes: [...options.frontTypes] }),
   };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { type Daemon, InvalidInputError, NotRunningError, UnknownTypeError } from '@unrdf/daemon';
-import { renderReportMarkdown, writeDebugBundle } from '@unrdf/diagnostics';
+import { type HealthAnswer, renderReportMarkdown, writeDebugBundle } from '@unrdf/diagnostics';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
@@ -72,6 +72,12 @@ export const MAX_JSON_DEPTH = 64;
  */
 export const DEFAULT_MAX_WAITING = 10_000;
 export const DEFAULT_MAX_WAITING_BYTES = 64 * 1024 * 1024;
+/**
+ * How long `/livez` and `/readyz` wait for the daemon's thread before answering 503
+ * themselves. The daemon answers health from its cache at once; a thread silent this long
+ * is stuck (a handler that never yields, say), and a probe should see it fail, not hang.
+ */
+export const DEFAULT_HEALTH_TIMEOUT_MS = 5000;
 
 /** Options of {@link createHttpApi}. */
 export interface HttpApiOptions {
@@ -90,6 +96,8 @@ export interface HttpApiOptions {
    */
   readonly maxWaiting?: number;
   readonly maxWaitingBytes?: number;
+  /** `/livez` and `/readyz` answer 503 when the daemon has not answered within this (default {@link DEFAULT_HEALTH_TIMEOUT_MS}). */
+  readonly healthTimeoutMs?: number;
   /** Version shown in the OpenAPI document. */
   readonly version?: string;
 }
@@ -109,6 +117,7 @@ const HttpApiLimitsSchema = z.object({
     .optional(),
   maxWaiting: z.number().int().min(0).max(1_000_000).optional(),
   maxWaitingBytes: z.number().int().min(0).optional(),
+  healthTimeoutMs: z.number().int().min(1).max(2_147_483_647).optional(),
   version: z.string().min(1).max(64).optional(),
 });
 
@@ -128,6 +137,34 @@ export interface HttpServer extends AsyncDisposable {
   readonly app: FastifyInstance;
   /** Stops accepting, ends long polls, waits for requests in flight. */
   close(): Promise<void>;
+}
+
+/** The daemon's health answer, or a 503 of this side's own once `timeoutMs` passed without one. */
+function healthWithin(
+  daemon: DaemonPort,
+  target: string,
+  path: '/livez' | '/readyz',
+  timeoutMs: number,
+): Promise<HealthAnswer | undefined> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const check = path.slice(1);
+      resolve({
+        status: 503,
+        body: `[-]daemon failed: the daemon's thread did not answer within ${timeoutMs} ms\n${check} check failed\n`,
+      });
+    }, timeoutMs);
+    daemon.health(target).then(
+      (answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** An HTTP-level refusal with a stable code. */
@@ -205,6 +242,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
     rateLimit: options.rateLimit,
     maxWaiting: options.maxWaiting,
     maxWaitingBytes: options.maxWaitingBytes,
+    healthTimeoutMs: options.healthTimeoutMs,
     version: options.version,
   });
   if (!checked.success) throw InvalidInputError.fromZod('HTTP API options', checked.error);
@@ -214,6 +252,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
   const limits = checked.data.rateLimit ?? DEFAULT_RATE_LIMIT;
   const maxWaiting = checked.data.maxWaiting ?? DEFAULT_MAX_WAITING;
   const maxWaitingBytes = checked.data.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES;
+  const healthTimeoutMs = checked.data.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
   let waiting = 0;
   let waitingBytes = 0;
   /** Runs `wait` (a request's hold) within the budget of held requests, else `now` (answer at once). */
@@ -583,7 +622,7 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
         }),
       },
       handler: async (request, reply) => {
-        const answer = await daemon.health(request.url);
+        const answer = await healthWithin(daemon, request.url, path, healthTimeoutMs);
         if (answer === undefined) {
           return reply.code(404).send(errorBody('UNRDF_HTTP_NOT_FOUND', `No route ${path}.`));
         }
