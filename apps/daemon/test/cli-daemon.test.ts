@@ -20,8 +20,8 @@ interface CliRun {
   readonly stderr: string;
 }
 
-async function cli(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
-  const child = spawnNode(MAIN, { args, env: { ...CLEAN_ENV, ...env } });
+async function cli(args: readonly string[], env: Record<string, string> = {}, cwd?: string): Promise<CliRun> {
+  const child = spawnNode(MAIN, { args, env: { ...CLEAN_ENV, ...env }, ...(cwd === undefined ? {} : { cwd }) });
   const timer = setTimeout(() => child.child.kill('SIGKILL'), CLI_TIMEOUT_MS);
   const { code } = await child.exited;
   clearTimeout(timer);
@@ -213,6 +213,17 @@ describe('unrdf-daemon CLI', () => {
           cli(['verify', dir.join('bundle.json'), '--kee', 'x']),
         ]);
         const badThreads = await cli(['start', '--data-dir', dir.join('other'), '--http-threads', '2']);
+        // A handler module named without ./ is a package name to Node; the error says how to name the file.
+        writeFileSync(dir.join('my-handlers.mjs'), 'export const handlers = {};\n');
+        const bareModule = await cli(
+          ['start', '--data-dir', dir.join('bare'), '--port', '0', '--handlers', 'my-handlers.mjs'],
+          {},
+          dir.path,
+        );
+        expect(bareModule.code).toBe(2);
+        expect(bareModule.stderr).toContain(
+          "--handlers: 'my-handlers.mjs' is read as a package name; for the file here, write ./my-handlers.mjs",
+        );
         expect(badThreads.code).toBe(2);
         expect(badThreads.stderr).toContain('--http-threads: expected an integer from 0 to 1');
         expect(badInput.code).toBe(2);
