@@ -127,9 +127,13 @@ export async function startApp(
   return { ...server, token, dataDir };
 }
 
-/** Starts the bare Fastify echo server (the baseline). */
-export function startEcho(): Promise<ServerProcess> {
-  return startProcess(ECHO, [], /listening (http:\/\/\S+)/);
+/** Starts the bare Fastify echo server (the baseline); with `durableFile`, its POSTs are fsynced to that SQLite file first. */
+export function startEcho(options: { readonly durableFile?: string } = {}): Promise<ServerProcess> {
+  return startProcess(
+    ECHO,
+    options.durableFile === undefined ? [] : ['--durable', options.durableFile],
+    /listening (http:\/\/\S+)/,
+  );
 }
 
 /**
