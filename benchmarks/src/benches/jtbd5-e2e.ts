@@ -8,7 +8,9 @@ import { cpuSpeedProbeMs } from '../harness/machine.js';
 import { openLoop } from '../harness/open-loop.js';
 
 // JTBD 5 end to end: the spec's load profile through the app's HTTP API. wrk (C) POSTs
-// `sleep` operations (100 ms handlers) at the target rate (sleep-load.lua); the app runs
+// `sleep` operations (100 ms handlers) at 5 % over the target rate (sleep-load.lua: an
+// offer of exactly the target would make "sustains at least the target" a coin toss of
+// the client's own shortfall); the app runs
 // up to 1,000 at once. Without wrk (no apt-get here) the Node client does it instead. Completions are read from the app's own Prometheus counters once a
 // second; the sustained rate is taken after the first fifth of the run (ramp-up), and
 // the queue wait P99 from the app's own queue-wait metric (`unrdf_queue_wait`, read as
@@ -18,6 +20,8 @@ import { openLoop } from '../harness/open-loop.js';
 
 const HANDLER_MS = 100;
 const TARGET_PER_SEC = 5000;
+/** What the client offers: 5 % over the target, so that sustaining the target is what is measured. */
+const OFFER_PER_SEC = 5250;
 const SPEC = { throughput: 33, waitP99Ms: 500, failurePct: 0.5, variationPct: 5 } as const;
 const GOAL = { throughput: 5000, waitP99Ms: 50 } as const;
 const SUBJECTS = 1000;
@@ -49,7 +53,7 @@ async function offer(
     const r = await runSleepLoad({
       url,
       token,
-      ratePerSec: TARGET_PER_SEC,
+      ratePerSec: OFFER_PER_SEC,
       durationMs,
       handlerMs: HANDLER_MS,
       subjects: SUBJECTS,
@@ -64,7 +68,7 @@ async function offer(
     };
   }
   const load = await openLoop({
-    ratePerSec: TARGET_PER_SEC,
+    ratePerSec: OFFER_PER_SEC,
     durationMs,
     fire: (_t, i) =>
       requestJson(pool, 'POST', '/v1/operations', {
@@ -131,7 +135,8 @@ async function sampleCompletions(pool: Pool, token: string): Promise<Sample> {
 
 export const benchmark: Benchmark = {
   name: 'jtbd5-e2e',
-  description: 'JTBD 5 end to end: sleep(100 ms) operations through HTTP at 5,000/s, concurrency 1000',
+  description:
+    'JTBD 5 end to end: sleep(100 ms) operations through HTTP, 5,250/s offered against the 5,000/s goal, concurrency 1000',
   async run(ctx) {
     const durationMs = ctx.quick ? 8000 : 60_000;
     const wrk = await ensureWrk();
@@ -159,7 +164,7 @@ export const benchmark: Benchmark = {
       const before = await sampleCompletions(samplePool, app.token);
       const samples: Sample[] = [before];
       let sampling = true;
-      const label = `sleep(${HANDLER_MS} ms) at ${TARGET_PER_SEC}/s`;
+      const label = `sleep(${HANDLER_MS} ms) at ${OFFER_PER_SEC}/s`;
       const started = performance.now();
       const sampler = (async () => {
         while (sampling) {
@@ -172,22 +177,25 @@ export const benchmark: Benchmark = {
         ctx.progress.update(d, total, label),
       );
       // Drain: wait (bounded) until every operation the app enqueued finished. wrk does not
-      // count the requests still unanswered when it stops; the app counts them all.
+      // count the requests still unanswered when it stops; the app counts them all, and
+      // those still in flight are enqueued after wrk stopped, so each sample counts afresh.
       const drainDeadline = performance.now() + 120_000;
+      const enqueuedSince = (s: Sample) => s.enqueued - before.enqueued;
+      const finishedSince = (s: Sample) => s.success + s.failure - (before.success + before.failure);
       let last = await sampleCompletions(samplePool, app.token);
       samples.push(last);
-      const accepted = last.enqueued - before.enqueued;
-      while (last.success + last.failure - (before.success + before.failure) < accepted) {
+      while (finishedSince(last) < enqueuedSince(last)) {
         if (performance.now() > drainDeadline) break;
         await sleep(250);
         last = await sampleCompletions(samplePool, app.token);
         samples.push(last);
       }
+      const accepted = enqueuedSince(last);
       sampling = false;
       await sampler;
       const probeAfter = cpuSpeedProbeMs();
       const finishedAt = last.atMs;
-      const done = last.success + last.failure - (before.success + before.failure);
+      const done = finishedSince(last);
       const failures = last.failure - before.failure + load.errors;
       // Sustained: completions per second after the first fifth of the load, up to its end.
       const loadEnd = started + durationMs;
@@ -279,7 +287,7 @@ export const benchmark: Benchmark = {
           echo_post_p99_ms: {
             value: echoLoad.acceptP99Ms,
             unit: 'ms',
-            note: `bare Fastify POST at ${TARGET_PER_SEC}/s, same client`,
+            note: `bare Fastify POST at ${OFFER_PER_SEC}/s, same client`,
           },
           echo_accepted_per_sec: {
             value: (echoLoad.accepted * 1000) / echoMs,
@@ -289,7 +297,7 @@ export const benchmark: Benchmark = {
         },
         notes: [
           `${load.offered} operations answered over ${durationMs / 1000} s (${load.accepted} with a 202, ${load.errors} errors); the app enqueued ${accepted} and finished ${done}.`,
-          `Offered ${Math.round(offeredPerSec).toLocaleString('en-US')} op/s against the ${TARGET_PER_SEC.toLocaleString('en-US')} op/s target${underOffered === undefined ? '.' : `: under ${MIN_OFFERED_SHARE * 100} % of it, so sustained_ops_per_sec and queue_wait_p99_ms are judged FAIL whatever their values (the app was not given the target load, so a lower rate or a short wait says nothing about the goal).`}`,
+          `Offered ${Math.round(offeredPerSec).toLocaleString('en-US')} op/s (the client's schedule: ${OFFER_PER_SEC.toLocaleString('en-US')}/s, 5 % over the target) against the ${TARGET_PER_SEC.toLocaleString('en-US')} op/s target${underOffered === undefined ? '.' : `: under ${MIN_OFFERED_SHARE * 100} % of it, so sustained_ops_per_sec and queue_wait_p99_ms are judged FAIL whatever their values (the app was not given the target load, so a lower rate or a short wait says nothing about the goal).`}`,
           `Queue wait: the app's unrdf_queue_wait metric (queue_wait in /v1/diagnostics), handler start minus due time (the spec's start - enqueue wait), over ${wait?.count ?? 0} operations (lifetime of the app, warm-up included).`,
           `Completions per ${ctx.quick ? 2 : 5} s window after the ramp-up (op/s): ${windows.map((w) => w.toFixed(0)).join(', ')}.`,
           wrk.ok
