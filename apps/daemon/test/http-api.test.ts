@@ -316,6 +316,64 @@ describe.each(VIA)('createHttpApi over the daemon on the %s', (via) => {
       await call(`/v1/operations/${view.id}`, { method: 'DELETE', token: submitter });
     });
 
+    it('ends a held wait when its client goes away, so it holds no place in the budget', async () => {
+      // One place in the budget, over the same kind of port as the suite's server.
+      const ports = via === 'message port' ? new MessageChannel() : undefined;
+      if (ports !== undefined) serveDaemonPort(ports.port1, localDaemonPort(daemon, telemetry));
+      await using one = await startHttpServer({
+        daemon: ports === undefined ? daemon : remoteDaemonPort(ports.port2, daemon.nodeId),
+        tokens,
+        telemetry,
+        port: 0,
+        maxWaiting: 1,
+      });
+      try {
+        const post = (body: unknown, signal: AbortSignal) =>
+          fetch(`${one.url}/v1/operations?wait=30000`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${submitter}`, 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+            signal,
+          });
+        const gone = new AbortController();
+        const arrived = once(one.app.server, 'request');
+        const abandoned = post({ type: 'gate', subject: 'urn:g:gone', idempotencyKey: `gone-${via}` }, gone.signal);
+        await arrived;
+        // Held by now (the gate keeps the operation running), then the client goes away.
+        await new Promise((r) => setTimeout(r, 300));
+        gone.abort();
+        const settled = await abandoned.catch((e: unknown) => e);
+        expect(settled instanceof Response ? `${settled.status} ${await settled.text()}` : (settled as Error).name).toBe(
+          'AbortError',
+        );
+        // The place is free again: a wait is held (200 once final), not answered at once (202).
+        let status = 0;
+        for (let i = 0; i < 20 && status !== 200; i++) {
+          const response = await post(
+            { type: 'greet', subject: `urn:g:after:${i}`, input: { name: 'Ada' } },
+            AbortSignal.timeout(20_000),
+          );
+          status = response.status;
+          await response.body?.cancel();
+          if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(status).toBe(200);
+        // Going away ended the wait, not the operation: the same idempotency key finds it still running.
+        const found = await fetch(`${one.url}/v1/operations`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${submitter}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ type: 'gate', subject: 'urn:g:gone', idempotencyKey: `gone-${via}` }),
+          signal: AbortSignal.timeout(20_000),
+        });
+        expect(found.status).toBe(202);
+        const gate = OperationViewSchema.parse(await found.json());
+        expect(['pending', 'running']).toContain(gate.state);
+        await call(`/v1/operations/${gate.id}`, { method: 'DELETE', token: submitter });
+      } finally {
+        ports?.port1.close();
+      }
+    });
+
     it('refuses a wait beyond the bound', async () => {
       const response = await call('/v1/operations/x?wait=999999', { token: reader });
       expect(response.status).toBe(400);

@@ -107,6 +107,14 @@ export interface ConsistencyAnswer {
 
 export type DaemonState = 'created' | 'starting' | 'running' | 'closing' | 'closed';
 
+/** Options of `waitFor`. */
+export interface WaitOptions {
+  /** Give up (undefined) after this many ms; none: until final or close(). */
+  readonly timeoutMs?: number;
+  /** Give up (undefined) when this aborts, e.g. when the client that waits goes away. */
+  readonly signal?: AbortSignal;
+}
+
 /** A running daemon. Disposable: `await using daemon = createDaemon(…)`. */
 export interface Daemon extends AsyncDisposable {
   readonly nodeId: string;
@@ -134,7 +142,7 @@ export interface Daemon extends AsyncDisposable {
   submitPrepared(prepared: PreparedSubmission): Promise<OperationView>;
   get(id: string): OperationView | undefined;
   /** Resolves with the operation once it is final and its receipt durable (or undefined after timeoutMs). */
-  waitFor(id: string, options?: { readonly timeoutMs?: number }): Promise<OperationView | undefined>;
+  waitFor(id: string, options?: WaitOptions): Promise<OperationView | undefined>;
   /** Cancels a pending or running operation; false when it is already final. */
   cancel(id: string): Promise<boolean>;
   /** The receipt, its inclusion proof and the durable signed checkpoint the proof leads to. */
@@ -595,19 +603,22 @@ class UnrdfDaemon implements Daemon {
     return operation === undefined ? undefined : this.#view(operation);
   }
 
-  waitFor(id: string, options: { readonly timeoutMs?: number } = {}): Promise<OperationView | undefined> {
-    const timeoutMs = options.timeoutMs;
+  waitFor(id: string, options: WaitOptions = {}): Promise<OperationView | undefined> {
+    const { timeoutMs, signal } = options;
     if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
       return Promise.reject(new InvalidInputError('waitFor options', ['timeoutMs: expected a number of ms >= 0']));
     }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      return Promise.reject(new InvalidInputError('waitFor options', ['signal: expected an AbortSignal']));
+    }
     try {
-      return this.#waitFor(id, timeoutMs);
+      return this.#waitFor(id, timeoutMs, signal);
     } catch (error) {
       return Promise.reject(error); // e.g. NotRunningError once closed: a rejection, never a throw
     }
   }
 
-  #waitFor(id: string, timeoutMs: number | undefined): Promise<OperationView | undefined> {
+  #waitFor(id: string, timeoutMs: number | undefined, signal?: AbortSignal): Promise<OperationView | undefined> {
     if (this.#state === 'closed') throw new NotRunningError('closed');
     // Finished lately (a quick operation is often final by the time its submit resolves),
     // else the state alone first: a wait that starts before the operation is final would
@@ -620,19 +631,23 @@ class UnrdfDaemon implements Daemon {
       const now = this.get(id);
       if (now === undefined || now.receipt !== null) return Promise.resolve(now);
     }
+    if (signal?.aborted) return Promise.resolve(undefined);
     return new Promise((resolveWait) => {
       let timer: NodeJS.Timeout | undefined;
       const waiters = this.#waiters.get(id) ?? new Set();
+      const aborted = () => done(undefined);
       const done = (view: OperationView | undefined) => {
         if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', aborted);
         waiters.delete(done);
-        if (waiters.size === 0) this.#waiters.delete(id);
+        if (waiters.size === 0 && this.#waiters.get(id) === waiters) this.#waiters.delete(id);
         resolveWait(view);
       };
       waiters.add(done);
       this.#waiters.set(id, waiters);
       // Longer than a timer can hold (~24.8 days), or Infinity: no timeout (close() ends it).
       if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => done(undefined), timeoutMs);
+      signal?.addEventListener('abort', aborted, { once: true });
     });
   }
 

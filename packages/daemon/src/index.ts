@@ -7,6 +7,7 @@ export {
   type DaemonState,
   type OperationView,
   ReceiptBundleSchema,
+  type WaitOptions,
 } from './daemon.js';
 export {
   DaemonError,

@@ -189,6 +189,27 @@ describe('daemon lifecycle and policy edges', () => {
     expect(performance.now() - t0).toBeLessThan(5_000); // not the 10 s default drain
   }, 20_000);
 
+  it('ends a wait when its signal aborts, and only that wait', async () => {
+    await using dir = await tempDir('daemon');
+    await using daemon = createDaemon({ dataDir: dir.path, diagnostics: { logLevel: 'silent' } });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    daemon.handle('gated', () => gate.then(() => 'done'));
+    await daemon.start();
+    const op = await daemon.submit({ type: 'gated', subject: 'urn:x:1' });
+    const gone = new AbortController();
+    const abandoned = daemon.waitFor(op.id, { timeoutMs: 60_000, signal: gone.signal });
+    const kept = daemon.waitFor(op.id, { timeoutMs: 60_000 });
+    gone.abort();
+    expect(await abandoned).toBeUndefined();
+    expect(await daemon.waitFor(op.id, { signal: AbortSignal.abort() })).toBeUndefined();
+    await expect(daemon.waitFor(op.id, { signal: 'no' as never })).rejects.toBeInstanceOf(InvalidInputError);
+    release();
+    expect((await kept)?.state).toBe('completed');
+  });
+
   for (const timeoutMs of [2 ** 31, Number.POSITIVE_INFINITY]) {
     it(`waitFor(id, { timeoutMs: ${timeoutMs} }) waits for the outcome (no timer can hold it) instead of giving up at once`, async () => {
       await using dir = await tempDir('daemon');

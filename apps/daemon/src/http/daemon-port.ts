@@ -37,14 +37,17 @@ export interface DaemonPort {
   submit(request: SubmitRequest): Promise<OperationView>;
   /**
    * Submits, then waits up to `waitMs` for the final state and durable receipt: one
-   * crossing instead of two. `final` is undefined when the wait ran out.
+   * crossing instead of two. `final` is undefined when the wait ran out or `signal`
+   * aborted (the submission stands either way).
    */
   submitAndWait(
     request: SubmitRequest,
     waitMs: number,
+    signal?: AbortSignal,
   ): Promise<{ readonly accepted: OperationView; readonly final: OperationView | undefined }>;
   get(id: string): Promise<OperationView | undefined>;
-  waitFor(id: string, timeoutMs: number): Promise<OperationView | undefined>;
+  /** The final view, or undefined once `timeoutMs` ran out or `signal` aborted. */
+  waitFor(id: string, timeoutMs: number, signal?: AbortSignal): Promise<OperationView | undefined>;
   cancel(id: string): Promise<boolean>;
   receipt(id: string): Promise<ReceiptBundle | undefined>;
   verify(bundle: unknown): Promise<Verdict>;
@@ -68,7 +71,11 @@ export interface DaemonPort {
 /** What only crosses the channel: submissions the front already checked and digested. */
 interface PreparedCalls {
   submitPrepared(prepared: PreparedSubmission): Promise<OperationView>;
-  submitPreparedAndWait(prepared: PreparedSubmission, waitMs: number): ReturnType<DaemonPort['submitAndWait']>;
+  submitPreparedAndWait(
+    prepared: PreparedSubmission,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): ReturnType<DaemonPort['submitAndWait']>;
 }
 
 /** The port of a daemon on this thread. */
@@ -78,11 +85,12 @@ export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPor
   // one long-lived "ended" promise would leave a reaction on it per wait, kept until close
   // (measured: ~650 bytes and a promise per ?wait request, all in the old generation).
   const waiting = new Set<() => void>();
-  const waitFor = (id: string, timeoutMs: number): Promise<OperationView | undefined> => {
+  const waitFor = (id: string, timeoutMs: number, signal?: AbortSignal): Promise<OperationView | undefined> => {
     if (!(timeoutMs > 0) || ended) return Promise.resolve(undefined);
     return new Promise((resolve, reject) => {
       const end = () => resolve(undefined);
-      const view = daemon.waitFor(id, { timeoutMs }); // a synchronous throw rejects this promise
+      // a synchronous throw rejects this promise
+      const view = daemon.waitFor(id, signal === undefined ? { timeoutMs } : { timeoutMs, signal });
       waiting.add(end);
       view.then(
         (view) => {
@@ -97,8 +105,8 @@ export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPor
     });
   };
   // Once final, the final view stands for the accepted one too: one object crosses the port, not two.
-  const acceptedAndFinal = async (accepted: OperationView, waitMs: number) => {
-    const final = await waitFor(accepted.id, waitMs);
+  const acceptedAndFinal = async (accepted: OperationView, waitMs: number, signal: AbortSignal | undefined) => {
+    const final = await waitFor(accepted.id, waitMs, signal);
     return { accepted: final ?? accepted, final };
   };
   return {
@@ -107,9 +115,10 @@ export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPor
       return daemon.nodeId;
     },
     submit: (request) => daemon.submit(request),
-    submitAndWait: async (request, waitMs) => acceptedAndFinal(await daemon.submit(request), waitMs),
+    submitAndWait: async (request, waitMs, signal) => acceptedAndFinal(await daemon.submit(request), waitMs, signal),
     submitPrepared: (prepared) => daemon.submitPrepared(prepared),
-    submitPreparedAndWait: async (prepared, waitMs) => acceptedAndFinal(await daemon.submitPrepared(prepared), waitMs),
+    submitPreparedAndWait: async (prepared, waitMs, signal) =>
+      acceptedAndFinal(await daemon.submitPrepared(prepared), waitMs, signal),
     get: async (id) => daemon.get(id),
     waitFor,
     cancel: (id) => daemon.cancel(id),
@@ -159,6 +168,8 @@ export function localDaemonPort(daemon: Daemon, telemetry: Telemetry): DaemonPor
 }
 
 type Method = Exclude<keyof (DaemonPort & PreparedCalls), 'kind' | 'nodeId' | 'logError' | 'endWaits'>;
+/** Calls that wait, and take an AbortSignal as their third argument; it crosses as an `abort` message. */
+const ABORTABLE: ReadonlySet<string> = new Set<Method>(['submitAndWait', 'submitPreparedAndWait', 'waitFor']);
 const METHODS: readonly Method[] = [
   'submit',
   'submitAndWait',
@@ -182,7 +193,8 @@ const METHOD_SET: ReadonlySet<string> = new Set(METHODS);
 
 interface Call {
   readonly id: number;
-  readonly method: Method | 'logError' | 'endWaits';
+  /** `abort`: args[0] is the id of a waiting call whose client went away. */
+  readonly method: Method | 'logError' | 'endWaits' | 'abort';
   readonly args: unknown[];
 }
 type Reply =
@@ -228,7 +240,13 @@ function fromWire(wire: WireError): Error {
  * daemon's thread). Returns a function that stops answering.
  */
 export function serveDaemonPort(channel: MessagePort, local: DaemonPort & PreparedCalls): () => void {
+  // The waiting calls' signals, by call id, until they answer.
+  const aborts = new Map<number, AbortController>();
   const onMessage = (call: Call) => {
+    if (call.method === 'abort') {
+      aborts.get(call.args[0] as number)?.abort();
+      return;
+    }
     if (call.method === 'logError') {
       local.logError(call.args[0] as Record<string, unknown>, String(call.args[1]));
       return;
@@ -242,12 +260,19 @@ export function serveDaemonPort(channel: MessagePort, local: DaemonPort & Prepar
       return;
     }
     let result: Promise<unknown>;
+    let args = call.args;
+    if (ABORTABLE.has(call.method)) {
+      const controller = new AbortController();
+      aborts.set(call.id, controller);
+      args = [call.args[0], call.args[1], controller.signal];
+    }
     try {
-      result = (local[call.method] as (...args: unknown[]) => Promise<unknown>)(...call.args);
+      result = (local[call.method] as (...args: unknown[]) => Promise<unknown>)(...args);
     } catch (error) {
       result = Promise.reject(error);
     }
     const reply = (answer: Reply) => {
+      aborts.delete(call.id);
       try {
         channel.postMessage(answer);
       } catch (error) {
@@ -282,13 +307,14 @@ export function remoteDaemonPort(
   definitions: Readonly<Record<string, SubmitDefinition>> = {},
 ): DaemonPort & { close(): void } {
   const known = new Map(Object.entries(definitions));
-  const waiting = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>();
+  const waiting = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void; done?(): void }>();
   let nextId = 1;
   let closed = false;
   channel.on('message', (reply: Reply) => {
     const call = waiting.get(reply.id);
     if (call === undefined) return;
     waiting.delete(reply.id);
+    call.done?.();
     if (reply.ok) call.resolve(reply.value);
     else call.reject(fromWire(reply.error));
   });
@@ -310,6 +336,22 @@ export function remoteDaemonPort(
       channel.postMessage({ id, method, args } satisfies Call);
     });
   };
+  /** A waiting call: its signal (not cloneable) stays here, and its abort crosses as a message. */
+  const invokeWait = <T>(method: Method, signal: AbortSignal | undefined, ...args: unknown[]): Promise<T> => {
+    if (signal === undefined) return invoke(method, ...args);
+    if (closed) return Promise.reject(closedError());
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const abort = () => {
+        if (!closed) channel.postMessage({ id: 0, method: 'abort', args: [id] } satisfies Call);
+      };
+      const done = () => signal.removeEventListener('abort', abort);
+      waiting.set(id, { resolve: resolve as (value: unknown) => void, reject, done });
+      channel.postMessage({ id, method, args } satisfies Call);
+      if (signal.aborted) abort();
+      else signal.addEventListener('abort', abort, { once: true });
+    });
+  };
   return {
     kind: 'daemon-port',
     nodeId,
@@ -317,14 +359,14 @@ export function remoteDaemonPort(
       const prepared = prepareHere(request);
       return prepared === undefined ? invoke('submit', request) : invoke('submitPrepared', prepared);
     },
-    async submitAndWait(request, waitMs) {
+    async submitAndWait(request, waitMs, signal) {
       const prepared = prepareHere(request);
       return prepared === undefined
-        ? invoke('submitAndWait', request, waitMs)
-        : invoke('submitPreparedAndWait', prepared, waitMs);
+        ? invokeWait('submitAndWait', signal, request, waitMs)
+        : invokeWait('submitPreparedAndWait', signal, prepared, waitMs);
     },
     get: (id) => invoke('get', id),
-    waitFor: (id, timeoutMs) => invoke('waitFor', id, timeoutMs),
+    waitFor: (id, timeoutMs, signal) => invokeWait('waitFor', signal, id, timeoutMs),
     cancel: (id) => invoke('cancel', id),
     receipt: (id) => invoke('receipt', id),
     verify: (bundle) => invoke('verify', bundle),
@@ -344,7 +386,10 @@ export function remoteDaemonPort(
     },
     close() {
       closed = true;
-      for (const call of waiting.values()) call.reject(closedError());
+      for (const call of waiting.values()) {
+        call.done?.();
+        call.reject(closedError());
+      }
       waiting.clear();
       channel.close();
     },

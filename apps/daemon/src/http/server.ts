@@ -255,14 +255,32 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
   const healthTimeoutMs = checked.data.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
   let waiting = 0;
   let waitingBytes = 0;
-  /** Runs `wait` (a request's hold) within the budget of held requests, else `now` (answer at once). */
-  const held = async <T>(ms: number, bytes: number, wait: () => Promise<T>, now: () => Promise<T>): Promise<T> => {
+  /**
+   * Runs `wait` (a request's hold) within the budget of held requests, else `now` (answer
+   * at once). A client that goes away ends its hold (`wait`'s signal aborts), and with it
+   * the daemon's waiter: it no longer holds a place in the budget until its wait runs out.
+   */
+  const held = async <T>(
+    reply: FastifyReply,
+    ms: number,
+    bytes: number,
+    wait: (signal: AbortSignal) => Promise<T>,
+    now: () => Promise<T>,
+  ): Promise<T> => {
     if (ms <= 0 || waiting >= maxWaiting || waitingBytes + bytes > maxWaitingBytes) return now();
+    const response = reply.raw;
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!response.writableFinished) gone.abort();
+    };
+    response.once('close', onClose);
+    if (response.socket === null || response.socket.destroyed) gone.abort();
     waiting++;
     waitingBytes += bytes;
     try {
-      return await wait();
+      return await wait(gone.signal);
     } finally {
+      response.off('close', onClose);
       waiting--;
       waitingBytes -= bytes;
     }
@@ -478,9 +496,10 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       // of a POST and a GET ?wait; 202 still means "durable, not final yet".
       const wait = request.query.wait ?? 0;
       const { accepted, final } = await held(
+        reply,
         wait,
         bytesOf(request),
-        () => daemon.submitAndWait(request.body, wait),
+        (signal) => daemon.submitAndWait(request.body, wait, signal),
         async () => ({ accepted: await daemon.submit(request.body), final: undefined }),
       );
       reply.header('location', `/v1/operations/${encodeURIComponent(accepted.id)}`);
@@ -497,15 +516,16 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       querystring: GetOperationQuerySchema,
       response: { 200: OperationViewSchema, ...errors },
     },
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const { id } = request.params;
       // waitFor answers at once for an operation that is final already (one read, not two).
       const wait = request.query.wait ?? 0;
       return (
         (await held(
+          reply,
           wait,
           bytesOf(request),
-          () => daemon.waitFor(id, wait),
+          (signal) => daemon.waitFor(id, wait, signal),
           async () => undefined,
         )) ?? operationOr404(id)
       );
