@@ -343,9 +343,9 @@ describe.each(VIA)('createHttpApi over the daemon on the %s', (via) => {
         await new Promise((r) => setTimeout(r, 300));
         gone.abort();
         const settled = await abandoned.catch((e: unknown) => e);
-        expect(settled instanceof Response ? `${settled.status} ${await settled.text()}` : (settled as Error).name).toBe(
-          'AbortError',
-        );
+        expect(
+          settled instanceof Response ? `${settled.status} ${await settled.text()}` : (settled as Error).name,
+        ).toBe('AbortError');
         // The place is free again: a wait is held (200 once final), not answered at once (202).
         let status = 0;
         for (let i = 0; i < 20 && status !== 200; i++) {

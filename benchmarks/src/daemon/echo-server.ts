@@ -27,7 +27,7 @@ function durableLog(file: string): (body: string) => Promise<number> {
       db.exec('BEGIN');
       const ids = batch.map((p) => Number(insert.run(p.body).lastInsertRowid));
       db.exec('COMMIT');
-      batch.forEach((p, i) => p.resolve(ids[i] as number));
+      for (const [i, p] of batch.entries()) p.resolve(ids[i] as number);
     } catch (error) {
       if (db.isTransaction) db.exec('ROLLBACK');
       for (const p of batch) p.reject(error);
