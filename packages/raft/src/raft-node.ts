@@ -223,6 +223,18 @@ const SESSION_WINDOW = 3;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+interface MemberAddress {
+  readonly id: NodeId;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The member address a MEMBER_ADDRESS command carries; undefined for any other command. */
+function memberAddressOf(data: Uint8Array): MemberAddress | undefined {
+  if (data[0] !== MEMBER_ADDRESS) return undefined;
+  return JSON.parse(decoder.decode(data.subarray(1))) as MemberAddress;
+}
+
 /** Command envelope: a byte tag, then (for a session) clientId and sequence. */
 function wrap(command: Uint8Array, session: ClientSession | undefined): Uint8Array {
   if (session === undefined) {
@@ -601,11 +613,7 @@ export class RaftNode implements AsyncDisposable {
         }
       }
     } else if (entry.data[0] === MEMBER_ADDRESS) {
-      const { id, host, port } = JSON.parse(decoder.decode(entry.data.subarray(1))) as {
-        id: NodeId;
-        host: string;
-        port: number;
-      };
+      const { id, host, port } = memberAddressOf(entry.data) as MemberAddress;
       this.learnAddress(id, { host, port });
     } else if (entry.data.length > 0) {
       const { command, session } = unwrap(entry.data);
@@ -697,7 +705,16 @@ export async function openRaftNode(options: RaftNodeOptions): Promise<RaftNode> 
   );
   for (const [id, address] of Object.entries(o.members)) node.addresses.set(id, address);
   if (stored.snapshot !== undefined) node.restoreImage(stored.snapshot.index, stored.snapshot.data);
-  // Members from the options plus any a snapshot recorded (joined later).
+  // And the addresses in the log after it, committed or not: a restart can lose the last
+  // commit-only advance (it is not fsynced), so an address entry may wait to be applied
+  // until the leader says it is committed, and that leader may be the member it names,
+  // which this node could otherwise neither dial nor accept. An address is no membership
+  // (the config entries decide who votes), so knowing one early is harmless.
+  for (const entry of stored.entries) {
+    const address = entry.kind === undefined ? memberAddressOf(entry.data) : undefined;
+    if (address !== undefined) node.addresses.set(address.id, { host: address.host, port: address.port });
+  }
+  // Members from the options plus any a snapshot or the log recorded (joined later).
   const peers: Record<NodeId, { host: string; port: number }> = {};
   for (const [id, address] of node.addresses) if (id !== o.id) peers[id] = address;
   const transport = await createTcpTransport({

@@ -354,6 +354,69 @@ describe('RaftNode', () => {
     }
   });
 
+  it('lets a restarted member reach a leader that joined after its members option was written', async () => {
+    await using dir = await tempDir('raft-node');
+    const cluster = await inProcessCluster(dir.path);
+    const extra: RaftNode[] = [];
+    try {
+      const n4Address = { host: '127.0.0.1', port: await freePort() };
+      const members: Record<string, { host: string; port: number }> = { n4: n4Address };
+      for (const node of cluster.nodes)
+        members[node.id] = node.addresses.get(node.id) as { host: string; port: number };
+      cluster.applied.set('n4', []);
+      const openN4 = () =>
+        openRaftNode({
+          id: 'n4',
+          members,
+          learner: true,
+          dataDir: `${dir.path}/n4`,
+          clusterSecret: 'in-process test cluster secret',
+          tickMs: 5,
+          heartbeatMs: 20,
+          electionMs: 200,
+          stateMachine: {
+            apply(command) {
+              (cluster.applied.get('n4') as string[]).push(new TextDecoder().decode(command));
+              return 0;
+            },
+          },
+        });
+      const n4 = await openN4();
+      extra.push(n4);
+      await cluster.leader.propose(bytes('before'));
+      await cluster.leader.addLearner('n4', n4Address);
+      const caughtUp = () => (cluster.leader.status().peers.n4?.match ?? 0) >= cluster.leader.status().commitIndex;
+      for (let i = 0; i < 300 && !caughtUp(); i++) await new Promise((r) => setTimeout(r, 10));
+      await cluster.leader.promoteLearner('n4');
+      // A follower goes down; n4 takes over as leader while it is away.
+      const follower = cluster.nodes.find((n) => n !== cluster.leader) as RaftNode;
+      await follower.close();
+      cluster.leader.transferLeadership('n4');
+      for (let i = 0; i < 300 && n4.status().role !== 'leader'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(n4.status().role).toBe('leader');
+      // Its commit index as a crash can leave it: a commit-only advance is not fsynced
+      // (a restart re-learns it from the leader), so it may predate n4's address entry.
+      const storage = openSqliteStorage({ path: `${dir.path}/${follower.id}/raft.db` });
+      const stored = storage.load();
+      const addressAt = stored.entries.find((e) => e.kind === undefined && e.data[0] === 2)?.index ?? 0;
+      expect(addressAt).toBeGreaterThan(0);
+      storage.save({ hardState: { ...stored.hardState, commit: addressAt - 1 } }, { sync: true });
+      storage.close();
+      // Back with its original members option (n1-n3): n4's address is only in its log, unapplied.
+      const back = await cluster.open(follower.id);
+      cluster.nodes[cluster.nodes.indexOf(follower)] = back;
+      await n4.propose(bytes('after'));
+      for (let i = 0; i < 500 && (cluster.applied.get(follower.id) ?? []).at(-1) !== 'after'; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(cluster.applied.get(follower.id)?.at(-1)).toBe('after');
+      expect(back.status().leader).toBe('n4');
+    } finally {
+      await Promise.all(extra.map((n) => n.close()));
+      await cluster.close();
+    }
+  }, 30_000);
+
   it('hands leadership over on request', async () => {
     await using dir = await tempDir('raft-node');
     const cluster = await inProcessCluster(dir.path);
