@@ -145,8 +145,8 @@ export interface Metrics {
   /**
    * Records an operation: the `operation` indicator, the recent lists and the error
    * summary; an operation with `cancelled: true` (and `ok: false`) only joins the recent
-   * operations, since a user's cancel is no failure of the service. Strings longer than OPERATION_RECORD_LIMITS are cut; the error type is
-   * kept to letters, digits and `_.:-`.
+   * operations, since a user's cancel is no failure of the service. Strings longer than
+   * OPERATION_RECORD_LIMITS are cut; the error type is kept to letters, digits and `_.:-`.
    * @throws InvalidObservationError on a bad duration or a field of the wrong type (nothing is recorded).
    */
   recordOperation(operation: Omit<OperationRecord, 'finishedAt'> & { queueWaitMs?: number }): void;
