@@ -328,30 +328,29 @@ export function remoteDaemonPort(
       () => [...known.keys()],
     );
   };
-  const invoke = <T>(method: Method, ...args: unknown[]): Promise<T> => {
-    if (closed) return Promise.reject(closedError());
-    const id = nextId++;
-    return new Promise<T>((resolve, reject) => {
-      waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      channel.postMessage({ id, method, args } satisfies Call);
-    });
-  };
-  /** A waiting call: its signal (not cloneable) stays here, and its abort crosses as a message. */
+  /**
+   * Posts a call and resolves with its answer. A waiting call's signal (not cloneable)
+   * stays on this side; when it aborts, an `abort` message names the call.
+   */
   const invokeWait = <T>(method: Method, signal: AbortSignal | undefined, ...args: unknown[]): Promise<T> => {
-    if (signal === undefined) return invoke(method, ...args);
     if (closed) return Promise.reject(closedError());
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
       const abort = () => {
         if (!closed) channel.postMessage({ id: 0, method: 'abort', args: [id] } satisfies Call);
       };
-      const done = () => signal.removeEventListener('abort', abort);
-      waiting.set(id, { resolve: resolve as (value: unknown) => void, reject, done });
+      const done = signal === undefined ? undefined : () => signal.removeEventListener('abort', abort);
+      waiting.set(id, {
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        ...(done === undefined ? {} : { done }),
+      });
       channel.postMessage({ id, method, args } satisfies Call);
-      if (signal.aborted) abort();
-      else signal.addEventListener('abort', abort, { once: true });
+      if (signal?.aborted) abort();
+      else signal?.addEventListener('abort', abort, { once: true });
     });
   };
+  const invoke = <T>(method: Method, ...args: unknown[]): Promise<T> => invokeWait(method, undefined, ...args);
   return {
     kind: 'daemon-port',
     nodeId,
