@@ -1,6 +1,7 @@
 // The unrdf-daemon CLI as users run it: real processes (tsx, source condition) against a
 // daemon started with `start --port 0` on a temporary data directory, loopback only.
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { type NodeProcess, spawnNode, type TempDir, tempDir, waitFor } from '@unrdf/test-utils';
@@ -403,6 +404,43 @@ describe('unrdf-daemon CLI', () => {
         expect(code).toBe(1);
         expect(performance.now() - secondAt).toBeLessThan(5_000);
         expect(current.process.stderr()).toContain('SIGINT again: exiting now');
+      },
+      3 * CLI_TIMEOUT_MS,
+    );
+
+    it(
+      'shuts down gracefully on a signal that arrives while it starts (exit 0, lock released)',
+      async () => {
+        // A handler module that holds the start up until the test has sent its signal.
+        const marker = dir.join('slow-loading');
+        const release = dir.join('slow-release');
+        const module = dir.join('slow-handlers.mjs');
+        writeFileSync(
+          module,
+          [
+            "import { existsSync, writeFileSync } from 'node:fs';",
+            `writeFileSync(${JSON.stringify(marker)}, 'loading');`,
+            `while (!existsSync(${JSON.stringify(release)})) await new Promise((r) => setTimeout(r, 20));`,
+            'export const handlers = {};',
+            '',
+          ].join('\n'),
+        );
+        const slowDir = dir.join('slow-data');
+        const child = spawnNode(MAIN, {
+          args: ['start', '--data-dir', slowDir, '--port', '0', '--handlers', module],
+          env: CLEAN_ENV,
+        });
+        await waitFor(() => existsSync(marker) || undefined, { timeoutMs: START_TIMEOUT_MS, what: 'the module loads' });
+        child.child.kill('SIGTERM');
+        await waitFor(() => child.stderr().includes('SIGTERM: shutting down once started') || undefined, {
+          timeoutMs: 10_000,
+          what: 'the signal is taken',
+        });
+        writeFileSync(release, 'go');
+        const { code, signal } = await child.exited;
+        expect([code, signal]).toEqual([0, null]);
+        expect(child.stderr()).toMatch(/SIGTERM: shutting down \(draining[^\n]*\n[\s\S]*stopped\n/);
+        expect(existsSync(join(slowDir, 'daemon.lock'))).toBe(false);
       },
       3 * CLI_TIMEOUT_MS,
     );

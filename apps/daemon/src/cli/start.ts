@@ -65,6 +65,19 @@ function banner(app: App): string {
  * @throws {CliError} exit 1 when the data directory is locked or the port taken; 2 for bad options.
  */
 export async function runStart(request: StartRequest, io: CliIo): Promise<void> {
+  // A signal while the app starts (recovery can take a while) is kept and acted on once it
+  // has started: a graceful close then, not the default death mid-start. A second one exits.
+  let early: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
+  const onEarlySignal = (signal: NodeJS.Signals) => {
+    if (early !== undefined && (signal !== early.signal || Date.now() - early.at >= DUPLICATE_SIGNAL_MS)) {
+      io.stderr.write(`\n${signal} again: exiting now, during start\n`);
+      process.exit(1);
+    }
+    early ??= { signal, at: Date.now() };
+    io.stderr.write(`\n${signal}: shutting down once started\n`);
+  };
+  process.on('SIGINT', onEarlySignal);
+  process.on('SIGTERM', onEarlySignal);
   let app: App;
   try {
     app = await startApp({
@@ -102,6 +115,9 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
       });
     }
     throw error;
+  } finally {
+    process.off('SIGINT', onEarlySignal);
+    process.off('SIGTERM', onEarlySignal);
   }
   io.stderr.write(banner(app));
 
@@ -127,6 +143,7 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    if (early !== undefined) onSignal(early.signal);
   });
 }
 
