@@ -8,8 +8,19 @@ import { buildBatchBody, type ReceiptBody, type SingleReceiptBody } from '@unrdf
 import { type AppendedReceipt, type Ledger, type OpenLedgerOptions, openLedgerSync } from '@unrdf/receipts/ledger';
 import { errorCodeOf, type MemberEnvelope } from './internal/envelope.js';
 
-/** The error code of a cancelled operation's receipt (`outcome.status` is `failed`). */
+/**
+ * The error code of a cancelled operation's receipt (`outcome.status` is `failed`),
+ * reserved: a handler's own error with this code is recorded as `HANDLER_CANCELLED`, so a
+ * receipt tells a user's cancel from a handler that failed with that code.
+ */
 export const CANCELLED_CODE = 'CANCELLED';
+const HANDLER_CANCELLED_CODE = 'HANDLER_CANCELLED';
+
+/** The receipt's error code of a failure that is not a cancel. */
+const failureCode = (errorJson: string | null): string => {
+  const code = errorCodeOf(errorJson);
+  return code === CANCELLED_CODE ? HANDLER_CANCELLED_CODE : code;
+};
 
 /** A committed batch of receipts, waiting for its fsync to make it durable. */
 interface CommittedReceipts {
@@ -93,7 +104,7 @@ export function createReceiptExtension(options: {
     const outcome =
       kind === 'completed'
         ? { status: 'succeeded' as const }
-        : { status: 'failed' as const, errorCode: kind === 'cancelled' ? CANCELLED_CODE : errorCodeOf(row.error) };
+        : { status: 'failed' as const, errorCode: kind === 'cancelled' ? CANCELLED_CODE : failureCode(row.error) };
     const facts = {
       operationId: id,
       subject: row.subject,

@@ -119,12 +119,23 @@ describe('createDaemon', () => {
       daemon.handle('flaky', () => {
         throw new Error('transient');
       });
+      // A handler's own error coded CANCELLED (an upstream call was cancelled, say).
+      daemon.handle('upstream', () => {
+        throw Object.assign(new UnrecoverableError('upstream cancelled'), { code: 'CANCELLED' });
+      });
       daemon.handle('slow', () => gate);
       await daemon.start();
       const boom = await daemon.submit({ type: 'boom', subject: 's' });
       const flaky = await daemon.submit({ type: 'flaky', subject: 's', maxAttempts: 2 });
       const slow = await daemon.submit({ type: 'slow', subject: 's', runAt: Date.now() + 60_000 });
       expect(await daemon.cancel(slow.id)).toBe(true);
+      const upstream = await daemon.submit({ type: 'upstream', subject: 's2' });
+      expect((await daemon.waitFor(upstream.id, { timeoutMs: 10_000 }))?.state).toBe('dead');
+      // Only a user's cancel says CANCELLED in its receipt.
+      expect(daemon.receipt(upstream.id)?.receipt.outcome).toEqual({
+        status: 'failed',
+        errorCode: 'HANDLER_CANCELLED',
+      });
       release();
       const views = await Promise.all([boom, flaky, slow].map((o) => daemon.waitFor(o.id, { timeoutMs: 10_000 })));
       expect(views.map((v) => [v?.state, v?.outcome])).toEqual([
@@ -151,7 +162,7 @@ describe('createDaemon', () => {
         errorType: 'Cancelled',
       });
       expect(snapshot.errorTypes.map((e) => e.type)).not.toContain('Cancelled');
-      expect(snapshot.indicators.operation).toMatchObject({ success: 0, failure: 2 });
+      expect(snapshot.indicators.operation).toMatchObject({ success: 0, failure: 3 }); // boom, flaky, upstream
     });
 
     it('rejects bad requests and inputs without writing anything', async () => {
