@@ -48,6 +48,46 @@ async function inProcessCluster(dir: string, snapshotEvery?: number, maxSessions
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
+/**
+ * Starts `id` as a learner beside `cluster`, has the leader write 'before', add it, wait
+ * until the leader sees it caught up (its match index, not the learner's own view) and
+ * promote it to a voter. The node goes into `opened` as soon as it is open (for closing).
+ */
+async function joinAsVoter(
+  cluster: Awaited<ReturnType<typeof inProcessCluster>>,
+  dir: string,
+  id: string,
+  opened: RaftNode[],
+): Promise<RaftNode> {
+  const address = { host: '127.0.0.1', port: await freePort() };
+  const members: Record<string, { host: string; port: number }> = { [id]: address };
+  for (const node of cluster.nodes) members[node.id] = node.addresses.get(node.id) as { host: string; port: number };
+  cluster.applied.set(id, []);
+  const node = await openRaftNode({
+    id,
+    members,
+    learner: true,
+    dataDir: `${dir}/${id}`,
+    clusterSecret: 'in-process test cluster secret',
+    tickMs: 5,
+    heartbeatMs: 20,
+    electionMs: 200,
+    stateMachine: {
+      apply(command) {
+        (cluster.applied.get(id) as string[]).push(new TextDecoder().decode(command));
+        return 0;
+      },
+    },
+  });
+  opened.push(node);
+  await cluster.leader.propose(bytes('before'));
+  await cluster.leader.addLearner(id, address);
+  const caughtUp = () => (cluster.leader.status().peers[id]?.match ?? 0) >= cluster.leader.status().commitIndex;
+  for (let i = 0; i < 300 && !caughtUp(); i++) await new Promise((r) => setTimeout(r, 10));
+  await cluster.leader.promoteLearner(id);
+  return node;
+}
+
 describe('RaftNode', () => {
   it('applies a retried proposal once and answers the retry with the first result', async () => {
     await using dir = await tempDir('raft-node');
@@ -304,34 +344,7 @@ describe('RaftNode', () => {
     const cluster = await inProcessCluster(dir.path);
     const extra: RaftNode[] = [];
     try {
-      const n4Address = { host: '127.0.0.1', port: await freePort() };
-      const members: Record<string, { host: string; port: number }> = { n4: n4Address };
-      for (const node of cluster.nodes)
-        members[node.id] = node.addresses.get(node.id) as { host: string; port: number };
-      cluster.applied.set('n4', []);
-      const n4 = await openRaftNode({
-        id: 'n4',
-        members,
-        learner: true,
-        dataDir: `${dir.path}/n4`,
-        clusterSecret: 'in-process test cluster secret',
-        tickMs: 5,
-        heartbeatMs: 20,
-        electionMs: 200,
-        stateMachine: {
-          apply(command) {
-            (cluster.applied.get('n4') as string[]).push(new TextDecoder().decode(command));
-            return 0;
-          },
-        },
-      });
-      extra.push(n4);
-      await cluster.leader.propose(bytes('before'));
-      await cluster.leader.addLearner('n4', n4Address);
-      // Promotion needs the leader to see the learner caught up (its match index, not n4's own view).
-      const caughtUp = () => (cluster.leader.status().peers.n4?.match ?? 0) >= cluster.leader.status().commitIndex;
-      for (let i = 0; i < 300 && !caughtUp(); i++) await new Promise((r) => setTimeout(r, 10));
-      await cluster.leader.promoteLearner('n4');
+      const n4 = await joinAsVoter(cluster, dir.path, 'n4', extra);
       expect(cluster.leader.clusterConfig.voters).toEqual(['n1', 'n2', 'n3', 'n4']);
       const old = cluster.leader;
       await old.removeMember(old.id);
@@ -359,35 +372,7 @@ describe('RaftNode', () => {
     const cluster = await inProcessCluster(dir.path);
     const extra: RaftNode[] = [];
     try {
-      const n4Address = { host: '127.0.0.1', port: await freePort() };
-      const members: Record<string, { host: string; port: number }> = { n4: n4Address };
-      for (const node of cluster.nodes)
-        members[node.id] = node.addresses.get(node.id) as { host: string; port: number };
-      cluster.applied.set('n4', []);
-      const openN4 = () =>
-        openRaftNode({
-          id: 'n4',
-          members,
-          learner: true,
-          dataDir: `${dir.path}/n4`,
-          clusterSecret: 'in-process test cluster secret',
-          tickMs: 5,
-          heartbeatMs: 20,
-          electionMs: 200,
-          stateMachine: {
-            apply(command) {
-              (cluster.applied.get('n4') as string[]).push(new TextDecoder().decode(command));
-              return 0;
-            },
-          },
-        });
-      const n4 = await openN4();
-      extra.push(n4);
-      await cluster.leader.propose(bytes('before'));
-      await cluster.leader.addLearner('n4', n4Address);
-      const caughtUp = () => (cluster.leader.status().peers.n4?.match ?? 0) >= cluster.leader.status().commitIndex;
-      for (let i = 0; i < 300 && !caughtUp(); i++) await new Promise((r) => setTimeout(r, 10));
-      await cluster.leader.promoteLearner('n4');
+      const n4 = await joinAsVoter(cluster, dir.path, 'n4', extra);
       // A follower goes down; n4 takes over as leader while it is away.
       const follower = cluster.nodes.find((n) => n !== cluster.leader) as RaftNode;
       await follower.close();
