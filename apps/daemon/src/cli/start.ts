@@ -65,19 +65,28 @@ function banner(app: App): string {
  * @throws {CliError} exit 1 when the data directory is locked or the port taken; 2 for bad options.
  */
 export async function runStart(request: StartRequest, io: CliIo): Promise<void> {
-  // A signal while the app starts (recovery can take a while) is kept and acted on once it
-  // has started: a graceful close then, not the default death mid-start. A second one exits.
-  let early: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
-  const onEarlySignal = (signal: NodeJS.Signals) => {
-    if (early !== undefined && (signal !== early.signal || Date.now() - early.at >= DUPLICATE_SIGNAL_MS)) {
-      io.stderr.write(`\n${signal} again: exiting now, during start\n`);
+  // One handler from before the start on: a first signal while the app starts (recovery
+  // can take a while) is kept and acted on once it has started, a graceful close rather
+  // than the default death mid-start; a second, different one (or the same after a second)
+  // exits at once.
+  let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
+  let shutDown: (() => void) | undefined; // set once started
+  const onSignal = (signal: NodeJS.Signals) => {
+    const now = Date.now();
+    if (first !== undefined) {
+      if (signal === first.signal && now - first.at < DUPLICATE_SIGNAL_MS) return;
+      io.stderr.write(`\n${signal} again: exiting now without draining\n`);
       process.exit(1);
     }
-    early ??= { signal, at: Date.now() };
-    io.stderr.write(`\n${signal}: shutting down once started\n`);
+    first = { signal, at: now };
+    if (shutDown === undefined) io.stderr.write(`\n${signal}: shutting down once started\n`);
+    else shutDown();
   };
-  process.on('SIGINT', onEarlySignal);
-  process.on('SIGTERM', onEarlySignal);
+  const stopListening = () => {
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let app: App;
   try {
     app = await startApp({
@@ -93,6 +102,7 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
       httpThreads: request.httpThreads,
     });
   } catch (error) {
+    stopListening();
     if (error instanceof DataDirLockedError) {
       throw failure(
         `${error.message}\n(another unrdf daemon, pid ${error.pid}, runs on this data directory; one daemon per data directory)`,
@@ -115,35 +125,24 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
       });
     }
     throw error;
-  } finally {
-    process.off('SIGINT', onEarlySignal);
-    process.off('SIGTERM', onEarlySignal);
   }
   io.stderr.write(banner(app));
 
   await new Promise<void>((resolveStopped, rejectStopped) => {
-    let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
-    const onSignal = (signal: NodeJS.Signals) => {
-      const now = Date.now();
-      if (first !== undefined) {
-        if (signal === first.signal && now - first.at < DUPLICATE_SIGNAL_MS) return;
-        io.stderr.write(`\n${signal} again: exiting now without draining\n`);
-        process.exit(1);
-      }
-      first = { signal, at: now };
-      io.stderr.write(`\n${signal}: shutting down (draining running operations for up to ${request.drainMs} ms)\n`);
+    shutDown = () => {
+      io.stderr.write(
+        `\n${first?.signal}: shutting down (draining running operations for up to ${request.drainMs} ms)\n`,
+      );
       app.close({ drainMs: request.drainMs }).then(
         () => {
-          for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
+          stopListening();
           io.stderr.write('stopped\n');
           resolveStopped();
         },
         (error: unknown) => rejectStopped(error),
       );
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    if (early !== undefined) onSignal(early.signal);
+    if (first !== undefined) shutDown();
   });
 }
 
