@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ConsistencyProofJson, InclusionProofJson } from '@unrdf/receipts';
 import {
+  type ConsistencyProofJson,
   createReceiptVerifier,
   generateNoteKey,
+  type InclusionProofJson,
   openCheckpoint,
   parseSignerKey,
   type Receipt,
@@ -80,6 +81,8 @@ async function appTamperSweep(
   const appSigner = parseSignerKey(readFileSync(join(dataDir, 'keys', 'ledger-1.skey'), 'utf8').trim());
   const impostor = parseSignerKey(generateNoteKey(head.origin).signerKey);
   const forgedRoot = new Uint8Array(randomBytes(32));
+  // The app's key over a root its ledger never had: another history (a fork) at its size.
+  const forgedHead = signCheckpoint({ origin: head.origin, size: head.size, root: forgedRoot }, [appSigner]);
   const honest: HonestReceipt[] = bundles.map((b) => ({
     receipt: b.receipt as unknown as Receipt,
     proof: b.proof as InclusionProofJson,
@@ -90,13 +93,13 @@ async function appTamperSweep(
       honest,
       otherCheckpoints: [
         consistency.from.checkpoint,
-        signCheckpoint({ origin: head.origin, size: head.size, root: forgedRoot }, [appSigner]),
+        forgedHead,
         signCheckpoint({ origin: head.origin, size: head.size, root: head.root }, [impostor]),
         signCheckpoint({ origin: 'other.unrdf.example/ledger', size: head.size, root: head.root }, [appSigner]),
       ].filter((c) => !bundles.some((b) => b.checkpoint === c)),
       consistency: [{ older: consistency.from.checkpoint, newer: consistency.to.checkpoint, proof: consistency.proof }],
       forkedCheckpoints: [
-        signCheckpoint({ origin: head.origin, size: head.size, root: forgedRoot }, [appSigner]),
+        forgedHead,
         signCheckpoint({ origin: head.origin, size: earlier, root: forgedRoot }, [appSigner]),
       ],
     },
