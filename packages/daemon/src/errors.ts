@@ -17,12 +17,12 @@ export function issueLines(error: z.ZodError): string[] {
 export class InvalidInputError extends DaemonError {
   override readonly name = 'InvalidInputError';
   override readonly code = 'UNRDF_DAEMON_INVALID_INPUT';
-  constructor(
-    readonly what: string,
-    readonly issues: readonly string[],
-    options?: ErrorOptions,
-  ) {
+  readonly what: string;
+  readonly issues: readonly string[];
+  constructor(what: string, issues: readonly string[], options?: ErrorOptions) {
     super(`Invalid ${what}; nothing was written. Fix these and retry:\n${issues.join('\n')}`, options);
+    this.what = what;
+    this.issues = issues;
   }
 
   static fromZod(what: string, error: z.ZodError): InvalidInputError {
@@ -34,11 +34,12 @@ export class InvalidInputError extends DaemonError {
 export class UnknownTypeError extends DaemonError {
   override readonly name = 'UnknownTypeError';
   override readonly code = 'UNRDF_DAEMON_UNKNOWN_TYPE';
-  constructor(
-    readonly type: string,
-    readonly known: readonly string[],
-  ) {
+  readonly type: string;
+  readonly known: readonly string[];
+  constructor(type: string, known: readonly string[]) {
     super(`No handler is registered for operation type '${type}'; known types: ${known.join(', ') || '(none)'}.`);
+    this.type = type;
+    this.known = known;
   }
 }
 
@@ -46,8 +47,10 @@ export class UnknownTypeError extends DaemonError {
 export class NotRunningError extends DaemonError {
   override readonly name = 'NotRunningError';
   override readonly code = 'UNRDF_DAEMON_NOT_RUNNING';
-  constructor(readonly state: string) {
+  readonly state: string;
+  constructor(state: string) {
     super(`The daemon is ${state}; start it (or wait for a restart) and retry.`);
+    this.state = state;
   }
 }
 
@@ -55,13 +58,14 @@ export class NotRunningError extends DaemonError {
 export class DataDirLockedError extends DaemonError {
   override readonly name = 'DataDirLockedError';
   override readonly code = 'UNRDF_DAEMON_DATA_DIR_LOCKED';
-  constructor(
-    readonly dataDir: string,
-    readonly pid: number,
-  ) {
+  readonly dataDir: string;
+  readonly pid: number;
+  constructor(dataDir: string, pid: number) {
     super(
       `The data directory ${dataDir} is in use by ${pid > 0 ? `process ${pid}` : 'another process'}; stop that daemon or use another --data-dir.`,
     );
+    this.dataDir = dataDir;
+    this.pid = pid;
   }
 }
 

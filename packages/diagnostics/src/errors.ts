@@ -11,16 +11,17 @@ export class DiagnosticsError extends Error {
 export class ClockDriftError extends DiagnosticsError {
   override readonly name = 'ClockDriftError';
   override readonly code = 'UNRDF_DIAGNOSTICS_CLOCK_DRIFT';
-  constructor(
-    readonly remoteWallMs: number,
-    readonly localWallMs: number,
-    readonly maxDriftMs: number,
-    options?: ErrorOptions,
-  ) {
+  readonly remoteWallMs: number;
+  readonly localWallMs: number;
+  readonly maxDriftMs: number;
+  constructor(remoteWallMs: number, localWallMs: number, maxDriftMs: number, options?: ErrorOptions) {
     super(
       `A remote clock is ${remoteWallMs - localWallMs} ms ahead of ours (bound ${maxDriftMs} ms); check NTP on that node before trusting its timestamps.`,
       options,
     );
+    this.remoteWallMs = remoteWallMs;
+    this.localWallMs = localWallMs;
+    this.maxDriftMs = maxDriftMs;
   }
 }
 
@@ -28,12 +29,12 @@ export class ClockDriftError extends DiagnosticsError {
 export class InvalidOptionsError extends DiagnosticsError {
   override readonly name = 'InvalidOptionsError';
   override readonly code = 'UNRDF_DIAGNOSTICS_INVALID_OPTIONS';
-  constructor(
-    readonly what: string,
-    readonly issues: readonly string[],
-    options?: ErrorOptions,
-  ) {
+  readonly what: string;
+  readonly issues: readonly string[];
+  constructor(what: string, issues: readonly string[], options?: ErrorOptions) {
     super(`Invalid ${what}:\n${issues.join('\n')}`, options);
+    this.what = what;
+    this.issues = issues;
   }
 }
 
@@ -41,11 +42,10 @@ export class InvalidOptionsError extends DiagnosticsError {
 export class InvalidObservationError extends DiagnosticsError {
   override readonly name = 'InvalidObservationError';
   override readonly code = 'UNRDF_DIAGNOSTICS_INVALID_OBSERVATION';
-  constructor(
-    readonly issues: readonly string[],
-    options?: ErrorOptions,
-  ) {
+  readonly issues: readonly string[];
+  constructor(issues: readonly string[], options?: ErrorOptions) {
     super(`Invalid observation, nothing recorded; pass a finite duration >= 0 ms:\n${issues.join('\n')}`, options);
+    this.issues = issues;
   }
 }
 
@@ -53,12 +53,18 @@ export class InvalidObservationError extends DiagnosticsError {
 export class NodeQueryError extends DiagnosticsError {
   override readonly name = 'NodeQueryError';
   override readonly code = 'UNRDF_DIAGNOSTICS_NODE_QUERY';
+  readonly nodeId: string;
+  readonly reason: 'timeout' | 'unreachable' | 'too_large' | 'invalid' | 'http_error';
+  readonly detail: string;
   constructor(
-    readonly nodeId: string,
-    readonly reason: 'timeout' | 'unreachable' | 'too_large' | 'invalid' | 'http_error',
-    readonly detail: string,
+    nodeId: string,
+    reason: 'timeout' | 'unreachable' | 'too_large' | 'invalid' | 'http_error',
+    detail: string,
     options?: ErrorOptions,
   ) {
     super(`Node ${nodeId}: ${reason} (${detail}).`, options);
+    this.nodeId = nodeId;
+    this.reason = reason;
+    this.detail = detail;
   }
 }

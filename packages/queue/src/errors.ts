@@ -17,13 +17,12 @@ export function formatIssues(error: z.ZodError): string {
 export class InvalidInputError extends QueueError {
   override readonly name = 'InvalidInputError';
   override readonly code = 'UNRDF_QUEUE_INVALID_INPUT';
-  constructor(
-    readonly what: string,
-    readonly issues: readonly z.core.$ZodIssue[],
-    message: string,
-    options?: ErrorOptions,
-  ) {
+  readonly what: string;
+  readonly issues: readonly z.core.$ZodIssue[];
+  constructor(what: string, issues: readonly z.core.$ZodIssue[], message: string, options?: ErrorOptions) {
     super(`Invalid ${what}; nothing was written. Fix these and retry:\n${message}`, options);
+    this.what = what;
+    this.issues = issues;
   }
 
   static fromZod(what: string, error: z.ZodError): InvalidInputError {
@@ -35,8 +34,10 @@ export class InvalidInputError extends QueueError {
 export class UnknownTypeError extends QueueError {
   override readonly name = 'UnknownTypeError';
   override readonly code = 'UNRDF_QUEUE_UNKNOWN_TYPE';
-  constructor(readonly type: string) {
+  readonly type: string;
+  constructor(type: string) {
     super(`No operation type '${type}' is registered; add it to the \`types\` option of openQueue.`);
+    this.type = type;
   }
 }
 
@@ -53,11 +54,12 @@ export class QueueClosedError extends QueueError {
 export class NotFoundError extends QueueError {
   override readonly name = 'NotFoundError';
   override readonly code = 'UNRDF_QUEUE_NOT_FOUND';
-  constructor(
-    readonly kind: 'operation' | 'schedule',
-    readonly id: string,
-  ) {
+  readonly kind: 'operation' | 'schedule';
+  readonly id: string;
+  constructor(kind: 'operation' | 'schedule', id: string) {
     super(`No ${kind} '${id}' exists (it may have been removed by the retention period).`);
+    this.kind = kind;
+    this.id = id;
   }
 }
 
@@ -65,12 +67,14 @@ export class NotFoundError extends QueueError {
 export class InvalidStateError extends QueueError {
   override readonly name = 'InvalidStateError';
   override readonly code = 'UNRDF_QUEUE_INVALID_STATE';
-  constructor(
-    readonly id: string,
-    readonly state: string,
-    readonly wanted: string,
-  ) {
+  readonly id: string;
+  readonly state: string;
+  readonly wanted: string;
+  constructor(id: string, state: string, wanted: string) {
     super(`Operation '${id}' is ${state}; only ${wanted} operations allow this.`);
+    this.id = id;
+    this.state = state;
+    this.wanted = wanted;
   }
 }
 
@@ -103,8 +107,10 @@ export class UnrecoverableError extends QueueError {
 export class OperationTimeoutError extends QueueError {
   override readonly name = 'OperationTimeoutError';
   override readonly code = 'UNRDF_QUEUE_TIMEOUT';
-  constructor(readonly timeoutMs: number) {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
     super(`The handler ran longer than its timeout of ${timeoutMs} ms and was aborted.`);
+    this.timeoutMs = timeoutMs;
   }
 }
 
@@ -112,11 +118,13 @@ export class OperationTimeoutError extends QueueError {
 export class OperationAbortedError extends QueueError {
   override readonly name = 'OperationAbortedError';
   override readonly code = 'UNRDF_QUEUE_ABORTED';
-  constructor(readonly reason: 'cancelled' | 'shutdown') {
+  readonly reason: 'cancelled' | 'shutdown';
+  constructor(reason: 'cancelled' | 'shutdown') {
     super(
       reason === 'cancelled'
         ? 'The operation was cancelled while its handler ran.'
         : 'The queue is closing and its drain period is over.',
     );
+    this.reason = reason;
   }
 }

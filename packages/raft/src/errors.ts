@@ -9,14 +9,13 @@ export abstract class RaftError extends Error {
 export class NotLeaderError extends RaftError {
   override readonly name = 'NotLeaderError';
   readonly code = 'UNRDF_RAFT_NOT_LEADER';
-  constructor(
-    readonly leaderId: NodeId | undefined,
-    options?: ErrorOptions,
-  ) {
+  readonly leaderId: NodeId | undefined;
+  constructor(leaderId: NodeId | undefined, options?: ErrorOptions) {
     super(
       `This node is not the leader${leaderId ? `; send to ${leaderId}` : '; retry once a leader is elected'}.`,
       options,
     );
+    this.leaderId = leaderId;
   }
 }
 
@@ -24,11 +23,10 @@ export class NotLeaderError extends RaftError {
 export class LeadershipTransferError extends RaftError {
   override readonly name = 'LeadershipTransferError';
   readonly code = 'UNRDF_RAFT_TRANSFER_IN_PROGRESS';
-  constructor(
-    readonly transferee: NodeId,
-    options?: ErrorOptions,
-  ) {
+  readonly transferee: NodeId;
+  constructor(transferee: NodeId, options?: ErrorOptions) {
     super(`Leadership is being transferred to ${transferee}; retry against the new leader.`, options);
+    this.transferee = transferee;
   }
 }
 
@@ -51,14 +49,14 @@ export class ConfigChangeError extends RaftError {
 export class ProposalTooLargeError extends RaftError {
   override readonly name = 'ProposalTooLargeError';
   readonly code = 'UNRDF_RAFT_PROPOSAL_TOO_LARGE';
-  constructor(
-    readonly size: number,
-    readonly limit: number,
-    options?: ErrorOptions,
-  ) {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number, options?: ErrorOptions) {
     super(
       `The proposal is ${size} bytes, over the limit of ${limit} bytes per log entry; split it into smaller commands.`,
       options,
     );
+    this.size = size;
+    this.limit = limit;
   }
 }

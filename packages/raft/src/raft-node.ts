@@ -53,14 +53,13 @@ export class ProposalDroppedError extends RaftError {
 export class LeadershipLostError extends RaftError {
   override readonly name = 'LeadershipLostError';
   readonly code = 'UNRDF_RAFT_LEADERSHIP_LOST';
-  constructor(
-    readonly leaderId: NodeId | undefined,
-    options?: ErrorOptions,
-  ) {
+  readonly leaderId: NodeId | undefined;
+  constructor(leaderId: NodeId | undefined, options?: ErrorOptions) {
     super(
       `This node lost leadership before the proposal was applied; its outcome is unknown. Retry${leaderId ? ` on ${leaderId}` : ''} with the same client session so it is applied once.`,
       options,
     );
+    this.leaderId = leaderId;
   }
 }
 
@@ -295,21 +294,39 @@ export class RaftNode implements AsyncDisposable {
   /** A commit-only hard state not written yet (it goes with the next write, or at close). */
   private unsavedHardState: HardState | undefined;
 
+  readonly id: NodeId;
+  private readonly core: RaftCore;
+  private readonly storage: SqliteStorage;
+  private transport: TcpTransport | undefined;
+  private readonly stateMachine: StateMachine;
+  private readonly tickMs: number;
+  private readonly proposalTimeoutMs: number;
+  private readonly onStateChange:
+    | ((state: { role: Role; term: number; leader: NodeId | undefined }) => void)
+    | undefined;
+  private readonly snapshotEvery: number;
   constructor(
-    readonly id: NodeId,
-    private readonly core: RaftCore,
-    private readonly storage: SqliteStorage,
-    private transport: TcpTransport | undefined,
-    private readonly stateMachine: StateMachine,
-    private readonly tickMs: number,
-    private readonly proposalTimeoutMs: number,
-    private readonly onStateChange:
-      | ((state: { role: Role; term: number; leader: NodeId | undefined }) => void)
-      | undefined,
-    private readonly snapshotEvery: number,
+    id: NodeId,
+    core: RaftCore,
+    storage: SqliteStorage,
+    transport: TcpTransport | undefined,
+    stateMachine: StateMachine,
+    tickMs: number,
+    proposalTimeoutMs: number,
+    onStateChange: ((state: { role: Role; term: number; leader: NodeId | undefined }) => void) | undefined,
+    snapshotEvery: number,
     maxSessions: number,
     maxOutstandingPerClient: number,
   ) {
+    this.id = id;
+    this.core = core;
+    this.storage = storage;
+    this.transport = transport;
+    this.stateMachine = stateMachine;
+    this.tickMs = tickMs;
+    this.proposalTimeoutMs = proposalTimeoutMs;
+    this.onStateChange = onStateChange;
+    this.snapshotEvery = snapshotEvery;
     this.sessions = new ClientSessions(maxSessions, maxOutstandingPerClient);
   }
 

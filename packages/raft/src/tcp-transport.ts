@@ -199,7 +199,9 @@ export class TcpTransport implements AsyncDisposable {
   /** Members we may dial and accept, by id (changes with membership). */
   private readonly addresses = new Map<NodeId, { host: string; port: number }>();
 
-  constructor(private readonly options: Resolved) {
+  private readonly options: Resolved;
+  constructor(options: Resolved) {
+    this.options = options;
     this.secret = createSecretKey(
       typeof options.clusterSecret === 'string'
         ? Buffer.from(options.clusterSecret, 'utf8')

@@ -16,12 +16,12 @@ export class MerkleRangeError extends ReceiptsError {
 export class InvalidInputError extends ReceiptsError {
   override readonly name = 'InvalidInputError';
   readonly code = 'UNRDF_RECEIPTS_INVALID_INPUT';
-  constructor(
-    readonly what: string,
-    readonly issues: readonly string[],
-    options?: ErrorOptions,
-  ) {
+  readonly what: string;
+  readonly issues: readonly string[];
+  constructor(what: string, issues: readonly string[], options?: ErrorOptions) {
     super(`Invalid ${what}: ${issues.join('; ')}. Fix the input and retry.`, options);
+    this.what = what;
+    this.issues = issues;
   }
 }
 

@@ -11,12 +11,12 @@ export interface WaitForOptions {
 
 export class WaitForTimeoutError extends Error {
   override readonly name = 'WaitForTimeoutError';
-  constructor(
-    readonly what: string,
-    readonly timeoutMs: number,
-    options?: ErrorOptions,
-  ) {
+  readonly what: string;
+  readonly timeoutMs: number;
+  constructor(what: string, timeoutMs: number, options?: ErrorOptions) {
     super(`Timed out after ${timeoutMs} ms waiting until ${what}.`, options);
+    this.what = what;
+    this.timeoutMs = timeoutMs;
   }
 }
 

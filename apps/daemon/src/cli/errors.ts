@@ -9,14 +9,13 @@ export const EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2 });
  */
 export class CliError extends Error {
   override readonly name = 'CliError';
-  constructor(
-    message: string,
-    readonly exitCode: 1 | 2,
-    /** `path: message` lines shown under the message (zod issues). */
-    readonly issues: readonly string[] = [],
-    options?: ErrorOptions,
-  ) {
+  readonly exitCode: 1 | 2;
+  /** `path: message` lines shown under the message (zod issues). */
+  readonly issues: readonly string[];
+  constructor(message: string, exitCode: 1 | 2, issues: readonly string[] = [], options?: ErrorOptions) {
     super(message, options);
+    this.exitCode = exitCode;
+    this.issues = issues;
   }
 }
 

@@ -10,11 +10,12 @@ const where = (index: number | undefined) => (index === undefined ? '' : ` (batc
 export class EntityExistsError extends RdfEntityError {
   override readonly name = 'EntityExistsError';
   override readonly code = 'UNRDF_RDF_ENTITY_EXISTS';
-  constructor(
-    readonly subject: string,
-    readonly index?: number,
-  ) {
+  readonly subject: string;
+  readonly index: number | undefined;
+  constructor(subject: string, index?: number) {
     super(`Entity <${subject}> already exists${where(index)}; use update to change it, or delete it first.`);
+    this.subject = subject;
+    this.index = index;
   }
 }
 
@@ -22,11 +23,12 @@ export class EntityExistsError extends RdfEntityError {
 export class EntityNotFoundError extends RdfEntityError {
   override readonly name = 'EntityNotFoundError';
   override readonly code = 'UNRDF_RDF_ENTITY_NOT_FOUND';
-  constructor(
-    readonly subject: string,
-    readonly index?: number,
-  ) {
+  readonly subject: string;
+  readonly index: number | undefined;
+  constructor(subject: string, index?: number) {
     super(`Entity <${subject}> does not exist${where(index)}; create it first.`);
+    this.subject = subject;
+    this.index = index;
   }
 }
 

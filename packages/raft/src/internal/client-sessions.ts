@@ -47,10 +47,12 @@ export class ClientSessions<Result> {
   /** Map order is least recently used first (re-inserted on every request). */
   private readonly sessions = new Map<string, Session<Result>>();
 
-  constructor(
-    private readonly maxSessions: number,
-    private readonly maxOutstanding: number,
-  ) {}
+  private readonly maxSessions: number;
+  private readonly maxOutstanding: number;
+  constructor(maxSessions: number, maxOutstanding: number) {
+    this.maxSessions = maxSessions;
+    this.maxOutstanding = maxOutstanding;
+  }
 
   get size(): number {
     return this.sessions.size;

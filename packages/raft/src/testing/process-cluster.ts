@@ -99,7 +99,10 @@ export class ProcessCluster implements AsyncDisposable {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
   private closed = false;
 
-  private constructor(private readonly options: z.output<typeof ProcessClusterOptionsSchema>) {}
+  private readonly options: z.output<typeof ProcessClusterOptionsSchema>;
+  private constructor(options: z.output<typeof ProcessClusterOptionsSchema>) {
+    this.options = options;
+  }
 
   /**
    * Starts the nodes (n1..n<size>) and resolves once each printed `ready`.
@@ -369,10 +372,11 @@ export class SessionClient {
   /** The sequence number of the last write. */
   sequence = 0;
 
-  constructor(
-    private readonly cluster: ProcessCluster,
-    readonly clientId: string,
-  ) {
+  private readonly cluster: ProcessCluster;
+  readonly clientId: string;
+  constructor(cluster: ProcessCluster, clientId: string) {
+    this.cluster = cluster;
+    this.clientId = clientId;
     this.target = cluster.ids[0] as string;
   }
 
