@@ -4,8 +4,9 @@ import { createDaemon, type Daemon, InvalidInputError } from '@unrdf/daemon';
 import { z } from 'zod';
 import { type AdminToken, ensureAdminToken, openTokenStore } from './auth/tokens.js';
 import { builtinHandlers } from './handlers/builtins.js';
+import { DEFAULT_HTTP_THREADS, DEFAULT_RATE_LIMIT } from './http/defaults.js';
 import { startHttpFront } from './http/front.js';
-import { DEFAULT_HTTP_THREADS, DEFAULT_RATE_LIMIT, startHttpServer } from './http/server.js';
+import { startHttpServer } from './http/server.js';
 import { createEntityStore, type EntityStore } from './rdf/index.js';
 import { createTelemetry, type Telemetry } from './telemetry.js';
 

@@ -1,4 +1,4 @@
-// The unrdf-daemon CLI as users run it: real processes (tsx, source condition) against a
+// The unrdf-daemon CLI as users run it: its bin in real processes against a
 // daemon started with `start --port 0` on a temporary data directory, loopback only.
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,8 +7,9 @@ import { gunzipSync } from 'node:zlib';
 import { type NodeProcess, spawnNode, type TempDir, tempDir, waitFor } from '@unrdf/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-/** One CLI run (a fresh Node process with tsx) takes about a second; bound each one. */
+/** The bin, run on plain Node as users run it (it loads the sources itself). */
+const BIN = fileURLToPath(new URL('../bin/unrdf-daemon.mjs', import.meta.url));
+/** One CLI run (a fresh Node process) takes about half a second; bound each one. */
 const CLI_TIMEOUT_MS = 30_000;
 const START_TIMEOUT_MS = 30_000;
 
@@ -22,7 +23,12 @@ interface CliRun {
 }
 
 async function cli(args: readonly string[], env: Record<string, string> = {}, cwd?: string): Promise<CliRun> {
-  const child = spawnNode(MAIN, { args, env: { ...CLEAN_ENV, ...env }, ...(cwd === undefined ? {} : { cwd }) });
+  const child = spawnNode(BIN, {
+    tsx: false,
+    args,
+    env: { ...CLEAN_ENV, ...env },
+    ...(cwd === undefined ? {} : { cwd }),
+  });
   const timer = setTimeout(() => child.child.kill('SIGKILL'), CLI_TIMEOUT_MS);
   const { code } = await child.exited;
   clearTimeout(timer);
@@ -35,7 +41,11 @@ interface Started {
 }
 
 async function startDaemon(dataDir: string, extra: readonly string[] = []): Promise<Started> {
-  const child = spawnNode(MAIN, { args: ['start', '--data-dir', dataDir, '--port', '0', ...extra], env: CLEAN_ENV });
+  const child = spawnNode(BIN, {
+    tsx: false,
+    args: ['start', '--data-dir', dataDir, '--port', '0', ...extra],
+    env: CLEAN_ENV,
+  });
   const line = await child.waitForLine(/"msg":"listening"/, START_TIMEOUT_MS);
   const url = (JSON.parse(line.input ?? '') as { url: string }).url;
   // The banner (stderr) follows the log line (stdout): on a loaded machine it may arrive later.
@@ -426,7 +436,8 @@ describe('unrdf-daemon CLI', () => {
           ].join('\n'),
         );
         const slowDir = dir.join('slow-data');
-        const child = spawnNode(MAIN, {
+        const child = spawnNode(BIN, {
+          tsx: false,
           args: ['start', '--data-dir', slowDir, '--port', '0', '--handlers', module],
           env: CLEAN_ENV,
         });

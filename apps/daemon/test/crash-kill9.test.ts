@@ -11,7 +11,8 @@ import { type TrustedKey, verifyCheckpointConsistency } from '@unrdf/receipts';
 import { type NodeProcess, spawnNode, type TempDir, tempDir } from '@unrdf/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+/** The bin, run on plain Node as users run it (it loads the sources itself). */
+const BIN = fileURLToPath(new URL('../bin/unrdf-daemon.mjs', import.meta.url));
 
 // Explicit bounds of the whole run (2 cores: about 1 s per restart, short bursts between kills).
 const KILLS = 20;
@@ -51,7 +52,7 @@ interface Running {
 }
 
 async function startApp(dataDir: string): Promise<Running> {
-  const child = spawnNode(MAIN, { args: ['start', '--data-dir', dataDir, '--port', '0'], env: CLEAN_ENV });
+  const child = spawnNode(BIN, { tsx: false, args: ['start', '--data-dir', dataDir, '--port', '0'], env: CLEAN_ENV });
   const line = await child.waitForLine(/"msg":"listening"/, START_TIMEOUT_MS);
   return { process: child, url: (JSON.parse(line.input ?? '') as { url: string }).url };
 }
@@ -306,7 +307,8 @@ describe('the app under kill -9', () => {
       if (final !== undefined) checkpoints.push(final);
       await checkPending(app.url, keys);
       expect(checked).toBe(checkpoints.length - 1);
-      const verify = spawnNode(MAIN, {
+      const verify = spawnNode(BIN, {
+        tsx: false,
         args: ['verify', ...bundleFiles, '--key', dir.join('keys.json')],
         env: CLEAN_ENV,
       });

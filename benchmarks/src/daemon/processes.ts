@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 
 const TSX = createRequire(import.meta.url).resolve('tsx');
-const APP_CLI = fileURLToPath(new URL('../../../apps/daemon/src/cli/main.ts', import.meta.url));
+/** The app's bin, run on plain Node as users run it (it loads its TypeScript sources itself). */
+const APP_BIN = fileURLToPath(new URL('../../../apps/daemon/bin/unrdf-daemon.mjs', import.meta.url));
 const ECHO = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
 
 export interface ServerProcess {
@@ -21,13 +22,15 @@ export interface ServerProcess {
   stderr(): string;
 }
 
+/** Starts `script` with `args`; a `.ts` script runs through tsx with the workspace's source condition. */
 function startProcess(
   script: string,
   args: readonly string[],
   urlPattern: RegExp,
   nodeArgs: readonly string[] = [],
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, '--conditions=@unrdf/source', '--import', TSX, script, ...args], {
+  const loader = script.endsWith('.ts') ? ['--conditions=@unrdf/source', '--import', TSX] : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, script, ...args], {
     // stdin is a pipe the echo server watches; the app ignores it. stdout carries the
     // app's JSON logs: drained, not kept, unless UNRDF_BENCH_APP_STDOUT names a file to
     // append it to (e.g. with --trace-gc-nvp among the node arguments).
@@ -100,7 +103,7 @@ export async function startApp(
   nodeArgs: readonly string[] = [],
 ): Promise<AppProcess> {
   const server = await startProcess(
-    APP_CLI,
+    APP_BIN,
     // The per-token rate limit stays on (its cost is measured) but far above the offered load.
     [
       'start',

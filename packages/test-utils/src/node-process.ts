@@ -25,19 +25,25 @@ export interface SpawnNodeOptions {
   readonly args?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
   readonly cwd?: string;
+  /**
+   * Default true: tsx and the `@unrdf/source` condition load `script` and the workspace
+   * packages from source. False runs `script` on plain Node, e.g. a bin that loads its
+   * sources itself, as users run it.
+   */
+  readonly tsx?: boolean;
 }
 
 /**
- * Starts `script` (a .ts file) in its own Node process on the current Node, with
- * tsx and the `@unrdf/source` condition so workspace packages load from source.
+ * Starts `script` (a .ts file, or any script with `tsx: false`) in its own Node process
+ * on the current Node.
  */
 export function spawnNode(script: string, options: SpawnNodeOptions = {}): NodeProcess {
-  const tsxLoader = require.resolve('tsx');
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@unrdf/source', '--import', tsxLoader, script, ...(options.args ?? [])],
-    { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const loader = options.tsx === false ? [] : ['--conditions=@unrdf/source', '--import', require.resolve('tsx')];
+  const child = spawn(process.execPath, [...loader, script, ...(options.args ?? [])], {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (child.pid === undefined) throw new Error(`could not start ${script}`);
   let out = '';
   let err = '';

@@ -1,14 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
+import { DEFAULT_HTTP_THREADS, DEFAULT_RATE_LIMIT } from '../http/defaults.js';
 import { type OperationViewBody, OperationViewSchema, ReceiptBundleBodySchema } from '../http/schemas.js';
-import { DEFAULT_HTTP_THREADS, DEFAULT_RATE_LIMIT } from '../http/server.js';
 import * as api from './api.js';
 import { type ClientOptions, type ClientResponse, request } from './client.js';
 import { CliError, failure, usageError, zodLines } from './errors.js';
-import { rotateKeys } from './keys.js';
 import { DEFAULT_HOST, DEFAULT_PORT, resolveDataDir, resolveToken, resolveUrl } from './paths.js';
-import { runStart } from './start.js';
 import { loadTrustedKeys } from './trusted-keys.js';
 import { readBundleFile, verifyBundle } from './verify.js';
 
@@ -206,6 +204,9 @@ export function createProgram(io: CliIo): Command {
         .argParser(intOption('--http-threads', 0, 1)),
     )
     .action(async (flags) => {
+      // Loaded here, not at the top: the server, the daemon and its telemetry are what make
+      // a start slow, and no other command needs them.
+      const { runStart } = await import('./start.js');
       await runStart(
         {
           dataDir: resolveDataDir(flags.dataDir, io.env),
@@ -412,6 +413,7 @@ export function createProgram(io: CliIo): Command {
     .option('--data-dir <dir>', 'data directory (default $UNRDF_DATA_DIR, else ./.unrdf)')
     .option('--json', 'machine-readable output (JSON)')
     .action(async (flags) => {
+      const { rotateKeys } = await import('./keys.js');
       const rotated = await rotateKeys(resolveDataDir(flags.dataDir, io.env));
       if (flags.json) {
         io.stdout.write(`${JSON.stringify(rotated)}\n`);

@@ -1,6 +1,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { scopeAllows, type TokenIdentity, type TokenScope, type TokenStore } from '../auth/tokens.js';
 import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from '../telemetry.js';
 import { type DaemonPort, localDaemonPort } from './daemon-port.js';
+import { DEFAULT_RATE_LIMIT } from './defaults.js';
 import {
   CancelResultSchema,
   type ClusterView,
@@ -51,14 +52,6 @@ declare module 'fastify' {
 
 /** Default request body limit: 1 MiB. */
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
-/** Default rate limit per token (or per client address for open routes). */
-export const DEFAULT_RATE_LIMIT = { max: 6000, timeWindowMs: 60_000 } as const;
-/**
- * HTTP API threads besides the daemon's: 1 runs the API on a worker thread (see front.ts)
- * when the machine has a second core for it; on one core a second thread only adds the
- * cost of crossing between them.
- */
-export const DEFAULT_HTTP_THREADS = availableParallelism() >= 2 ? 1 : 0;
 /** While closing, how often connections that answered their last request are closed. */
 const CLOSE_SWEEP_MS = 25;
 /** JSON bodies nested deeper than this are refused (canonical JSON and digests recurse). */
@@ -169,13 +162,14 @@ function healthWithin(
 
 /** An HTTP-level refusal with a stable code. */
 class HttpError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    readonly issues: readonly string[] = [],
-  ) {
+  readonly statusCode: number;
+  readonly code: string;
+  readonly issues: readonly string[];
+  constructor(statusCode: number, code: string, message: string, issues: readonly string[] = []) {
     super(message);
+    this.statusCode = statusCode;
+    this.code = code;
+    this.issues = issues;
   }
 }
 

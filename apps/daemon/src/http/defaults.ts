@@ -1,0 +1,12 @@
+// The HTTP API's defaults that the CLI shows in its help: kept apart from server.ts so that
+// the CLI's other commands start without loading Fastify and the rest of the server.
+import { availableParallelism } from 'node:os';
+
+/** Default rate limit per token (or per client address for open routes). */
+export const DEFAULT_RATE_LIMIT = { max: 6000, timeWindowMs: 60_000 } as const;
+/**
+ * HTTP API threads besides the daemon's: 1 runs the API on a worker thread (see front.ts)
+ * when the machine has a second core for it; on one core a second thread only adds the
+ * cost of crossing between them.
+ */
+export const DEFAULT_HTTP_THREADS = availableParallelism() >= 2 ? 1 : 0;
