@@ -279,6 +279,19 @@ describe('unrdf-daemon CLI', () => {
       },
       CLI_TIMEOUT_MS,
     );
+
+    it(
+      "runs through tsx on a Node without type stripping (the bin's fallback)",
+      async () => {
+        // Node only runs .ts without a loader when it strips types: this passes only if the
+        // bin saw `process.features.typescript` off and registered tsx instead.
+        const run = await cli(['verify', '--help'], { NODE_OPTIONS: '--no-experimental-strip-types' });
+        expect(run.stderr).toBe('');
+        expect(run.code).toBe(0);
+        expect(run.stdout).toMatch(/^Usage: unrdf-daemon verify/);
+      },
+      CLI_TIMEOUT_MS,
+    );
   });
 
   describe('report', () => {
