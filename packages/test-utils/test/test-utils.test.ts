@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +27,16 @@ describe('freePort', () => {
       server.listen({ host: '127.0.0.1', port }, resolve);
     });
     await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('draws ports below the range the kernel takes source ports of outgoing connections from', async () => {
+    const range = '/proc/sys/net/ipv4/ip_local_port_range';
+    const low = existsSync(range) ? Number(readFileSync(range, 'utf8').trim().split(/\s+/)[0]) : 49_152;
+    const ports = await Promise.all(Array.from({ length: 50 }, () => freePort()));
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(20_000);
+      expect(port).toBeLessThan(low);
+    }
   });
 });
 

@@ -62,18 +62,27 @@ export interface NodeReply {
   readonly json: Record<string, unknown>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Resolves true when `port` could be bound on loopback just now (and releases it). */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * A loopback port that was free a moment ago, drawn below 32768 where Linux's ephemeral
+ * range starts by default: a port the OS picked (port 0) is also the next source port of
+ * an outgoing connection, and could be taken by one before the node binds it.
+ */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    if (await canListen(port)) return port;
+  }
+  throw new Error('no free loopback port in 20000-32767 after 200 tries');
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
