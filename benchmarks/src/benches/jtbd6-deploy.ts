@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@unrdf/test-utils';
 import type { BenchContext, Benchmark } from '../harness/benchmark.js';
 import { LatencyHistogram } from '../harness/histogram.js';
 import type { MetricInput } from '../harness/report.js';
@@ -66,6 +66,8 @@ interface RunOptions {
   readonly cwd: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly timeoutMs: number;
+  /** Resolve with the exit code instead of rejecting when it fails (not when it times out). */
+  readonly allowFailure?: boolean;
 }
 
 /**
@@ -78,7 +80,7 @@ function runLogged(
   command: string,
   args: readonly string[],
   options: RunOptions,
-): Promise<{ ms: number; stdout: string }> {
+): Promise<{ ms: number; stdout: string; code: number | null }> {
   const logPath = join(logDir, `${name}.log`);
   const log = createWriteStream(logPath);
   const started = performance.now();
@@ -116,7 +118,7 @@ function runLogged(
       process.off('exit', killGroup);
       const ms = performance.now() - started;
       log.end(() => {
-        if (code === 0) return resolve({ ms, stdout });
+        if (code === 0 || (options.allowFailure && signal === null)) return resolve({ ms, stdout, code });
         const tail = readFileSync(logPath, 'utf8').split('\n').slice(-25).join('\n');
         reject(
           new Error(
@@ -124,20 +126,6 @@ function runLogged(
           ),
         );
       });
-    });
-  });
-}
-
-/** A free loopback port (the daemon keeps one port across its versions, as a service does). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
     });
   });
 }
@@ -353,15 +341,24 @@ export const benchmark: Benchmark = {
       ? null
       : await stage(ctx, 'typecheck (./run typecheck)', () => cloneRun('typecheck', ['typecheck']));
 
-    // The suite's last line is `tests: N passed, N failed, N skipped`.
+    // The suite's last line is `tests: N passed, N failed, N skipped`. A red suite is a
+    // failed deployment: reported (test_failures), and the rest of the pipeline still timed.
     let testMs: number | null = null;
     let testSummary = 'not run (quick)';
+    let testFailures: number | null = null;
     if (!ctx.quick) {
       const tested = await stage(ctx, 'test (./run test, the whole suite)', () =>
-        cloneRun('test', ['test'], 30 * 60_000),
+        runLogged(logDir, 'test', join(clone, 'run'), ['test'], {
+          cwd: clone,
+          timeoutMs: 30 * 60_000,
+          allowFailure: true,
+        }),
       );
       testMs = tested.ms;
-      testSummary = /tests: .*$/m.exec(tested.stdout)?.[0] ?? 'no summary line';
+      const summary = /tests: (\d+) passed, (\d+) failed, (\d+) skipped/.exec(tested.stdout);
+      testSummary = summary?.[0] ?? `no summary line, exit ${tested.code}`;
+      testFailures = summary === null ? null : Number(summary[2]);
+      if (tested.code !== 0 && testFailures === 0) testFailures = null;
     }
 
     // Artifact: pack the published packages, then prove the tarballs alone install and import.
@@ -418,6 +415,7 @@ export const benchmark: Benchmark = {
 
     // Rollout, smoke and rollback, `cycles` times, on one data directory and port.
     const newBin = join(clone, 'apps/daemon/bin/unrdf-daemon.mjs');
+    // One port for every version, as a service keeps its address.
     const port = await freePort();
     const rollout = new LatencyHistogram();
     const rollback = new LatencyHistogram();
@@ -483,6 +481,8 @@ export const benchmark: Benchmark = {
       compile_s: s(seconds(build.ms), null),
       quality_s: s(lint === null || typecheck === null ? null : seconds(lint.ms + typecheck.ms), SPEC.quality),
       test_s: s(testMs === null ? null : seconds(testMs), SPEC.test),
+      // Null (FAIL) when the suite printed no summary or exited non-zero with none failed.
+      test_failures: { value: testFailures, unit: 'count', better: 'lower', goal: 0 },
       artifact_pack_s: s(seconds(pack.ms), SPEC.artifact),
       artifact_install_s: s(seconds(consumed.ms + imported.ms), null),
       release_notes_s: s(seconds(notes.ms), SPEC.notes),
@@ -499,7 +499,9 @@ export const benchmark: Benchmark = {
         samples: rollback.count,
       }),
       // Null (FAIL) in a quick run, which does not run the test suite.
-      total_s: s(pipelineMs === null ? null : seconds(pipelineMs), SPEC.total),
+      total_s: s(pipelineMs === null ? null : seconds(pipelineMs), SPEC.total, {
+        ...(testFailures === 0 ? {} : { cannotPass: `the test suite was not green (${testSummary})` }),
+      }),
       cycles_failed: { value: failedCycles, unit: 'count', better: 'lower', goal: 0 },
       cycle_success_pct: {
         value: (100 * ok) / cycles,
