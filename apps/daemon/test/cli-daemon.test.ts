@@ -233,7 +233,7 @@ describe('unrdf-daemon CLI', () => {
         );
         expect(bareModule.code).toBe(2);
         expect(bareModule.stderr).toContain(
-          "--handlers: 'my-handlers.mjs' is read as a package name; for the file here, write ./my-handlers.mjs",
+          "'my-handlers.mjs' is read as a package name; for the file here, write ./my-handlers.mjs",
         );
         expect(badThreads.code).toBe(2);
         expect(badThreads.stderr).toContain('--http-threads: expected an integer from 0 to 1');

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -397,12 +397,26 @@ class UnrdfDaemon implements Daemon {
   }
 
   async #loadModule(specifier: string): Promise<void> {
-    const url = specifier.startsWith('file:')
-      ? specifier
-      : isAbsolute(specifier) || specifier.startsWith('.')
-        ? pathToFileURL(resolve(specifier)).href
-        : specifier;
-    const module = (await import(url)) as { handlers?: unknown; default?: unknown };
+    const isPath = isAbsolute(specifier) || specifier.startsWith('.');
+    const url = isPath ? pathToFileURL(resolve(specifier)).href : specifier;
+    let module: { handlers?: unknown; default?: unknown };
+    try {
+      module = (await import(url)) as typeof module;
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw cause;
+      // A bare name is a package to Node, as in `import`: `handlers.mjs` is not ./handlers.mjs.
+      const bareFile = !isPath && !specifier.startsWith('file:') && existsSync(specifier);
+      throw new InvalidInputError(
+        `handler module ${specifier}`,
+        [
+          `(root): ${(cause as Error).message.split('\n')[0]}`,
+          ...(bareFile
+            ? [`(root): '${specifier}' is read as a package name; for the file here, write ./${specifier}`]
+            : []),
+        ],
+        { cause },
+      );
+    }
     const handlers = module.handlers ?? module.default;
     if (typeof handlers !== 'object' || handlers === null) {
       throw new InvalidInputError(`handler module ${specifier}`, [

@@ -1,7 +1,7 @@
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type SloDefinition, SPEC_SLOS } from '@unrdf/diagnostics';
 import { type ApplyExtension, CompletionRefusedError, UnrecoverableError } from '@unrdf/queue';
 import { verifyCheckpointConsistency, verifyReceipt } from '@unrdf/receipts';
@@ -32,6 +32,60 @@ describe('createDaemon', () => {
     );
     expect(() => createDaemon({ dataDir: '/tmp/x', diagnostics: { slos: [slo, slo] } })).toThrow(/unique/);
     expect(() => createDaemon({ dataDir: '/tmp/x', diagnostics: { slos: [slo] } })).not.toThrow();
+  });
+
+  it('loads handlers from modules named by a ./ path, an absolute path or a file URL', async () => {
+    await using dir = await tempDir('daemon-modules');
+    const source = (type: string) =>
+      `export const handlers = { ${type}: { handler: (input) => ({ ${type}: input.n }), maxAttempts: 1 } };\n`;
+    writeFileSync(dir.join('relative.mjs'), source('rel'));
+    writeFileSync(dir.join('absolute.mjs'), source('abs'));
+    writeFileSync(dir.join('url.mjs'), `export default { url: { handler: (input) => ({ url: input.n }) } };\n`);
+    const fromHere = relative(process.cwd(), dir.join('relative.mjs'));
+    const modules = [
+      fromHere.startsWith('.') ? fromHere : `./${fromHere}`,
+      dir.join('absolute.mjs'),
+      pathToFileURL(dir.join('url.mjs')).href,
+    ];
+    await using daemon = createDaemon({ dataDir: dir.join('data'), diagnostics: quiet, handlerModules: modules });
+    await daemon.start();
+    for (const type of ['rel', 'abs', 'url']) {
+      const op = await daemon.submit({ type, subject: `urn:x:${type}`, input: { n: 7 } });
+      const done = await daemon.waitFor(op.id, { timeoutMs: 10_000 });
+      expect(done?.outcome).toBe('succeeded');
+      expect(done?.output).toEqual({ [type]: 7 });
+    }
+  });
+
+  it('refuses a handler module it cannot load with a typed error, and says when a bare name is a file here', async () => {
+    await using dir = await tempDir('daemon-modules');
+    // A bare name is a package to Node (as in `import`), even when a file of that name is here.
+    const bare = `unrdf-test-handlers-${process.pid}.mjs`;
+    writeFileSync(join(process.cwd(), bare), 'export const handlers = {};\n');
+    try {
+      const daemon = createDaemon({ dataDir: dir.join('a'), diagnostics: quiet, handlerModules: [bare] });
+      const error = await daemon.start().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await daemon.close();
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect((error as InvalidInputError).issues).toContain(
+        `(root): '${bare}' is read as a package name; for the file here, write ./${bare}`,
+      );
+    } finally {
+      rmSync(join(process.cwd(), bare), { force: true });
+    }
+    // A missing package: the typed error, without the hint.
+    const missing = createDaemon({ dataDir: dir.join('b'), diagnostics: quiet, handlerModules: ['no-such-pkg-x'] });
+    const error = await missing.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await missing.close();
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect((error as InvalidInputError).issues).toHaveLength(1);
+    expect((error as InvalidInputError).issues[0]).toMatch(/^\(root\): Cannot find package 'no-such-pkg-x'/);
   });
 
   it("commits a handler's effects through its extensions with the final state, and retries a refused completion", async () => {

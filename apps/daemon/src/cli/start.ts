@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
 import { DaemonError, DataDirLockedError, InvalidInputError } from '@unrdf/daemon';
 import { type App, startApp } from '../app.js';
 import { failure, usageError } from './errors.js';
@@ -112,13 +110,6 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
     if (error instanceof InvalidInputError) throw usageError(error.message.split('\n')[0] ?? 'bad input', error.issues);
     if (error instanceof DaemonError) throw failure(error.message, { cause: error });
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' && request.handlerModules !== undefined) {
-      throw usageError(
-        'cannot load a handler module',
-        [`--handlers: ${(error as Error).message.split('\n')[0]}`, ...packageNamesThatAreFiles(request.handlerModules)],
-        { cause: error },
-      );
-    }
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw failure(`cannot listen on ${request.host}:${request.port} (${code}); pick another --port or --host`, {
         cause: error,
@@ -144,14 +135,4 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
     };
     if (first !== undefined) shutDown();
   });
-}
-
-/**
- * Handler modules given as a bare name that is also a file here: Node reads a bare name as
- * a package (as `import` does), so `--handlers handlers.mjs` does not load ./handlers.mjs.
- */
-function packageNamesThatAreFiles(modules: readonly string[]): string[] {
-  return modules
-    .filter((m) => !m.startsWith('.') && !m.startsWith('file:') && !isAbsolute(m) && existsSync(m))
-    .map((m) => `--handlers: '${m}' is read as a package name; for the file here, write ./${m}`);
 }
