@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tempDir } from '@unrdf/test-utils';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -106,6 +106,21 @@ describe('openTokenStore', () => {
       expect(() => openTokenStore(dir.path).verify(`${TOKEN_PREFIX}abc`)).toThrow(TokenStoreError);
       writeFileSync(dir.join(TOKEN_FILES.store), 'not json');
       expect(() => openTokenStore(dir.path).list()).toThrow(/not JSON/);
+    });
+
+    it('refuses a tokens file others can write (they could add a token), even after a chmod while running', async () => {
+      await using dir = await tempDir('tokens');
+      const store = openTokenStore(dir.path, { recheckMs: 0 });
+      const issued = store.createToken(['read']);
+      const path = dir.join(TOKEN_FILES.store);
+      expect(store.verify(issued.token)?.id).toBe(issued.id);
+      chmodSync(path, 0o644); // others may read: hashes only, still accepted
+      expect(store.verify(issued.token)?.id).toBe(issued.id);
+      chmodSync(path, 0o620);
+      expect(() => store.verify(issued.token)).toThrow(/writable by others \(mode 620\).*chmod 600/);
+      expect(() => openTokenStore(dir.path).list()).toThrow(TokenStoreError);
+      chmodSync(path, 0o600);
+      expect(store.verify(issued.token)?.id).toBe(issued.id);
     });
   });
 });

@@ -8,6 +8,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  type Stats,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -139,7 +140,7 @@ export interface TokenStoreOptions {
  * re-read when another process (the CLI) changed it: at once for writes and `list`,
  * within `recheckMs` for `verify` (a stat per request cost more than the rest of the
  * check on the hot path).
- * @throws {TokenStoreError} when tokens.json is malformed.
+ * @throws {TokenStoreError} when tokens.json is malformed or writable by others.
  * @example
  * const tokens = openTokenStore('./data');
  * const { token } = tokens.createToken(['submit', 'read']);
@@ -155,21 +156,26 @@ export function openTokenStore(dataDir: string, options: TokenStoreOptions = {})
   /** Tokens verified against the current file (cleared when it changes): no hash per request. */
   const verified = new Map<string, TokenIdentity | undefined>();
 
-  const stampOf = () => {
-    try {
-      const s = statSync(path);
-      return `${s.mtimeMs}:${s.size}:${s.ino}`;
-    } catch {
-      return 'missing';
-    }
-  };
-
   const load = (): { file: TokenFile; hashes: Buffer[] } => {
     checkedAt = now();
-    const stamp = stampOf();
+    let stats: Stats | undefined;
+    try {
+      stats = statSync(path);
+    } catch {
+      stats = undefined;
+    }
+    // The mode is part of the stamp: a chmod changes neither the time nor the size.
+    const stamp = stats === undefined ? 'missing' : `${stats.mtimeMs}:${stats.size}:${stats.ino}:${stats.mode}`;
     if (cache?.stamp === stamp) return cache;
     let file: TokenFile = { version: 1, tokens: [] };
-    if (stamp !== 'missing') {
+    if (stats !== undefined) {
+      // Whoever can write the file can add a token of their own: fail closed, as ssh does
+      // with a key file others can read. (Others reading it learn only hashes of 256-bit tokens.)
+      if ((stats.mode & 0o022) !== 0) {
+        throw new TokenStoreError(
+          `${path} is writable by others (mode ${(stats.mode & 0o777).toString(8)}): anyone who can write it can add a token; chmod 600 it.`,
+        );
+      }
       let json: unknown;
       try {
         json = JSON.parse(readFileSync(path, 'utf8'));
