@@ -1,6 +1,6 @@
 // The unrdf-daemon CLI as users run it: its bin in real processes against a
 // daemon started with `start --port 0` on a temporary data directory, loopback only.
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
@@ -87,10 +87,31 @@ describe('unrdf-daemon CLI', () => {
       expect(stderr).toContain(tokenPath);
       expect(stderr).toContain(vkeyPath);
       expect(stderr).toContain('curl -sS -X POST');
+      expect(stderr).toContain(`${tokenPath} (mode 0600, created now)`);
+      expect(stderr).not.toContain('WARNING');
       expect(statSync(tokenPath).mode & 0o777).toBe(0o600);
       expect(statSync(vkeyPath).mode & 0o777).toBe(0o644);
       expect(readFileSync(`${dataDir}/daemon.lock`, 'utf8').trim()).toBe(String(daemon?.process.pid));
     });
+
+    it(
+      'warns in its banner when others can read the admin token file, with its real mode',
+      async () => {
+        const other = dir.join('exposed');
+        const first = await startDaemon(other);
+        expect(await first.process.stop(10_000)).toBe(0);
+        chmodSync(join(other, 'admin.token'), 0o644);
+        const again = await startDaemon(other);
+        try {
+          const stderr = again.process.stderr();
+          expect(stderr).toContain(`${join(other, 'admin.token')} (mode 0644)`);
+          expect(stderr).toContain('WARNING: others can read the admin token (mode 0644); chmod 600');
+        } finally {
+          await again.process.stop(10_000);
+        }
+      },
+      2 * START_TIMEOUT_MS,
+    );
 
     it('writes structured logs as JSON lines on stdout', () => {
       const lines = (daemon?.process.stdout() ?? '').split('\n').filter((l) => l !== '');

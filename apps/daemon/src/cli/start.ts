@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { DaemonError, DataDirLockedError, InvalidInputError } from '@unrdf/daemon';
 import { type App, startApp } from '../app.js';
 import { failure, usageError } from './errors.js';
@@ -27,12 +28,27 @@ const DUPLICATE_SIGNAL_MS = 1_000;
 
 const quote = (s: string) => (/^[A-Za-z0-9_./:@%+=-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`);
 
+/** The permission bits of `path` (e.g. 0o600), or undefined when it cannot be read. */
+function modeOf(path: string): number | undefined {
+  try {
+    return statSync(path).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+}
+
 function banner(app: App): string {
   const token = app.adminToken;
+  const mode = token.token === undefined ? undefined : modeOf(token.path);
   const tokenLine =
     token.token === undefined
       ? `${token.path} is gone; the admin token still works if you kept it`
-      : `${token.path} (mode 0600${token.created ? ', created now' : ''})`;
+      : `${token.path} (mode 0${(mode ?? 0o600).toString(8)}${token.created ? ', created now' : ''})`;
+  // It is written 0600; a file others can read lets them act as admin.
+  const exposed =
+    mode !== undefined && (mode & 0o077) !== 0
+      ? [`  WARNING: others can read the admin token (mode 0${mode.toString(8)}); chmod 600 ${quote(token.path)}`]
+      : [];
   const tokenFile = quote(token.path);
   const dataDir = quote(app.dataDir);
   return [
@@ -41,6 +57,7 @@ function banner(app: App): string {
     `  URL:           ${app.url}`,
     `  data dir:      ${app.dataDir}`,
     `  admin token:   ${tokenLine}`,
+    ...exposed,
     `  verifier key:  ${app.verifierKeyPath} (mode 0644: give it to whoever verifies receipts)`,
     '',
     'Submit an operation with curl:',
