@@ -1,6 +1,6 @@
 // The unrdf-daemon CLI as users run it: its bin in real processes against a
 // daemon started with `start --port 0` on a temporary data directory, loopback only.
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
@@ -111,6 +111,21 @@ describe('unrdf-daemon CLI', () => {
         }
       },
       2 * START_TIMEOUT_MS,
+    );
+
+    it(
+      'refuses to start, exit 1 and no stack trace, when others can write tokens.json',
+      async () => {
+        const other = dir.join('writable-tokens');
+        mkdirSync(other, { mode: 0o700 });
+        writeFileSync(join(other, 'tokens.json'), '{"version":1,"tokens":[]}\n');
+        chmodSync(join(other, 'tokens.json'), 0o666);
+        const run = await cli(['start', '--data-dir', other, '--port', '0']);
+        expect(run.code).toBe(1);
+        expect(run.stderr).toContain('tokens.json is writable by others (mode 666)');
+        expect(run.stderr).not.toMatch(/^\s+at /m);
+      },
+      CLI_TIMEOUT_MS,
     );
 
     it('writes structured logs as JSON lines on stdout', () => {

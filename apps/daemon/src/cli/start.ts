@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { DaemonError, DataDirLockedError, InvalidInputError } from '@unrdf/daemon';
 import { type App, startApp } from '../app.js';
+import { TokenStoreError } from '../auth/tokens.js';
 import { failure, usageError } from './errors.js';
 import type { CliIo } from './program.js';
 
@@ -125,7 +126,8 @@ export async function runStart(request: StartRequest, io: CliIo): Promise<void> 
       );
     }
     if (error instanceof InvalidInputError) throw usageError(error.message.split('\n')[0] ?? 'bad input', error.issues);
-    if (error instanceof DaemonError) throw failure(error.message, { cause: error });
+    if (error instanceof DaemonError || error instanceof TokenStoreError)
+      throw failure(error.message, { cause: error });
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw failure(`cannot listen on ${request.host}:${request.port} (${code}); pick another --port or --host`, {
