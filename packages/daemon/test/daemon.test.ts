@@ -34,7 +34,7 @@ describe('createDaemon', () => {
     expect(() => createDaemon({ dataDir: '/tmp/x', diagnostics: { slos: [slo] } })).not.toThrow();
   });
 
-  it('loads handlers from modules named by a ./ path, an absolute path or a file URL', async () => {
+  it('loads handlers from modules named by a relative path, an absolute path or a file URL', async () => {
     await using dir = await tempDir('daemon-modules');
     const source = (type: string) =>
       `export const handlers = { ${type}: { handler: (input) => ({ ${type}: input.n }), maxAttempts: 1 } };\n`;
