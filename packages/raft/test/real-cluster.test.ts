@@ -80,4 +80,36 @@ describe('RaftNode (3 real processes on loopback)', () => {
     expect(rejoined?.role).toBe('follower');
     expect(rejoined?.term).toBeGreaterThan(1);
   }, 120_000);
+
+  it('fails over when the leader hears no one but everyone still hears it (an asymmetric partition), losing no acknowledged write', async () => {
+    await using dir = await tempDir('raft-cluster');
+    await using cluster = await ProcessCluster.start({ dataDir: dir.path, proxies: true });
+    const client = new SessionClient(cluster, 'writer-3');
+    const acked: string[] = [];
+    const write = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const key = `k${(client.sequence + 1) % 5}`;
+        const value = `a${client.sequence + 1}`;
+        await client.put(key, value, { attemptTimeoutMs: 3000, giveUpMs: 30_000 });
+        acked.push(`${key}=${value}`);
+      }
+    };
+    const old = await cluster.leader();
+    client.target = old;
+    await write(10);
+    // Its heartbeats still reach the followers, so they never time out on their own: the
+    // deaf leader must notice it lost its quorum and step down (check quorum).
+    cluster.isolate(old, 'in');
+    client.target = old;
+    await write(15);
+    const statuses = await Promise.all(cluster.ids.filter((id) => id !== old).map((id) => cluster.status(id)));
+    const fresh = statuses.find((s) => s?.role === 'leader');
+    expect(fresh?.id).toBeDefined();
+    expect(fresh?.id).not.toBe(old);
+    cluster.heal();
+    await write(5);
+    const dumps = await cluster.converged();
+    for (const dump of dumps) expect(dump.applied).toEqual(acked);
+    expect(dumps.find((d) => d.status.id === old)?.status.role).toBe('follower');
+  }, 120_000);
 });

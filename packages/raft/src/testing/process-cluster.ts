@@ -236,12 +236,17 @@ export class ProcessCluster implements AsyncDisposable {
     clearTimeout(timer);
   }
 
-  /** Cuts every link to and from `id` without closing anything (needs `proxies`). */
-  isolate(id: string): void {
+  /**
+   * Cuts the links of `id` without closing anything (needs `proxies`): every link to and
+   * from it (`both`), or only those to it (`in`: it hears no one, everyone still hears it)
+   * or from it (`out`). Each node sends on the link it dials, so one direction is one set
+   * of links: an asymmetric partition.
+   */
+  isolate(id: string, direction: 'both' | 'in' | 'out' = 'both'): void {
     if (this.proxies.size === 0) throw new Error('isolate() needs a cluster started with proxies: true');
     for (const [link, proxy] of this.proxies) {
       const [from, to] = link.split('>');
-      if (from === id || to === id) proxy.partition(true);
+      if ((direction !== 'in' && from === id) || (direction !== 'out' && to === id)) proxy.partition(true);
     }
   }
 
