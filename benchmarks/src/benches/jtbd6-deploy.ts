@@ -3,6 +3,7 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, st
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@unrdf/test-utils';
+import { startEcho } from '../daemon/processes.js';
 import type { BenchContext, Benchmark } from '../harness/benchmark.js';
 import { LatencyHistogram } from '../harness/histogram.js';
 import type { MetricInput } from '../harness/report.js';
@@ -41,7 +42,6 @@ const SPEC = {
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const OLD_BIN = join(ROOT, 'apps/daemon/bin/unrdf-daemon.mjs');
-const ECHO = fileURLToPath(new URL('../daemon/echo-server.ts', import.meta.url));
 
 /**
  * The environment of a new user's shell: none of this repo's tools on PATH (the clone's
@@ -265,27 +265,11 @@ async function smoke(
 /** The baseline: a bare Node + Fastify process (the echo server) from spawn to its first answer. */
 async function bareStartMs(): Promise<number> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', ECHO], {
-    cwd: join(ROOT, 'benchmarks'),
-    stdio: ['pipe', 'pipe', 'ignore'],
-  });
+  const echo = await startEcho();
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout?.setEncoding('utf8').on('data', (c: string) => {
-        out += c;
-        const m = /listening (http:\/\/\S+)/.exec(out);
-        if (m?.[1] !== undefined) resolve(m[1]);
-      });
-      child.once('exit', (code) => reject(new Error(`the echo server exited (${code}) before listening`)));
-    });
-    return (await untilOk(`${url}/v1/operations/x`, child, 60_000)) - started;
+    return (await untilOk(`${echo.url}/v1/operations/x`, echo.child, 60_000)) - started;
   } finally {
-    await new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
+    await echo.stop();
   }
 }
 
