@@ -150,18 +150,39 @@ export function processCpuMs(pid: number, tid?: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** CPU time (ms) of each thread of a process so far, keyed `name/tid` (Linux /proc). */
-export function threadCpuMs(pid: number): Map<string, number> {
+/** A reading of each thread of a process, keyed `name/tid` (Linux /proc). */
+function perThread(pid: number, read: (tid: number) => number | undefined): Map<string, number> {
   const threads = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      threads.set(`${name}/${tid}`, processCpuMs(pid, Number(tid)));
+      const value = read(Number(tid));
+      if (value !== undefined) threads.set(`${name}/${tid}`, value);
     } catch {
       // The thread ended between the listing and the read.
     }
   }
   return threads;
+}
+
+/** CPU time (ms) of each thread of a process so far, keyed `name/tid` (Linux /proc). */
+export const threadCpuMs = (pid: number): Map<string, number> => perThread(pid, (tid) => processCpuMs(pid, tid));
+
+/** {@link runDelayMs} of each thread of a process so far, keyed `name/tid`. */
+export const threadRunDelayMs = (pid: number): Map<string, number> => perThread(pid, (tid) => runDelayMs(pid, tid));
+
+/**
+ * How long (ms) a thread has so far been runnable but waiting for a core: the second field
+ * of Linux's `/proc/<pid>/task/<tid>/schedstat` ("time spent waiting on a runqueue",
+ * Documentation/scheduler/sched-stats.rst). Undefined where the kernel keeps no such count.
+ */
+export function runDelayMs(pid: number, tid: number = pid): number | undefined {
+  try {
+    const [onCpu, waiting] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    return onCpu === undefined || waiting === undefined || onCpu === 0 ? undefined : waiting / 1e6;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A kept-alive connection pool to a server. */

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { openLoop } from '../harness/open-loop.js';
-import { poolFor, processCpuMs, startApp, threadCpuMs } from './processes.js';
+import { poolFor, processCpuMs, runDelayMs, startApp, threadCpuMs, threadRunDelayMs } from './processes.js';
 import { awaitReceipt, operationFor, RDF_TYPES, type RdfType, seedsFor, submit, submitAndWait } from './workload.js';
 
 /** Idle and total jiffies of all CPUs (/proc/stat). */
@@ -78,6 +78,9 @@ try {
     const before = processCpuMs(pid);
     const mainBefore = processCpuMs(pid, pid);
     const threadsBefore = threadCpuMs(pid);
+    const waitsBefore = threadRunDelayMs(pid);
+    const clientWaitBefore = runDelayMs(process.pid);
+    const startedAt = performance.now();
     const clientBefore = process.cpuUsage();
     const idleBefore = machineIdle();
     const result = await openLoop({
@@ -98,6 +101,12 @@ try {
     const threads = [...threadCpuMs(pid)]
       .map(([name, ms]) => [name, ms - (threadsBefore.get(name) ?? 0)] as const)
       .filter(([, ms]) => ms > 0)
+      .sort((a, b) => b[1] - a[1]);
+    const wallMs = performance.now() - startedAt;
+    const clientWaitAfter = runDelayMs(process.pid);
+    const waits = [...threadRunDelayMs(pid)]
+      .map(([name, ms]) => [name, ms - (waitsBefore.get(name) ?? 0)] as const)
+      .filter(([, ms]) => ms >= 1)
       .sort((a, b) => b[1] - a[1]);
     const idle = machineIdle();
     const idleShare = (idle.idle - idleBefore.idle) / (idle.total - idleBefore.total);
@@ -124,6 +133,12 @@ try {
     console.log(
       `  app threads (µs/op): ${threads.map(([name, ms]) => `${name} ${((ms * 1000) / result.issued).toFixed(0)}`).join(', ')}`,
     );
+    // Runnable but without a core (schedstat's run delay), as a share of the window.
+    const pct = (ms: number) => `${((100 * ms) / wallMs).toFixed(1)} %`;
+    if (clientWaitBefore !== undefined && clientWaitAfter !== undefined)
+      console.log(
+        `  waiting for a core: load generator ${pct(clientWaitAfter - clientWaitBefore)}; app ${waits.map(([name, ms]) => `${name} ${pct(ms)}`).join(', ')}`,
+      );
   }
 } finally {
   await pool.close();
