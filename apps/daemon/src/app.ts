@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { type AdminToken, ensureAdminToken, openTokenStore } from './auth/tokens.js';
 import { builtinHandlers } from './handlers/builtins.js';
 import { DEFAULT_HTTP_THREADS, DEFAULT_RATE_LIMIT } from './http/defaults.js';
-import { startHttpFront } from './http/front.js';
+import { spawnHttpFront } from './http/front.js';
 import { startHttpServer } from './http/server.js';
 import { createEntityStore, type EntityStore } from './rdf/index.js';
 import { createTelemetry, type Telemetry } from './telemetry.js';
@@ -107,11 +107,6 @@ export async function startApp(options: AppOptions): Promise<App> {
       },
       meter: telemetry.meter,
     });
-    // Starting takes the data directory's lock: a second daemon here fails before touching anything else.
-    await daemon.start();
-    cleanups.push(() => daemon.close({ drainMs: 0 }));
-    const tokens = openTokenStore(dataDir);
-    const adminToken = ensureAdminToken(dataDir, tokens);
     const limits = {
       host: o.host ?? DEFAULT_HOST,
       port: o.port ?? DEFAULT_PORT,
@@ -124,16 +119,25 @@ export async function startApp(options: AppOptions): Promise<App> {
                 : { max: o.rateLimitPerMinute, timeWindowMs: DEFAULT_RATE_LIMIT.timeWindowMs },
           }),
     };
-    const http =
+    // The front's thread loads its modules (most of its start-up) while this one starts the daemon.
+    const front =
       (o.httpThreads ?? DEFAULT_HTTP_THREADS) === 0
+        ? undefined
+        : spawnHttpFront({ dataDir, nodeId: daemon.nodeId, ...limits });
+    if (front !== undefined) cleanups.push(() => front.abort());
+    // Starting takes the data directory's lock: a second daemon here fails before touching anything else.
+    await daemon.start();
+    cleanups.push(() => daemon.close({ drainMs: 0 }));
+    const tokens = openTokenStore(dataDir);
+    const adminToken = ensureAdminToken(dataDir, tokens);
+    const http =
+      front === undefined
         ? await startHttpServer({ daemon, tokens, telemetry, ...limits })
-        : await startHttpFront({
+        : await front.listen({
             daemon,
             telemetry,
-            dataDir,
             // The front checks and digests these itself: the built-ins no handler module replaced.
             frontTypes: Object.keys(builtins).filter((type) => daemon.definitionOf(type) === builtins[type]),
-            ...limits,
           });
     cleanups.push(() => http.close());
     daemon.logger.logger.info(

@@ -6,7 +6,7 @@ import type { Daemon } from '@unrdf/daemon';
 import { verifyReceipt } from '@unrdf/receipts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAdminToken, openTokenStore } from '../src/auth/tokens.js';
-import { type HttpFront, startHttpFront } from '../src/http/front.js';
+import { type HttpFront, spawnHttpFront, startHttpFront } from '../src/http/front.js';
 import { ErrorBodySchema, OperationViewSchema, ReceiptBundleBodySchema } from '../src/http/schemas.js';
 import type { Telemetry } from '../src/telemetry.js';
 import { startTestDaemon, type TestDaemon } from './support/test-daemon.js';
@@ -109,6 +109,26 @@ describe('startHttpFront', () => {
     } finally {
       taken.close();
     }
+  }, 60_000);
+
+  it('spawned ahead of the daemon, listens only when handed it; stopped unused, it never listens', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    taken.close();
+    await new Promise((resolve) => taken.once('close', resolve));
+    const unused = spawnHttpFront({ dataDir: test.dir.path, nodeId: daemon.nodeId, port });
+    // Time for the thread to load everything: it still must not bind the port.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const probe = await fetch(`http://127.0.0.1:${port}/livez`).catch((error: Error) => error);
+    expect(probe).toBeInstanceOf(Error);
+    await unused.abort();
+    await expect(unused.listen({ daemon, telemetry })).rejects.toThrow(/stopped before listening/);
+
+    const pending = spawnHttpFront({ dataDir: test.dir.path, nodeId: daemon.nodeId, port });
+    await using late = await pending.listen({ daemon, telemetry });
+    expect(late.port).toBe(port);
+    expect((await fetch(`${late.url}/livez`)).status).toBe(200);
   }, 60_000);
 
   it('ends long polls when it closes instead of holding close() up to their wait', async () => {

@@ -1,20 +1,30 @@
 // The HTTP front's thread: the Fastify API over a port to the daemon on the main thread
-// (started by front.ts through bin/http-front-worker.mjs).
+// (started by front.ts through bin/http-front-worker.mjs). Its modules load while the main
+// thread starts the daemon; it listens once told the daemon runs.
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { openTokenStore } from '../auth/tokens.js';
 import { builtinSubmitDefinitions } from '../handlers/builtins.js';
 import { remoteDaemonPort } from './daemon-port.js';
-import type { FrontMessage, FrontWorkerData } from './front.js';
+import type { FrontCommand, FrontMessage, FrontWorkerData } from './front.js';
 import { startHttpServer } from './server.js';
 
 const data = workerData as FrontWorkerData & { readonly channel: MessagePort };
 const parent = parentPort as MessagePort;
 const send = (message: FrontMessage) => parent.postMessage(message);
 const builtins = builtinSubmitDefinitions();
+
+const { frontTypes } = await new Promise<Extract<FrontCommand, { type: 'listen' }>>((resolve) => {
+  const onCommand = (command: FrontCommand) => {
+    if (command.type !== 'listen') return;
+    parent.off('message', onCommand);
+    resolve(command);
+  };
+  parent.on('message', onCommand);
+});
 const daemon = remoteDaemonPort(
   data.channel,
   data.nodeId,
-  Object.fromEntries((data.frontTypes ?? []).flatMap((type) => (builtins[type] ? [[type, builtins[type]]] : []))),
+  Object.fromEntries(frontTypes.flatMap((type) => (builtins[type] ? [[type, builtins[type]]] : []))),
 );
 
 try {
@@ -28,8 +38,8 @@ try {
     ...(data.healthTimeoutMs === undefined ? {} : { healthTimeoutMs: data.healthTimeoutMs }),
     ...(data.version === undefined ? {} : { version: data.version }),
   });
-  parent.on('message', (message: { readonly type: 'close' }) => {
-    if (message.type !== 'close') return;
+  parent.on('message', (command: FrontCommand) => {
+    if (command.type !== 'close') return;
     server.close().finally(() => {
       daemon.close();
       send({ type: 'closed' });
