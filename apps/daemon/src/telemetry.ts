@@ -3,9 +3,6 @@ import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporte
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 
-/** Prometheus text exposition format 0.0.4, the content type `/metrics` answers with. */
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
 /** Options of {@link createTelemetry}. */
 export interface TelemetryOptions {
   /** `service.name` of the resource (default `unrdf-daemon`). */

@@ -131,6 +131,33 @@ describe('startHttpFront', () => {
     expect((await fetch(`${late.url}/livez`)).status).toBe(200);
   }, 60_000);
 
+  it("loads on its thread none of the daemon's engine: no queue, ledger, logger or metrics SDK", () => {
+    // Importing the thread's entry module links its whole static graph before its body runs
+    // (which then fails here: there is no parent port); a resolve hook records every module.
+    const script = `
+      import * as nodeModule from 'node:module';
+      const loaded = [];
+      nodeModule.registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r; } });
+      const { registerSourceHooks } = await import(${JSON.stringify(new URL('../bin/source-hooks.mjs', import.meta.url).href)});
+      await registerSourceHooks();
+      await import(${JSON.stringify(new URL('../src/http/front-worker.ts', import.meta.url).href)}).catch(() => undefined);
+      process.stdout.write(JSON.stringify(loaded));`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    const loaded = JSON.parse(run.stdout) as string[];
+    // The entry and its server were reached, so the list is the real graph.
+    expect(loaded.some((url) => url.endsWith('/src/http/server.ts'))).toBe(true);
+    expect(loaded.some((url) => url.includes('/fastify/'))).toBe(true);
+    const engine = loaded.filter((url) =>
+      /\/packages\/(queue\/src\/queue|receipts\/src\/ledger\/|diagnostics\/src\/(logger|metrics))|@opentelemetry\/sdk-metrics|node:sqlite/.test(
+        url,
+      ),
+    );
+    expect(engine).toEqual([]);
+  }, 60_000);
+
   it('ends long polls when it closes instead of holding close() up to their wait', async () => {
     const second = await startHttpFront({ daemon, telemetry, dataDir: test.dir.path, port: 0 });
     const accepted = OperationViewSchema.parse(

@@ -45,7 +45,6 @@ import {
 } from '@unrdf/receipts';
 import type { AppendedReceipt, ReceiptBundle } from '@unrdf/receipts/ledger';
 import { customAlphabet } from 'nanoid';
-import { z } from 'zod';
 import { InvalidInputError, NotRunningError, UnknownTypeError } from './errors.js';
 import { hex, jsonDigest, type PayloadEnvelope, type ResultEnvelope } from './internal/envelope.js';
 import { loadOrCreateSigningKeys } from './keys.js';
@@ -57,6 +56,7 @@ import {
   HandlerDefinitionSchema,
   type HandlerPolicy,
   OperationTypeName,
+  ReceiptBundleSchema,
   type ResolvedDaemonOptions,
   resolveDaemonOptions,
   type SubmitRequest,
@@ -87,16 +87,6 @@ export interface OperationView {
   /** Where its receipt is, once the receipt is durable. */
   readonly receipt: { readonly leafIndex: number; readonly receiptHash: string } | null;
 }
-
-/** What an offline verifier needs: a receipt, its inclusion proof, and the signed checkpoint it leads to. */
-export const ReceiptBundleSchema = z.strictObject({
-  receipt: z.unknown(),
-  proof: z.unknown(),
-  checkpoint: z
-    .string()
-    .min(1)
-    .max(64 * 1024),
-});
 
 /** Consistency between two signed checkpoints of this ledger. */
 export interface ConsistencyAnswer {

@@ -6,7 +6,6 @@ export {
   type Daemon,
   type DaemonState,
   type OperationView,
-  ReceiptBundleSchema,
   type WaitOptions,
 } from './daemon.js';
 export {
@@ -29,6 +28,7 @@ export {
   type HandlerPolicy,
   OperationTypeName,
   type PreparedDigest,
+  ReceiptBundleSchema,
   type SubmitRequest,
   SubmitSchema,
 } from './options.js';

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Meter } from '@opentelemetry/api';
-import { SloDefinitionSchema } from '@unrdf/diagnostics';
+import { SloDefinitionSchema } from '@unrdf/diagnostics/wire';
 import type { ApplyExtension } from '@unrdf/queue';
 import { z } from 'zod';
 import { InvalidInputError } from './errors.js';
@@ -290,3 +290,13 @@ export const SubmitSchema = z.strictObject({
   maxAttempts: positiveInt(1000).optional(),
 });
 export type SubmitRequest = z.input<typeof SubmitSchema>;
+
+/** What an offline verifier needs: a receipt, its inclusion proof, and the signed checkpoint it leads to. */
+export const ReceiptBundleSchema = z.strictObject({
+  receipt: z.unknown(),
+  proof: z.unknown(),
+  checkpoint: z
+    .string()
+    .min(1)
+    .max(64 * 1024),
+});

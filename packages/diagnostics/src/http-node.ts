@@ -2,7 +2,7 @@ import { Agent, type ClientRequest, request as httpRequest, type IncomingMessage
 import { z } from 'zod';
 import { NodeQueryError } from './errors.js';
 import { parseOptions } from './internal/parse.js';
-import { DIAGNOSTICS_PATHS } from './node-diagnostics.js';
+import { DIAGNOSTICS_PATHS } from './paths.js';
 import type { SnapshotRequest } from './snapshot.js';
 
 /**

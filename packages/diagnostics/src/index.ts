@@ -61,12 +61,12 @@ export {
 } from './metrics.js';
 export {
   createNodeDiagnostics,
-  DIAGNOSTICS_PATHS,
   type HealthAnswer,
   localDiagnosticNode,
   type NodeDiagnostics,
   type NodeDiagnosticsOptions,
 } from './node-diagnostics.js';
+export { DIAGNOSTICS_PATHS } from './paths.js';
 export {
   type GeneratedAlert,
   generatedAlerts,

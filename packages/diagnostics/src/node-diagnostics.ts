@@ -6,6 +6,7 @@ import type { DiagnosticNode } from './http-node.js';
 import { issueLines, parseOptions } from './internal/parse.js';
 import type { NodeLogger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import { DIAGNOSTICS_PATHS } from './paths.js';
 import { createResourceSampler, type ResourceSampler } from './resources.js';
 import { type ConsensusView, NODE_SNAPSHOT_SCHEMA, type NodeSnapshot, type SnapshotRequest } from './snapshot.js';
 
@@ -22,13 +23,6 @@ const NodeDiagnosticsOptionsSchema = z.object({
   resources: z.custom<ResourceSampler>((v) => typeof v === 'object' && v !== null && 'sample' in v).optional(),
 });
 export type NodeDiagnosticsOptions = z.input<typeof NodeDiagnosticsOptionsSchema>;
-
-/** HTTP paths the handler answers. */
-export const DIAGNOSTICS_PATHS = {
-  livez: '/livez',
-  readyz: '/readyz',
-  snapshot: '/diagnostics/snapshot',
-} as const;
 
 /** A health endpoint's answer: the HTTP status and the text/plain body. */
 export interface HealthAnswer {

@@ -4,27 +4,19 @@
 // parsing, routing, auth, zod validation, JSON) on the machine's other core, and the
 // daemon's thread runs only the queue, the ledger and the handlers.
 import type { MessagePort } from 'node:worker_threads';
+import type { ConsistencyAnswer, Daemon, DaemonState, OperationView } from '@unrdf/daemon';
+// Values from the light entry points: the HTTP front's thread loads only these of the packages.
 import {
-  type ConsistencyAnswer,
-  type Daemon,
-  type DaemonState,
   InvalidInputError,
   NotRunningError,
-  type OperationView,
   type PreparedSubmission,
   prepareSubmission,
   type SubmitDefinition,
   type SubmitRequest,
   UnknownTypeError,
-} from '@unrdf/daemon';
-import {
-  DIAGNOSTICS_PATHS,
-  type DiagnosticReport,
-  type HealthAnswer,
-  type LogPage,
-  type LogQuery,
-  type SloStatus,
-} from '@unrdf/diagnostics';
+} from '@unrdf/daemon/wire';
+import type { DiagnosticReport, HealthAnswer, LogPage, LogQuery, SloStatus } from '@unrdf/diagnostics';
+import { DIAGNOSTICS_PATHS } from '@unrdf/diagnostics/wire';
 import type { Verdict } from '@unrdf/receipts';
 import type { ReceiptBundle } from '@unrdf/receipts/ledger';
 import type { Telemetry } from '../telemetry.js';

@@ -1,5 +1,6 @@
-// The HTTP API's defaults that the CLI shows in its help: kept apart from server.ts so that
-// the CLI's other commands start without loading Fastify and the rest of the server.
+// The HTTP API's defaults that the CLI shows in its help, and its constants: kept apart from
+// server.ts so that the CLI's other commands start without loading Fastify and the rest of
+// the server, and from telemetry.ts so that the HTTP front's thread loads no metrics SDK.
 import { availableParallelism } from 'node:os';
 
 /** Default rate limit per token (or per client address for open routes). */
@@ -10,3 +11,6 @@ export const DEFAULT_RATE_LIMIT = { max: 6000, timeWindowMs: 60_000 } as const;
  * cost of crossing between them.
  */
 export const DEFAULT_HTTP_THREADS = availableParallelism() >= 2 ? 1 : 0;
+
+/** Prometheus text exposition format 0.0.4, the content type `/metrics` answers with. */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

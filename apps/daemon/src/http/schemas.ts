@@ -1,7 +1,7 @@
 // The wire schemas of the HTTP API: the server validates requests with them, the
 // OpenAPI document is generated from them, and clients (the CLI, the benchmarks)
 // parse answers with them.
-import { OperationTypeName, ReceiptBundleSchema, SubmitSchema } from '@unrdf/daemon';
+import { OperationTypeName, ReceiptBundleSchema, SubmitSchema } from '@unrdf/daemon/wire';
 import { z } from 'zod';
 
 /** Every 4xx/5xx body: a stable code, a message that says what to do, and `path: message` lines. */

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import { type Daemon, InvalidInputError, NotRunningError, UnknownTypeError } from '@unrdf/daemon';
-import { type HealthAnswer, renderReportMarkdown, writeDebugBundle } from '@unrdf/diagnostics';
+import type { Daemon } from '@unrdf/daemon';
+import { InvalidInputError, NotRunningError, UnknownTypeError } from '@unrdf/daemon/wire';
+import type { HealthAnswer } from '@unrdf/diagnostics';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
@@ -15,9 +16,9 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { scopeAllows, type TokenIdentity, type TokenScope, type TokenStore } from '../auth/tokens.js';
-import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from '../telemetry.js';
+import type { Telemetry } from '../telemetry.js';
 import { type DaemonPort, localDaemonPort } from './daemon-port.js';
-import { DEFAULT_RATE_LIMIT } from './defaults.js';
+import { DEFAULT_RATE_LIMIT, PROMETHEUS_CONTENT_TYPE } from './defaults.js';
 import {
   CancelResultSchema,
   type ClusterView,
@@ -678,6 +679,8 @@ export async function createHttpApi(options: HttpApiOptions): Promise<FastifyIns
       const report = await daemon.report();
       const format = request.query.format;
       if (format === 'json') return reply.send(report);
+      // Loaded on first use: the rest of the server runs without the diagnostics package.
+      const { renderReportMarkdown, writeDebugBundle } = await import('@unrdf/diagnostics');
       if (format === 'md') {
         return reply
           .type('text/markdown; charset=utf-8')

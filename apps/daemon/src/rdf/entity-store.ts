@@ -1,7 +1,8 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { InvalidInputError } from '@unrdf/daemon';
-import { type ApplyContext, type ApplyExtension, CompletionRefusedError } from '@unrdf/queue';
+import { InvalidInputError } from '@unrdf/daemon/wire';
+import type { ApplyContext, ApplyExtension } from '@unrdf/queue';
+import { CompletionRefusedError } from '@unrdf/queue/errors';
 import { z } from 'zod';
 import { countLines, entityDigest, toHex } from './canonical.js';
 import { EntityExistsError, EntityNotFoundError, EntityStoreClosedError } from './errors.js';

@@ -5,8 +5,8 @@ import type {
   PreparedDigest,
   SubmitDefinition,
 } from '@unrdf/daemon';
-import { InvalidInputError } from '@unrdf/daemon';
-import { UnrecoverableError } from '@unrdf/queue';
+import { InvalidInputError } from '@unrdf/daemon/wire';
+import { UnrecoverableError } from '@unrdf/queue/errors';
 import { z } from 'zod';
 import {
   BATCH_DIGEST_TAG,
