@@ -1,4 +1,4 @@
-// The public API of @unrdf/daemon, listed by name.
+// The public API of @unrdf/daemon, listed by name (the light entry point's by its own list).
 
 export {
   type ConsistencyAnswer,
@@ -8,28 +8,15 @@ export {
   type OperationView,
   type WaitOptions,
 } from './daemon.js';
-export {
-  DaemonError,
-  DataDirLockedError,
-  InvalidInputError,
-  KeyFileError,
-  NotRunningError,
-  UnknownTypeError,
-} from './errors.js';
 export { loadOrCreateSigningKeys, type RotatedKey, rotateSigningKey, type SigningKeys } from './keys.js';
 export { lockDataDir } from './lock.js';
 export {
-  type BatchMember,
   DATA_FILES,
   type DaemonHandler,
   type DaemonHandlerContext,
   type DaemonOptions,
   type HandlerDefinition,
   type HandlerPolicy,
-  OperationTypeName,
-  type PreparedDigest,
-  ReceiptBundleSchema,
-  type SubmitRequest,
-  SubmitSchema,
 } from './options.js';
-export { type PreparedSubmission, prepareSubmission, type SubmitDefinition } from './submission.js';
+// Errors, the submission and bundle schemas, prepareSubmission: see wire.ts.
+export * from './wire.js';
